@@ -1,0 +1,45 @@
+//! Proxy-Wasm identity filter for Envoy.
+//!
+//! Where things live (one concern per file, after Envoy's `jwt_authn`):
+//! - [`config`]: plugin configuration (Istio `jwtRules` and our additions), parsed and
+//!   validated once at load.
+//! - [`extractor`]: where a token is found in a request, and how it is removed.
+//! - [`token`]: compact JWS parsing and the structural checks made before any crypto.
+//! - [`jwks`]: JWKS documents parsed into verification keys; key selection by kid/alg.
+//! - [`verifier`]: signature verification over the signing input.
+//! - [`claims`]: `exp`/`nbf`/`iat`/`iss`/`aud` checks and claim lookup.
+//! - [`authenticator`]: the per-request decision: extract, verify, allow or deny.
+//! - [`key_cache`]: when JWKS must be fetched, shared across worker VMs.
+//! - [`fetch`]: the HTTP requests the filter makes (discovery, JWKS) and reply checks.
+//! - [`response`]: deny responses with Envoy `jwt_authn`'s statuses and texts.
+//! - `host` (wasm32-wasip1 only): the proxy-wasm contexts, the only code touching Envoy.
+//!
+//! Everything except `host` is plain Rust, tested natively and under wasm-bindgen-test.
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
+pub mod authenticator;
+pub mod claims;
+pub mod config;
+pub mod duration;
+pub mod extractor;
+pub mod fetch;
+pub mod jwks;
+pub mod key_cache;
+pub mod response;
+pub mod strict_json;
+pub mod token;
+pub mod verifier;
+
+#[cfg(test)]
+mod test_keys;
+
+#[cfg(target_os = "wasi")]
+mod host;

@@ -1,0 +1,106 @@
+//! Signature verification over a JWS signing input.
+//!
+//! Works at the level of (algorithm, key, message, signature) so that the Wycheproof
+//! vectors exercise exactly the code that verifies tokens. Only public data passes
+//! through here.
+
+use crate::jwks::PublicKey;
+use crate::token::Algorithm;
+use p256::ecdsa::signature::Verifier as _;
+use rsa::{Pkcs1v15Sign, Pss, RsaPublicKey};
+use sha2::{Digest, Sha256, Sha384, Sha512};
+
+/// True when `signature` is a valid `algorithm` signature of `message` under `key`.
+/// A key of the wrong type for the algorithm never verifies.
+pub fn verify(algorithm: Algorithm, key: &PublicKey, message: &[u8], signature: &[u8]) -> bool {
+    match (algorithm, key) {
+        (Algorithm::Rs256, PublicKey::Rsa(key)) => rsa_pkcs1::<Sha256>(key, message, signature),
+        (Algorithm::Rs384, PublicKey::Rsa(key)) => rsa_pkcs1::<Sha384>(key, message, signature),
+        (Algorithm::Rs512, PublicKey::Rsa(key)) => rsa_pkcs1::<Sha512>(key, message, signature),
+        (Algorithm::Ps256, PublicKey::Rsa(key)) => rsa_pss::<Sha256>(key, message, signature),
+        (Algorithm::Ps384, PublicKey::Rsa(key)) => rsa_pss::<Sha384>(key, message, signature),
+        (Algorithm::Ps512, PublicKey::Rsa(key)) => rsa_pss::<Sha512>(key, message, signature),
+        (Algorithm::Es256, PublicKey::P256(key)) => p256::ecdsa::Signature::from_slice(signature)
+            .is_ok_and(|signature| key.verify(message, &signature).is_ok()),
+        (Algorithm::Es384, PublicKey::P384(key)) => p384::ecdsa::Signature::from_slice(signature)
+            .is_ok_and(|signature| key.verify(message, &signature).is_ok()),
+        (Algorithm::EdDsa, PublicKey::Ed25519(key)) => {
+            ed25519_compact::Signature::from_slice(signature)
+                .is_ok_and(|signature| key.verify(message, &signature).is_ok())
+        }
+        _ => false,
+    }
+}
+
+fn rsa_pkcs1<D>(key: &RsaPublicKey, message: &[u8], signature: &[u8]) -> bool
+where
+    D: Digest + rsa::pkcs8::AssociatedOid,
+{
+    let hashed = D::digest(message);
+    key.verify(Pkcs1v15Sign::new::<D>(), &hashed, signature)
+        .is_ok()
+}
+
+/// JWS PS* fixes the salt length to the hash length (RFC 7518 3.5).
+fn rsa_pss<D>(key: &RsaPublicKey, message: &[u8], signature: &[u8]) -> bool
+where
+    D: 'static + Digest + sha2::digest::DynDigest + Send + Sync,
+{
+    let hashed = D::digest(message);
+    key.verify(Pss::new::<D>(), &hashed, signature).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_keys::TestKey;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn every_algorithm_verifies_its_own_signature_and_rejects_changes() {
+        for key in TestKey::all() {
+            let (message, signature) = key.signed_message();
+            let message = message.as_bytes();
+            let public = key.public_key();
+            assert!(verify(key.algorithm, &public, message, &signature), "{:?}", key.algorithm);
+            assert!(!verify(key.algorithm, &public, b"header.payloaD", &signature));
+            let mut flipped = signature.clone();
+            if let Some(last) = flipped.last_mut() {
+                *last ^= 1;
+            }
+            assert!(!verify(key.algorithm, &public, message, &flipped));
+            assert!(!verify(key.algorithm, &public, message, &signature[1..]));
+            assert!(!verify(key.algorithm, &public, message, &[]));
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_key_of_another_type_never_verifies() {
+        let keys = TestKey::all();
+        for signer in &keys {
+            let (message, signature) = signer.signed_message();
+            for other in &keys {
+                if std::mem::discriminant(&other.public_key())
+                    != std::mem::discriminant(&signer.public_key())
+                {
+                    let other_key = other.public_key();
+                    assert!(!verify(signer.algorithm, &other_key, message.as_bytes(), &signature));
+                }
+            }
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn ecdsa_zero_signature_is_rejected() {
+        // CVE-2022-21449: r = s = 0 must never verify.
+        for key in TestKey::all() {
+            let public = key.public_key();
+            let zeros = match key.algorithm {
+                Algorithm::Es256 => vec![0u8; 64],
+                Algorithm::Es384 => vec![0u8; 96],
+                _ => continue,
+            };
+            assert!(!verify(key.algorithm, &public, b"anything", &zeros));
+        }
+    }
+}

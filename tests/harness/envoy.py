@@ -1,0 +1,320 @@
+"""Run a real Envoy with the filter: bootstrap generation, start, readiness, stop.
+
+One Envoy can hold several listeners, each with its own plugin configuration,
+so a test module pays for one start-up. Every wait has a deadline, and every
+process started here is stopped (SIGTERM, then SIGKILL) by its owner.
+"""
+
+import json
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from .ports import free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ENVOY_BIN = REPO_ROOT / ".venv" / "bin" / "envoy"
+WORK_DIR = REPO_ROOT / "tests" / ".work"
+
+UPSTREAM_CLUSTER = "echo_upstream"
+READY_TIMEOUT = 30.0  # V8 compiles the module once per VM; 2 cores can be slow
+STOP_TIMEOUT = 5.0
+
+# Envoys alive right now, so a failing test's report can show their logs.
+RUNNING: "set[Envoy]" = set()
+
+
+@dataclass
+class Listener:
+    """One HTTP listener; `plugin_config` is the filter's JSON config as a dict,
+    or raw text (to test invalid JSON), or None for no filter at all."""
+
+    name: str
+    plugin_config: dict | str | None
+    port: int = field(default_factory=free_port)
+    fail_open: bool = False
+
+
+# ----- bootstrap -----
+def plugin_config_text(plugin_config: dict | str) -> str:
+    return plugin_config if isinstance(plugin_config, str) else json.dumps(plugin_config)
+
+
+def wasm_filter(wasm_path: Path, plugin_config: dict | str, fail_open: bool = False) -> dict:
+    """The envoy.filters.http.wasm stanza of the contract."""
+    return {
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": "oidc_filter",
+                "root_id": "oidc_filter",
+                "vm_config": {
+                    "vm_id": "oidc_filter",
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": str(wasm_path)}},
+                },
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": plugin_config_text(plugin_config),
+                },
+                "fail_open": fail_open,
+            },
+        },
+    }
+
+
+def http_listener(listener: Listener, wasm_path: Path) -> dict:
+    http_filters = []
+    if listener.plugin_config is not None:
+        http_filters.append(wasm_filter(wasm_path, listener.plugin_config, listener.fail_open))
+    http_filters.append(
+        {
+            "name": "envoy.filters.http.router",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+        }
+    )
+    hcm = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": listener.name,
+        "route_config": {
+            "virtual_hosts": [
+                {
+                    "name": "all",
+                    "domains": ["*"],
+                    "routes": [{"match": {"prefix": "/"}, "route": {"cluster": UPSTREAM_CLUSTER, "timeout": "10s"}}],
+                }
+            ]
+        },
+        "http_filters": http_filters,
+    }
+    return {
+        "name": listener.name,
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": listener.port}},
+        "filter_chains": [
+            {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}
+        ],
+    }
+
+
+def static_cluster(name: str, port: int) -> dict:
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [
+                {"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}
+            ],
+        },
+    }
+
+
+def bootstrap(
+    listeners: list[Listener], wasm_path: Path, upstream_port: int, clusters: dict[str, int], admin_port: int
+) -> dict:
+    """A static bootstrap: the listeners, the echo upstream cluster, and one
+    plain-HTTP cluster per entry of `clusters` (name -> port on 127.0.0.1)."""
+    all_clusters = {UPSTREAM_CLUSTER: upstream_port, **clusters}
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
+        "static_resources": {
+            "listeners": [http_listener(listener, wasm_path) for listener in listeners],
+            "clusters": [static_cluster(name, port) for name, port in all_clusters.items()],
+        },
+    }
+
+
+# ----- process -----
+class EnvoyStartError(RuntimeError):
+    pass
+
+
+class Envoy:
+    """A running Envoy; use as a context manager or call start()/stop()."""
+
+    def __init__(
+        self,
+        wasm_path: Path,
+        listeners: list[Listener],
+        upstream_port: int,
+        clusters: dict[str, int] | None = None,
+        concurrency: int = 2,
+        name: str = "envoy",
+    ):
+        self.wasm_path = Path(wasm_path)
+        self.listeners = {listener.name: listener for listener in listeners}
+        self.admin_port = free_port()
+        self.concurrency = concurrency
+        WORK_DIR.mkdir(parents=True, exist_ok=True)
+        self.dir = Path(_make_run_dir(name))
+        self.config_path = self.dir / "bootstrap.json"
+        self.log_path = self.dir / "envoy.log"
+        self.stdio_path = self.dir / "stdio.log"
+        self.config_path.write_text(
+            json.dumps(bootstrap(listeners, self.wasm_path, upstream_port, clusters or {}, self.admin_port), indent=2)
+        )
+        self.process: subprocess.Popen | None = None
+
+    # ----- addresses -----
+    def url(self, listener: str | None = None) -> str:
+        """Base URL of a listener (the only one when there is one)."""
+        if listener is None:
+            (only,) = self.listeners.values()
+            return f"http://127.0.0.1:{only.port}"
+        return f"http://127.0.0.1:{self.listeners[listener].port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    # ----- logs -----
+    def log_text(self) -> str:
+        """Envoy's log file followed by anything it printed on stdout/stderr."""
+        parts = [p.read_text(errors="replace") for p in (self.log_path, self.stdio_path) if p.exists()]
+        return "\n".join(parts)
+
+    def log_tail(self, lines: int = 80) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def wait_for_log(self, needle: str, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.log_text():
+                return True
+            time.sleep(0.1)
+        return False
+
+    # ----- lifecycle -----
+    def launch(self) -> "Envoy":
+        """Start the process without waiting for it to be ready."""
+        command = [
+            str(ENVOY_BIN),
+            "-c", str(self.config_path),
+            "--concurrency", str(self.concurrency),
+            # Several Envoys run at once in a test session: no shared memory.
+            "--disable-hot-restart",
+            "--log-path", str(self.log_path),
+            "-l", "info",
+            "--component-log-level", "wasm:debug",
+            "--drain-time-s", "0",
+        ]  # fmt: skip
+        with open(self.stdio_path, "wb") as stdio:
+            self.process = subprocess.Popen(command, stdout=stdio, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        RUNNING.add(self)
+        return self
+
+    def start(self, timeout: float = READY_TIMEOUT) -> "Envoy":
+        """Start and wait until the admin says LIVE and every listener accepts."""
+        self.launch()
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while not self._admin_live():
+            if self.exit_code() is not None:
+                raise EnvoyStartError(f"envoy exited with {self.exit_code()} during start-up:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise EnvoyStartError(f"envoy not ready after {timeout}s:\n{self.log_tail()}")
+            time.sleep(0.1)
+        for listener in self.listeners.values():
+            if not _wait_accepting(listener.port, deadline):
+                raise EnvoyStartError(f"listener {listener.name} not accepting:\n{self.log_tail()}")
+
+    def exit_code(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def wait_exit(self, timeout: float) -> int | None:
+        """The exit code if the process ends within `timeout`, else None."""
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self) -> None:
+        RUNNING.discard(self)
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        if self.wait_exit(STOP_TIMEOUT) is None:
+            self.process.kill()
+            self.process.wait(timeout=STOP_TIMEOUT)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def __hash__(self):
+        return id(self)
+
+    # ----- helpers -----
+    def _admin_live(self) -> bool:
+        try:
+            reply = requests.get(self.admin_url + "/ready", timeout=1)
+        except requests.RequestException:
+            return False
+        return reply.status_code == 200 and reply.text.strip() == "LIVE"
+
+    def admin_get(self, path: str) -> str:
+        return requests.get(self.admin_url + path, timeout=5).text
+
+    def stats(self, prefix: str = "") -> dict[str, str]:
+        lines = self.admin_get("/stats?filter=" + prefix).splitlines()
+        return dict(line.split(": ", 1) for line in lines if ": " in line)
+
+
+@dataclass
+class FailedStart:
+    """What became of an Envoy whose configuration should be refused."""
+
+    exit_code: int | None  # None: still running at the deadline
+    became_ready: bool
+    log: str
+
+
+def run_expecting_failure(envoy: Envoy, timeout: float = 20.0) -> FailedStart:
+    """Launch `envoy`, wait until it exits or becomes ready (or the deadline),
+    then stop it and report what happened, with its log."""
+    envoy.launch()
+    deadline = time.monotonic() + timeout
+    became_ready = False
+    try:
+        while time.monotonic() < deadline:
+            if envoy.exit_code() is not None:
+                break
+            if envoy._admin_live():
+                became_ready = True
+                break
+            time.sleep(0.1)
+        exit_code = envoy.exit_code()
+    finally:
+        envoy.stop()
+    return FailedStart(exit_code=exit_code, became_ready=became_ready, log=envoy.log_text())
+
+
+def _wait_accepting(port: int, deadline: float) -> bool:
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def _make_run_dir(name: str) -> str:
+    return tempfile.mkdtemp(prefix=f"{name}-", dir=WORK_DIR)
