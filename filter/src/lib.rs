@@ -33,6 +33,7 @@ pub mod extractor;
 pub mod fetch;
 pub mod jwks;
 pub mod key_cache;
+pub mod request;
 pub mod response;
 pub mod strict_json;
 pub mod token;

@@ -5,6 +5,7 @@ so a test module pays for one start-up. Every wait has a deadline, and every
 process started here is stopped (SIGTERM, then SIGKILL) by its owner.
 """
 
+import ctypes
 import json
 import signal
 import socket
@@ -205,9 +206,17 @@ class Envoy:
             "-l", "info",
             "--component-log-level", "wasm:debug",
             "--drain-time-s", "0",
+            # Flush the log often: tests read it while Envoy runs.
+            "--file-flush-interval-msec", "100",
         ]  # fmt: skip
         with open(self.stdio_path, "wb") as stdio:
-            self.process = subprocess.Popen(command, stdout=stdio, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.process = subprocess.Popen(
+                command,
+                stdout=stdio,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
+            )
         RUNNING.add(self)
         return self
 
@@ -304,6 +313,12 @@ def run_expecting_failure(envoy: Envoy, timeout: float = 20.0) -> FailedStart:
     finally:
         envoy.stop()
     return FailedStart(exit_code=exit_code, became_ready=became_ready, log=envoy.log_text())
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: if pytest dies, the kernel kills Envoy too."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _wait_accepting(port: int, deadline: float) -> bool:

@@ -56,6 +56,10 @@ class SigningKey:
         """The same key material under another kid (None: no kid)."""
         return replace(self, kid=kid)
 
+    def as_alg(self, alg: str) -> "SigningKey":
+        """The same key material signing under another compatible alg (RS256 -> PS384)."""
+        return replace(self, alg=alg)
+
     def jwk(self, include_alg: bool = True, include_kid: bool = True) -> dict:
         """The public JWK; `use: sig` is always set, `alg`/`kid` on request."""
         jwk = _public_jwk(self.alg, self.private_key.public_key())

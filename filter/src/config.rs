@@ -1,0 +1,475 @@
+//! Plugin configuration: Istio `jwtRules` plus the few settings Envoy needs that Istio
+//! derives itself. Parsed and validated once at load; a bad field is an error that
+//! names it, never a silent default.
+
+use crate::duration;
+use crate::jwks::{self, KeySet};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use url::Url;
+
+pub const DEFAULT_CLOCK_SKEW_SECONDS: u64 = 60;
+pub const DEFAULT_FETCH_TIMEOUT_MS: u64 = 5_000;
+pub const DEFAULT_JWKS_CACHE_DURATION_MS: u64 = 600_000;
+pub const DEFAULT_JWKS_MIN_REFETCH_INTERVAL_MS: u64 = 30_000;
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
+pub const DEFAULT_MAX_JWKS_BYTES: usize = 128 * 1024;
+const MAX_FETCH_TIMEOUT_MS: u64 = 60_000;
+const MAX_CLOCK_SKEW_SECONDS: u64 = 3_600;
+const TOKEN_BYTES_RANGE: (usize, usize) = (256, 1024 * 1024);
+const JWKS_BYTES_RANGE: (usize, usize) = (1024, 4 * 1024 * 1024);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Where in the configuration, e.g. `jwtRules[0].fromHeaders[1].name`.
+    pub path: String,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() || self.path == "." {
+            write!(f, "{}", self.problem)
+        } else {
+            write!(f, "{}: {}", self.path, self.problem)
+        }
+    }
+}
+
+fn error(path: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        path: path.into(),
+        problem: problem.into(),
+    }
+}
+
+/// Where a token may be found. Header names are kept lowercase, as Envoy passes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenLocation {
+    Header { name: String, prefix: String },
+    Param(String),
+    Cookie(String),
+}
+
+/// Where a rule's keys come from.
+#[derive(Debug, Clone)]
+pub enum RuleKeys {
+    Inline(KeySet),
+    /// Index into [`Config::sources`].
+    Remote(usize),
+}
+
+/// A JWKS fetched over HTTP, shared by every rule that names the same URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceKind {
+    Jwks(Url),
+    /// `jwks_uri` is read from `<issuer>/.well-known/openid-configuration` first.
+    Discovery { issuer: String, url: Url },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteSource {
+    pub kind: SourceKind,
+    pub timeout_ms: u64,
+}
+
+impl RemoteSource {
+    /// A stable name, also the shared-data key that all worker VMs use.
+    pub fn id(&self) -> String {
+        match &self.kind {
+            SourceKind::Jwks(url) => format!("jwks {url}"),
+            SourceKind::Discovery { url, .. } => format!("discovery {url}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimToHeader {
+    pub header: String,
+    pub claim: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct JwtRule {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub keys: RuleKeys,
+    /// Indices into [`Config::locations`].
+    pub locations: Vec<usize>,
+    pub forward_original_token: bool,
+    pub output_payload_to_header: Option<String>,
+    pub output_claim_to_headers: Vec<ClaimToHeader>,
+    pub space_delimited_claims: Vec<String>,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub rules: Vec<JwtRule>,
+    pub sources: Vec<RemoteSource>,
+    /// Every location of every rule, without repeats, in configuration order.
+    pub locations: Vec<TokenLocation>,
+    /// URL authority (`host:port` or `host`) to Envoy cluster name.
+    pub clusters: BTreeMap<String, String>,
+    pub clock_skew_seconds: u64,
+    pub jwks_cache_duration_ms: u64,
+    pub jwks_min_refetch_interval_ms: u64,
+    pub max_token_bytes: usize,
+    pub max_jwks_bytes: usize,
+    /// Headers the filter sets; client-sent copies are always removed.
+    pub output_headers: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawConfig {
+    #[serde(default)]
+    jwt_rules: Vec<RawJwtRule>,
+    #[serde(default)]
+    clusters: BTreeMap<String, String>,
+    clock_skew_seconds: Option<u64>,
+    jwks_cache_duration: Option<String>,
+    jwks_min_refetch_interval: Option<String>,
+    max_token_bytes: Option<usize>,
+    max_jwks_bytes: Option<usize>,
+}
+
+/// Istio's `JWTRule`, field for field (security.istio.io/v1 RequestAuthentication).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawJwtRule {
+    issuer: Option<String>,
+    #[serde(default)]
+    audiences: Vec<String>,
+    jwks_uri: Option<String>,
+    #[serde(rename = "jwks_uri")]
+    jwks_uri_snake_case: Option<String>,
+    jwks: Option<String>,
+    #[serde(default)]
+    from_headers: Vec<RawHeaderLocation>,
+    #[serde(default)]
+    from_params: Vec<String>,
+    #[serde(default)]
+    from_cookies: Vec<String>,
+    #[serde(default)]
+    forward_original_token: bool,
+    output_payload_to_header: Option<String>,
+    #[serde(default)]
+    output_claim_to_headers: Vec<RawClaimToHeader>,
+    #[serde(default)]
+    space_delimited_claims: Vec<String>,
+    timeout: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeaderLocation {
+    name: String,
+    #[serde(default)]
+    prefix: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClaimToHeader {
+    header: String,
+    claim: String,
+}
+
+impl Config {
+    pub fn parse(text: &[u8]) -> Result<Config, ConfigError> {
+        if text.iter().all(u8::is_ascii_whitespace) {
+            return Err(error("", "the plugin configuration is empty; it needs `jwtRules`"));
+        }
+        let mut deserializer = serde_json::Deserializer::from_slice(text);
+        let raw: RawConfig = serde_path_to_error::deserialize(&mut deserializer)
+            .map_err(|e| error(e.path().to_string(), e.inner().to_string()))?;
+        deserializer
+            .end()
+            .map_err(|e| error("", format!("trailing data after the JSON object: {e}")))?;
+        Self::from_raw(raw)
+    }
+
+    fn from_raw(raw: RawConfig) -> Result<Config, ConfigError> {
+        let mut config = Config {
+            rules: Vec::new(),
+            sources: Vec::new(),
+            locations: Vec::new(),
+            clusters: validate_clusters(raw.clusters)?,
+            clock_skew_seconds: bounded(
+                "clockSkewSeconds",
+                raw.clock_skew_seconds.unwrap_or(DEFAULT_CLOCK_SKEW_SECONDS),
+                0,
+                MAX_CLOCK_SKEW_SECONDS,
+            )?,
+            jwks_cache_duration_ms: optional_duration(
+                "jwksCacheDuration",
+                raw.jwks_cache_duration,
+                DEFAULT_JWKS_CACHE_DURATION_MS,
+            )?,
+            jwks_min_refetch_interval_ms: optional_duration(
+                "jwksMinRefetchInterval",
+                raw.jwks_min_refetch_interval,
+                DEFAULT_JWKS_MIN_REFETCH_INTERVAL_MS,
+            )?,
+            max_token_bytes: bounded_size(
+                "maxTokenBytes",
+                raw.max_token_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES),
+                TOKEN_BYTES_RANGE,
+            )?,
+            max_jwks_bytes: bounded_size(
+                "maxJwksBytes",
+                raw.max_jwks_bytes.unwrap_or(DEFAULT_MAX_JWKS_BYTES),
+                JWKS_BYTES_RANGE,
+            )?,
+            output_headers: Vec::new(),
+        };
+        if config.jwks_cache_duration_ms < 1_000 {
+            return Err(error("jwksCacheDuration", "must be at least 1s"));
+        }
+        if raw.jwt_rules.is_empty() {
+            return Err(error("jwtRules", "at least one rule is required"));
+        }
+        for (index, raw_rule) in raw.jwt_rules.into_iter().enumerate() {
+            let rule = config.add_rule(&format!("jwtRules[{index}]"), raw_rule)?;
+            if let Some(earlier) = config.rules.iter().position(|r| r.issuer == rule.issuer) {
+                return Err(error(
+                    format!("jwtRules[{index}].issuer"),
+                    format!("`{}` is already configured in jwtRules[{earlier}]", rule.issuer),
+                ));
+            }
+            config.rules.push(rule);
+        }
+        Ok(config)
+    }
+
+    fn add_rule(&mut self, path: &str, raw: RawJwtRule) -> Result<JwtRule, ConfigError> {
+        let issuer = match raw.issuer {
+            Some(issuer) if !issuer.is_empty() => issuer,
+            _ => return Err(error(format!("{path}.issuer"), "is required")),
+        };
+        if let Some(index) = raw.audiences.iter().position(String::is_empty) {
+            return Err(error(format!("{path}.audiences[{index}]"), "must not be empty"));
+        }
+        let timeout_ms = match raw.timeout {
+            None => DEFAULT_FETCH_TIMEOUT_MS,
+            Some(text) => {
+                let millis = duration::parse_millis(&text)
+                    .map_err(|why| error(format!("{path}.timeout"), why))?;
+                if millis == 0 || millis > MAX_FETCH_TIMEOUT_MS {
+                    return Err(error(format!("{path}.timeout"), "must be between 1ms and 60s"));
+                }
+                millis
+            }
+        };
+        let keys = self.rule_keys(path, &issuer, raw.jwks_uri, raw.jwks_uri_snake_case, raw.jwks, timeout_ms)?;
+        let locations = self.rule_locations(path, raw.from_headers, raw.from_params, raw.from_cookies)?;
+        let output_payload_to_header = match raw.output_payload_to_header {
+            None => None,
+            Some(name) if name.is_empty() => None,
+            Some(name) => Some(self.output_header(&format!("{path}.outputPayloadToHeader"), &name)?),
+        };
+        let mut output_claim_to_headers = Vec::new();
+        for (index, item) in raw.output_claim_to_headers.into_iter().enumerate() {
+            let item_path = format!("{path}.outputClaimToHeaders[{index}]");
+            if item.claim.is_empty() {
+                return Err(error(format!("{item_path}.claim"), "must not be empty"));
+            }
+            let header = self.output_header(&format!("{item_path}.header"), &item.header)?;
+            output_claim_to_headers.push(ClaimToHeader { header, claim: item.claim });
+        }
+        Ok(JwtRule {
+            issuer,
+            audiences: raw.audiences,
+            keys,
+            locations,
+            forward_original_token: raw.forward_original_token,
+            output_payload_to_header,
+            output_claim_to_headers,
+            space_delimited_claims: raw.space_delimited_claims,
+            timeout_ms,
+        })
+    }
+
+    fn rule_keys(
+        &mut self,
+        path: &str,
+        issuer: &str,
+        jwks_uri: Option<String>,
+        jwks_uri_snake_case: Option<String>,
+        inline: Option<String>,
+        timeout_ms: u64,
+    ) -> Result<RuleKeys, ConfigError> {
+        let uri = match (jwks_uri, jwks_uri_snake_case) {
+            (Some(_), Some(_)) => {
+                return Err(error(path, "set only one of `jwksUri` and `jwks_uri`"));
+            }
+            (Some(uri), None) => Some((format!("{path}.jwksUri"), uri)),
+            (None, Some(uri)) => Some((format!("{path}.jwks_uri"), uri)),
+            (None, None) => None,
+        };
+        let kind = match (uri, inline) {
+            (Some(_), Some(_)) => {
+                return Err(error(path, "set only one of `jwksUri` and `jwks`"));
+            }
+            (None, Some(text)) => {
+                return jwks::parse_jwks(text.as_bytes(), self.max_jwks_bytes)
+                    .map(RuleKeys::Inline)
+                    .map_err(|why| error(format!("{path}.jwks"), why));
+            }
+            (Some((uri_path, uri)), None) => SourceKind::Jwks(http_url(&uri_path, &uri)?),
+            (None, None) => {
+                let issuer_url = http_url(&format!("{path}.issuer"), issuer).map_err(|_| {
+                    error(
+                        path,
+                        "has no `jwksUri` or `jwks`, and its issuer is not an http(s) URL \
+                         to discover them from",
+                    )
+                })?;
+                SourceKind::Discovery {
+                    issuer: issuer.to_string(),
+                    url: issuer_url,
+                }
+            }
+        };
+        Ok(RuleKeys::Remote(self.add_source(kind, timeout_ms)))
+    }
+
+    fn add_source(&mut self, kind: SourceKind, timeout_ms: u64) -> usize {
+        if let Some(index) = self.sources.iter().position(|source| source.kind == kind) {
+            if let Some(source) = self.sources.get_mut(index) {
+                source.timeout_ms = source.timeout_ms.max(timeout_ms);
+            }
+            return index;
+        }
+        self.sources.push(RemoteSource { kind, timeout_ms });
+        self.sources.len() - 1
+    }
+
+    fn rule_locations(
+        &mut self,
+        path: &str,
+        headers: Vec<RawHeaderLocation>,
+        params: Vec<String>,
+        cookies: Vec<String>,
+    ) -> Result<Vec<usize>, ConfigError> {
+        let mut wanted = Vec::new();
+        for (index, header) in headers.into_iter().enumerate() {
+            let name = header_name(&format!("{path}.fromHeaders[{index}].name"), &header.name)?;
+            wanted.push(TokenLocation::Header { name, prefix: header.prefix });
+        }
+        for (index, param) in params.into_iter().enumerate() {
+            non_empty(&format!("{path}.fromParams[{index}]"), &param)?;
+            wanted.push(TokenLocation::Param(param));
+        }
+        for (index, cookie) in cookies.into_iter().enumerate() {
+            cookie_name(&format!("{path}.fromCookies[{index}]"), &cookie)?;
+            wanted.push(TokenLocation::Cookie(cookie));
+        }
+        if wanted.is_empty() {
+            // Istio's defaults: `Authorization: Bearer <token>`, then `?access_token=`.
+            wanted.push(TokenLocation::Header {
+                name: "authorization".into(),
+                prefix: "Bearer ".into(),
+            });
+            wanted.push(TokenLocation::Param("access_token".into()));
+        }
+        Ok(wanted.into_iter().map(|location| self.add_location(location)).collect())
+    }
+
+    fn add_location(&mut self, location: TokenLocation) -> usize {
+        match self.locations.iter().position(|known| *known == location) {
+            Some(index) => index,
+            None => {
+                self.locations.push(location);
+                self.locations.len() - 1
+            }
+        }
+    }
+
+    fn output_header(&mut self, path: &str, name: &str) -> Result<String, ConfigError> {
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(error(path, format!("`{name}` is not a valid header name ([-_A-Za-z0-9]+)")));
+        }
+        let name = name.to_ascii_lowercase();
+        if !self.output_headers.contains(&name) {
+            self.output_headers.push(name.clone());
+        }
+        Ok(name)
+    }
+}
+
+fn validate_clusters(clusters: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ConfigError> {
+    for (authority, cluster) in &clusters {
+        if authority.is_empty() || authority.contains('/') {
+            return Err(error(format!("clusters.{authority}"), "keys are URL authorities: `host` or `host:port`"));
+        }
+        if cluster.is_empty() {
+            return Err(error(format!("clusters.{authority}"), "cluster name must not be empty"));
+        }
+    }
+    Ok(clusters
+        .into_iter()
+        .map(|(authority, cluster)| (authority.to_ascii_lowercase(), cluster))
+        .collect())
+}
+
+fn http_url(path: &str, text: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(text).map_err(|e| error(path, format!("`{text}` is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(error(path, format!("`{text}` is not an http(s) URL with a host")));
+    }
+    Ok(url)
+}
+
+fn header_name(path: &str, name: &str) -> Result<String, ConfigError> {
+    let valid = !name.is_empty() && name.bytes().all(is_token_byte);
+    if !valid {
+        return Err(error(path, format!("`{name}` is not a valid HTTP header name")));
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
+fn cookie_name(path: &str, name: &str) -> Result<(), ConfigError> {
+    if name.is_empty() || !name.bytes().all(is_token_byte) {
+        return Err(error(path, format!("`{name}` is not a valid cookie name")));
+    }
+    Ok(())
+}
+
+/// RFC 9110 `tchar`.
+fn is_token_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}
+
+fn non_empty(path: &str, value: &str) -> Result<(), ConfigError> {
+    if value.is_empty() {
+        return Err(error(path, "must not be empty"));
+    }
+    Ok(())
+}
+
+fn bounded(path: &str, value: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+    if value < min || value > max {
+        return Err(error(path, format!("{value} is outside {min}..={max}")));
+    }
+    Ok(value)
+}
+
+fn bounded_size(path: &str, value: usize, (min, max): (usize, usize)) -> Result<usize, ConfigError> {
+    if value < min || value > max {
+        return Err(error(path, format!("{value} is outside {min}..={max}")));
+    }
+    Ok(value)
+}
+
+fn optional_duration(path: &str, text: Option<String>, default_ms: u64) -> Result<u64, ConfigError> {
+    match text {
+        None => Ok(default_ms),
+        Some(text) => duration::parse_millis(&text).map_err(|why| error(path, why)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

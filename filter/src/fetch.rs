@@ -1,0 +1,204 @@
+//! The HTTP requests the filter makes through Envoy (OIDC discovery, JWKS), and the
+//! checks on their replies. Envoy reports connect and TLS failures as a synthetic
+//! 503, so the status of every reply is checked, never assumed.
+
+use crate::config::{Config, RemoteSource, SourceKind};
+use crate::jwks::{self, KeySet};
+use std::collections::BTreeMap;
+use url::Url;
+
+/// A GET to dispatch through an Envoy cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub cluster: String,
+    pub headers: Vec<(String, String)>,
+    pub timeout_ms: u64,
+}
+
+/// Which document a dispatched request asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Discovery,
+    Jwks,
+}
+
+#[derive(Debug)]
+pub enum Next {
+    Fetch(Step, HttpRequest),
+    Done { keys: KeySet, jwks_text: Vec<u8> },
+    Failed(String),
+}
+
+/// Largest discovery document read; real ones are a few KB.
+const MAX_DISCOVERY_BYTES: usize = 64 * 1024;
+
+/// The first request for a source: discovery, or the JWKS directly.
+pub fn start(config: &Config, source: &RemoteSource) -> Next {
+    match &source.kind {
+        SourceKind::Jwks(url) => Next::Fetch(Step::Jwks, get(url, &config.clusters, source.timeout_ms)),
+        SourceKind::Discovery { url, .. } => match discovery_url(url) {
+            Some(discovery) => Next::Fetch(Step::Discovery, get(&discovery, &config.clusters, source.timeout_ms)),
+            None => Next::Failed(format!("cannot build a discovery URL from `{url}`")),
+        },
+    }
+}
+
+/// What follows a reply. `body` is `None` when the host could not read it.
+pub fn on_reply(config: &Config, source: &RemoteSource, step: Step, status: Option<u32>, body: Option<&[u8]>) -> Next {
+    let body = match (status, body) {
+        (Some(200), Some(body)) => body,
+        (Some(200), None) => return Next::Failed(format!("{step:?} reply has no readable body")),
+        (Some(status), _) => return Next::Failed(format!("{step:?} fetch answered HTTP {status}")),
+        (None, _) => return Next::Failed(format!("{step:?} fetch failed (no status: timeout or reset)")),
+    };
+    match step {
+        Step::Discovery => {
+            let SourceKind::Discovery { issuer, .. } = &source.kind else {
+                return Next::Failed("unexpected discovery reply".into());
+            };
+            match jwks_uri_from_discovery(body, issuer) {
+                Ok(url) => Next::Fetch(Step::Jwks, get(&url, &config.clusters, source.timeout_ms)),
+                Err(why) => Next::Failed(why),
+            }
+        }
+        Step::Jwks => match jwks::parse_jwks(body, config.max_jwks_bytes) {
+            Ok(keys) => Next::Done { keys, jwks_text: body.to_vec() },
+            Err(why) => Next::Failed(why),
+        },
+    }
+}
+
+/// Largest body worth reading for a step; a larger reply fails without being read.
+pub fn max_body_bytes(config: &Config, step: Step) -> usize {
+    match step {
+        Step::Discovery => MAX_DISCOVERY_BYTES,
+        Step::Jwks => config.max_jwks_bytes,
+    }
+}
+
+pub fn get(url: &Url, clusters: &BTreeMap<String, String>, timeout_ms: u64) -> HttpRequest {
+    let authority = authority(url);
+    let mut path = url.path().to_string();
+    if let Some(query) = url.query() {
+        path.push('?');
+        path.push_str(query);
+    }
+    HttpRequest {
+        cluster: cluster_for(url, clusters),
+        headers: vec![
+            (":method".into(), "GET".into()),
+            (":path".into(), path),
+            (":authority".into(), authority),
+            (":scheme".into(), url.scheme().into()),
+            ("accept".into(), "application/json".into()),
+        ],
+        timeout_ms,
+    }
+}
+
+fn authority(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    }
+}
+
+/// The configured cluster for the URL's `host:port` (or `host`), else Istio's
+/// outbound cluster name, which a sidecar or gateway already has for a ServiceEntry.
+pub fn cluster_for(url: &Url, clusters: &BTreeMap<String, String>) -> String {
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    let port = url.port_or_known_default().unwrap_or(443);
+    clusters
+        .get(&format!("{host}:{port}"))
+        .or_else(|| clusters.get(&host))
+        .cloned()
+        .unwrap_or_else(|| format!("outbound|{port}||{host}"))
+}
+
+/// `<issuer>/.well-known/openid-configuration` (OIDC Discovery 1.0, section 4).
+pub fn discovery_url(issuer: &Url) -> Option<Url> {
+    let mut url = issuer.clone();
+    let path = format!("{}/.well-known/openid-configuration", issuer.path().trim_end_matches('/'));
+    url.set_path(&path);
+    url.set_query(None);
+    url.set_fragment(None);
+    Some(url)
+}
+
+/// The `jwks_uri` of a discovery document whose `issuer` is the one configured, as
+/// OIDC Discovery section 4.3 requires.
+pub fn jwks_uri_from_discovery(body: &[u8], issuer: &str) -> Result<Url, String> {
+    if body.len() > MAX_DISCOVERY_BYTES {
+        return Err("discovery document is too large".into());
+    }
+    let document: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("discovery document is not JSON: {e}"))?;
+    let published = document.get("issuer").and_then(|v| v.as_str()).unwrap_or_default();
+    if published != issuer {
+        return Err(format!("discovery document names issuer `{published}`, not `{issuer}`"));
+    }
+    let uri = document
+        .get("jwks_uri")
+        .and_then(|v| v.as_str())
+        .ok_or("discovery document has no `jwks_uri`")?;
+    let url = Url::parse(uri).map_err(|e| format!("`jwks_uri` is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("`jwks_uri` is not an http(s) URL".into());
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    fn url(text: &str) -> Url {
+        Url::parse(text).unwrap()
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn cluster_defaults_to_istio_outbound_naming() {
+        let none = BTreeMap::new();
+        assert_eq!(cluster_for(&url("https://idp.example.com/jwks"), &none), "outbound|443||idp.example.com");
+        assert_eq!(cluster_for(&url("http://IdP.example.com:8080/j"), &none), "outbound|8080||idp.example.com");
+        let mut clusters = BTreeMap::new();
+        clusters.insert("idp.example.com".to_string(), "idp".to_string());
+        clusters.insert("127.0.0.1:9000".to_string(), "local".to_string());
+        assert_eq!(cluster_for(&url("https://idp.example.com/jwks"), &clusters), "idp");
+        assert_eq!(cluster_for(&url("http://127.0.0.1:9000/jwks"), &clusters), "local");
+        assert_eq!(cluster_for(&url("http://127.0.0.1:9001/jwks"), &clusters), "outbound|9001||127.0.0.1");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn requests_carry_path_query_and_authority() {
+        let request = get(&url("https://idp.test:8443/keys?v=2"), &BTreeMap::new(), 5000);
+        assert!(request.headers.contains(&(":path".into(), "/keys?v=2".into())));
+        assert!(request.headers.contains(&(":authority".into(), "idp.test:8443".into())));
+        assert!(request.headers.contains(&(":method".into(), "GET".into())));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn discovery_url_appends_the_well_known_path() {
+        let cases = [
+            ("https://idp.test", "https://idp.test/.well-known/openid-configuration"),
+            ("https://idp.test/", "https://idp.test/.well-known/openid-configuration"),
+            ("https://idp.test/realms/x", "https://idp.test/realms/x/.well-known/openid-configuration"),
+        ];
+        for (issuer, expected) in cases {
+            assert_eq!(discovery_url(&url(issuer)).unwrap().as_str(), expected);
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn discovery_must_name_our_issuer_and_an_http_jwks_uri() {
+        let good = br#"{"issuer":"https://idp.test","jwks_uri":"https://keys.idp.test/jwks"}"#;
+        assert_eq!(jwks_uri_from_discovery(good, "https://idp.test").unwrap().as_str(), "https://keys.idp.test/jwks");
+        assert!(jwks_uri_from_discovery(good, "https://other.test").is_err());
+        let bad_uri = br#"{"issuer":"i","jwks_uri":"file:///etc/passwd"}"#;
+        assert!(jwks_uri_from_discovery(bad_uri, "i").is_err());
+        assert!(jwks_uri_from_discovery(b"<html>", "i").is_err());
+        assert!(jwks_uri_from_discovery(br#"{"issuer":"i"}"#, "i").is_err());
+    }
+}

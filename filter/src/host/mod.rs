@@ -1,0 +1,37 @@
+//! The proxy-wasm shell: the only code that touches Envoy. It moves bytes between
+//! Envoy and the core and performs what the core decides.
+//!
+//! - `root`: configuration, the timer, and every JWKS/discovery dispatch call.
+//! - `http`: one request; runs the authenticator and applies its decision.
+//! - `plugin`: per-VM state shared by the two: config, parsed keys, waiting requests.
+//! - `shared`: the cross-VM fetch state in proxy-wasm shared data.
+//!
+//! proxy-wasm's `String` accessors panic on non-UTF-8 bytes, so this code reads
+//! headers and bodies only through the `_bytes` variants.
+
+mod http;
+mod plugin;
+mod root;
+mod shared;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::LogLevel;
+use std::time::UNIX_EPOCH;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Trace);
+    proxy_wasm::set_root_context(|context_id| Box::new(root::Root::new(context_id)));
+}}
+
+/// Milliseconds since the epoch from Envoy's clock (0 if the host cannot tell,
+/// which makes every token look expired: failing closed).
+pub(crate) fn now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+}
+
+pub(crate) fn log(level: LogLevel, message: &str) {
+    let _ = hostcalls::log(level, message);
+}

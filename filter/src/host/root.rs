@@ -1,0 +1,223 @@
+//! The root context: loads the configuration, runs the timer, and makes every JWKS
+//! and discovery dispatch call, so that replies arrive here and not on a request
+//! that may be gone by then.
+
+use super::http::{self, Http, Outcome, WAITING_TICK};
+use super::plugin::{Call, Plugin};
+use super::{log, now_ms, shared};
+use crate::config::Config;
+use crate::fetch::{self, Next};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{BufferType, ContextType, LogLevel, MapType};
+use std::cell::RefCell;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::rc::Rc;
+use std::time::Duration;
+
+/// How often an idle VM looks for refreshes and other VMs' fetches.
+const IDLE_TICK: Duration = Duration::from_millis(1000);
+
+pub struct Root {
+    context_id: u32,
+    plugin: Option<Rc<RefCell<Plugin>>>,
+}
+
+impl Root {
+    pub fn new(context_id: u32) -> Self {
+        Self {
+            context_id,
+            plugin: None,
+        }
+    }
+
+    /// Sync, resume or fail waiting requests, start due fetches, pick the tick.
+    fn maintain(&mut self, now: u64) {
+        let Some(plugin) = self.plugin.clone() else {
+            return;
+        };
+        if let Ok(mut state) = plugin.try_borrow_mut() {
+            for source in 0..state.sources.len() {
+                state.sync(source);
+            }
+        }
+        self.resume_waiters(&plugin, now);
+        self.start_due_fetches(&plugin, now);
+        let waiting = plugin.try_borrow().map(|state| !state.waiters.is_empty()).unwrap_or(true);
+        let _ = hostcalls::set_tick_period(if waiting { WAITING_TICK } else { IDLE_TICK });
+    }
+
+    fn resume_waiters(&self, plugin: &Rc<RefCell<Plugin>>, now: u64) {
+        let waiters = match plugin.try_borrow_mut() {
+            Ok(mut state) => std::mem::take(&mut state.waiters),
+            Err(_) => return,
+        };
+        let mut still_waiting = Vec::new();
+        for waiter in waiters {
+            if hostcalls::set_effective_context(waiter.context_id).is_err() {
+                continue;
+            }
+            match http::handle(plugin, now, now >= waiter.deadline_ms) {
+                Outcome::Continue => {
+                    let _ = hostcalls::resume_http_request();
+                }
+                Outcome::Responded => {}
+                Outcome::Wait(waits) => {
+                    if let Ok(mut state) = plugin.try_borrow_mut() {
+                        state.note_waits(&waits);
+                    }
+                    still_waiting.push(waiter);
+                }
+            }
+        }
+        let _ = hostcalls::set_effective_context(self.context_id);
+        if let Ok(mut state) = plugin.try_borrow_mut() {
+            state.waiters.extend(still_waiting);
+        }
+    }
+
+    /// Starts a fetch for every source that needs one and whose lease this VM wins.
+    fn start_due_fetches(&self, plugin: &Rc<RefCell<Plugin>>, now: u64) {
+        let Ok(mut state) = plugin.try_borrow_mut() else {
+            return;
+        };
+        for source in 0..state.sources.len() {
+            if state.calls.iter().any(|call| call.source == source) {
+                continue;
+            }
+            let policy = state.policy(source);
+            let vm_token = state.vm_token;
+            let Some(local) = state.sources.get(source) else {
+                continue;
+            };
+            let (shared_state, cas) = shared::read_state(&local.id);
+            if !shared_state.fetch_due(now, &policy, local.refetch_wanted) {
+                continue;
+            }
+            let leased = shared_state.leased_to(vm_token, now, &policy);
+            if !shared::write_state(&local.id, &leased, cas) {
+                continue; // another VM took the lease first
+            }
+            let first = match state.config.sources.get(source) {
+                Some(remote) => fetch::start(&state.config, remote),
+                None => continue,
+            };
+            self.follow(&mut state, source, first, now);
+        }
+    }
+
+    /// Performs the next step of a fetch: dispatch, store the keys, or record why not.
+    fn follow(&self, state: &mut Plugin, source: usize, next: Next, now: u64) {
+        let Some(id) = state.sources.get(source).map(|local| local.id.clone()) else {
+            return;
+        };
+        match next {
+            Next::Fetch(step, request) => {
+                let headers: Vec<(&str, &str)> =
+                    request.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let timeout = Duration::from_millis(request.timeout_ms);
+                match self.dispatch_http_call(&request.cluster, headers, None, vec![], timeout) {
+                    Ok(token) => state.calls.push(Call { token, source, step }),
+                    Err(status) => {
+                        let why = format!("cannot dispatch to cluster `{}` ({status:?})", request.cluster);
+                        self.follow(state, source, Next::Failed(why), now);
+                    }
+                }
+            }
+            Next::Done { keys, jwks_text } => {
+                shared::write_jwks(&id, &jwks_text);
+                let stored = shared::update_state(&id, |current| current.succeeded(now));
+                log(LogLevel::Info, &format!("oidc_filter: fetched {} keys for {id}", keys.keys().len()));
+                for skipped in &keys.skipped {
+                    log(LogLevel::Debug, &format!("oidc_filter: {id}: skipped {skipped}"));
+                }
+                match stored {
+                    Some(shared_state) => state.store_keys(source, keys, shared_state),
+                    None => state.store_failure(source, None),
+                }
+            }
+            Next::Failed(why) => {
+                log(LogLevel::Warn, &format!("oidc_filter: key fetch for {id} failed: {why}"));
+                let stored = shared::update_state(&id, |current| current.failed(now, &why));
+                state.store_failure(source, stored);
+            }
+        }
+    }
+
+    fn read_call_reply(&self, state: &Plugin, call: &Call, body_size: usize) -> Next {
+        let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
+            .ok()
+            .flatten()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .and_then(|text| text.parse::<u32>().ok());
+        let limit = fetch::max_body_bytes(&state.config, call.step);
+        if body_size > limit {
+            return Next::Failed(format!("{:?} reply of {body_size} bytes is over the {limit}-byte limit", call.step));
+        }
+        let body = if body_size == 0 {
+            Some(Vec::new())
+        } else {
+            hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).ok().flatten()
+        };
+        let Some(remote) = state.config.sources.get(call.source) else {
+            return Next::Failed("unknown source".into());
+        };
+        fetch::on_reply(&state.config, remote, call.step, status, body.as_deref())
+    }
+}
+
+impl Context for Root {
+    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+        let Some(plugin) = self.plugin.clone() else {
+            return;
+        };
+        let now = now_ms();
+        if let Ok(mut state) = plugin.try_borrow_mut() {
+            if let Some(position) = state.calls.iter().position(|call| call.token == token) {
+                let call = state.calls.remove(position);
+                let next = self.read_call_reply(&state, &call, body_size);
+                self.follow(&mut state, call.source, next, now);
+            }
+        }
+        self.resume_waiters(&plugin, now);
+    }
+}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _configuration_size: usize) -> bool {
+        let text = self.get_plugin_configuration().unwrap_or_default();
+        match Config::parse(&text) {
+            Ok(config) => {
+                self.plugin = Some(Rc::new(RefCell::new(Plugin::new(config, vm_token(self.context_id)))));
+                // The first tick fetches keys; make it come soon.
+                let _ = hostcalls::set_tick_period(WAITING_TICK);
+                true
+            }
+            Err(error) => {
+                log(LogLevel::Error, &format!("oidc_filter: invalid plugin configuration: {error}"));
+                false
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        self.maintain(now_ms());
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Http::new(context_id, self.plugin.clone())))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+/// A random identity for this VM's leases (WASI randomness via `RandomState`).
+fn vm_token(context_id: u32) -> u64 {
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u32(context_id);
+    hasher.write_u64(now_ms());
+    hasher.finish().max(1)
+}

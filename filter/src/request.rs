@@ -1,0 +1,59 @@
+//! The request as the core sees it: header pairs as Envoy hands them over, and the
+//! changes the core asks the host to make.
+
+/// Request headers with lowercase names (Envoy's form), pseudo-headers included.
+#[derive(Debug, Clone, Default)]
+pub struct Headers {
+    pairs: Vec<(String, String)>,
+}
+
+impl Headers {
+    pub fn new(pairs: Vec<(String, String)>) -> Self {
+        Self { pairs }
+    }
+
+    /// The first value of `name` (lowercase).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.pairs
+            .iter()
+            .filter(move |(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    pub fn path(&self) -> &str {
+        self.get(":path").unwrap_or("/")
+    }
+}
+
+/// Header changes for the upstream request, applied in order: removals, then sets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Edits {
+    pub remove: Vec<String>,
+    pub set: Vec<(String, String)>,
+}
+
+impl Edits {
+    pub fn remove(&mut self, name: &str) {
+        if !self.remove.iter().any(|known| known == name) {
+            self.remove.push(name.to_string());
+        }
+    }
+
+    /// Sets `name`, replacing any earlier value we set for it.
+    pub fn set(&mut self, name: &str, value: String) {
+        self.set.retain(|(known, _)| known != name);
+        self.set.push((name.to_string(), value));
+    }
+}
+
+/// Header values we write must not smuggle a second header or end the block.
+pub fn is_safe_header_value(value: &str) -> bool {
+    value.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+}

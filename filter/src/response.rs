@@ -1,0 +1,141 @@
+//! Deny responses, with the statuses and texts of Envoy's `jwt_authn`, which Istio
+//! users already see and alert on.
+
+use crate::request::Headers;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthError {
+    Missing,
+    VerificationFails,
+    Expired,
+    NotYetValid,
+    UnknownIssuer,
+    KidAlgMismatch,
+    AudienceNotAllowed,
+    JwksFetchFailed,
+}
+
+impl AuthError {
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::Missing => "Jwt is missing",
+            Self::VerificationFails => "Jwt verification fails",
+            Self::Expired => "Jwt is expired",
+            Self::NotYetValid => "Jwt not yet valid",
+            Self::UnknownIssuer => "Jwt issuer is not configured",
+            Self::KidAlgMismatch => "Jwks doesn't have key to match kid or alg from Jwt",
+            Self::AudienceNotAllowed => "Audiences in Jwt are not allowed",
+            Self::JwksFetchFailed => "Jwks remote fetch is failed",
+        }
+    }
+
+    pub fn status(self) -> u32 {
+        match self {
+            Self::AudienceNotAllowed => 403,
+            _ => 401,
+        }
+    }
+}
+
+/// A local reply the host sends instead of forwarding the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub error: AuthError,
+    pub status: u32,
+    pub body: &'static str,
+    pub headers: Vec<(String, String)>,
+    /// Why, for the log line; never contains the token.
+    pub detail: String,
+}
+
+/// Longest request URL echoed in `WWW-Authenticate`, so the reply stays small.
+const MAX_REALM_BYTES: usize = 1024;
+
+pub fn deny(error: AuthError, detail: impl Into<String>, request: &Headers) -> Denial {
+    let mut headers = vec![("content-type".to_string(), "text/plain".to_string())];
+    if error.status() == 401 {
+        headers.push(("www-authenticate".to_string(), www_authenticate(error, request)));
+    }
+    Denial {
+        error,
+        status: error.status(),
+        body: error.message(),
+        headers,
+        detail: detail.into(),
+    }
+}
+
+/// `Bearer realm="<url>"`, plus `error="invalid_token"` when a token was presented,
+/// as Envoy writes it (RFC 6750 section 3).
+fn www_authenticate(error: AuthError, request: &Headers) -> String {
+    let realm = realm(request);
+    if error == AuthError::Missing {
+        format!("Bearer realm=\"{realm}\"")
+    } else {
+        format!("Bearer realm=\"{realm}\", error=\"invalid_token\"")
+    }
+}
+
+/// The request URL without its query (which may hold the token itself), with
+/// anything that could break out of the quoted string removed.
+fn realm(request: &Headers) -> String {
+    let scheme = request
+        .get("x-forwarded-proto")
+        .or_else(|| request.get(":scheme"))
+        .unwrap_or("http");
+    let host = request.get(":authority").or_else(|| request.get("host")).unwrap_or("");
+    let path = request.path();
+    let path = path.split(['?', '#']).next().unwrap_or("/");
+    let url = format!("{scheme}://{host}{path}");
+    url.chars()
+        .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+        .scan(0usize, |len, c| {
+            *len += c.len_utf8();
+            (*len <= MAX_REALM_BYTES).then_some(c)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    fn request(path: &str) -> Headers {
+        Headers::new(vec![
+            (":scheme".into(), "http".into()),
+            (":authority".into(), "app.test:8080".into()),
+            (":path".into(), path.into()),
+        ])
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn missing_token_has_no_error_attribute() {
+        let denial = deny(AuthError::Missing, "", &request("/a?access_token=secret"));
+        assert_eq!(denial.status, 401);
+        assert_eq!(denial.body, "Jwt is missing");
+        let value = &denial.headers[1].1;
+        assert_eq!(value, "Bearer realm=\"http://app.test:8080/a\"");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn invalid_tokens_carry_invalid_token() {
+        let denial = deny(AuthError::Expired, "", &request("/x"));
+        assert_eq!(denial.headers[1].1, "Bearer realm=\"http://app.test:8080/x\", error=\"invalid_token\"");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn audience_denial_is_403_without_challenge() {
+        let denial = deny(AuthError::AudienceNotAllowed, "", &request("/"));
+        assert_eq!(denial.status, 403);
+        assert_eq!(denial.headers.len(), 1);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn realm_cannot_break_out_of_its_quotes() {
+        let denial = deny(AuthError::Missing, "", &request("/a\"b\\c\r\nx"));
+        assert_eq!(denial.headers[1].1, "Bearer realm=\"http://app.test:8080/abcx\"");
+        let long = deny(AuthError::Missing, "", &request(&format!("/{}", "a".repeat(5000))));
+        assert!(long.headers[1].1.len() < 1100);
+    }
+}

@@ -1,0 +1,63 @@
+"""Shared fixtures for the end-to-end tests.
+
+Harness pieces are owned by a `Stack` that stops them at the end of its
+scope; `stack` lives for one test, `module_stack` for one test module (so a
+module can share one Envoy start-up).
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness import envoy as envoy_module
+from harness.echo_server import EchoServer
+from harness.stack import Stack
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_WASM = REPO_ROOT / "dist" / "oidc_filter.wasm"
+
+
+def pytest_sessionstart(session):
+    # Logs and bootstraps of the previous run only; this run writes new ones.
+    shutil.rmtree(envoy_module.WORK_DIR, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def wasm_path() -> Path:
+    # OIDC_FILTER_WASM lets one run the suite against another build.
+    path = Path(os.environ.get("OIDC_FILTER_WASM", DEFAULT_WASM))
+    if not path.is_file() or path.stat().st_size < 1024:
+        pytest.fail(f"{path} is missing or is not a real module: run `make build` first", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def echo_server():
+    with EchoServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def module_stack(request, wasm_path, echo_server):
+    stack = Stack(wasm_path, echo_server.port, name=request.module.__name__.rsplit(".", 1)[-1])
+    yield stack
+    stack.close()
+
+
+@pytest.fixture
+def stack(request, wasm_path, echo_server):
+    stack = Stack(wasm_path, echo_server.port, name=request.node.name[:40].replace("/", "_"))
+    yield stack
+    stack.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On a failure, attach the tail of every running Envoy's log to the report."""
+    report = yield
+    if report.failed and call.when in ("setup", "call"):
+        for envoy in list(envoy_module.RUNNING):
+            report.sections.append((f"envoy log tail ({envoy.dir.name})", envoy.log_tail(60)))
+    return report
