@@ -173,8 +173,11 @@ def restandardized(segment: str) -> str | None:
 
 def token_with_standard_base64(key, segment: int) -> str:
     """A valid token with one segment re-encoded in standard base64 ('+', '/')."""
+    # '?' and '>' (0x3F, 0x3E) give the 6-bit groups 62 and 63 ('+', '/') at
+    # most alignments; the nonce shifts the alignment until one does.
     for nonce in range(200):
-        parts = sign({"n": nonce}, valid_claims() | {"n": nonce}, key).split(".")
+        filler = {"q": "?>?>??>>???>>>", "n": "x" * (nonce % 3)}
+        parts = sign(filler, valid_claims() | filler, key).split(".")
         standard = restandardized(parts[segment])
         if standard is not None:
             parts[segment] = standard

@@ -121,25 +121,25 @@ def test_default_locations_are_forwarded_when_asked(envoy, token_a):
     ["x-jwt header", "token param", "jwt cookie"],
 )
 def test_custom_locations_are_not_used_by_default(envoy, token_a, where):
-    response = get(envoy.url("defaults"), *custom_location_request(where, token_a))
+    response = get_with_token_at(envoy.url("defaults"), where, token_a)
     assert_denied(response, 401, "Jwt is missing")
 
 
 # ----- custom locations -----
-def custom_location_request(where: str, token: str) -> tuple[str, dict]:
-    """(path, headers) carrying `token` at one of CUSTOM_LOCATIONS, among other data."""
+def get_with_token_at(base_url: str, where: str, token: str):
+    """GET with `token` at one of CUSTOM_LOCATIONS, among other data that must be kept."""
     if where == "x-jwt header":
-        return "/c?keep=1", {"x-jwt": f"Token {token}"}
+        return get(base_url, "/c?keep=1", headers={"x-jwt": f"Token {token}"})
     if where == "token param":
-        return f"/c?keep=1&token={token}&also=2", {}
+        return get(base_url, f"/c?keep=1&token={token}&also=2")
     if where == "jwt cookie":
-        return "/c?keep=1", {"Cookie": f"a=1; jwt={token}; b=2"}
+        return get(base_url, "/c?keep=1", headers={"Cookie": f"a=1; jwt={token}; b=2"})
     raise ValueError(where)
 
 
 @pytest.mark.parametrize("where", ["x-jwt header", "token param", "jwt cookie"])
 def test_custom_location_is_accepted_and_removed(envoy, token_a, where):
-    seen = upstream_view(get(envoy.url("custom"), *custom_location_request(where, token_a)))
+    seen = upstream_view(get_with_token_at(envoy.url("custom"), where, token_a))
     assert "x-jwt" not in seen["headers"]
     assert ("token", token_a) not in query_of(seen)
     assert "jwt" not in cookie_names(seen)
@@ -160,7 +160,7 @@ def test_cookie_holding_only_the_token_is_removed(envoy, token_a):
 
 @pytest.mark.parametrize("where", ["x-jwt header", "token param", "jwt cookie"])
 def test_custom_location_is_forwarded_when_asked(envoy, token_a, where):
-    seen = upstream_view(get(envoy.url("forward"), *custom_location_request(where, token_a)))
+    seen = upstream_view(get_with_token_at(envoy.url("forward"), where, token_a))
     assert token_a in json.dumps(seen)
 
 

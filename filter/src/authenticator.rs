@@ -13,7 +13,10 @@ use serde_json::{Map, Value};
 
 /// What the key cache can offer for a remote source right now.
 pub enum Keys<'a> {
-    Ready { set: &'a KeySet, may_refetch: bool },
+    Ready {
+        set: &'a KeySet,
+        may_refetch: bool,
+    },
     /// Being fetched (or about to be): wait.
     Pending,
     /// No key set, and the last fetch failed: fail closed.
@@ -41,7 +44,10 @@ pub struct Verified {
 
 #[derive(Debug)]
 pub enum Decision {
-    Allow { edits: Edits, verified: Vec<Verified> },
+    Allow {
+        edits: Edits,
+        verified: Vec<Verified>,
+    },
     Deny(Denial),
     Wait(Vec<KeyWait>),
 }
@@ -52,22 +58,39 @@ enum Verdict {
     Wait(KeyWait),
 }
 
-pub fn authenticate(config: &Config, headers: &Headers, keys: &dyn KeyLookup, now_seconds: u64) -> Decision {
+pub fn authenticate(
+    config: &Config,
+    headers: &Headers,
+    keys: &dyn KeyLookup,
+    now_seconds: u64,
+) -> Decision {
     let found = extractor::find_tokens(config, headers);
     if found.is_empty() {
-        return Decision::Deny(response::deny(AuthError::Missing, "no token in any configured location", headers));
+        return Decision::Deny(response::deny(
+            AuthError::Missing,
+            "no token in any configured location",
+            headers,
+        ));
     }
     if found.len() > MAX_TOKENS {
         let detail = format!("more than {MAX_TOKENS} tokens in one request");
-        return Decision::Deny(response::deny(AuthError::VerificationFails, detail, headers));
+        return Decision::Deny(response::deny(
+            AuthError::VerificationFails,
+            detail,
+            headers,
+        ));
     }
     let mut waits = Vec::new();
     let mut valid = Vec::new();
     for item in &found {
         match judge(config, item, keys, now_seconds) {
-            Verdict::Invalid(error, detail) => return Decision::Deny(response::deny(error, detail, headers)),
+            Verdict::Invalid(error, detail) => {
+                return Decision::Deny(response::deny(error, detail, headers))
+            }
             Verdict::Wait(wait) => waits.push(wait),
-            Verdict::Valid(verified, payload_segment) => valid.push((item, verified, payload_segment)),
+            Verdict::Valid(verified, payload_segment) => {
+                valid.push((item, verified, payload_segment))
+            }
         }
     }
     if !waits.is_empty() {
@@ -97,28 +120,52 @@ fn judge(config: &Config, found: &Found, keys: &dyn KeyLookup, now: u64) -> Verd
         RuleKeys::Inline(set) => (set, false),
         RuleKeys::Remote(source) => match keys.remote_keys(*source) {
             Keys::Ready { set, may_refetch } => (set, may_refetch),
-            Keys::Pending => return Verdict::Wait(KeyWait { source: *source, refetch: false }),
+            Keys::Pending => {
+                return Verdict::Wait(KeyWait {
+                    source: *source,
+                    refetch: false,
+                })
+            }
             Keys::Failed => {
-                return Verdict::Invalid(AuthError::JwksFetchFailed, format!("no key set for `{}`", rule.issuer));
+                return Verdict::Invalid(
+                    AuthError::JwksFetchFailed,
+                    format!("no key set for `{}`", rule.issuer),
+                );
             }
         },
     };
     match verify_with(set, &jws) {
         Err(AuthError::KidAlgMismatch) if may_refetch && jws.kid.is_some() => {
             if let RuleKeys::Remote(source) = rule.keys {
-                return Verdict::Wait(KeyWait { source, refetch: true });
+                return Verdict::Wait(KeyWait {
+                    source,
+                    refetch: true,
+                });
             }
-            Verdict::Invalid(AuthError::KidAlgMismatch, "no key for the token's kid".into())
+            Verdict::Invalid(
+                AuthError::KidAlgMismatch,
+                "no key for the token's kid".into(),
+            )
         }
-        Err(error) => Verdict::Invalid(error, format!("{} token from `{}`", jws.algorithm.name(), rule.issuer)),
+        Err(error) => Verdict::Invalid(
+            error,
+            format!("{} token from `{}`", jws.algorithm.name(), rule.issuer),
+        ),
         Ok(()) => Verdict::Valid(
-            Verified { rule: index, claims: jws.claims.clone() },
+            Verified {
+                rule: index,
+                claims: jws.claims.clone(),
+            },
             jws.payload_segment.to_string(),
         ),
     }
 }
 
-fn rule_for<'c>(config: &'c Config, jws: &Jws, location: usize) -> Result<(usize, &'c JwtRule), String> {
+fn rule_for<'c>(
+    config: &'c Config,
+    jws: &Jws,
+    location: usize,
+) -> Result<(usize, &'c JwtRule), String> {
     let issuer = match jws.claims.get("iss") {
         Some(Value::String(issuer)) => issuer,
         Some(_) => return Err("`iss` is not a string".into()),
@@ -131,7 +178,9 @@ fn rule_for<'c>(config: &'c Config, jws: &Jws, location: usize) -> Result<(usize
         .find(|(_, rule)| &rule.issuer == issuer)
         .ok_or_else(|| format!("issuer `{issuer}` is not configured"))?;
     if !rule.locations.contains(&location) {
-        return Err(format!("issuer `{issuer}` is not accepted in this token location"));
+        return Err(format!(
+            "issuer `{issuer}` is not accepted in this token location"
+        ));
     }
     Ok((index, rule))
 }
@@ -154,7 +203,11 @@ fn verify_with(set: &KeySet, jws: &Jws) -> Result<(), AuthError> {
 
 /// Client-sent copies of our output headers go first; then each verified token is
 /// removed (unless forwarded) and its configured headers are set.
-fn upstream_edits(config: &Config, headers: &Headers, valid: &[(&Found, Verified, String)]) -> Edits {
+fn upstream_edits(
+    config: &Config,
+    headers: &Headers,
+    valid: &[(&Found, Verified, String)],
+) -> Edits {
     let mut edits = Edits::default();
     for name in &config.output_headers {
         edits.remove(name);
@@ -172,7 +225,8 @@ fn upstream_edits(config: &Config, headers: &Headers, valid: &[(&Found, Verified
             edits.set(header, payload_segment.clone());
         }
         for output in &rule.output_claim_to_headers {
-            let value = claims::lookup(&verified.claims, &output.claim).and_then(claims::header_value);
+            let value =
+                claims::lookup(&verified.claims, &output.claim).and_then(claims::header_value);
             if let Some(value) = value.filter(|value| is_safe_header_value(value)) {
                 edits.set(&output.header, value);
             }

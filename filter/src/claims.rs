@@ -6,7 +6,11 @@ use serde_json::{Map, Value};
 
 /// `exp`, `nbf` and `iat` against `now`, each allowed `skew` seconds of clock drift.
 /// A token issued in the future is not yet valid either.
-pub fn check_times(claims: &Map<String, Value>, now: u64, skew: u64) -> Result<(), (AuthError, String)> {
+pub fn check_times(
+    claims: &Map<String, Value>,
+    now: u64,
+    skew: u64,
+) -> Result<(), (AuthError, String)> {
     if let Some(exp) = numeric_date(claims, "exp")? {
         if now > exp.saturating_add(skew) {
             return Err((AuthError::Expired, format!("exp {exp} is before now {now}")));
@@ -15,7 +19,10 @@ pub fn check_times(claims: &Map<String, Value>, now: u64, skew: u64) -> Result<(
     for name in ["nbf", "iat"] {
         if let Some(start) = numeric_date(claims, name)? {
             if start > now.saturating_add(skew) {
-                return Err((AuthError::NotYetValid, format!("{name} {start} is after now {now}")));
+                return Err((
+                    AuthError::NotYetValid,
+                    format!("{name} {start} is after now {now}"),
+                ));
             }
         }
     }
@@ -24,34 +31,53 @@ pub fn check_times(claims: &Map<String, Value>, now: u64, skew: u64) -> Result<(
 
 /// NumericDate as Envoy reads it: a non-negative integer. Strings, floats and
 /// negatives are malformed, not ignored.
-fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, (AuthError, String)> {
+fn numeric_date(
+    claims: &Map<String, Value>,
+    name: &str,
+) -> Result<Option<u64>, (AuthError, String)> {
     match claims.get(name) {
         None => Ok(None),
-        Some(value) => value
-            .as_u64()
-            .map(Some)
-            .ok_or_else(|| (AuthError::VerificationFails, format!("`{name}` is not a non-negative integer"))),
+        Some(value) => value.as_u64().map(Some).ok_or_else(|| {
+            (
+                AuthError::VerificationFails,
+                format!("`{name}` is not a non-negative integer"),
+            )
+        }),
     }
 }
 
 /// The token's `aud`, a string or an array of strings.
 pub fn audiences(claims: &Map<String, Value>) -> Result<Vec<&str>, (AuthError, String)> {
-    let malformed = || (AuthError::VerificationFails, "`aud` is not a string or an array of strings".to_string());
+    let malformed = || {
+        (
+            AuthError::VerificationFails,
+            "`aud` is not a string or an array of strings".to_string(),
+        )
+    };
     match claims.get("aud") {
         None => Ok(Vec::new()),
         Some(Value::String(aud)) => Ok(vec![aud.as_str()]),
-        Some(Value::Array(items)) => items.iter().map(|item| item.as_str().ok_or_else(malformed)).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| item.as_str().ok_or_else(malformed))
+            .collect(),
         Some(_) => Err(malformed()),
     }
 }
 
 /// An empty `allowed` list accepts any audience, as in Istio.
-pub fn check_audience(claims: &Map<String, Value>, allowed: &[String]) -> Result<(), (AuthError, String)> {
+pub fn check_audience(
+    claims: &Map<String, Value>,
+    allowed: &[String],
+) -> Result<(), (AuthError, String)> {
     let presented = audiences(claims)?;
     if allowed.is_empty() || presented.iter().any(|aud| allowed.iter().any(|a| a == aud)) {
         return Ok(());
     }
-    Err((AuthError::AudienceNotAllowed, format!("aud {presented:?} is not one of {allowed:?}")))
+    Err((
+        AuthError::AudienceNotAllowed,
+        format!("aud {presented:?} is not one of {allowed:?}"),
+    ))
 }
 
 /// A claim by name; `a.b` reaches into nested objects when no top-level claim is
@@ -93,16 +119,38 @@ mod tests {
     fn times_respect_the_skew() {
         let now = 1_000_000;
         assert!(check_times(&claims(json!({"exp": now - 60})), now, 60).is_ok());
-        assert_eq!(check_times(&claims(json!({"exp": now - 61})), now, 60).unwrap_err().0, AuthError::Expired);
+        assert_eq!(
+            check_times(&claims(json!({"exp": now - 61})), now, 60)
+                .unwrap_err()
+                .0,
+            AuthError::Expired
+        );
         assert!(check_times(&claims(json!({"nbf": now + 60})), now, 60).is_ok());
-        assert_eq!(check_times(&claims(json!({"nbf": now + 61})), now, 60).unwrap_err().0, AuthError::NotYetValid);
-        assert_eq!(check_times(&claims(json!({"iat": now + 61})), now, 60).unwrap_err().0, AuthError::NotYetValid);
+        assert_eq!(
+            check_times(&claims(json!({"nbf": now + 61})), now, 60)
+                .unwrap_err()
+                .0,
+            AuthError::NotYetValid
+        );
+        assert_eq!(
+            check_times(&claims(json!({"iat": now + 61})), now, 60)
+                .unwrap_err()
+                .0,
+            AuthError::NotYetValid
+        );
         assert!(check_times(&claims(json!({})), now, 60).is_ok());
     }
 
     #[wasm_bindgen_test(unsupported = test)]
     fn malformed_dates_fail_verification() {
-        for bad in [json!("1"), json!(-5), json!(1.5), json!(1e30), json!(null), json!([1])] {
+        for bad in [
+            json!("1"),
+            json!(-5),
+            json!(1.5),
+            json!(1e30),
+            json!(null),
+            json!([1]),
+        ] {
             let result = check_times(&claims(json!({"exp": bad})), 10, 60);
             assert_eq!(result.unwrap_err().0, AuthError::VerificationFails);
         }
@@ -114,8 +162,16 @@ mod tests {
         let allowed = vec!["api".to_string()];
         assert!(check_audience(&claims(json!({"aud": "api"})), &allowed).is_ok());
         assert!(check_audience(&claims(json!({"aud": ["x", "api"]})), &allowed).is_ok());
-        assert_eq!(check_audience(&claims(json!({"aud": "x"})), &allowed).unwrap_err().0, AuthError::AudienceNotAllowed);
-        assert_eq!(check_audience(&claims(json!({})), &allowed).unwrap_err().0, AuthError::AudienceNotAllowed);
+        assert_eq!(
+            check_audience(&claims(json!({"aud": "x"})), &allowed)
+                .unwrap_err()
+                .0,
+            AuthError::AudienceNotAllowed
+        );
+        assert_eq!(
+            check_audience(&claims(json!({})), &allowed).unwrap_err().0,
+            AuthError::AudienceNotAllowed
+        );
         assert!(check_audience(&claims(json!({"aud": "x"})), &[]).is_ok());
         let nested = check_audience(&claims(json!({"aud": {"a": "api"}})), &allowed);
         assert_eq!(nested.unwrap_err().0, AuthError::VerificationFails);

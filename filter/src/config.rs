@@ -65,7 +65,10 @@ pub enum RuleKeys {
 pub enum SourceKind {
     Jwks(Url),
     /// `jwks_uri` is read from `<issuer>/.well-known/openid-configuration` first.
-    Discovery { issuer: String, url: Url },
+    Discovery {
+        issuer: String,
+        url: Url,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,7 +183,10 @@ struct RawClaimToHeader {
 impl Config {
     pub fn parse(text: &[u8]) -> Result<Config, ConfigError> {
         if text.iter().all(u8::is_ascii_whitespace) {
-            return Err(error("", "the plugin configuration is empty; it needs `jwtRules`"));
+            return Err(error(
+                "",
+                "the plugin configuration is empty; it needs `jwtRules`",
+            ));
         }
         let mut deserializer = serde_json::Deserializer::from_slice(text);
         let raw: RawConfig = serde_path_to_error::deserialize(&mut deserializer)
@@ -236,7 +242,10 @@ impl Config {
             if let Some(earlier) = config.rules.iter().position(|r| r.issuer == rule.issuer) {
                 return Err(error(
                     format!("jwtRules[{index}].issuer"),
-                    format!("`{}` is already configured in jwtRules[{earlier}]", rule.issuer),
+                    format!(
+                        "`{}` is already configured in jwtRules[{earlier}]",
+                        rule.issuer
+                    ),
                 ));
             }
             config.rules.push(rule);
@@ -250,7 +259,10 @@ impl Config {
             _ => return Err(error(format!("{path}.issuer"), "is required")),
         };
         if let Some(index) = raw.audiences.iter().position(String::is_empty) {
-            return Err(error(format!("{path}.audiences[{index}]"), "must not be empty"));
+            return Err(error(
+                format!("{path}.audiences[{index}]"),
+                "must not be empty",
+            ));
         }
         let timeout_ms = match raw.timeout {
             None => DEFAULT_FETCH_TIMEOUT_MS,
@@ -258,17 +270,30 @@ impl Config {
                 let millis = duration::parse_millis(&text)
                     .map_err(|why| error(format!("{path}.timeout"), why))?;
                 if millis == 0 || millis > MAX_FETCH_TIMEOUT_MS {
-                    return Err(error(format!("{path}.timeout"), "must be between 1ms and 60s"));
+                    return Err(error(
+                        format!("{path}.timeout"),
+                        "must be between 1ms and 60s",
+                    ));
                 }
                 millis
             }
         };
-        let keys = self.rule_keys(path, &issuer, raw.jwks_uri, raw.jwks_uri_snake_case, raw.jwks, timeout_ms)?;
-        let locations = self.rule_locations(path, raw.from_headers, raw.from_params, raw.from_cookies)?;
+        let keys = self.rule_keys(
+            path,
+            &issuer,
+            raw.jwks_uri,
+            raw.jwks_uri_snake_case,
+            raw.jwks,
+            timeout_ms,
+        )?;
+        let locations =
+            self.rule_locations(path, raw.from_headers, raw.from_params, raw.from_cookies)?;
         let output_payload_to_header = match raw.output_payload_to_header {
             None => None,
             Some(name) if name.is_empty() => None,
-            Some(name) => Some(self.output_header(&format!("{path}.outputPayloadToHeader"), &name)?),
+            Some(name) => {
+                Some(self.output_header(&format!("{path}.outputPayloadToHeader"), &name)?)
+            }
         };
         let mut output_claim_to_headers = Vec::new();
         for (index, item) in raw.output_claim_to_headers.into_iter().enumerate() {
@@ -277,7 +302,10 @@ impl Config {
                 return Err(error(format!("{item_path}.claim"), "must not be empty"));
             }
             let header = self.output_header(&format!("{item_path}.header"), &item.header)?;
-            output_claim_to_headers.push(ClaimToHeader { header, claim: item.claim });
+            output_claim_to_headers.push(ClaimToHeader {
+                header,
+                claim: item.claim,
+            });
         }
         Ok(JwtRule {
             issuer,
@@ -357,7 +385,10 @@ impl Config {
         let mut wanted = Vec::new();
         for (index, header) in headers.into_iter().enumerate() {
             let name = header_name(&format!("{path}.fromHeaders[{index}].name"), &header.name)?;
-            wanted.push(TokenLocation::Header { name, prefix: header.prefix });
+            wanted.push(TokenLocation::Header {
+                name,
+                prefix: header.prefix,
+            });
         }
         for (index, param) in params.into_iter().enumerate() {
             non_empty(&format!("{path}.fromParams[{index}]"), &param)?;
@@ -375,7 +406,10 @@ impl Config {
             });
             wanted.push(TokenLocation::Param("access_token".into()));
         }
-        Ok(wanted.into_iter().map(|location| self.add_location(location)).collect())
+        Ok(wanted
+            .into_iter()
+            .map(|location| self.add_location(location))
+            .collect())
     }
 
     fn add_location(&mut self, location: TokenLocation) -> usize {
@@ -389,8 +423,15 @@ impl Config {
     }
 
     fn output_header(&mut self, path: &str, name: &str) -> Result<String, ConfigError> {
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            return Err(error(path, format!("`{name}` is not a valid header name ([-_A-Za-z0-9]+)")));
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(error(
+                path,
+                format!("`{name}` is not a valid header name ([-_A-Za-z0-9]+)"),
+            ));
         }
         let name = name.to_ascii_lowercase();
         if !self.output_headers.contains(&name) {
@@ -400,13 +441,21 @@ impl Config {
     }
 }
 
-fn validate_clusters(clusters: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ConfigError> {
+fn validate_clusters(
+    clusters: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
     for (authority, cluster) in &clusters {
         if authority.is_empty() || authority.contains('/') {
-            return Err(error(format!("clusters.{authority}"), "keys are URL authorities: `host` or `host:port`"));
+            return Err(error(
+                format!("clusters.{authority}"),
+                "keys are URL authorities: `host` or `host:port`",
+            ));
         }
         if cluster.is_empty() {
-            return Err(error(format!("clusters.{authority}"), "cluster name must not be empty"));
+            return Err(error(
+                format!("clusters.{authority}"),
+                "cluster name must not be empty",
+            ));
         }
     }
     Ok(clusters
@@ -418,7 +467,10 @@ fn validate_clusters(clusters: BTreeMap<String, String>) -> Result<BTreeMap<Stri
 fn http_url(path: &str, text: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(text).map_err(|e| error(path, format!("`{text}` is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(error(path, format!("`{text}` is not an http(s) URL with a host")));
+        return Err(error(
+            path,
+            format!("`{text}` is not an http(s) URL with a host"),
+        ));
     }
     Ok(url)
 }
@@ -426,7 +478,10 @@ fn http_url(path: &str, text: &str) -> Result<Url, ConfigError> {
 fn header_name(path: &str, name: &str) -> Result<String, ConfigError> {
     let valid = !name.is_empty() && name.bytes().all(is_token_byte);
     if !valid {
-        return Err(error(path, format!("`{name}` is not a valid HTTP header name")));
+        return Err(error(
+            path,
+            format!("`{name}` is not a valid HTTP header name"),
+        ));
     }
     Ok(name.to_ascii_lowercase())
 }
@@ -457,14 +512,22 @@ fn bounded(path: &str, value: u64, min: u64, max: u64) -> Result<u64, ConfigErro
     Ok(value)
 }
 
-fn bounded_size(path: &str, value: usize, (min, max): (usize, usize)) -> Result<usize, ConfigError> {
+fn bounded_size(
+    path: &str,
+    value: usize,
+    (min, max): (usize, usize),
+) -> Result<usize, ConfigError> {
     if value < min || value > max {
         return Err(error(path, format!("{value} is outside {min}..={max}")));
     }
     Ok(value)
 }
 
-fn optional_duration(path: &str, text: Option<String>, default_ms: u64) -> Result<u64, ConfigError> {
+fn optional_duration(
+    path: &str,
+    text: Option<String>,
+    default_ms: u64,
+) -> Result<u64, ConfigError> {
     match text {
         None => Ok(default_ms),
         Some(text) => duration::parse_millis(&text).map_err(|why| error(path, why)),

@@ -21,8 +21,9 @@ pub fn parse_millis(text: &str) -> Result<u64, String> {
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(after.len());
         let (unit, next) = after.split_at(unit_len);
-        let nanos_per_unit = unit_nanos(unit)
-            .ok_or_else(|| format!("`{text}` has unknown unit `{unit}` (use ns, us, ms, s, m, h)"))?;
+        let nanos_per_unit = unit_nanos(unit).ok_or_else(|| {
+            format!("`{text}` has unknown unit `{unit}` (use ns, us, ms, s, m, h)")
+        })?;
         let part = scaled_nanos(number, nanos_per_unit)
             .ok_or_else(|| format!("`{text}` has a malformed number `{number}`"))?;
         total_nanos = total_nanos
@@ -52,7 +53,11 @@ fn scaled_nanos(number: &str, unit: u128) -> Option<u128> {
     if whole.is_empty() && fraction.is_empty() || fraction.contains('.') {
         return None;
     }
-    let whole_value: u128 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+    let whole_value: u128 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
     let mut result = whole_value.checked_mul(unit)?;
     // Digits past nanosecond precision cannot change the result.
     let mut scale = unit;
@@ -83,7 +88,16 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn rejects_malformed_durations() {
-        for bad in ["", "5", "5x", "s", "1..5s", "-1s", "1.2.3s", "99999999999999999999999h"] {
+        for bad in [
+            "",
+            "5",
+            "5x",
+            "s",
+            "1..5s",
+            "-1s",
+            "1.2.3s",
+            "99999999999999999999999h",
+        ] {
             assert!(parse_millis(bad).is_err(), "{bad} should be rejected");
         }
     }

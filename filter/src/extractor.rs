@@ -24,7 +24,10 @@ pub fn find_tokens(config: &Config, headers: &Headers) -> Vec<Found> {
             if found.len() > MAX_TOKENS {
                 return found;
             }
-            found.push(Found { token, location: index });
+            found.push(Found {
+                token,
+                location: index,
+            });
         }
     }
     found
@@ -101,7 +104,10 @@ pub fn remove_from(location: &TokenLocation, headers: &Headers, edits: &mut Edit
                 .flat_map(|header| header.split(';'))
                 .map(str::trim)
                 .filter(|pair| !pair.is_empty())
-                .filter(|pair| pair.split_once('=').is_none_or(|(key, _)| key.trim() != name))
+                .filter(|pair| {
+                    pair.split_once('=')
+                        .is_none_or(|(key, _)| key.trim() != name)
+                })
                 .collect();
             if kept.is_empty() {
                 edits.set.retain(|(key, _)| key != "cookie");
@@ -155,7 +161,12 @@ mod tests {
     }
 
     fn headers(pairs: &[(&str, &str)]) -> Headers {
-        Headers::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        Headers::new(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 
     const INLINE: &str = r#""jwks":"{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}]}""#;
@@ -163,7 +174,10 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn default_locations_are_bearer_header_then_access_token() {
         let config = config(&format!(r#"[{{"issuer":"i",{INLINE}}}]"#));
-        let found = find_tokens(&config, &headers(&[(":path", "/?access_token=q"), ("authorization", "bearer h")]));
+        let found = find_tokens(
+            &config,
+            &headers(&[(":path", "/?access_token=q"), ("authorization", "bearer h")]),
+        );
         let tokens: Vec<&str> = found.iter().map(|f| f.token.as_str()).collect();
         assert_eq!(tokens, ["h", "q"]);
     }
@@ -179,7 +193,10 @@ mod tests {
             ("x-jwt", "Token tok.header"),
             ("cookie", "x=1; c=tok.cookie; y=2"),
         ]);
-        let tokens: Vec<String> = find_tokens(&config, &request).into_iter().map(|f| f.token).collect();
+        let tokens: Vec<String> = find_tokens(&config, &request)
+            .into_iter()
+            .map(|f| f.token)
+            .collect();
         assert_eq!(tokens, ["tok.header", "tok.param", "tok.cookie"]);
         let wrong_prefix = headers(&[(":path", "/"), ("x-jwt", "Bearer tok")]);
         assert!(find_tokens(&config, &wrong_prefix).is_empty());
@@ -188,7 +205,8 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn stops_counting_past_the_limit() {
         let config = config(&format!(r#"[{{"issuer":"i",{INLINE}}}]"#));
-        let many: Vec<(&str, &str)> = std::iter::repeat_n(("authorization", "Bearer t"), 50).collect();
+        let many: Vec<(&str, &str)> =
+            std::iter::repeat_n(("authorization", "Bearer t"), 50).collect();
         assert_eq!(find_tokens(&config, &headers(&many)).len(), MAX_TOKENS + 1);
     }
 
@@ -198,9 +216,22 @@ mod tests {
         let mut edits = Edits::default();
         remove_from(&TokenLocation::Param("t".into()), &request, &mut edits);
         remove_from(&TokenLocation::Cookie("c".into()), &request, &mut edits);
-        remove_from(&TokenLocation::Header { name: "authorization".into(), prefix: String::new() }, &request, &mut edits);
+        remove_from(
+            &TokenLocation::Header {
+                name: "authorization".into(),
+                prefix: String::new(),
+            },
+            &request,
+            &mut edits,
+        );
         assert_eq!(edits.remove, ["authorization"]);
-        assert_eq!(edits.set, [(":path".to_string(), "/p?a=1&b=2".to_string()), ("cookie".to_string(), "x=1; y=2".to_string())]);
+        assert_eq!(
+            edits.set,
+            [
+                (":path".to_string(), "/p?a=1&b=2".to_string()),
+                ("cookie".to_string(), "x=1; y=2".to_string())
+            ]
+        );
     }
 
     #[wasm_bindgen_test(unsupported = test)]

@@ -35,21 +35,36 @@ const MAX_DISCOVERY_BYTES: usize = 64 * 1024;
 /// The first request for a source: discovery, or the JWKS directly.
 pub fn start(config: &Config, source: &RemoteSource) -> Next {
     match &source.kind {
-        SourceKind::Jwks(url) => Next::Fetch(Step::Jwks, get(url, &config.clusters, source.timeout_ms)),
+        SourceKind::Jwks(url) => {
+            Next::Fetch(Step::Jwks, get(url, &config.clusters, source.timeout_ms))
+        }
         SourceKind::Discovery { url, .. } => match discovery_url(url) {
-            Some(discovery) => Next::Fetch(Step::Discovery, get(&discovery, &config.clusters, source.timeout_ms)),
+            Some(discovery) => Next::Fetch(
+                Step::Discovery,
+                get(&discovery, &config.clusters, source.timeout_ms),
+            ),
             None => Next::Failed(format!("cannot build a discovery URL from `{url}`")),
         },
     }
 }
 
 /// What follows a reply. `body` is `None` when the host could not read it.
-pub fn on_reply(config: &Config, source: &RemoteSource, step: Step, status: Option<u32>, body: Option<&[u8]>) -> Next {
+pub fn on_reply(
+    config: &Config,
+    source: &RemoteSource,
+    step: Step,
+    status: Option<u32>,
+    body: Option<&[u8]>,
+) -> Next {
     let body = match (status, body) {
         (Some(200), Some(body)) => body,
         (Some(200), None) => return Next::Failed(format!("{step:?} reply has no readable body")),
         (Some(status), _) => return Next::Failed(format!("{step:?} fetch answered HTTP {status}")),
-        (None, _) => return Next::Failed(format!("{step:?} fetch failed (no status: timeout or reset)")),
+        (None, _) => {
+            return Next::Failed(format!(
+                "{step:?} fetch failed (no status: timeout or reset)"
+            ))
+        }
     };
     match step {
         Step::Discovery => {
@@ -62,7 +77,10 @@ pub fn on_reply(config: &Config, source: &RemoteSource, step: Step, status: Opti
             }
         }
         Step::Jwks => match jwks::parse_jwks(body, config.max_jwks_bytes) {
-            Ok(keys) => Next::Done { keys, jwks_text: body.to_vec() },
+            Ok(keys) => Next::Done {
+                keys,
+                jwks_text: body.to_vec(),
+            },
             Err(why) => Next::Failed(why),
         },
     }
@@ -119,7 +137,10 @@ pub fn cluster_for(url: &Url, clusters: &BTreeMap<String, String>) -> String {
 /// `<issuer>/.well-known/openid-configuration` (OIDC Discovery 1.0, section 4).
 pub fn discovery_url(issuer: &Url) -> Option<Url> {
     let mut url = issuer.clone();
-    let path = format!("{}/.well-known/openid-configuration", issuer.path().trim_end_matches('/'));
+    let path = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.path().trim_end_matches('/')
+    );
     url.set_path(&path);
     url.set_query(None);
     url.set_fragment(None);
@@ -134,9 +155,14 @@ pub fn jwks_uri_from_discovery(body: &[u8], issuer: &str) -> Result<Url, String>
     }
     let document: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("discovery document is not JSON: {e}"))?;
-    let published = document.get("issuer").and_then(|v| v.as_str()).unwrap_or_default();
+    let published = document
+        .get("issuer")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
     if published != issuer {
-        return Err(format!("discovery document names issuer `{published}`, not `{issuer}`"));
+        return Err(format!(
+            "discovery document names issuer `{published}`, not `{issuer}`"
+        ));
     }
     let uri = document
         .get("jwks_uri")
@@ -161,30 +187,62 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn cluster_defaults_to_istio_outbound_naming() {
         let none = BTreeMap::new();
-        assert_eq!(cluster_for(&url("https://idp.example.com/jwks"), &none), "outbound|443||idp.example.com");
-        assert_eq!(cluster_for(&url("http://IdP.example.com:8080/j"), &none), "outbound|8080||idp.example.com");
+        assert_eq!(
+            cluster_for(&url("https://idp.example.com/jwks"), &none),
+            "outbound|443||idp.example.com"
+        );
+        assert_eq!(
+            cluster_for(&url("http://IdP.example.com:8080/j"), &none),
+            "outbound|8080||idp.example.com"
+        );
         let mut clusters = BTreeMap::new();
         clusters.insert("idp.example.com".to_string(), "idp".to_string());
         clusters.insert("127.0.0.1:9000".to_string(), "local".to_string());
-        assert_eq!(cluster_for(&url("https://idp.example.com/jwks"), &clusters), "idp");
-        assert_eq!(cluster_for(&url("http://127.0.0.1:9000/jwks"), &clusters), "local");
-        assert_eq!(cluster_for(&url("http://127.0.0.1:9001/jwks"), &clusters), "outbound|9001||127.0.0.1");
+        assert_eq!(
+            cluster_for(&url("https://idp.example.com/jwks"), &clusters),
+            "idp"
+        );
+        assert_eq!(
+            cluster_for(&url("http://127.0.0.1:9000/jwks"), &clusters),
+            "local"
+        );
+        assert_eq!(
+            cluster_for(&url("http://127.0.0.1:9001/jwks"), &clusters),
+            "outbound|9001||127.0.0.1"
+        );
     }
 
     #[wasm_bindgen_test(unsupported = test)]
     fn requests_carry_path_query_and_authority() {
-        let request = get(&url("https://idp.test:8443/keys?v=2"), &BTreeMap::new(), 5000);
-        assert!(request.headers.contains(&(":path".into(), "/keys?v=2".into())));
-        assert!(request.headers.contains(&(":authority".into(), "idp.test:8443".into())));
+        let request = get(
+            &url("https://idp.test:8443/keys?v=2"),
+            &BTreeMap::new(),
+            5000,
+        );
+        assert!(request
+            .headers
+            .contains(&(":path".into(), "/keys?v=2".into())));
+        assert!(request
+            .headers
+            .contains(&(":authority".into(), "idp.test:8443".into())));
         assert!(request.headers.contains(&(":method".into(), "GET".into())));
     }
 
     #[wasm_bindgen_test(unsupported = test)]
     fn discovery_url_appends_the_well_known_path() {
         let cases = [
-            ("https://idp.test", "https://idp.test/.well-known/openid-configuration"),
-            ("https://idp.test/", "https://idp.test/.well-known/openid-configuration"),
-            ("https://idp.test/realms/x", "https://idp.test/realms/x/.well-known/openid-configuration"),
+            (
+                "https://idp.test",
+                "https://idp.test/.well-known/openid-configuration",
+            ),
+            (
+                "https://idp.test/",
+                "https://idp.test/.well-known/openid-configuration",
+            ),
+            (
+                "https://idp.test/realms/x",
+                "https://idp.test/realms/x/.well-known/openid-configuration",
+            ),
         ];
         for (issuer, expected) in cases {
             assert_eq!(discovery_url(&url(issuer)).unwrap().as_str(), expected);
@@ -194,7 +252,12 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn discovery_must_name_our_issuer_and_an_http_jwks_uri() {
         let good = br#"{"issuer":"https://idp.test","jwks_uri":"https://keys.idp.test/jwks"}"#;
-        assert_eq!(jwks_uri_from_discovery(good, "https://idp.test").unwrap().as_str(), "https://keys.idp.test/jwks");
+        assert_eq!(
+            jwks_uri_from_discovery(good, "https://idp.test")
+                .unwrap()
+                .as_str(),
+            "https://keys.idp.test/jwks"
+        );
         assert!(jwks_uri_from_discovery(good, "https://other.test").is_err());
         let bad_uri = br#"{"issuer":"i","jwks_uri":"file:///etc/passwd"}"#;
         assert!(jwks_uri_from_discovery(bad_uri, "i").is_err());

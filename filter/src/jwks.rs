@@ -84,7 +84,10 @@ impl KeySet {
 
 pub fn parse_jwks(bytes: &[u8], max_bytes: usize) -> Result<KeySet, String> {
     if bytes.len() > max_bytes {
-        return Err(format!("JWKS is {} bytes, more than maxJwksBytes ({max_bytes})", bytes.len()));
+        return Err(format!(
+            "JWKS is {} bytes, more than maxJwksBytes ({max_bytes})",
+            bytes.len()
+        ));
     }
     let document = crate::strict_json::parse_object(bytes).map_err(|why| format!("JWKS: {why}"))?;
     let Some(Value::Array(entries)) = document.get("keys") else {
@@ -93,16 +96,24 @@ pub fn parse_jwks(bytes: &[u8], max_bytes: usize) -> Result<KeySet, String> {
     let mut set = KeySet::default();
     for (index, entry) in entries.iter().enumerate() {
         if set.keys.len() == MAX_KEYS {
-            set.skipped.push(format!("keys[{index}..]: more than {MAX_KEYS} keys"));
+            set.skipped
+                .push(format!("keys[{index}..]: more than {MAX_KEYS} keys"));
             break;
         }
-        match entry.as_object().ok_or("not an object".to_string()).and_then(parse_jwk) {
+        match entry
+            .as_object()
+            .ok_or("not an object".to_string())
+            .and_then(parse_jwk)
+        {
             Ok(jwk) => set.keys.push(jwk),
             Err(why) => set.skipped.push(format!("keys[{index}]: {why}")),
         }
     }
     if set.keys.is_empty() {
-        return Err(format!("JWKS has no usable signing key ({})", set.skipped.join("; ")));
+        return Err(format!(
+            "JWKS has no usable signing key ({})",
+            set.skipped.join("; ")
+        ));
     }
     Ok(set)
 }
@@ -112,12 +123,17 @@ fn parse_jwk(jwk: &Map<String, Value>) -> Result<Jwk, String> {
         return Err("`use` is not `sig`".into());
     }
     if let Some(ops) = jwk.get("key_ops") {
-        let verifies = ops.as_array().is_some_and(|ops| ops.iter().any(|op| op == "verify"));
+        let verifies = ops
+            .as_array()
+            .is_some_and(|ops| ops.iter().any(|op| op == "verify"));
         if !verifies {
             return Err("`key_ops` does not include `verify`".into());
         }
     }
-    if PRIVATE_MEMBERS.iter().any(|member| jwk.contains_key(*member)) {
+    if PRIVATE_MEMBERS
+        .iter()
+        .any(|member| jwk.contains_key(*member))
+    {
         return Err("contains private key material; refusing to use it".into());
     }
     let kid = match jwk.get("kid") {
@@ -127,9 +143,9 @@ fn parse_jwk(jwk: &Map<String, Value>) -> Result<Jwk, String> {
     };
     let alg = match jwk.get("alg") {
         None => None,
-        Some(Value::String(name)) => Some(
-            Algorithm::from_name(name).ok_or_else(|| format!("unsupported alg `{name}`"))?,
-        ),
+        Some(Value::String(name)) => {
+            Some(Algorithm::from_name(name).ok_or_else(|| format!("unsupported alg `{name}`"))?)
+        }
         Some(_) => return Err("`alg` is not a string".into()),
     };
     let key = match text_member(jwk, "kty")? {
@@ -163,7 +179,9 @@ fn rsa_key(jwk: &Map<String, Value>) -> Result<PublicKey, String> {
     let exponent = BigUint::from_bytes_be(&bytes_member(jwk, "e")?);
     let bits = modulus.bits();
     if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
-        return Err(format!("RSA modulus has {bits} bits (accepted: {RSA_MIN_BITS} to {RSA_MAX_BITS})"));
+        return Err(format!(
+            "RSA modulus has {bits} bits (accepted: {RSA_MIN_BITS} to {RSA_MAX_BITS})"
+        ));
     }
     RsaPublicKey::new_with_max_size(modulus, exponent, RSA_MAX_BITS)
         .map(PublicKey::Rsa)
@@ -180,7 +198,9 @@ fn ec_key(jwk: &Map<String, Value>) -> Result<PublicKey, String> {
     let x = bytes_member(jwk, "x")?;
     let y = bytes_member(jwk, "y")?;
     if x.len() != coordinate_len || y.len() != coordinate_len {
-        return Err(format!("{curve} coordinates must be {coordinate_len} bytes"));
+        return Err(format!(
+            "{curve} coordinates must be {coordinate_len} bytes"
+        ));
     }
     let mut point = Vec::with_capacity(1 + 2 * coordinate_len);
     point.push(0x04);
@@ -247,7 +267,10 @@ mod tests {
         let set = parse_jwks(jwks_of(&[&a, &b]).as_bytes(), 1 << 20).unwrap();
         assert_eq!(set.candidates(Algorithm::Rs256, Some("a")).len(), 1);
         assert!(set.candidates(Algorithm::Rs256, Some("b")).is_empty());
-        assert!(set.candidates(Algorithm::Rs384, Some("a")).is_empty(), "alg pinned by JWK");
+        assert!(
+            set.candidates(Algorithm::Rs384, Some("a")).is_empty(),
+            "alg pinned by JWK"
+        );
         assert_eq!(set.candidates(Algorithm::Es256, None).len(), 1);
         assert!(set.candidates(Algorithm::Rs256, Some("missing")).is_empty());
     }
@@ -285,7 +308,15 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn rejects_documents_that_are_not_key_sets() {
-        for doc in ["", "[]", "{}", r#"{"keys":{}}"#, r#"{"keys":[]}"#, "<html>", r#"{"keys":[],"keys":[]}"#] {
+        for doc in [
+            "",
+            "[]",
+            "{}",
+            r#"{"keys":{}}"#,
+            r#"{"keys":[]}"#,
+            "<html>",
+            r#"{"keys":[],"keys":[]}"#,
+        ] {
             assert!(parse_jwks(doc.as_bytes(), 1 << 20).is_err(), "{doc}");
         }
         let big = jwks_of(&[&TestKey::new(Algorithm::Es256, "k")]);

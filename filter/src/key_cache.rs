@@ -58,13 +58,17 @@ impl SharedState {
             return false;
         }
         if !self.has_keys() {
-            return self.attempted_at_ms == 0 || now >= self.attempted_at_ms.saturating_add(FIRST_FETCH_RETRY_MS);
+            return self.attempted_at_ms == 0
+                || now >= self.attempted_at_ms.saturating_add(FIRST_FETCH_RETRY_MS);
         }
         if refetch_wanted && self.may_refetch(now, policy) {
             return true;
         }
         let stale = now >= self.fetched_at_ms.saturating_add(policy.cache_duration_ms);
-        let retry_allowed = now >= self.attempted_at_ms.saturating_add(REFRESH_RETRY_MS.min(policy.cache_duration_ms));
+        let retry_allowed = now
+            >= self
+                .attempted_at_ms
+                .saturating_add(REFRESH_RETRY_MS.min(policy.cache_duration_ms));
         stale && retry_allowed
     }
 
@@ -73,7 +77,9 @@ impl SharedState {
         SharedState {
             attempted_at_ms: now,
             lease_owner: owner,
-            lease_until_ms: now.saturating_add(policy.timeout_ms.saturating_mul(2)).saturating_add(LEASE_SLACK_MS),
+            lease_until_ms: now
+                .saturating_add(policy.timeout_ms.saturating_mul(2))
+                .saturating_add(LEASE_SLACK_MS),
             ..self.clone()
         }
     }
@@ -101,14 +107,20 @@ impl SharedState {
     }
 
     /// What a request can get from this source now, given this VM's parsed copy.
-    pub fn availability<'a>(&self, keys: Option<&'a KeySet>, now: u64, policy: &Policy) -> Keys<'a> {
+    pub fn availability<'a>(
+        &self,
+        keys: Option<&'a KeySet>,
+        now: u64,
+        policy: &Policy,
+    ) -> Keys<'a> {
         if let Some(set) = keys {
             return Keys::Ready {
                 set,
                 may_refetch: self.may_refetch(now, policy),
             };
         }
-        let failed_recently = self.failed_at_ms != 0 && now < self.failed_at_ms.saturating_add(FIRST_FETCH_RETRY_MS);
+        let failed_recently =
+            self.failed_at_ms != 0 && now < self.failed_at_ms.saturating_add(FIRST_FETCH_RETRY_MS);
         if failed_recently && !self.leased(now) {
             Keys::Failed
         } else {
@@ -145,26 +157,48 @@ mod tests {
         let empty = SharedState::default();
         assert!(empty.fetch_due(1_000, &POLICY, false));
         let leased = empty.leased_to(7, 1_000, &POLICY);
-        assert!(!leased.fetch_due(1_500, &POLICY, false), "another VM holds the lease");
-        assert!(matches!(leased.availability(None, 1_500, &POLICY), Keys::Pending));
-        assert!(leased.fetch_due(1_000 + 12_000, &POLICY, false), "an abandoned lease expires");
+        assert!(
+            !leased.fetch_due(1_500, &POLICY, false),
+            "another VM holds the lease"
+        );
+        assert!(matches!(
+            leased.availability(None, 1_500, &POLICY),
+            Keys::Pending
+        ));
+        assert!(
+            leased.fetch_due(1_000 + 12_000, &POLICY, false),
+            "an abandoned lease expires"
+        );
     }
 
     #[wasm_bindgen_test(unsupported = test)]
     fn a_failed_first_fetch_fails_requests_briefly_then_retries() {
-        let failed = SharedState::default().leased_to(7, 1_000, &POLICY).failed(1_200, "503");
-        assert!(matches!(failed.availability(None, 1_300, &POLICY), Keys::Failed));
+        let failed = SharedState::default()
+            .leased_to(7, 1_000, &POLICY)
+            .failed(1_200, "503");
+        assert!(matches!(
+            failed.availability(None, 1_300, &POLICY),
+            Keys::Failed
+        ));
         assert!(!failed.fetch_due(1_300, &POLICY, false));
         assert!(failed.fetch_due(2_000, &POLICY, false));
-        assert!(matches!(failed.availability(None, 2_300, &POLICY), Keys::Pending));
+        assert!(matches!(
+            failed.availability(None, 2_300, &POLICY),
+            Keys::Pending
+        ));
     }
 
     #[wasm_bindgen_test(unsupported = test)]
     fn refresh_is_periodic_and_unknown_kid_refetch_is_rate_limited() {
-        let fresh = SharedState::default().leased_to(7, 1_000, &POLICY).succeeded(1_100);
+        let fresh = SharedState::default()
+            .leased_to(7, 1_000, &POLICY)
+            .succeeded(1_100);
         assert_eq!(fresh.version, 1);
         assert!(!fresh.fetch_due(2_000, &POLICY, false));
-        assert!(!fresh.fetch_due(2_000, &POLICY, true), "kid refetch too soon");
+        assert!(
+            !fresh.fetch_due(2_000, &POLICY, true),
+            "kid refetch too soon"
+        );
         assert!(fresh.fetch_due(1_100 + 30_000, &POLICY, true));
         assert!(!fresh.fetch_due(1_100 + 30_000, &POLICY, false));
         assert!(fresh.fetch_due(1_100 + 600_000, &POLICY, false));
@@ -173,7 +207,9 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn failed_refresh_keeps_keys_and_backs_off() {
         let fresh = SharedState::default().leased_to(7, 0, &POLICY).succeeded(0);
-        let failed = fresh.leased_to(7, 600_000, &POLICY).failed(600_100, "timeout");
+        let failed = fresh
+            .leased_to(7, 600_000, &POLICY)
+            .failed(600_100, "timeout");
         assert_eq!(failed.version, 1, "keys kept");
         assert!(!failed.fetch_due(605_000, &POLICY, false));
         assert!(failed.fetch_due(610_000, &POLICY, false));
@@ -181,9 +217,14 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn round_trips_through_bytes_and_tolerates_garbage() {
-        let state = SharedState::default().leased_to(3, 10, &POLICY).failed(20, "x");
+        let state = SharedState::default()
+            .leased_to(3, 10, &POLICY)
+            .failed(20, "x");
         assert_eq!(SharedState::from_bytes(Some(&state.to_bytes())), state);
-        assert_eq!(SharedState::from_bytes(Some(b"garbage")), SharedState::default());
+        assert_eq!(
+            SharedState::from_bytes(Some(b"garbage")),
+            SharedState::default()
+        );
         assert_eq!(SharedState::from_bytes(None), SharedState::default());
     }
 }

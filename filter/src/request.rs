@@ -55,5 +55,7 @@ impl Edits {
 
 /// Header values we write must not smuggle a second header or end the block.
 pub fn is_safe_header_value(value: &str) -> bool {
-    value.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+    value
+        .bytes()
+        .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
 }

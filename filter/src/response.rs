@@ -54,7 +54,10 @@ const MAX_REALM_BYTES: usize = 1024;
 pub fn deny(error: AuthError, detail: impl Into<String>, request: &Headers) -> Denial {
     let mut headers = vec![("content-type".to_string(), "text/plain".to_string())];
     if error.status() == 401 {
-        headers.push(("www-authenticate".to_string(), www_authenticate(error, request)));
+        headers.push((
+            "www-authenticate".to_string(),
+            www_authenticate(error, request),
+        ));
     }
     Denial {
         error,
@@ -83,7 +86,10 @@ fn realm(request: &Headers) -> String {
         .get("x-forwarded-proto")
         .or_else(|| request.get(":scheme"))
         .unwrap_or("http");
-    let host = request.get(":authority").or_else(|| request.get("host")).unwrap_or("");
+    let host = request
+        .get(":authority")
+        .or_else(|| request.get("host"))
+        .unwrap_or("");
     let path = request.path();
     let path = path.split(['?', '#']).next().unwrap_or("/");
     let url = format!("{scheme}://{host}{path}");
@@ -121,7 +127,10 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn invalid_tokens_carry_invalid_token() {
         let denial = deny(AuthError::Expired, "", &request("/x"));
-        assert_eq!(denial.headers[1].1, "Bearer realm=\"http://app.test:8080/x\", error=\"invalid_token\"");
+        assert_eq!(
+            denial.headers[1].1,
+            "Bearer realm=\"http://app.test:8080/x\", error=\"invalid_token\""
+        );
     }
 
     #[wasm_bindgen_test(unsupported = test)]
@@ -134,8 +143,15 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn realm_cannot_break_out_of_its_quotes() {
         let denial = deny(AuthError::Missing, "", &request("/a\"b\\c\r\nx"));
-        assert_eq!(denial.headers[1].1, "Bearer realm=\"http://app.test:8080/abcx\"");
-        let long = deny(AuthError::Missing, "", &request(&format!("/{}", "a".repeat(5000))));
+        assert_eq!(
+            denial.headers[1].1,
+            "Bearer realm=\"http://app.test:8080/abcx\""
+        );
+        let long = deny(
+            AuthError::Missing,
+            "",
+            &request(&format!("/{}", "a".repeat(5000))),
+        );
         assert!(long.headers[1].1.len() < 1100);
     }
 }

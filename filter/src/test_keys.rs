@@ -26,7 +26,6 @@ enum Pair {
 
 pub struct TestKey {
     pub algorithm: Algorithm,
-    pub kid: String,
     pair: Pair,
 }
 
@@ -55,23 +54,23 @@ impl TestKey {
             Algorithm::Es384 => {
                 Pair::Es384(ES384KeyPair::from_pem(P384_PEM).unwrap().with_key_id(kid))
             }
-            Algorithm::EdDsa => {
-                Pair::EdDsa(Ed25519KeyPair::from_pem(ED25519_PEM).unwrap().with_key_id(kid))
-            }
+            Algorithm::EdDsa => Pair::EdDsa(
+                Ed25519KeyPair::from_pem(ED25519_PEM)
+                    .unwrap()
+                    .with_key_id(kid),
+            ),
         };
-        Self {
-            algorithm,
-            kid: kid.to_string(),
-            pair,
-        }
+        Self { algorithm, pair }
     }
 
     pub fn all() -> Vec<TestKey> {
         use Algorithm::*;
-        [Rs256, Rs384, Rs512, Ps256, Ps384, Ps512, Es256, Es384, EdDsa]
-            .into_iter()
-            .map(|alg| TestKey::new(alg, &format!("kid-{}", alg.name())))
-            .collect()
+        [
+            Rs256, Rs384, Rs512, Ps256, Ps384, Ps512, Es256, Es384, EdDsa,
+        ]
+        .into_iter()
+        .map(|alg| TestKey::new(alg, &format!("kid-{}", alg.name())))
+        .collect()
     }
 
     /// A signed token whose payload is exactly `claims` (header: alg, typ, kid).
@@ -95,8 +94,7 @@ impl TestKey {
         .unwrap()
     }
 
-    /// A raw signature of `message`, taken from a token whose signing input it is not:
-    /// instead we sign a token and return (signing input, signature).
+    /// A message and its signature: a token's signing input and signature bytes.
     pub fn signed_message(&self) -> (String, Vec<u8>) {
         let token = self.mint(&serde_json::json!({"sub": "message"}));
         let (input, signature) = token.rsplit_once('.').unwrap();

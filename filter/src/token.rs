@@ -151,7 +151,10 @@ fn check_header(header: &Map<String, Value>) -> Result<(Algorithm, Option<String
     if header.contains_key("crit") {
         return Err(FormatError::CriticalHeader);
     }
-    if header.get("b64").is_some_and(|b64| b64 != &Value::Bool(true)) {
+    if header
+        .get("b64")
+        .is_some_and(|b64| b64 != &Value::Bool(true))
+    {
         return Err(FormatError::UnencodedPayload);
     }
     let kid = match header.get("kid") {
@@ -177,7 +180,10 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn parses_a_well_formed_token() {
-        let text = token(r#"{"alg":"ES256","kid":"k1","typ":"JWT"}"#, r#"{"iss":"a"}"#);
+        let text = token(
+            r#"{"alg":"ES256","kid":"k1","typ":"JWT"}"#,
+            r#"{"iss":"a"}"#,
+        );
         let jws = parse(&text, 16384).unwrap();
         assert_eq!(jws.algorithm, Algorithm::Es256);
         assert_eq!(jws.kid.as_deref(), Some("k1"));
@@ -191,7 +197,10 @@ mod tests {
     fn rejects_unsigned_and_symmetric_algorithms() {
         for alg in ["none", "None", "NONE", "HS256", "HS512", "rs256", ""] {
             let text = token(&format!(r#"{{"alg":"{alg}"}}"#), "{}");
-            assert_eq!(parse(&text, 16384).unwrap_err(), FormatError::Algorithm(alg.into()));
+            assert_eq!(
+                parse(&text, 16384).unwrap_err(),
+                FormatError::Algorithm(alg.into())
+            );
         }
     }
 
@@ -199,12 +208,21 @@ mod tests {
     fn rejects_structural_tricks() {
         let ok_header = r#"{"alg":"RS256"}"#;
         let cases = [
-            (token(r#"{"alg":"RS256","crit":["exp"]}"#, "{}"), FormatError::CriticalHeader),
-            (token(r#"{"alg":"RS256","b64":false}"#, "{}"), FormatError::UnencodedPayload),
+            (
+                token(r#"{"alg":"RS256","crit":["exp"]}"#, "{}"),
+                FormatError::CriticalHeader,
+            ),
+            (
+                token(r#"{"alg":"RS256","b64":false}"#, "{}"),
+                FormatError::UnencodedPayload,
+            ),
             ("a.b.c.d.e".to_string(), FormatError::Encrypted),
             ("a.b".to_string(), FormatError::SegmentCount),
             ("a.b.c.d".to_string(), FormatError::SegmentCount),
-            (format!("{}.{}.c=", b64(ok_header), b64("{}")), FormatError::Base64("signature")),
+            (
+                format!("{}.{}.c=", b64(ok_header), b64("{}")),
+                FormatError::Base64("signature"),
+            ),
         ];
         for (text, expected) in cases {
             assert_eq!(parse(&text, 16384).unwrap_err(), expected, "{text}");
@@ -216,16 +234,28 @@ mod tests {
         let padded = format!("{}=.{}.{}", b64(r#"{"alg":"RS256"}"#), b64("{}"), b64("s"));
         assert!(matches!(parse(&padded, 16384), Err(FormatError::Header(_))));
         let duplicate = token(r#"{"alg":"RS256","alg":"none"}"#, "{}");
-        assert!(matches!(parse(&duplicate, 16384), Err(FormatError::Header(_))));
+        assert!(matches!(
+            parse(&duplicate, 16384),
+            Err(FormatError::Header(_))
+        ));
         let array_payload = token(r#"{"alg":"RS256"}"#, "[]");
-        assert!(matches!(parse(&array_payload, 16384), Err(FormatError::Payload(_))));
+        assert!(matches!(
+            parse(&array_payload, 16384),
+            Err(FormatError::Payload(_))
+        ));
         let numeric_kid = token(r#"{"alg":"RS256","kid":7}"#, "{}");
-        assert!(matches!(parse(&numeric_kid, 16384), Err(FormatError::Header(_))));
+        assert!(matches!(
+            parse(&numeric_kid, 16384),
+            Err(FormatError::Header(_))
+        ));
     }
 
     #[wasm_bindgen_test(unsupported = test)]
     fn enforces_the_size_limit() {
-        let text = token(r#"{"alg":"RS256"}"#, &format!(r#"{{"x":"{}"}}"#, "a".repeat(100)));
+        let text = token(
+            r#"{"alg":"RS256"}"#,
+            &format!(r#"{{"x":"{}"}}"#, "a".repeat(100)),
+        );
         assert_eq!(parse(&text, 50).unwrap_err(), FormatError::TooLarge);
     }
 }

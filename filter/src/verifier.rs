@@ -62,8 +62,17 @@ mod tests {
             let (message, signature) = key.signed_message();
             let message = message.as_bytes();
             let public = key.public_key();
-            assert!(verify(key.algorithm, &public, message, &signature), "{:?}", key.algorithm);
-            assert!(!verify(key.algorithm, &public, b"header.payloaD", &signature));
+            assert!(
+                verify(key.algorithm, &public, message, &signature),
+                "{:?}",
+                key.algorithm
+            );
+            assert!(!verify(
+                key.algorithm,
+                &public,
+                b"header.payloaD",
+                &signature
+            ));
             let mut flipped = signature.clone();
             if let Some(last) = flipped.last_mut() {
                 *last ^= 1;
@@ -84,7 +93,12 @@ mod tests {
                     != std::mem::discriminant(&signer.public_key())
                 {
                     let other_key = other.public_key();
-                    assert!(!verify(signer.algorithm, &other_key, message.as_bytes(), &signature));
+                    assert!(!verify(
+                        signer.algorithm,
+                        &other_key,
+                        message.as_bytes(),
+                        &signature
+                    ));
                 }
             }
         }

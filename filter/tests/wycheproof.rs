@@ -156,7 +156,10 @@ fn base64url(bytes: &[u8]) -> String {
 /// Wycheproof integers are two's complement (a leading zero byte keeps them
 /// positive); JWK integers have no leading zeros (RFC 7518 6.3.1).
 fn unsigned(bytes: &[u8]) -> &[u8] {
-    let first = bytes.iter().position(|&byte| byte != 0).unwrap_or(bytes.len());
+    let first = bytes
+        .iter()
+        .position(|&byte| byte != 0)
+        .unwrap_or(bytes.len());
     &bytes[first..]
 }
 
@@ -200,7 +203,11 @@ fn check_group(tally: &mut Tally, algorithm: Algorithm, set: &str, jwk: Value, v
         Err(why) => {
             tally.refused_key += vectors.len();
             for vector in vectors.iter().filter(|v| v.expect == Expect::Verifies) {
-                tally.fail(set, vector, &format!("must verify, but the JWKS parser refused the key: {why}"));
+                tally.fail(
+                    set,
+                    vector,
+                    &format!("must verify, but the JWKS parser refused the key: {why}"),
+                );
             }
             return;
         }
@@ -234,7 +241,10 @@ fn check_rsa_group(
 ) {
     let bits = bit_length(unsigned(&key.n));
     if bits < RSA_MIN_BITS {
-        assert!(key_from_jwk(rsa_jwk(key)).is_err(), "{set}: a {bits}-bit key was accepted");
+        assert!(
+            key_from_jwk(rsa_jwk(key)).is_err(),
+            "{set}: a {bits}-bit key was accepted"
+        );
         tally.loaded += vectors.len();
         tally.skipped_small_rsa += vectors.len();
         return;
@@ -298,7 +308,11 @@ fn rsa_pss(algorithm: Algorithm, sets: &[rsa_pss_verify::TestName], min_executed
             .iter()
             .filter(|group| has_jws_pss_parameters(group, algorithm))
             .collect();
-        assert!(!groups.is_empty(), "{label} has no group with {} parameters", algorithm.name());
+        assert!(
+            !groups.is_empty(),
+            "{label} has no group with {} parameters",
+            algorithm.name()
+        );
         for group in groups {
             let vectors = vectors!(group.tests, no_decision);
             check_rsa_group(&mut tally, algorithm, &label, &group.key, &vectors);
@@ -319,10 +333,24 @@ fn ecdsa_p1363(
     let set = ecdsa::TestSet::load(name).unwrap();
     let label = format!("{name:?}");
     for group in &set.test_groups {
-        assert_eq!(group.test_type, ecdsa::TestGroupTypeId::EcdsaP1363, "{label}");
-        assert_eq!((group.key.curve, group.hash), (curve, hash_of(algorithm)), "{label}");
+        assert_eq!(
+            group.test_type,
+            ecdsa::TestGroupTypeId::EcdsaP1363,
+            "{label}"
+        );
+        assert_eq!(
+            (group.key.curve, group.hash),
+            (curve, hash_of(algorithm)),
+            "{label}"
+        );
         let vectors = vectors!(group.tests, no_decision);
-        check_group(&mut tally, algorithm, &label, ec_jwk(jwk_curve, &group.key.key), &vectors);
+        check_group(
+            &mut tally,
+            algorithm,
+            &label,
+            ec_jwk(jwk_curve, &group.key.key),
+            &vectors,
+        );
     }
     tally.finish(algorithm, min_executed);
 }
@@ -330,19 +358,31 @@ fn ecdsa_p1363(
 #[wasm_bindgen_test(unsupported = test)]
 fn rs256_rsassa_pkcs1_v1_5_sha256() {
     use rsa_pkcs1_verify::TestName::*;
-    rsa_pkcs1(Algorithm::Rs256, &[Rsa2048Sha256, Rsa3072Sha256, Rsa4096Sha256, Rsa8192Sha256], 1000);
+    rsa_pkcs1(
+        Algorithm::Rs256,
+        &[Rsa2048Sha256, Rsa3072Sha256, Rsa4096Sha256, Rsa8192Sha256],
+        1000,
+    );
 }
 
 #[wasm_bindgen_test(unsupported = test)]
 fn rs384_rsassa_pkcs1_v1_5_sha384() {
     use rsa_pkcs1_verify::TestName::*;
-    rsa_pkcs1(Algorithm::Rs384, &[Rsa2048Sha384, Rsa3072Sha384, Rsa4096Sha384, Rsa8192Sha384], 1000);
+    rsa_pkcs1(
+        Algorithm::Rs384,
+        &[Rsa2048Sha384, Rsa3072Sha384, Rsa4096Sha384, Rsa8192Sha384],
+        1000,
+    );
 }
 
 #[wasm_bindgen_test(unsupported = test)]
 fn rs512_rsassa_pkcs1_v1_5_sha512() {
     use rsa_pkcs1_verify::TestName::*;
-    rsa_pkcs1(Algorithm::Rs512, &[Rsa2048Sha512, Rsa3072Sha512, Rsa4096Sha512, Rsa8192Sha512], 1000);
+    rsa_pkcs1(
+        Algorithm::Rs512,
+        &[Rsa2048Sha512, Rsa3072Sha512, Rsa4096Sha512, Rsa8192Sha512],
+        1000,
+    );
 }
 
 #[wasm_bindgen_test(unsupported = test)]
@@ -360,7 +400,11 @@ fn ps256_rsassa_pss_sha256_mgf1_salt32() {
 #[wasm_bindgen_test(unsupported = test)]
 fn ps384_rsassa_pss_sha384_mgf1_salt48() {
     use rsa_pss_verify::TestName::*;
-    let sets = [RsaPss2048Sha384Mgf1SaltLen48, RsaPss4096Sha384Mgf1SaltLen48, RsaPssmisc];
+    let sets = [
+        RsaPss2048Sha384Mgf1SaltLen48,
+        RsaPss4096Sha384Mgf1SaltLen48,
+        RsaPssmisc,
+    ];
     rsa_pss(Algorithm::Ps384, &sets, 250);
 }
 
@@ -369,19 +413,35 @@ fn ps512_rsassa_pss_sha512_mgf1_salt64() {
     use rsa_pss_verify::TestName::*;
     // Wycheproof has no 2048- or 3072-bit SHA-512 set with a 64-byte salt; the
     // 2048-bit case comes from `rsa_pss_misc`.
-    rsa_pss(Algorithm::Ps512, &[RsaPss4096Sha512Mgf1SaltLen64, RsaPssmisc], 150);
+    rsa_pss(
+        Algorithm::Ps512,
+        &[RsaPss4096Sha512Mgf1SaltLen64, RsaPssmisc],
+        150,
+    );
 }
 
 #[wasm_bindgen_test(unsupported = test)]
 fn es256_ecdsa_p256_sha256_p1363() {
     let name = ecdsa::TestName::EcdsaSecp256r1Sha256P1363;
-    ecdsa_p1363(Algorithm::Es256, name, EllipticCurve::Secp256r1, "P-256", 250);
+    ecdsa_p1363(
+        Algorithm::Es256,
+        name,
+        EllipticCurve::Secp256r1,
+        "P-256",
+        250,
+    );
 }
 
 #[wasm_bindgen_test(unsupported = test)]
 fn es384_ecdsa_p384_sha384_p1363() {
     let name = ecdsa::TestName::EcdsaSecp384r1Sha384P1363;
-    ecdsa_p1363(Algorithm::Es384, name, EllipticCurve::Secp384r1, "P-384", 250);
+    ecdsa_p1363(
+        Algorithm::Es384,
+        name,
+        EllipticCurve::Secp384r1,
+        "P-384",
+        250,
+    );
 }
 
 #[wasm_bindgen_test(unsupported = test)]
@@ -391,7 +451,13 @@ fn eddsa_ed25519() {
     for group in &set.test_groups {
         assert_eq!(group.key.curve, wycheproof::EdwardsCurve::Ed25519);
         let vectors = vectors!(group.tests, no_decision);
-        check_group(&mut tally, Algorithm::EdDsa, "Ed25519", ed25519_jwk(&group.key.pk), &vectors);
+        check_group(
+            &mut tally,
+            Algorithm::EdDsa,
+            "Ed25519",
+            ed25519_jwk(&group.key.pk),
+            &vectors,
+        );
     }
     tally.finish(Algorithm::EdDsa, 140);
 }

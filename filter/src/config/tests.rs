@@ -28,7 +28,13 @@ fn accepts_every_istio_jwt_rule_field() {
     assert_eq!(rule.timeout_ms, 1_500);
     assert_eq!(rule.output_payload_to_header.as_deref(), Some("x-payload"));
     assert_eq!(config.locations.len(), 3);
-    assert_eq!(config.locations[0], TokenLocation::Header { name: "x-token".into(), prefix: "Bearer ".into() });
+    assert_eq!(
+        config.locations[0],
+        TokenLocation::Header {
+            name: "x-token".into(),
+            prefix: "Bearer ".into()
+        }
+    );
     assert_eq!(config.output_headers, ["x-payload", "x-sub"]);
     assert_eq!(config.jwks_cache_duration_ms, 300_000);
     assert!(matches!(rule.keys, RuleKeys::Remote(0)));
@@ -36,14 +42,20 @@ fn accepts_every_istio_jwt_rule_field() {
 
 #[wasm_bindgen_test(unsupported = test)]
 fn defaults_follow_istio_and_envoy() {
-    let config = parse(&format!(r#"{{"jwtRules":[{{"issuer":"i","jwks":"{JWKS}"}}]}}"#)).unwrap();
+    let config = parse(&format!(
+        r#"{{"jwtRules":[{{"issuer":"i","jwks":"{JWKS}"}}]}}"#
+    ))
+    .unwrap();
     assert_eq!(config.clock_skew_seconds, 60);
     assert_eq!(config.rules[0].timeout_ms, 5_000);
     assert!(!config.rules[0].forward_original_token);
     assert_eq!(
         config.locations,
         [
-            TokenLocation::Header { name: "authorization".into(), prefix: "Bearer ".into() },
+            TokenLocation::Header {
+                name: "authorization".into(),
+                prefix: "Bearer ".into()
+            },
             TokenLocation::Param("access_token".into())
         ]
     );
@@ -60,26 +72,67 @@ fn rules_sharing_a_jwks_uri_share_one_source() {
     .unwrap();
     assert_eq!(config.sources.len(), 2);
     assert_eq!(config.sources[0].timeout_ms, 3_000);
-    assert!(matches!(&config.sources[1].kind, SourceKind::Discovery { issuer, .. } if issuer == "https://c.test"));
+    assert!(
+        matches!(&config.sources[1].kind, SourceKind::Discovery { issuer, .. } if issuer == "https://c.test")
+    );
 }
 
 #[wasm_bindgen_test(unsupported = test)]
 fn errors_name_the_field() {
     let cases = [
-        (r#"{"jwtRules":[{"jwksUri":"https://x/j"}]}"#, "jwtRules[0].issuer"),
-        (r#"{"jwtRules":[{"issuer":"i","jwksUri":"https://x/j","fromHeaders":[{"nam":"x"}]}]}"#, "jwtRules[0].fromHeaders[0].nam"),
-        (r#"{"jwtRules":[{"issuer":"i","jwksUri":"not a url"}]}"#, "jwtRules[0].jwksUri"),
-        (r#"{"jwtRules":[{"issuer":"i","jwksUri":"ftp://x/j"}]}"#, "jwtRules[0].jwksUri"),
-        (r#"{"jwtRules":[{"issuer":"i","jwksUri":"https://x/j","timeout":"5 seconds"}]}"#, "jwtRules[0].timeout"),
-        (r#"{"jwtRules":[{"issuer":"i","jwksUri":"https://x/j","jwks":"{}"}]}"#, "jwtRules[0]"),
-        (r#"{"jwtRules":[{"issuer":"i","jwks":"{\"keys\":[]}"}]}"#, "jwtRules[0].jwks"),
-        (r#"{"jwtRules":[{"issuer":"i","jwksUri":"https://x/j","fromHeaders":[{"name":"bad header"}]}]}"#, "jwtRules[0].fromHeaders[0].name"),
-        (r#"{"jwtRules":[{"issuer":"i","jwksUri":"https://x/j","outputClaimToHeaders":[{"header":"x:y","claim":"sub"}]}]}"#, "jwtRules[0].outputClaimToHeaders[0].header"),
-        (r#"{"jwtRules":[{"issuer":"i","jwksUri":"https://x/j","audiences":[""]}]}"#, "jwtRules[0].audiences[0]"),
+        (
+            r#"{"jwtRules":[{"jwksUri":"https://x/j"}]}"#,
+            "jwtRules[0].issuer",
+        ),
+        (
+            r#"{"jwtRules":[{"issuer":"i","jwksUri":"https://x/j","fromHeaders":[{"nam":"x"}]}]}"#,
+            "jwtRules[0].fromHeaders[0].nam",
+        ),
+        (
+            r#"{"jwtRules":[{"issuer":"i","jwksUri":"not a url"}]}"#,
+            "jwtRules[0].jwksUri",
+        ),
+        (
+            r#"{"jwtRules":[{"issuer":"i","jwksUri":"ftp://x/j"}]}"#,
+            "jwtRules[0].jwksUri",
+        ),
+        (
+            r#"{"jwtRules":[{"issuer":"i","jwksUri":"https://x/j","timeout":"5 seconds"}]}"#,
+            "jwtRules[0].timeout",
+        ),
+        (
+            r#"{"jwtRules":[{"issuer":"i","jwksUri":"https://x/j","jwks":"{}"}]}"#,
+            "jwtRules[0]",
+        ),
+        (
+            r#"{"jwtRules":[{"issuer":"i","jwks":"{\"keys\":[]}"}]}"#,
+            "jwtRules[0].jwks",
+        ),
+        (
+            r#"{"jwtRules":[{"issuer":"i","jwksUri":"https://x/j","fromHeaders":[{"name":"bad header"}]}]}"#,
+            "jwtRules[0].fromHeaders[0].name",
+        ),
+        (
+            r#"{"jwtRules":[{"issuer":"i","jwksUri":"https://x/j","outputClaimToHeaders":[{"header":"x:y","claim":"sub"}]}]}"#,
+            "jwtRules[0].outputClaimToHeaders[0].header",
+        ),
+        (
+            r#"{"jwtRules":[{"issuer":"i","jwksUri":"https://x/j","audiences":[""]}]}"#,
+            "jwtRules[0].audiences[0]",
+        ),
         (r#"{"jwtRules":[{"issuer":"not-a-url"}]}"#, "jwtRules[0]"),
-        (r#"{"jwtRules":[{"issuer":"i","jwksUri":"https://x/j"},{"issuer":"i","jwksUri":"https://x/j"}]}"#, "jwtRules[1].issuer"),
-        (r#"{"jwtRules":[{"issuer":"i","jwksUri":"https://x/j"}],"bogus":1}"#, "bogus"),
-        (r#"{"jwtRules":[{"issuer":"i","jwksUri":"https://x/j"}],"maxTokenBytes":10}"#, "maxTokenBytes"),
+        (
+            r#"{"jwtRules":[{"issuer":"i","jwksUri":"https://x/j"},{"issuer":"i","jwksUri":"https://x/j"}]}"#,
+            "jwtRules[1].issuer",
+        ),
+        (
+            r#"{"jwtRules":[{"issuer":"i","jwksUri":"https://x/j"}],"bogus":1}"#,
+            "bogus",
+        ),
+        (
+            r#"{"jwtRules":[{"issuer":"i","jwksUri":"https://x/j"}],"maxTokenBytes":10}"#,
+            "maxTokenBytes",
+        ),
         (r#"{"jwtRules":[{"issuer":7}]}"#, "jwtRules[0].issuer"),
         (r#"{"jwtRules":[]}"#, "jwtRules"),
     ];
@@ -90,9 +143,13 @@ fn errors_name_the_field() {
 
 #[wasm_bindgen_test(unsupported = test)]
 fn unknown_fields_are_errors_with_their_name() {
-    let error = parse(r#"{"jwtRules":[{"issuer":"i","jwksUri":"https://x/j","audience":["a"]}]}"#).unwrap_err();
+    let error = parse(r#"{"jwtRules":[{"issuer":"i","jwksUri":"https://x/j","audience":["a"]}]}"#)
+        .unwrap_err();
     assert_eq!(error.path, "jwtRules[0].audience");
-    assert!(error.problem.contains("unknown field `audience`"), "{error}");
+    assert!(
+        error.problem.contains("unknown field `audience`"),
+        "{error}"
+    );
     let top = parse(r#"{"jwtRule":[]}"#).unwrap_err();
     assert!(top.problem.contains("unknown field `jwtRule`"), "{top}");
 }
@@ -108,13 +165,26 @@ fn empty_or_malformed_text_is_rejected() {
 fn accepts_the_istio_schema_properties() {
     // Every property of Istio's JWTRule schema is a field we accept.
     let properties = [
-        "audiences", "forwardOriginalToken", "fromCookies", "fromHeaders", "fromParams", "issuer",
-        "jwks", "jwks_uri", "jwksUri", "outputClaimToHeaders", "outputPayloadToHeader",
-        "spaceDelimitedClaims", "timeout",
+        "audiences",
+        "forwardOriginalToken",
+        "fromCookies",
+        "fromHeaders",
+        "fromParams",
+        "issuer",
+        "jwks",
+        "jwks_uri",
+        "jwksUri",
+        "outputClaimToHeaders",
+        "outputPayloadToHeader",
+        "spaceDelimitedClaims",
+        "timeout",
     ];
     for property in properties {
         let text = format!(r#"{{"jwtRules":[{{"{property}":null}}]}}"#);
         let error = parse(&text).unwrap_err();
-        assert!(!error.problem.contains("unknown field"), "{property}: {error}");
+        assert!(
+            !error.problem.contains("unknown field"),
+            "{property}: {error}"
+        );
     }
 }

@@ -39,7 +39,11 @@ impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         let Some(plugin) = &self.plugin else {
             let headers = read_request_headers();
-            send_denial(&response::deny(AuthError::JwksFetchFailed, "filter is not configured", &headers));
+            send_denial(&response::deny(
+                AuthError::JwksFetchFailed,
+                "filter is not configured",
+                &headers,
+            ));
             return Action::Pause;
         };
         let now = now_ms();
@@ -81,7 +85,11 @@ pub fn handle(plugin: &RefCell<Plugin>, now: u64, final_attempt: bool) -> Outcom
             plugin.sync_sources_without_keys();
             plugin.decide(&headers, now, final_attempt)
         }
-        Err(_) => Decision::Deny(response::deny(AuthError::JwksFetchFailed, "plugin state busy", &headers)),
+        Err(_) => Decision::Deny(response::deny(
+            AuthError::JwksFetchFailed,
+            "plugin state busy",
+            &headers,
+        )),
     };
     match decision {
         Decision::Allow { edits, .. } => {
@@ -118,8 +126,15 @@ fn apply_edits(edits: &Edits) {
 fn send_denial(denial: &Denial) {
     log(
         LogLevel::Debug,
-        &format!("oidc_filter: denied {} \"{}\": {}", denial.status, denial.body, denial.detail),
+        &format!(
+            "oidc_filter: denied {} \"{}\": {}",
+            denial.status, denial.body, denial.detail
+        ),
     );
-    let headers: Vec<(&str, &str)> = denial.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let headers: Vec<(&str, &str)> = denial
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let _ = hostcalls::send_http_response(denial.status, headers, Some(denial.body.as_bytes()));
 }

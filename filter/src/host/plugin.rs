@@ -81,7 +81,8 @@ impl Plugin {
         };
         let (state, _) = shared::read_state(&local.id);
         if state.version != local.loaded_version && state.has_keys() {
-            let parsed = shared::read_jwks(&local.id).map(|text| jwks::parse_jwks(&text, max_jwks_bytes));
+            let parsed =
+                shared::read_jwks(&local.id).map(|text| jwks::parse_jwks(&text, max_jwks_bytes));
             if let Some(Ok(keys)) = parsed {
                 local.keys = Some(keys);
                 local.loaded_version = state.version;
@@ -94,7 +95,11 @@ impl Plugin {
     /// fetched by another VM since the last tick.
     pub fn sync_sources_without_keys(&mut self) {
         for source in 0..self.sources.len() {
-            if self.sources.get(source).is_some_and(|local| local.keys.is_none()) {
+            if self
+                .sources
+                .get(source)
+                .is_some_and(|local| local.keys.is_none())
+            {
                 self.sync(source);
             }
         }
@@ -157,7 +162,8 @@ impl Plugin {
     }
 
     pub fn forget(&mut self, context_id: u32) {
-        self.waiters.retain(|waiter| waiter.context_id != context_id);
+        self.waiters
+            .retain(|waiter| waiter.context_id != context_id);
     }
 }
 
@@ -173,9 +179,15 @@ impl KeyLookup for Lookup<'_> {
             return Keys::Failed;
         };
         let policy = self.plugin.policy(source);
-        match local.state.availability(local.keys.as_ref(), self.now_ms, &policy) {
+        match local
+            .state
+            .availability(local.keys.as_ref(), self.now_ms, &policy)
+        {
             Keys::Pending if self.final_attempt => Keys::Failed,
-            Keys::Ready { set, .. } if self.final_attempt => Keys::Ready { set, may_refetch: false },
+            Keys::Ready { set, .. } if self.final_attempt => Keys::Ready {
+                set,
+                may_refetch: false,
+            },
             keys => keys,
         }
     }

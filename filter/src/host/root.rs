@@ -44,7 +44,10 @@ impl Root {
         }
         self.resume_waiters(&plugin, now);
         self.start_due_fetches(&plugin, now);
-        let waiting = plugin.try_borrow().map(|state| !state.waiters.is_empty()).unwrap_or(true);
+        let waiting = plugin
+            .try_borrow()
+            .map(|state| !state.waiters.is_empty())
+            .unwrap_or(true);
         let _ = hostcalls::set_tick_period(if waiting { WAITING_TICK } else { IDLE_TICK });
     }
 
@@ -114,13 +117,23 @@ impl Root {
         };
         match next {
             Next::Fetch(step, request) => {
-                let headers: Vec<(&str, &str)> =
-                    request.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let headers: Vec<(&str, &str)> = request
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
                 let timeout = Duration::from_millis(request.timeout_ms);
                 match self.dispatch_http_call(&request.cluster, headers, None, vec![], timeout) {
-                    Ok(token) => state.calls.push(Call { token, source, step }),
+                    Ok(token) => state.calls.push(Call {
+                        token,
+                        source,
+                        step,
+                    }),
                     Err(status) => {
-                        let why = format!("cannot dispatch to cluster `{}` ({status:?})", request.cluster);
+                        let why = format!(
+                            "cannot dispatch to cluster `{}` ({status:?})",
+                            request.cluster
+                        );
                         self.follow(state, source, Next::Failed(why), now);
                     }
                 }
@@ -128,9 +141,15 @@ impl Root {
             Next::Done { keys, jwks_text } => {
                 shared::write_jwks(&id, &jwks_text);
                 let stored = shared::update_state(&id, |current| current.succeeded(now));
-                log(LogLevel::Info, &format!("oidc_filter: fetched {} keys for {id}", keys.keys().len()));
+                log(
+                    LogLevel::Info,
+                    &format!("oidc_filter: fetched {} keys for {id}", keys.keys().len()),
+                );
                 for skipped in &keys.skipped {
-                    log(LogLevel::Debug, &format!("oidc_filter: {id}: skipped {skipped}"));
+                    log(
+                        LogLevel::Debug,
+                        &format!("oidc_filter: {id}: skipped {skipped}"),
+                    );
                 }
                 match stored {
                     Some(shared_state) => state.store_keys(source, keys, shared_state),
@@ -138,7 +157,10 @@ impl Root {
                 }
             }
             Next::Failed(why) => {
-                log(LogLevel::Warn, &format!("oidc_filter: key fetch for {id} failed: {why}"));
+                log(
+                    LogLevel::Warn,
+                    &format!("oidc_filter: key fetch for {id} failed: {why}"),
+                );
                 let stored = shared::update_state(&id, |current| current.failed(now, &why));
                 state.store_failure(source, stored);
             }
@@ -153,12 +175,17 @@ impl Root {
             .and_then(|text| text.parse::<u32>().ok());
         let limit = fetch::max_body_bytes(&state.config, call.step);
         if body_size > limit {
-            return Next::Failed(format!("{:?} reply of {body_size} bytes is over the {limit}-byte limit", call.step));
+            return Next::Failed(format!(
+                "{:?} reply of {body_size} bytes is over the {limit}-byte limit",
+                call.step
+            ));
         }
         let body = if body_size == 0 {
             Some(Vec::new())
         } else {
-            hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).ok().flatten()
+            hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+                .ok()
+                .flatten()
         };
         let Some(remote) = state.config.sources.get(call.source) else {
             return Next::Failed("unknown source".into());
@@ -168,7 +195,13 @@ impl Root {
 }
 
 impl Context for Root {
-    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
         let Some(plugin) = self.plugin.clone() else {
             return;
         };
@@ -189,13 +222,19 @@ impl RootContext for Root {
         let text = self.get_plugin_configuration().unwrap_or_default();
         match Config::parse(&text) {
             Ok(config) => {
-                self.plugin = Some(Rc::new(RefCell::new(Plugin::new(config, vm_token(self.context_id)))));
+                self.plugin = Some(Rc::new(RefCell::new(Plugin::new(
+                    config,
+                    vm_token(self.context_id),
+                ))));
                 // The first tick fetches keys; make it come soon.
                 let _ = hostcalls::set_tick_period(WAITING_TICK);
                 true
             }
             Err(error) => {
-                log(LogLevel::Error, &format!("oidc_filter: invalid plugin configuration: {error}"));
+                log(
+                    LogLevel::Error,
+                    &format!("oidc_filter: invalid plugin configuration: {error}"),
+                );
                 false
             }
         }

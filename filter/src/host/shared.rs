@@ -28,7 +28,9 @@ pub fn write_state(source_id: &str, state: &SharedState, cas: Option<u32>) -> bo
 }
 
 pub fn read_jwks(source_id: &str) -> Option<Vec<u8>> {
-    hostcalls::get_shared_data(&jwks_key(source_id)).ok().and_then(|(bytes, _)| bytes)
+    hostcalls::get_shared_data(&jwks_key(source_id))
+        .ok()
+        .and_then(|(bytes, _)| bytes)
 }
 
 pub fn write_jwks(source_id: &str, text: &[u8]) -> bool {
@@ -36,7 +38,10 @@ pub fn write_jwks(source_id: &str, text: &[u8]) -> bool {
 }
 
 /// Applies `change` to the latest state, retrying a few times on CAS conflicts.
-pub fn update_state(source_id: &str, change: impl Fn(&SharedState) -> SharedState) -> Option<SharedState> {
+pub fn update_state(
+    source_id: &str,
+    change: impl Fn(&SharedState) -> SharedState,
+) -> Option<SharedState> {
     for _ in 0..8 {
         let (current, cas) = read_state(source_id);
         let next = change(&current);
