@@ -51,9 +51,9 @@ lint: toolchain ## rustfmt check and clippy (native and wasm32-wasip1) with warn
 test-unit: ## Unit tests of the core on the native target
 	cargo test --locked -p oidc-filter
 
-test-wasm: toolchain $(WASM_BINDGEN_RUNNER) ## The core's unit tests compiled to wasm32-unknown-unknown, run under Node.js
+test-wasm: toolchain $(WASM_BINDGEN_RUNNER) ## The core's unit and vector tests compiled to wasm32-unknown-unknown, run under Node.js
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(ROOT)/$(WASM_BINDGEN_RUNNER) \
-	  cargo test --locked -p oidc-filter --target wasm32-unknown-unknown --lib
+	  cargo test --locked -p oidc-filter --target wasm32-unknown-unknown --tests
 
 test-e2e: build venv ## End-to-end tests: real Envoy 1.40 loading dist/oidc_filter.wasm
 	$(PY) -m pytest tests $(PYTEST_ARGS)

@@ -6,6 +6,7 @@ Timing-sensitive cases (what happens right after start-up) get their own Envoy.
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -152,6 +153,32 @@ def test_first_requests_wait_for_a_slow_first_fetch(stack):
     print(f"first request waited {time.monotonic() - started:.2f}s")
 
 
+def test_concurrent_first_requests_share_one_slow_fetch(stack):
+    key = cached_key("ES256", "fetch")
+    server = stack.jwks_server(jwks_of(key))
+    server.set_mode(SLOW, slow_seconds=2.0)
+    envoy = single_rule_envoy(stack, server, rule_fields={"timeout": "8s"}, jwksMinRefetchInterval="600s")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(lambda _: get(envoy.url(), "/", token=token_for(key)), range(8)))
+    for response in responses:
+        upstream_view(response)
+    assert server.count() <= 2, f"{server.count()} JWKS fetches for 8 waiting requests"
+
+
+def test_keys_are_fetched_once_the_server_recovers(stack):
+    key = cached_key("ES256", "fetch")
+    server = stack.jwks_server(jwks_of(key))
+    server.set_mode(ERROR_500)
+    envoy = single_rule_envoy(
+        stack, server, rule_fields={"timeout": "1s"}, jwksCacheDuration="600s", jwksMinRefetchInterval="1s"
+    )
+    assert_denied(get(envoy.url(), "/", token=token_for(key)), 401, "Jwks remote fetch is failed")
+    server.set_mode(NORMAL)
+    # No key set yet: a later request (or a retry of the filter's own) must fetch
+    # again rather than wait for the 600s refresh.
+    assert wait_until(lambda: get(envoy.url(), "/", token=token_for(key)).status_code == 200, timeout=8, interval=0.5)
+
+
 @pytest.mark.parametrize("mode", [DOWN, ERROR_500, GARBAGE, SLOW])
 def test_no_key_set_fails_closed_after_the_timeout(stack, mode):
     key = cached_key("ES256", "fetch")
@@ -183,6 +210,18 @@ def test_discovery(stack):
     upstream_view(get(envoy.url(), "/", token=token_for(key, issuer=server.issuer)))
     assert server.count(DISCOVERY_PATH) >= 1
     assert server.count(JWKS_PATH) >= 1
+
+
+def test_failing_discovery_is_a_failed_fetch(stack):
+    key = cached_key("PS256", "fetch")
+    server = stack.jwks_server(jwks_of(key))
+    server.set_mode(ERROR_500)
+    config = plugin_config(rule(server.issuer, timeout="1s"), servers=(server,))
+    envoy = stack.envoy(Listener("main", config), servers=(server,))
+    response = get(envoy.url(), "/", token=token_for(key, issuer=server.issuer))
+    assert_denied(response, 401, "Jwks remote fetch is failed")
+    assert server.count(DISCOVERY_PATH) >= 1
+    assert server.count(JWKS_PATH) == 0
 
 
 def test_inline_jwks_and_snake_case_jwks_uri(stack):

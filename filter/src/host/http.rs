@@ -33,6 +33,22 @@ impl Http {
     }
 }
 
+impl Http {
+    fn hold_while_waiting(&self) -> Action {
+        let waiting = match &self.plugin {
+            Some(plugin) => plugin
+                .try_borrow()
+                .map_or(true, |state| state.is_waiting(self.context_id)),
+            None => true,
+        };
+        if waiting {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
+    }
+}
+
 impl Context for Http {}
 
 impl HttpContext for Http {
@@ -66,6 +82,16 @@ impl HttpContext for Http {
                 Action::Pause
             }
         }
+    }
+
+    // A body or trailers arriving while the headers wait for keys must not let the
+    // request through: in Envoy, `Continue` here would resume the paused headers.
+    fn on_http_request_body(&mut self, _body_size: usize, _end_of_stream: bool) -> Action {
+        self.hold_while_waiting()
+    }
+
+    fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
+        self.hold_while_waiting()
     }
 
     fn on_log(&mut self) {
@@ -127,7 +153,7 @@ fn send_denial(denial: &Denial) {
     log(
         LogLevel::Debug,
         &format!(
-            "oidc_filter: denied {} \"{}\": {}",
+            "denied {} \"{}\": {}",
             denial.status, denial.body, denial.detail
         ),
     );

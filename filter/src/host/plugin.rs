@@ -161,6 +161,12 @@ impl Plugin {
         true
     }
 
+    pub fn is_waiting(&self, context_id: u32) -> bool {
+        self.waiters
+            .iter()
+            .any(|waiter| waiter.context_id == context_id)
+    }
+
     pub fn forget(&mut self, context_id: u32) {
         self.waiters
             .retain(|waiter| waiter.context_id != context_id);

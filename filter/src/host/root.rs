@@ -143,13 +143,10 @@ impl Root {
                 let stored = shared::update_state(&id, |current| current.succeeded(now));
                 log(
                     LogLevel::Info,
-                    &format!("oidc_filter: fetched {} keys for {id}", keys.keys().len()),
+                    &format!("fetched {} keys for {id}", keys.keys().len()),
                 );
                 for skipped in &keys.skipped {
-                    log(
-                        LogLevel::Debug,
-                        &format!("oidc_filter: {id}: skipped {skipped}"),
-                    );
+                    log(LogLevel::Debug, &format!("{id}: skipped {skipped}"));
                 }
                 match stored {
                     Some(shared_state) => state.store_keys(source, keys, shared_state),
@@ -157,10 +154,7 @@ impl Root {
                 }
             }
             Next::Failed(why) => {
-                log(
-                    LogLevel::Warn,
-                    &format!("oidc_filter: key fetch for {id} failed: {why}"),
-                );
+                log(LogLevel::Warn, &format!("key fetch for {id} failed: {why}"));
                 let stored = shared::update_state(&id, |current| current.failed(now, &why));
                 state.store_failure(source, stored);
             }
@@ -233,7 +227,7 @@ impl RootContext for Root {
             Err(error) => {
                 log(
                     LogLevel::Error,
-                    &format!("oidc_filter: invalid plugin configuration: {error}"),
+                    &format!("invalid plugin configuration: {error}"),
                 );
                 false
             }
