@@ -89,6 +89,12 @@ def test_token_without_kid_uses_a_key_of_its_type(envoy, alg):
     upstream_view(get(envoy.url("no_kid"), "/", token=token))
 
 
+@pytest.mark.parametrize("alg", ["RS256", "ES384", "EdDSA"])
+def test_jwks_key_without_alg_still_checks_the_signature(envoy, keys, alg):
+    impostor = generate_key(alg, kid=keys[alg].kid)
+    assert_rejected_token(get(envoy.url("no_alg"), "/", token=sign({}, valid_claims(), impostor)))
+
+
 @pytest.mark.parametrize("alg", ["ES256", "EdDSA", "PS256"])
 def test_token_without_kid_signed_by_an_unknown_key(envoy, alg):
     stranger = generate_key(alg, kid=None)
