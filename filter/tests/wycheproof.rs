@@ -109,7 +109,7 @@ impl Tally {
     /// `min_executed` vectors actually ran.
     fn finish(self, algorithm: Algorithm, min_executed: usize) {
         report(&format!(
-            "{}: {} vectors executed ({} verified, {} rejected; {} of them `acceptable`), \
+            "{}: {} vectors executed ({} verified, {} rejected, {} `acceptable` among them), \
              {} skipped (RSA < {RSA_MIN_BITS} bits), {} with a key the JWKS parser refuses",
             algorithm.name(),
             self.executed,
