@@ -52,13 +52,14 @@ pub struct Denial {
 const MAX_REALM_BYTES: usize = 1024;
 
 pub fn deny(error: AuthError, detail: impl Into<String>, request: &Headers) -> Denial {
-    let mut headers = vec![("content-type".to_string(), "text/plain".to_string())];
-    if error.status() == 401 {
-        headers.push((
+    // Envoy's jwt_authn sends the challenge with its 403 too; so do we.
+    let headers = vec![
+        ("content-type".to_string(), "text/plain".to_string()),
+        (
             "www-authenticate".to_string(),
             www_authenticate(error, request),
-        ));
-    }
+        ),
+    ];
     Denial {
         error,
         status: error.status(),
@@ -134,10 +135,11 @@ mod tests {
     }
 
     #[wasm_bindgen_test(unsupported = test)]
-    fn audience_denial_is_403_without_challenge() {
+    fn audience_denial_is_403_with_envoys_challenge() {
         let denial = deny(AuthError::AudienceNotAllowed, "", &request("/"));
         assert_eq!(denial.status, 403);
-        assert_eq!(denial.headers.len(), 1);
+        let challenge = "Bearer realm=\"http://app.test:8080/\", error=\"invalid_token\"";
+        assert_eq!(denial.headers[1].1, challenge);
     }
 
     #[wasm_bindgen_test(unsupported = test)]

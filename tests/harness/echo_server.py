@@ -17,8 +17,8 @@ class _EchoHandler(BaseHTTPRequestHandler):
 
     def _echo(self):
         length = int(self.headers.get("content-length") or 0)
-        if length:
-            self.rfile.read(length)
+        request_body = self.rfile.read(length) if length else b""
+        self.server.seen_paths.append(self.path)
         headers = {}
         for name, value in self.headers.items():
             headers.setdefault(name.lower(), []).append(value)
@@ -28,6 +28,7 @@ class _EchoHandler(BaseHTTPRequestHandler):
                 "path": self.path,
                 # A repeated header keeps all its values; a single one is a string.
                 "headers": {k: v[0] if len(v) == 1 else v for k, v in headers.items()},
+                "body": request_body.decode("utf-8", "replace"),
             }
         ).encode()
         self.send_response(200)
@@ -49,7 +50,13 @@ class EchoServer:
         self.port = port or free_port()
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), _EchoHandler)
         self._server.daemon_threads = True
+        # Every path that reached the upstream, to prove a denied request never did.
+        self._server.seen_paths = []
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def seen_paths(self) -> list[str]:
+        return list(self._server.seen_paths)
 
     @property
     def url(self) -> str:

@@ -185,14 +185,6 @@ class Envoy:
     def log_tail(self, lines: int = 80) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
-    def wait_for_log(self, needle: str, timeout: float = 10.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if needle in self.log_text():
-                return True
-            time.sleep(0.1)
-        return False
-
     # ----- lifecycle -----
     def launch(self) -> "Envoy":
         """Start the process without waiting for it to be ready."""
@@ -232,7 +224,7 @@ class Envoy:
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
-        while not self._admin_live():
+        while not self.is_live():
             if self.exit_code() is not None:
                 raise EnvoyStartError(f"envoy exited with {self.exit_code()} during start-up:\n{self.log_tail()}")
             if time.monotonic() > deadline:
@@ -267,23 +259,14 @@ class Envoy:
     def __exit__(self, *exc):
         self.stop()
 
-    def __hash__(self):
-        return id(self)
-
-    # ----- helpers -----
-    def _admin_live(self) -> bool:
+    # ----- admin -----
+    def is_live(self) -> bool:
+        """The admin's /ready says LIVE (init done, listeners up)."""
         try:
             reply = requests.get(self.admin_url + "/ready", timeout=1)
         except requests.RequestException:
             return False
         return reply.status_code == 200 and reply.text.strip() == "LIVE"
-
-    def admin_get(self, path: str) -> str:
-        return requests.get(self.admin_url + path, timeout=5).text
-
-    def stats(self, prefix: str = "") -> dict[str, str]:
-        lines = self.admin_get("/stats?filter=" + prefix).splitlines()
-        return dict(line.split(": ", 1) for line in lines if ": " in line)
 
 
 @dataclass
@@ -305,7 +288,7 @@ def run_expecting_failure(envoy: Envoy, timeout: float = 20.0) -> FailedStart:
         while time.monotonic() < deadline:
             if envoy.exit_code() is not None:
                 break
-            if envoy._admin_live():
+            if envoy.is_live():
                 became_ready = True
                 break
             time.sleep(0.1)

@@ -120,15 +120,6 @@ class JwksServer:
         with self._lock:
             return sum(1 for _, p in self._requests if p == path)
 
-    def request_times(self, path: str = JWKS_PATH) -> list[float]:
-        """time.monotonic() of each request to `path`, in arrival order."""
-        with self._lock:
-            return [t for t, p in self._requests if p == path]
-
-    def reset_counts(self) -> None:
-        with self._lock:
-            self._requests.clear()
-
     def wait_for_count(self, at_least: int, path: str = JWKS_PATH, timeout: float = 10.0) -> int:
         """Wait until `path` was requested `at_least` times; return the count (may be short)."""
         deadline = time.monotonic() + timeout

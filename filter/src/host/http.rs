@@ -85,7 +85,8 @@ impl HttpContext for Http {
     }
 
     // A body or trailers arriving while the headers wait for keys must not let the
-    // request through: in Envoy, `Continue` here would resume the paused headers.
+    // request through. Envoy 1.40 stops all iteration for paused headers, so it does
+    // not call these then; a host that did would resume the headers on `Continue`.
     fn on_http_request_body(&mut self, _body_size: usize, _end_of_stream: bool) -> Action {
         self.hold_while_waiting()
     }

@@ -95,6 +95,12 @@ impl Root {
                 continue;
             };
             let (shared_state, cas) = shared::read_state(&local.id);
+            if cas.is_none() {
+                // Writing a missing key does not compare-and-swap, so two VMs could
+                // both "win"; create it first and lease on a later tick.
+                shared::write_state(&local.id, &shared_state, None);
+                continue;
+            }
             if !shared_state.fetch_due(now, &policy, local.refetch_wanted) {
                 continue;
             }
@@ -216,10 +222,13 @@ impl RootContext for Root {
         let text = self.get_plugin_configuration().unwrap_or_default();
         match Config::parse(&text) {
             Ok(config) => {
-                self.plugin = Some(Rc::new(RefCell::new(Plugin::new(
-                    config,
-                    vm_token(self.context_id),
-                ))));
+                let plugin = Plugin::new(config, vm_token(self.context_id));
+                for local in &plugin.sources {
+                    if shared::read_state(&local.id).1.is_none() {
+                        shared::write_state(&local.id, &Default::default(), None);
+                    }
+                }
+                self.plugin = Some(Rc::new(RefCell::new(plugin)));
                 // The first tick fetches keys; make it come soon.
                 let _ = hostcalls::set_tick_period(WAITING_TICK);
                 true
