@@ -47,8 +47,7 @@ fn tokens_at(location: &TokenLocation, headers: &Headers) -> Vec<String> {
             .filter(|token| !token.is_empty())
             .collect(),
         TokenLocation::Cookie(name) => headers
-            .get_all("cookie")
-            .flat_map(cookie_pairs)
+            .cookies()
             .filter(|(key, _)| key == name)
             .map(|(_, value)| value.to_string())
             .filter(|token| !token.is_empty())
@@ -70,18 +69,6 @@ fn query_pairs(path: &str) -> form_urlencoded::Parse<'_> {
     let query = path.split_once('?').map_or("", |(_, query)| query);
     let query = query.split('#').next().unwrap_or("");
     form_urlencoded::parse(query.as_bytes())
-}
-
-fn cookie_pairs(header: &str) -> impl Iterator<Item = (&str, &str)> {
-    header.split(';').filter_map(|pair| {
-        let (name, value) = pair.split_once('=')?;
-        let value = value.trim();
-        let value = value
-            .strip_prefix('"')
-            .and_then(|inner| inner.strip_suffix('"'))
-            .unwrap_or(value);
-        Some((name.trim(), value))
-    })
 }
 
 /// Edits that take the token out of `location` (forwardOriginalToken: false):

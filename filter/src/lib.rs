@@ -21,6 +21,7 @@
         clippy::unwrap_used,
         clippy::expect_used,
         clippy::indexing_slicing,
+        clippy::string_slice,
         clippy::panic
     )
 )]
@@ -35,6 +36,7 @@ pub mod jwks;
 pub mod key_cache;
 pub mod request;
 pub mod response;
+pub mod session;
 pub mod strict_json;
 pub mod token;
 pub mod verifier;

@@ -30,6 +30,28 @@ impl Headers {
     pub fn path(&self) -> &str {
         self.get(":path").unwrap_or("/")
     }
+
+    /// Every `name=value` pair of every `cookie` header, in order. Quoted values
+    /// lose their quotes (RFC 6265 `cookie-value`).
+    pub fn cookies(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.get_all("cookie").flat_map(|header| {
+            header.split(';').filter_map(|pair| {
+                let (name, value) = pair.split_once('=')?;
+                let value = value.trim();
+                let value = value
+                    .strip_prefix('"')
+                    .and_then(|inner| inner.strip_suffix('"'))
+                    .unwrap_or(value);
+                Some((name.trim(), value))
+            })
+        })
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value)
+    }
 }
 
 /// Header changes for the upstream request, applied in order: removals, then sets.
