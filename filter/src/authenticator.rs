@@ -134,7 +134,7 @@ fn judge(config: &Config, found: &Found, keys: &dyn KeyLookup, now: u64) -> Verd
             }
         },
     };
-    match verify_with(set, &jws) {
+    match verifier::verify_with_set(set, &jws) {
         Err(AuthError::KidAlgMismatch) if may_refetch && jws.kid.is_some() => {
             if let RuleKeys::Remote(source) = rule.keys {
                 return Verdict::Wait(KeyWait {
@@ -183,22 +183,6 @@ fn rule_for<'c>(
         ));
     }
     Ok((index, rule))
-}
-
-fn verify_with(set: &KeySet, jws: &Jws) -> Result<(), AuthError> {
-    let candidates = set.candidates(jws.algorithm, jws.kid.as_deref());
-    if candidates.is_empty() {
-        return Err(AuthError::KidAlgMismatch);
-    }
-    let message = jws.signing_input.as_bytes();
-    if candidates
-        .iter()
-        .any(|jwk| verifier::verify(jws.algorithm, &jwk.key, message, &jws.signature))
-    {
-        Ok(())
-    } else {
-        Err(AuthError::VerificationFails)
-    }
 }
 
 /// Client-sent copies of our output headers go first; then each verified token is

@@ -2,6 +2,10 @@
 //! derives itself. Parsed and validated once at load; a bad field is an error that
 //! names it, never a silent default.
 
+mod oidc;
+
+pub use oidc::{ClientAuth, ForwardToken, OidcConfig};
+
 use crate::duration;
 use crate::jwks::{self, KeySet};
 use serde::Deserialize;
@@ -122,6 +126,7 @@ pub struct Config {
     pub max_jwks_bytes: usize,
     /// Headers the filter sets; client-sent copies are always removed.
     pub output_headers: Vec<String>,
+    pub oidc: Option<OidcConfig>,
 }
 
 #[derive(Deserialize)]
@@ -129,6 +134,7 @@ pub struct Config {
 struct RawConfig {
     #[serde(default)]
     jwt_rules: Vec<RawJwtRule>,
+    oidc: Option<oidc::RawOidc>,
     #[serde(default)]
     clusters: BTreeMap<String, String>,
     clock_skew_seconds: Option<u64>,
@@ -230,12 +236,21 @@ impl Config {
                 JWKS_BYTES_RANGE,
             )?,
             output_headers: Vec::new(),
+            oidc: None,
         };
         if config.jwks_cache_duration_ms < 1_000 {
             return Err(error("jwksCacheDuration", "must be at least 1s"));
         }
-        if raw.jwt_rules.is_empty() {
-            return Err(error("jwtRules", "at least one rule is required"));
+        if raw.jwt_rules.is_empty() && raw.oidc.is_none() {
+            return Err(error(
+                "jwtRules",
+                "at least one rule (or an `oidc` block) is required",
+            ));
+        }
+        if let Some(raw_oidc) = raw.oidc {
+            let oidc =
+                raw_oidc.compile(&mut |kind, timeout_ms| config.add_source(kind, timeout_ms))?;
+            config.oidc = Some(oidc);
         }
         for (index, raw_rule) in raw.jwt_rules.into_iter().enumerate() {
             let rule = config.add_rule(&format!("jwtRules[{index}]"), raw_rule)?;

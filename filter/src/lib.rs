@@ -34,6 +34,7 @@ pub mod extractor;
 pub mod fetch;
 pub mod jwks;
 pub mod key_cache;
+pub mod oidc;
 pub mod request;
 pub mod response;
 pub mod session;

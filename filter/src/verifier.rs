@@ -4,8 +4,9 @@
 //! vectors exercise exactly the code that verifies tokens. Only public data passes
 //! through here.
 
-use crate::jwks::PublicKey;
-use crate::token::Algorithm;
+use crate::jwks::{KeySet, PublicKey};
+use crate::response::AuthError;
+use crate::token::{Algorithm, Jws};
 use p256::ecdsa::signature::Verifier as _;
 use rsa::{Pkcs1v15Sign, Pss, RsaPublicKey};
 use sha2::{Digest, Sha256, Sha384, Sha512};
@@ -29,6 +30,24 @@ pub fn verify(algorithm: Algorithm, key: &PublicKey, message: &[u8], signature: 
                 .is_ok_and(|signature| key.verify(message, &signature).is_ok())
         }
         _ => false,
+    }
+}
+
+/// Verifies a parsed token with a key set, selecting keys as Envoy does: no
+/// fitting key is `KidAlgMismatch`, fitting keys that all fail is `VerificationFails`.
+pub fn verify_with_set(set: &KeySet, jws: &Jws) -> Result<(), AuthError> {
+    let candidates = set.candidates(jws.algorithm, jws.kid.as_deref());
+    if candidates.is_empty() {
+        return Err(AuthError::KidAlgMismatch);
+    }
+    let message = jws.signing_input.as_bytes();
+    if candidates
+        .iter()
+        .any(|jwk| verify(jws.algorithm, &jwk.key, message, &jws.signature))
+    {
+        Ok(())
+    } else {
+        Err(AuthError::VerificationFails)
     }
 }
 

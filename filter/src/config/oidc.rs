@@ -1,0 +1,237 @@
+//! The `oidc` block: browser login with the authorization code flow.
+
+use super::{error, header_name, http_url, ConfigError, SourceKind};
+use crate::duration;
+use crate::session::seal::KEY_BYTES;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use serde::Deserialize;
+
+pub const DEFAULT_SCOPES: [&str; 3] = ["openid", "email", "profile"];
+pub const DEFAULT_CALLBACK_PATH: &str = "/oauth2/callback";
+pub const DEFAULT_LOGOUT_PATH: &str = "/oauth2/logout";
+pub const DEFAULT_COOKIE_NAME: &str = "oidc_session";
+pub const DEFAULT_SESSION_TTL_MS: u64 = 24 * 3_600_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// HTTP Basic with the client id and secret (the OIDC default).
+    Basic,
+    /// `client_id` and `client_secret` in the form body.
+    Post,
+}
+
+/// Which token goes upstream after a browser login, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardToken {
+    pub id_token: bool,
+    /// `authorization` means `Authorization: Bearer <token>`; any other header gets the bare token.
+    pub header: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub scopes: Vec<String>,
+    pub callback_path: String,
+    pub logout_path: String,
+    pub post_logout_redirect_uri: Option<String>,
+    pub cookie_name: String,
+    pub cookie_domain: Option<String>,
+    pub cookie_secure: bool,
+    pub session_ttl_ms: u64,
+    pub cookie_secrets: Vec<[u8; KEY_BYTES]>,
+    pub client_auth: ClientAuth,
+    pub forward_token: Option<ForwardToken>,
+    /// Index into `Config::sources`: discovery of this issuer (endpoints and keys).
+    pub source: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawOidc {
+    issuer: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    scopes: Option<Vec<String>>,
+    callback_path: Option<String>,
+    logout_path: Option<String>,
+    post_logout_redirect_uri: Option<String>,
+    cookie_name: Option<String>,
+    cookie_domain: Option<String>,
+    cookie_secure: Option<bool>,
+    session_ttl: Option<String>,
+    #[serde(default)]
+    cookie_secrets: Vec<String>,
+    token_endpoint_auth_method: Option<String>,
+    forward_token: Option<RawForwardToken>,
+    timeout: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawForwardToken {
+    token: String,
+    header: Option<String>,
+}
+
+fn required(path: &str, value: Option<String>) -> Result<String, ConfigError> {
+    match value {
+        Some(value) if !value.is_empty() => Ok(value),
+        _ => Err(error(path, "is required")),
+    }
+}
+
+fn local_path(path: &str, value: Option<String>, default: &str) -> Result<String, ConfigError> {
+    let value = value.unwrap_or_else(|| default.to_string());
+    if !value.starts_with('/') || value.starts_with("//") || value.contains(['?', '#']) {
+        return Err(error(
+            path,
+            format!("`{value}` must be a path starting with a single `/`, without query"),
+        ));
+    }
+    Ok(value)
+}
+
+/// A 32-byte key, written in standard or URL-safe base64.
+fn cookie_secret(path: &str, text: &str) -> Result<[u8; KEY_BYTES], ConfigError> {
+    let trimmed = text.trim_end_matches('=');
+    let bytes = STANDARD
+        .decode(text)
+        .or_else(|_| URL_SAFE_NO_PAD.decode(trimmed))
+        .map_err(|_| error(path, "is not base64"))?;
+    <[u8; KEY_BYTES]>::try_from(bytes.as_slice()).map_err(|_| {
+        error(
+            path,
+            format!("must decode to {KEY_BYTES} bytes, not {}", bytes.len()),
+        )
+    })
+}
+
+impl RawOidc {
+    /// The validated block; `add_source` registers the issuer's discovery and returns its index.
+    pub(super) fn compile(
+        self,
+        add_source: &mut dyn FnMut(SourceKind, u64) -> usize,
+    ) -> Result<OidcConfig, ConfigError> {
+        let issuer = required("oidc.issuer", self.issuer)?;
+        let issuer_url = http_url("oidc.issuer", &issuer)?;
+        let client_id = required("oidc.clientId", self.client_id)?;
+        let client_secret = required("oidc.clientSecret", self.client_secret)?;
+        let scopes = self
+            .scopes
+            .unwrap_or_else(|| DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect());
+        if !scopes.iter().any(|scope| scope == "openid") {
+            return Err(error("oidc.scopes", "must include `openid`"));
+        }
+        if let Some(index) = scopes
+            .iter()
+            .position(|s| s.is_empty() || s.contains(char::is_whitespace))
+        {
+            return Err(error(
+                format!("oidc.scopes[{index}]"),
+                "must be one non-empty word",
+            ));
+        }
+        let callback_path = local_path(
+            "oidc.callbackPath",
+            self.callback_path,
+            DEFAULT_CALLBACK_PATH,
+        )?;
+        let logout_path = local_path("oidc.logoutPath", self.logout_path, DEFAULT_LOGOUT_PATH)?;
+        if callback_path == logout_path {
+            return Err(error("oidc.logoutPath", "must differ from callbackPath"));
+        }
+        if let Some(uri) = &self.post_logout_redirect_uri {
+            if !uri.starts_with('/') || uri.starts_with("//") {
+                http_url("oidc.postLogoutRedirectUri", uri)?;
+            }
+        }
+        let cookie_name = self
+            .cookie_name
+            .unwrap_or_else(|| DEFAULT_COOKIE_NAME.to_string());
+        header_name("oidc.cookieName", &cookie_name)?;
+        if self.cookie_secrets.is_empty() {
+            return Err(error(
+                "oidc.cookieSecrets",
+                "at least one base64 32-byte key is required",
+            ));
+        }
+        let cookie_secrets = self
+            .cookie_secrets
+            .iter()
+            .enumerate()
+            .map(|(index, text)| cookie_secret(&format!("oidc.cookieSecrets[{index}]"), text))
+            .collect::<Result<Vec<_>, _>>()?;
+        let session_ttl_ms = match self.session_ttl {
+            None => DEFAULT_SESSION_TTL_MS,
+            Some(text) => {
+                duration::parse_millis(&text).map_err(|why| error("oidc.sessionTtl", why))?
+            }
+        };
+        if session_ttl_ms < 60_000 {
+            return Err(error("oidc.sessionTtl", "must be at least 1m"));
+        }
+        let client_auth = match self.token_endpoint_auth_method.as_deref() {
+            None | Some("client_secret_basic") => ClientAuth::Basic,
+            Some("client_secret_post") => ClientAuth::Post,
+            Some(other) => {
+                return Err(error(
+                    "oidc.tokenEndpointAuthMethod",
+                    format!("`{other}`: use client_secret_basic or client_secret_post"),
+                ))
+            }
+        };
+        let forward_token = self.forward_token.map(compile_forward).transpose()?;
+        let timeout_ms = match self.timeout {
+            None => super::DEFAULT_FETCH_TIMEOUT_MS,
+            Some(text) => {
+                duration::parse_millis(&text).map_err(|why| error("oidc.timeout", why))?
+            }
+        };
+        let source = add_source(
+            SourceKind::Discovery {
+                issuer: issuer.clone(),
+                url: issuer_url,
+            },
+            timeout_ms,
+        );
+        Ok(OidcConfig {
+            issuer,
+            client_id,
+            client_secret,
+            scopes,
+            callback_path,
+            logout_path,
+            post_logout_redirect_uri: self.post_logout_redirect_uri,
+            cookie_name,
+            cookie_domain: self.cookie_domain,
+            cookie_secure: self.cookie_secure.unwrap_or(true),
+            session_ttl_ms,
+            cookie_secrets,
+            client_auth,
+            forward_token,
+            source,
+        })
+    }
+}
+
+fn compile_forward(raw: RawForwardToken) -> Result<ForwardToken, ConfigError> {
+    let id_token = match raw.token.as_str() {
+        "id_token" => true,
+        "access_token" => false,
+        other => {
+            return Err(error(
+                "oidc.forwardToken.token",
+                format!("`{other}`: use id_token or access_token"),
+            ))
+        }
+    };
+    let header = header_name(
+        "oidc.forwardToken.header",
+        raw.header.as_deref().unwrap_or("authorization"),
+    )?;
+    Ok(ForwardToken { id_token, header })
+}

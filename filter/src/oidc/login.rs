@@ -1,0 +1,245 @@
+//! Starting a login (the redirect to the IdP) and checking its callback.
+//!
+//! What the callback needs — state, nonce, PKCE verifier, where to return — travels
+//! in a short-lived sealed cookie, so there is no server state and any replica can
+//! finish a login another one started.
+
+use crate::config::OidcConfig;
+use crate::oidc::provider::Provider;
+use crate::request::Headers;
+use crate::session::chunks::{set_cookie, CookieAttributes};
+use crate::session::seal::{CookieKeys, NONCE_BYTES};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use url::form_urlencoded;
+
+/// A login must come back within this long.
+pub const LOGIN_TTL_SECONDS: u64 = 600;
+
+/// Fresh random bytes for one login, from the host's CSPRNG.
+pub struct LoginRandom {
+    pub state: [u8; 32],
+    pub nonce: [u8; 32],
+    pub verifier: [u8; 32],
+    pub seal_nonce: [u8; NONCE_BYTES],
+}
+
+/// What the callback needs, sealed into the login cookie.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingLogin {
+    pub state: String,
+    pub nonce: String,
+    pub verifier: String,
+    /// Path and query on this origin; never a full URL.
+    pub return_to: String,
+    pub expires_at: u64,
+}
+
+pub struct Redirect {
+    pub location: String,
+    pub set_cookie: String,
+}
+
+pub fn login_cookie_name(oidc: &OidcConfig) -> String {
+    format!("{}_login", oidc.cookie_name)
+}
+
+pub fn cookie_attributes(oidc: &OidcConfig) -> CookieAttributes {
+    CookieAttributes {
+        domain: oidc.cookie_domain.clone(),
+        secure: oidc.cookie_secure,
+    }
+}
+
+/// `scheme://host[:port]` of the request, as the browser addressed it.
+pub fn origin(headers: &Headers) -> String {
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .or_else(|| headers.get(":scheme"))
+        .unwrap_or("http");
+    let scheme = if scheme.eq_ignore_ascii_case("https") {
+        "https"
+    } else {
+        "http"
+    };
+    let host = headers
+        .get(":authority")
+        .or_else(|| headers.get("host"))
+        .unwrap_or_default();
+    format!("{scheme}://{host}")
+}
+
+pub fn redirect_uri(oidc: &OidcConfig, headers: &Headers) -> String {
+    format!("{}{}", origin(headers), oidc.callback_path)
+}
+
+/// Only a top-level navigation may be redirected to a login page; anything else
+/// (XHR, fetch, API clients) gets a 401 it can act on.
+pub fn is_navigation(headers: &Headers) -> bool {
+    let method = headers.get(":method").unwrap_or("GET");
+    let wants_html = headers
+        .get("accept")
+        .is_some_and(|accept| accept.to_ascii_lowercase().contains("text/html"));
+    let xhr = headers
+        .get("x-requested-with")
+        .is_some_and(|value| value.eq_ignore_ascii_case("XMLHttpRequest"));
+    matches!(method, "GET" | "HEAD") && wants_html && !xhr
+}
+
+/// A path on this origin to return to after login: `/` unless `path` is a plain
+/// absolute path. `//host` and `/\host` would leave the origin, so they fall back.
+pub fn safe_return_path(path: &str) -> String {
+    let leaves_origin = path.starts_with("//") || path.starts_with("/\\") || !path.starts_with('/');
+    let has_controls = path.chars().any(|c| c.is_control());
+    if leaves_origin || has_controls || path.len() > 2048 {
+        "/".to_string()
+    } else {
+        path.to_string()
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The redirect to the authorization endpoint, with state, nonce and a PKCE S256
+/// challenge, and the sealed login cookie that remembers them.
+pub fn start(
+    oidc: &OidcConfig,
+    provider: &Provider,
+    keys: &CookieKeys,
+    headers: &Headers,
+    random: &LoginRandom,
+    now: u64,
+) -> Option<Redirect> {
+    let pending = PendingLogin {
+        state: b64(&random.state),
+        nonce: b64(&random.nonce),
+        verifier: b64(&random.verifier),
+        return_to: safe_return_path(headers.path()),
+        expires_at: now.saturating_add(LOGIN_TTL_SECONDS),
+    };
+    let challenge = b64(&Sha256::digest(pending.verifier.as_bytes()));
+    let mut location = provider.authorization_endpoint.clone();
+    location
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &oidc.client_id)
+        .append_pair("redirect_uri", &redirect_uri(oidc, headers))
+        .append_pair("scope", &oidc.scopes.join(" "))
+        .append_pair("state", &pending.state)
+        .append_pair("nonce", &pending.nonce)
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    let name = login_cookie_name(oidc);
+    let sealed = keys.seal(
+        &name,
+        &serde_json::to_vec(&pending).ok()?,
+        random.seal_nonce,
+    )?;
+    Some(Redirect {
+        location: location.to_string(),
+        set_cookie: set_cookie(
+            &name,
+            &sealed,
+            Some(LOGIN_TTL_SECONDS),
+            &cookie_attributes(oidc),
+        ),
+    })
+}
+
+/// Why a callback cannot be completed; each maps to a small error page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackError {
+    /// The IdP answered with `error=` (for example `access_denied`).
+    Refused { error: String },
+    /// No `code` or `state` in the query.
+    Malformed,
+    /// No login cookie, one we cannot open, or an expired one: stale or replayed.
+    NoPendingLogin,
+    /// `state` differs from the one this browser was sent with.
+    StateMismatch,
+}
+
+impl CallbackError {
+    pub fn status(&self) -> u32 {
+        match self {
+            Self::Refused { .. } => 401,
+            _ => 400,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Self::Refused { error } => {
+                format!("The identity provider did not sign you in ({error}).")
+            }
+            Self::Malformed => "The login callback is missing its code or state.".into(),
+            Self::NoPendingLogin => {
+                "This login has expired or was already used. Please start again.".into()
+            }
+            Self::StateMismatch => "The login callback does not match this browser's login.".into(),
+        }
+    }
+}
+
+/// A callback that checked out: exchange `code` using the pending login's verifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callback {
+    pub code: String,
+    pub pending: PendingLogin,
+}
+
+pub fn check_callback(
+    oidc: &OidcConfig,
+    keys: &CookieKeys,
+    headers: &Headers,
+    now: u64,
+) -> Result<Callback, CallbackError> {
+    let query = headers
+        .path()
+        .split_once('?')
+        .map_or("", |(_, query)| query);
+    let mut code = None;
+    let mut state = None;
+    let mut refused = None;
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match key.as_ref() {
+            "code" => code = Some(value.into_owned()),
+            "state" => state = Some(value.into_owned()),
+            "error" => {
+                refused = Some(
+                    value
+                        .chars()
+                        .filter(|c| c.is_ascii_graphic())
+                        .take(64)
+                        .collect(),
+                )
+            }
+            _ => {}
+        }
+    }
+    if let Some(error) = refused {
+        return Err(CallbackError::Refused { error });
+    }
+    let (Some(code), Some(state)) = (code, state) else {
+        return Err(CallbackError::Malformed);
+    };
+    let name = login_cookie_name(oidc);
+    let pending: PendingLogin = headers
+        .cookie(&name)
+        .and_then(|sealed| keys.open(&name, sealed))
+        .and_then(|plain| serde_json::from_slice(&plain).ok())
+        .filter(|pending: &PendingLogin| pending.expires_at >= now)
+        .ok_or(CallbackError::NoPendingLogin)?;
+    if !bool::from(pending.state.as_bytes().ct_eq(state.as_bytes())) {
+        return Err(CallbackError::StateMismatch);
+    }
+    Ok(Callback { code, pending })
+}
+
+#[cfg(test)]
+mod tests;

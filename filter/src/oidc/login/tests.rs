@@ -1,0 +1,219 @@
+use super::*;
+use crate::config::Config;
+use url::Url;
+use wasm_bindgen_test::wasm_bindgen_test;
+
+const NOW: u64 = 1_700_000_000;
+
+fn config() -> Config {
+    Config::parse(
+        br#"{"oidc":{"issuer":"http://127.0.0.1:9000","clientId":"app","clientSecret":"s3cret",
+            "cookieSecrets":["AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="]}}"#,
+    )
+    .unwrap()
+}
+
+fn provider() -> Provider {
+    Provider {
+        issuer: "http://127.0.0.1:9000".into(),
+        authorization_endpoint: Url::parse("http://127.0.0.1:9000/auth?prompt=login").unwrap(),
+        token_endpoint: Url::parse("http://127.0.0.1:9000/token").unwrap(),
+        jwks_uri: Url::parse("http://127.0.0.1:9000/jwks").unwrap(),
+        end_session_endpoint: None,
+    }
+}
+
+fn keys(config: &Config) -> CookieKeys {
+    CookieKeys::new(&config.oidc.as_ref().unwrap().cookie_secrets)
+}
+
+fn random() -> LoginRandom {
+    LoginRandom {
+        state: [1; 32],
+        nonce: [2; 32],
+        verifier: [3; 32],
+        seal_nonce: [4; 12],
+    }
+}
+
+fn request(path: &str, cookie: Option<&str>) -> Headers {
+    let mut pairs = vec![
+        (":method".to_string(), "GET".to_string()),
+        (":scheme".to_string(), "http".to_string()),
+        (":authority".to_string(), "app.test:8080".to_string()),
+        (":path".to_string(), path.to_string()),
+        (
+            "accept".to_string(),
+            "text/html,application/xhtml+xml".to_string(),
+        ),
+    ];
+    if let Some(cookie) = cookie {
+        pairs.push(("cookie".to_string(), cookie.to_string()));
+    }
+    Headers::new(pairs)
+}
+
+/// Starts a login from `path` and returns the redirect and the cookie pair to send back.
+fn started(config: &Config, path: &str) -> (Url, String) {
+    let oidc = config.oidc.as_ref().unwrap();
+    let redirect = start(
+        oidc,
+        &provider(),
+        &keys(config),
+        &request(path, None),
+        &random(),
+        NOW,
+    )
+    .unwrap();
+    let cookie_pair = redirect.set_cookie.split(';').next().unwrap().to_string();
+    (Url::parse(&redirect.location).unwrap(), cookie_pair)
+}
+
+fn query_value(url: &Url, name: &str) -> String {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .unwrap()
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn login_redirect_carries_state_nonce_and_pkce() {
+    let config = config();
+    let (location, cookie) = started(&config, "/reports?id=7");
+    assert_eq!(
+        query_value(&location, "prompt"),
+        "login",
+        "existing query kept"
+    );
+    assert_eq!(query_value(&location, "response_type"), "code");
+    assert_eq!(query_value(&location, "client_id"), "app");
+    assert_eq!(
+        query_value(&location, "redirect_uri"),
+        "http://app.test:8080/oauth2/callback"
+    );
+    assert_eq!(query_value(&location, "scope"), "openid email profile");
+    assert_eq!(query_value(&location, "code_challenge_method"), "S256");
+    let verifier = URL_SAFE_NO_PAD.encode([3u8; 32]);
+    assert_eq!(
+        query_value(&location, "code_challenge"),
+        URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+    );
+    assert!(cookie.starts_with("oidc_session_login="));
+    assert!(
+        !cookie.contains(&verifier),
+        "the verifier is sealed, not readable"
+    );
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_matching_callback_yields_the_code_and_return_path() {
+    let config = config();
+    let oidc = config.oidc.as_ref().unwrap();
+    let (location, cookie) = started(&config, "/reports?id=7");
+    let state = query_value(&location, "state");
+    let callback = request(
+        &format!("/oauth2/callback?code=abc&state={state}"),
+        Some(&cookie),
+    );
+    let checked = check_callback(oidc, &keys(&config), &callback, NOW + 10).unwrap();
+    assert_eq!(checked.code, "abc");
+    assert_eq!(checked.pending.return_to, "/reports?id=7");
+    assert_eq!(checked.pending.verifier, URL_SAFE_NO_PAD.encode([3u8; 32]));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn bad_callbacks_are_refused() {
+    let config = config();
+    let oidc = config.oidc.as_ref().unwrap();
+    let keys = keys(&config);
+    let (location, cookie) = started(&config, "/");
+    let state = query_value(&location, "state");
+    let tampered_cookie = format!(
+        "{}x",
+        cookie
+            .trim_end_matches(|c: char| c != '=')
+            .trim_end_matches('=')
+    );
+    let cases = [
+        (
+            format!("/oauth2/callback?code=abc&state={state}x"),
+            Some(cookie.clone()),
+            CallbackError::StateMismatch,
+        ),
+        (
+            format!("/oauth2/callback?code=abc&state={state}"),
+            None,
+            CallbackError::NoPendingLogin,
+        ),
+        (
+            format!("/oauth2/callback?code=abc&state={state}"),
+            Some(tampered_cookie),
+            CallbackError::NoPendingLogin,
+        ),
+        (
+            "/oauth2/callback?state=x".to_string(),
+            Some(cookie.clone()),
+            CallbackError::Malformed,
+        ),
+        (
+            "/oauth2/callback?error=access_denied&state=x".to_string(),
+            Some(cookie.clone()),
+            CallbackError::Refused {
+                error: "access_denied".into(),
+            },
+        ),
+    ];
+    for (path, cookie, expected) in cases {
+        let result = check_callback(oidc, &keys, &request(&path, cookie.as_deref()), NOW);
+        assert_eq!(result.unwrap_err(), expected, "{path}");
+    }
+    let late = request(
+        &format!("/oauth2/callback?code=abc&state={state}"),
+        Some(&cookie),
+    );
+    let stale = check_callback(oidc, &keys, &late, NOW + LOGIN_TTL_SECONDS + 1);
+    assert_eq!(stale.unwrap_err(), CallbackError::NoPendingLogin);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn return_paths_never_leave_the_origin() {
+    for (path, expected) in [
+        ("/a/b?c=d", "/a/b?c=d"),
+        ("//evil.test/x", "/"),
+        ("/\\evil.test", "/"),
+        ("https://evil.test/", "/"),
+        ("/ok\r\nSet-Cookie: x", "/"),
+        ("", "/"),
+    ] {
+        assert_eq!(safe_return_path(path), expected, "{path:?}");
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn only_html_navigations_are_redirected() {
+    let navigation = request("/", None);
+    assert!(is_navigation(&navigation));
+    let mut api = vec![
+        (":method".to_string(), "GET".to_string()),
+        ("accept".to_string(), "application/json".to_string()),
+    ];
+    assert!(!is_navigation(&Headers::new(api.clone())));
+    api[1].1 = "text/html".into();
+    api.push(("x-requested-with".into(), "XMLHttpRequest".into()));
+    assert!(!is_navigation(&Headers::new(api)));
+    let post = Headers::new(vec![
+        (":method".into(), "POST".into()),
+        ("accept".into(), "text/html".into()),
+    ]);
+    assert!(!is_navigation(&post));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn origin_follows_forwarded_proto() {
+    let headers = Headers::new(vec![
+        (":scheme".into(), "http".into()),
+        ("x-forwarded-proto".into(), "https".into()),
+        (":authority".into(), "app.test".into()),
+    ]);
+    assert_eq!(origin(&headers), "https://app.test");
+}

@@ -1,0 +1,85 @@
+//! The provider metadata read from `<issuer>/.well-known/openid-configuration`.
+
+use serde_json::Value;
+use url::Url;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provider {
+    pub issuer: String,
+    pub authorization_endpoint: Url,
+    pub token_endpoint: Url,
+    pub jwks_uri: Url,
+    pub end_session_endpoint: Option<Url>,
+}
+
+/// Parses a discovery document for `issuer` (OIDC Discovery 1.0 section 4.3: the
+/// document must name the same issuer). Every endpoint must be an http(s) URL.
+pub fn parse(body: &[u8], issuer: &str) -> Result<Provider, String> {
+    let document: Value =
+        serde_json::from_slice(body).map_err(|e| format!("discovery document is not JSON: {e}"))?;
+    let published = document
+        .get("issuer")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if published != issuer {
+        return Err(format!(
+            "discovery document names issuer `{published}`, not `{issuer}`"
+        ));
+    }
+    let endpoint = |name: &str| -> Result<Url, String> {
+        let text = document
+            .get(name)
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("discovery document has no `{name}`"))?;
+        let url = Url::parse(text).map_err(|e| format!("`{name}` is not a URL: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(format!("`{name}` is not an http(s) URL"));
+        }
+        Ok(url)
+    };
+    Ok(Provider {
+        issuer: issuer.to_string(),
+        authorization_endpoint: endpoint("authorization_endpoint")?,
+        token_endpoint: endpoint("token_endpoint")?,
+        jwks_uri: endpoint("jwks_uri")?,
+        end_session_endpoint: endpoint("end_session_endpoint").ok(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    const ISSUER: &str = "http://127.0.0.1:9000";
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn reads_the_endpoints() {
+        let body = br#"{"issuer":"http://127.0.0.1:9000","authorization_endpoint":"http://127.0.0.1:9000/auth",
+            "token_endpoint":"http://127.0.0.1:9000/token","jwks_uri":"http://127.0.0.1:9000/jwks",
+            "end_session_endpoint":"http://127.0.0.1:9000/session/end"}"#;
+        let provider = parse(body, ISSUER).unwrap();
+        assert_eq!(provider.token_endpoint.path(), "/token");
+        assert_eq!(
+            provider.end_session_endpoint.unwrap().path(),
+            "/session/end"
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn end_session_is_optional_but_the_rest_is_not() {
+        let minimal =
+            br#"{"issuer":"http://127.0.0.1:9000","authorization_endpoint":"http://a/auth",
+            "token_endpoint":"http://a/token","jwks_uri":"http://a/jwks"}"#;
+        assert_eq!(parse(minimal, ISSUER).unwrap().end_session_endpoint, None);
+        let no_token = br#"{"issuer":"http://127.0.0.1:9000","authorization_endpoint":"http://a/auth","jwks_uri":"http://a/j"}"#;
+        assert!(parse(no_token, ISSUER)
+            .unwrap_err()
+            .contains("token_endpoint"));
+        let wrong_issuer = br#"{"issuer":"http://evil","authorization_endpoint":"http://a/auth","token_endpoint":"http://a/t","jwks_uri":"http://a/j"}"#;
+        assert!(parse(wrong_issuer, ISSUER).is_err());
+        let javascript = br#"{"issuer":"http://127.0.0.1:9000","authorization_endpoint":"javascript:alert(1)","token_endpoint":"http://a/t","jwks_uri":"http://a/j"}"#;
+        assert!(parse(javascript, ISSUER).is_err());
+        assert!(parse(b"<html>", ISSUER).is_err());
+    }
+}
