@@ -7,11 +7,12 @@ use crate::jwks::{self, KeySet};
 use std::collections::BTreeMap;
 use url::Url;
 
-/// A GET to dispatch through an Envoy cluster.
+/// A request to dispatch through an Envoy cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRequest {
     pub cluster: String,
     pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
     pub timeout_ms: u64,
 }
 
@@ -95,7 +96,37 @@ pub fn max_body_bytes(config: &Config, step: Step) -> usize {
 }
 
 pub fn get(url: &Url, clusters: &BTreeMap<String, String>, timeout_ms: u64) -> HttpRequest {
-    let authority = authority(url);
+    request("GET", url, clusters, timeout_ms)
+}
+
+/// A form POST (token endpoint); `extra_headers` carry client authentication.
+pub fn post_form(
+    url: &Url,
+    clusters: &BTreeMap<String, String>,
+    timeout_ms: u64,
+    form: &[(&str, &str)],
+    extra_headers: Vec<(String, String)>,
+) -> HttpRequest {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish()
+        .into_bytes();
+    let mut request = request("POST", url, clusters, timeout_ms);
+    request.headers.push((
+        "content-type".into(),
+        "application/x-www-form-urlencoded".into(),
+    ));
+    request.headers.extend(extra_headers);
+    request.body = Some(body);
+    request
+}
+
+fn request(
+    method: &str,
+    url: &Url,
+    clusters: &BTreeMap<String, String>,
+    timeout_ms: u64,
+) -> HttpRequest {
     let mut path = url.path().to_string();
     if let Some(query) = url.query() {
         path.push('?');
@@ -104,12 +135,13 @@ pub fn get(url: &Url, clusters: &BTreeMap<String, String>, timeout_ms: u64) -> H
     HttpRequest {
         cluster: cluster_for(url, clusters),
         headers: vec![
-            (":method".into(), "GET".into()),
+            (":method".into(), method.into()),
             (":path".into(), path),
-            (":authority".into(), authority),
+            (":authority".into(), authority(url)),
             (":scheme".into(), url.scheme().into()),
             ("accept".into(), "application/json".into()),
         ],
+        body: None,
         timeout_ms,
     }
 }

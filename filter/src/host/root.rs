@@ -129,7 +129,13 @@ impl Root {
                     .map(|(k, v)| (k.as_str(), v.as_str()))
                     .collect();
                 let timeout = Duration::from_millis(request.timeout_ms);
-                match self.dispatch_http_call(&request.cluster, headers, None, vec![], timeout) {
+                match self.dispatch_http_call(
+                    &request.cluster,
+                    headers,
+                    request.body.as_deref(),
+                    vec![],
+                    timeout,
+                ) {
                     Ok(token) => state.calls.push(Call {
                         token,
                         source,

@@ -5,3 +5,4 @@
 pub mod id_token;
 pub mod login;
 pub mod provider;
+pub mod token_endpoint;

@@ -3,3 +3,148 @@
 
 pub mod chunks;
 pub mod seal;
+
+use crate::request::Headers;
+use seal::{CookieKeys, NONCE_BYTES};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// What a logged-in browser carries. Short field names keep the cookie small.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    /// The ID token's claims: identity for rules and output headers.
+    #[serde(rename = "c")]
+    pub claims: Map<String, Value>,
+    /// Kept for `id_token_hint` at logout and for forwarding upstream.
+    #[serde(rename = "i", default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    /// Kept only when the access token is forwarded upstream.
+    #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// When the tokens expire (seconds): past it, refresh or log in again.
+    #[serde(rename = "t")]
+    pub tokens_expire_at: u64,
+    /// When the session ends whatever the tokens say (`sessionTtl`).
+    #[serde(rename = "e")]
+    pub expires_at: u64,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum SessionState {
+    Valid(Session),
+    /// The tokens expired but a refresh token may renew them.
+    Refreshable(Session),
+    /// No session, or one that cannot be used: treated as logged out.
+    Absent,
+}
+
+impl Session {
+    pub fn seal(
+        &self,
+        keys: &CookieKeys,
+        cookie_name: &str,
+        nonce: [u8; NONCE_BYTES],
+    ) -> Option<String> {
+        keys.seal(cookie_name, &serde_json::to_vec(self).ok()?, nonce)
+    }
+
+    /// The session in the request's cookies. Tampered, truncated, foreign, old-key or
+    /// malformed cookies are simply no session.
+    pub fn open(keys: &CookieKeys, cookie_name: &str, headers: &Headers) -> Option<Session> {
+        let sealed = chunks::read(headers, cookie_name)?;
+        let plain = keys.open(cookie_name, &sealed)?;
+        serde_json::from_slice(&plain).ok()
+    }
+
+    pub fn judge(self, now: u64, skew: u64) -> SessionState {
+        if now >= self.expires_at {
+            SessionState::Absent
+        } else if now < self.tokens_expire_at.saturating_add(skew) {
+            SessionState::Valid(self)
+        } else if self.refresh_token.is_some() {
+            SessionState::Refreshable(self)
+        } else {
+            SessionState::Absent
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    fn session(refresh: Option<&str>) -> Session {
+        Session {
+            claims: json!({"sub": "alice", "email": "alice@example.test"})
+                .as_object()
+                .unwrap()
+                .clone(),
+            id_token: Some("id.token.value".into()),
+            access_token: None,
+            refresh_token: refresh.map(str::to_string),
+            tokens_expire_at: 1_000,
+            expires_at: 5_000,
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn round_trips_through_chunked_cookies() {
+        let keys = CookieKeys::new(&[[9; 32]]);
+        let mut big = session(Some("r"));
+        big.claims.insert("blob".into(), json!("x".repeat(9_000)));
+        let sealed = big.seal(&keys, "sess", [1; 12]).unwrap();
+        let set = chunks::store(
+            "sess",
+            &sealed,
+            60,
+            &chunks::CookieAttributes {
+                domain: None,
+                secure: true,
+            },
+            &[],
+        )
+        .unwrap();
+        assert!(set.len() >= 3, "a 9 KB session needs chunks");
+        let cookie = set
+            .iter()
+            .map(|h| h.split(';').next().unwrap())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let headers = Headers::new(vec![("cookie".into(), cookie)]);
+        assert_eq!(Session::open(&keys, "sess", &headers), Some(big));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn expiry_decides_valid_refreshable_or_absent() {
+        assert!(matches!(
+            session(None).judge(900, 0),
+            SessionState::Valid(_)
+        ));
+        assert!(
+            matches!(session(None).judge(1_030, 60), SessionState::Valid(_)),
+            "skew"
+        );
+        assert!(matches!(
+            session(Some("r")).judge(2_000, 0),
+            SessionState::Refreshable(_)
+        ));
+        assert_eq!(session(None).judge(2_000, 0), SessionState::Absent);
+        assert_eq!(
+            session(Some("r")).judge(5_000, 0),
+            SessionState::Absent,
+            "session TTL is final"
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_cookie_sealed_under_another_name_is_no_session() {
+        let keys = CookieKeys::new(&[[9; 32]]);
+        let sealed = session(None).seal(&keys, "other", [1; 12]).unwrap();
+        let headers = Headers::new(vec![("cookie".into(), format!("sess={sealed}"))]);
+        assert_eq!(Session::open(&keys, "sess", &headers), None);
+    }
+}

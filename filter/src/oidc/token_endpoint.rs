@@ -1,0 +1,238 @@
+//! Requests to the token endpoint (code exchange, refresh) and their replies.
+
+use crate::config::{ClientAuth, OidcConfig};
+use crate::fetch::{self, HttpRequest};
+use crate::oidc::provider::Provider;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use url::form_urlencoded;
+
+/// Largest token endpoint reply read; big ID tokens stay well under it.
+pub const MAX_REPLY_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub id_token: Option<String>,
+    pub refresh_token: Option<String>,
+    pub expires_in: Option<u64>,
+}
+
+pub fn code_exchange(
+    oidc: &OidcConfig,
+    provider: &Provider,
+    clusters: &BTreeMap<String, String>,
+    timeout_ms: u64,
+    code: &str,
+    verifier: &str,
+    redirect_uri: &str,
+) -> HttpRequest {
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", redirect_uri),
+        ("code_verifier", verifier),
+    ];
+    authenticated_post(oidc, provider, clusters, timeout_ms, &form)
+}
+
+pub fn refresh(
+    oidc: &OidcConfig,
+    provider: &Provider,
+    clusters: &BTreeMap<String, String>,
+    timeout_ms: u64,
+    refresh_token: &str,
+) -> HttpRequest {
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+    ];
+    authenticated_post(oidc, provider, clusters, timeout_ms, &form)
+}
+
+fn authenticated_post(
+    oidc: &OidcConfig,
+    provider: &Provider,
+    clusters: &BTreeMap<String, String>,
+    timeout_ms: u64,
+    form: &[(&str, &str)],
+) -> HttpRequest {
+    let mut pairs: Vec<(&str, &str)> = form.to_vec();
+    let mut headers = Vec::new();
+    match oidc.client_auth {
+        ClientAuth::Basic => headers.push(("authorization".to_string(), basic_credentials(oidc))),
+        ClientAuth::Post => {
+            pairs.push(("client_id", &oidc.client_id));
+            pairs.push(("client_secret", &oidc.client_secret));
+        }
+    }
+    fetch::post_form(
+        &provider.token_endpoint,
+        clusters,
+        timeout_ms,
+        &pairs,
+        headers,
+    )
+}
+
+/// RFC 6749 2.3.1: the id and secret are form-encoded before Basic encoding.
+fn basic_credentials(oidc: &OidcConfig) -> String {
+    let encode = |text: &str| form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+    let pair = format!(
+        "{}:{}",
+        encode(&oidc.client_id),
+        encode(&oidc.client_secret)
+    );
+    format!("Basic {}", STANDARD.encode(pair))
+}
+
+/// A successful reply, or why not. The reason names the OAuth `error` code, never
+/// anything that could be a token.
+pub fn parse_response(status: Option<u32>, body: &[u8]) -> Result<TokenResponse, String> {
+    if body.len() > MAX_REPLY_BYTES {
+        return Err("token endpoint reply is too large".into());
+    }
+    let document: Option<Value> = serde_json::from_slice(body).ok();
+    let text = |name: &str| -> Option<String> {
+        document.as_ref()?.get(name)?.as_str().map(str::to_string)
+    };
+    match status {
+        Some(200) => {}
+        Some(status) => {
+            let code = text("error")
+                .map(|code| {
+                    code.chars()
+                        .filter(|c| c.is_ascii_graphic())
+                        .take(64)
+                        .collect::<String>()
+                })
+                .unwrap_or_else(|| "no OAuth error code".into());
+            return Err(format!("token endpoint answered HTTP {status} ({code})"));
+        }
+        None => return Err("token endpoint did not answer (timeout or reset)".into()),
+    }
+    if document.is_none() {
+        return Err("token endpoint reply is not JSON".into());
+    }
+    if let Some(token_type) = text("token_type") {
+        if !token_type.eq_ignore_ascii_case("bearer") {
+            return Err(format!(
+                "token endpoint issued a `{token_type}` token, not a bearer token"
+            ));
+        }
+    }
+    let access_token = text("access_token").ok_or("token endpoint reply has no access_token")?;
+    let expires_in = document
+        .as_ref()
+        .and_then(|d| d.get("expires_in"))
+        .and_then(Value::as_u64);
+    Ok(TokenResponse {
+        access_token,
+        id_token: text("id_token"),
+        refresh_token: text("refresh_token"),
+        expires_in,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use url::Url;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    fn oidc(method: &str) -> OidcConfig {
+        let text = format!(
+            r#"{{"oidc":{{"issuer":"http://idp.test","clientId":"my app","clientSecret":"s:e/c","tokenEndpointAuthMethod":"{method}",
+                "cookieSecrets":["AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="]}}}}"#
+        );
+        Config::parse(text.as_bytes()).unwrap().oidc.unwrap()
+    }
+
+    fn provider() -> Provider {
+        let url = |path: &str| Url::parse(&format!("http://idp.test{path}")).unwrap();
+        Provider {
+            issuer: "http://idp.test".into(),
+            authorization_endpoint: url("/auth"),
+            token_endpoint: url("/token"),
+            jwks_uri: url("/jwks"),
+            end_session_endpoint: None,
+        }
+    }
+
+    fn header<'a>(request: &'a HttpRequest, name: &str) -> Option<&'a str> {
+        request
+            .headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn code_exchange_with_basic_auth() {
+        let request = code_exchange(
+            &oidc("client_secret_basic"),
+            &provider(),
+            &BTreeMap::new(),
+            5000,
+            "c0de",
+            "v3r",
+            "http://app/cb",
+        );
+        assert_eq!(header(&request, ":method"), Some("POST"));
+        assert_eq!(header(&request, ":path"), Some("/token"));
+        assert_eq!(request.cluster, "outbound|80||idp.test");
+        let expected = format!("Basic {}", STANDARD.encode("my+app:s%3Ae%2Fc"));
+        assert_eq!(header(&request, "authorization"), Some(expected.as_str()));
+        let body = String::from_utf8(request.body.unwrap()).unwrap();
+        assert_eq!(body, "grant_type=authorization_code&code=c0de&redirect_uri=http%3A%2F%2Fapp%2Fcb&code_verifier=v3r");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn refresh_with_post_auth() {
+        let request = refresh(
+            &oidc("client_secret_post"),
+            &provider(),
+            &BTreeMap::new(),
+            5000,
+            "r-t",
+        );
+        assert_eq!(header(&request, "authorization"), None);
+        let body = String::from_utf8(request.body.unwrap()).unwrap();
+        assert_eq!(
+            body,
+            "grant_type=refresh_token&refresh_token=r-t&client_id=my+app&client_secret=s%3Ae%2Fc"
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn parses_success_and_reports_failures_without_tokens() {
+        let ok = parse_response(Some(200), br#"{"access_token":"a","id_token":"i","refresh_token":"r","token_type":"Bearer","expires_in":60}"#).unwrap();
+        assert_eq!(
+            (
+                ok.id_token.as_deref(),
+                ok.refresh_token.as_deref(),
+                ok.expires_in
+            ),
+            (Some("i"), Some("r"), Some(60))
+        );
+        let denied = parse_response(
+            Some(400),
+            br#"{"error":"invalid_grant","error_description":"secret-ish"}"#,
+        )
+        .unwrap_err();
+        assert!(
+            denied.contains("invalid_grant") && !denied.contains("secret-ish"),
+            "{denied}"
+        );
+        assert!(parse_response(Some(200), b"<html>").is_err());
+        assert!(parse_response(Some(200), br#"{"token_type":"bearer"}"#).is_err());
+        assert!(parse_response(Some(200), br#"{"access_token":"a","token_type":"mac"}"#).is_err());
+        assert!(parse_response(None, b"").is_err());
+        assert!(parse_response(Some(503), b"upstream connect error")
+            .unwrap_err()
+            .contains("503"));
+    }
+}
