@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness import envoy as envoy_module
+from harness import idp as idp_module
 from harness.echo_server import EchoServer
 from harness.stack import Stack
 
@@ -53,11 +54,41 @@ def stack(request, wasm_path, echo_server):
     stack.close()
 
 
+@pytest.fixture
+def plain_stack(request):
+    """A Stack for harness pieces only (IdP, servers): no Envoy, no wasm needed."""
+    stack = Stack(name=request.node.name[:40].replace("/", "_"))
+    yield stack
+    stack.close()
+
+
+@pytest.fixture
+def browser(request):
+    """A headless Chromium (harness.browser.Browser), quit after the test; a
+    screenshot and the page source go to tests/.work/screenshots/ if it failed."""
+    from harness.browser import Browser, browser_available
+
+    problem = browser_available()
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    with Browser(name=request.node.name) as browser:
+        yield browser
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
+            saved = browser.save_screenshot(f"{request.node.name}-failure")
+            if saved:
+                print(f"browser screenshot: {saved}")
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
-    """On a failure, attach the tail of every running Envoy's log to the report."""
+    """On a failure, attach the tail of every running Envoy's and IdP's log to the report."""
     report = yield
+    if call.when == "call":
+        item.rep_call = report
     if report.failed and call.when in ("setup", "call"):
         for envoy in list(envoy_module.RUNNING):
             report.sections.append((f"envoy log tail ({envoy.dir.name})", envoy.log_tail(60)))
+        for idp in list(idp_module.RUNNING):
+            report.sections.append((f"idp log tail ({idp.dir.name})", idp.log_tail(40)))
     return report

@@ -248,9 +248,15 @@ impl Config {
             ));
         }
         if let Some(raw_oidc) = raw.oidc {
-            let oidc =
-                raw_oidc.compile(&mut |kind, timeout_ms| config.add_source(kind, timeout_ms))?;
-            config.oidc = Some(oidc);
+            let mut sources = std::mem::take(&mut config.sources);
+            let mut output_headers = std::mem::take(&mut config.output_headers);
+            let oidc = raw_oidc.compile(
+                &mut |kind, timeout_ms| add_source(&mut sources, kind, timeout_ms),
+                &mut |path, name| add_output_header(&mut output_headers, path, name),
+            );
+            config.sources = sources;
+            config.output_headers = output_headers;
+            config.oidc = Some(oidc?);
         }
         for (index, raw_rule) in raw.jwt_rules.into_iter().enumerate() {
             let rule = config.add_rule(&format!("jwtRules[{index}]"), raw_rule)?;
@@ -380,14 +386,7 @@ impl Config {
     }
 
     fn add_source(&mut self, kind: SourceKind, timeout_ms: u64) -> usize {
-        if let Some(index) = self.sources.iter().position(|source| source.kind == kind) {
-            if let Some(source) = self.sources.get_mut(index) {
-                source.timeout_ms = source.timeout_ms.max(timeout_ms);
-            }
-            return index;
-        }
-        self.sources.push(RemoteSource { kind, timeout_ms });
-        self.sources.len() - 1
+        add_source(&mut self.sources, kind, timeout_ms)
     }
 
     fn rule_locations(
@@ -438,22 +437,41 @@ impl Config {
     }
 
     fn output_header(&mut self, path: &str, name: &str) -> Result<String, ConfigError> {
-        if name.is_empty()
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(error(
-                path,
-                format!("`{name}` is not a valid header name ([-_A-Za-z0-9]+)"),
-            ));
-        }
-        let name = name.to_ascii_lowercase();
-        if !self.output_headers.contains(&name) {
-            self.output_headers.push(name.clone());
-        }
-        Ok(name)
+        add_output_header(&mut self.output_headers, path, name)
     }
+}
+
+/// Sources are shared by every rule (and the `oidc` block) naming the same URL.
+fn add_source(sources: &mut Vec<RemoteSource>, kind: SourceKind, timeout_ms: u64) -> usize {
+    if let Some(index) = sources.iter().position(|source| source.kind == kind) {
+        if let Some(source) = sources.get_mut(index) {
+            source.timeout_ms = source.timeout_ms.max(timeout_ms);
+        }
+        return index;
+    }
+    sources.push(RemoteSource { kind, timeout_ms });
+    sources.len() - 1
+}
+
+fn add_output_header(
+    output_headers: &mut Vec<String>,
+    path: &str,
+    name: &str,
+) -> Result<String, ConfigError> {
+    let valid = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if name.is_empty() || !valid {
+        return Err(error(
+            path,
+            format!("`{name}` is not a valid header name ([-_A-Za-z0-9]+)"),
+        ));
+    }
+    let name = name.to_ascii_lowercase();
+    if !output_headers.contains(&name) {
+        output_headers.push(name.clone());
+    }
+    Ok(name)
 }
 
 fn validate_clusters(

@@ -2,15 +2,18 @@
 
 from pathlib import Path
 
+from .callback_server import CallbackServer
 from .envoy import Envoy, FailedStart, Listener, run_expecting_failure
+from .idp import Idp
 from .jwks_server import JwksServer
 from .plugin import envoy_clusters
 
 
 class Stack:
-    """Owns the JWKS servers and Envoys it starts; close() stops them in reverse order."""
+    """Owns the servers, IdPs and Envoys it starts; close() stops them in reverse
+    order. Without a wasm_path it can own everything but Envoys."""
 
-    def __init__(self, wasm_path: Path, upstream_port: int, name: str = "stack"):
+    def __init__(self, wasm_path: Path | None = None, upstream_port: int = 0, name: str = "stack"):
         self.wasm_path = wasm_path
         self.upstream_port = upstream_port
         self.name = name
@@ -21,6 +24,22 @@ class Stack:
         self._owned.append(server)
         return server
 
+    def own(self, thing):
+        """Stop `thing` (anything with stop()) when the stack closes; returns it."""
+        self._owned.append(thing)
+        return thing
+
+    def idp(self, *args, **kwargs) -> Idp:
+        """A started oidc-provider IdP (see harness.idp.Idp for the options)."""
+        kwargs.setdefault("name", f"{self.name}-idp")
+        idp = Idp(*args, **kwargs)
+        self._owned.append(idp)
+        return idp.start()
+
+    def callback_server(self) -> CallbackServer:
+        """A started stand-in redirect_uri that records what it receives."""
+        return self.own(CallbackServer().start())
+
     def new_envoy(
         self,
         *listeners: Listener,
@@ -29,6 +48,7 @@ class Stack:
         concurrency: int = 2,
     ) -> Envoy:
         """An Envoy configured with the listeners and a cluster per server, not started."""
+        assert self.wasm_path is not None, "this Stack was made without a wasm_path"
         all_clusters = {**envoy_clusters(*servers), **(clusters or {})}
         envoy = Envoy(
             self.wasm_path, list(listeners), self.upstream_port, all_clusters, concurrency=concurrency, name=self.name

@@ -45,6 +45,9 @@ pub struct OidcConfig {
     pub cookie_secrets: Vec<[u8; KEY_BYTES]>,
     pub client_auth: ClientAuth,
     pub forward_token: Option<ForwardToken>,
+    /// Claims of a session's ID token copied to upstream headers, as for bearer tokens.
+    pub output_claim_to_headers: Vec<super::ClaimToHeader>,
+    pub timeout_ms: u64,
     /// Index into `Config::sources`: discovery of this issuer (endpoints and keys).
     pub source: usize,
 }
@@ -67,6 +70,8 @@ pub(super) struct RawOidc {
     cookie_secrets: Vec<String>,
     token_endpoint_auth_method: Option<String>,
     forward_token: Option<RawForwardToken>,
+    #[serde(default)]
+    output_claim_to_headers: Vec<super::RawClaimToHeader>,
     timeout: Option<String>,
 }
 
@@ -112,9 +117,12 @@ fn cookie_secret(path: &str, text: &str) -> Result<[u8; KEY_BYTES], ConfigError>
 
 impl RawOidc {
     /// The validated block; `add_source` registers the issuer's discovery and returns its index.
+    /// `add_source` registers the issuer's discovery; `add_output_header` validates
+    /// and registers a header the filter sets.
     pub(super) fn compile(
         self,
         add_source: &mut dyn FnMut(SourceKind, u64) -> usize,
+        add_output_header: &mut dyn FnMut(&str, &str) -> Result<String, ConfigError>,
     ) -> Result<OidcConfig, ConfigError> {
         let issuer = required("oidc.issuer", self.issuer)?;
         let issuer_url = http_url("oidc.issuer", &issuer)?;
@@ -191,6 +199,27 @@ impl RawOidc {
                 duration::parse_millis(&text).map_err(|why| error("oidc.timeout", why))?
             }
         };
+        let mut output_claim_to_headers = Vec::new();
+        for (index, item) in self.output_claim_to_headers.into_iter().enumerate() {
+            let path = format!("oidc.outputClaimToHeaders[{index}]");
+            if item.claim.is_empty() {
+                return Err(error(format!("{path}.claim"), "must not be empty"));
+            }
+            let header = add_output_header(&format!("{path}.header"), &item.header)?;
+            output_claim_to_headers.push(super::ClaimToHeader {
+                header,
+                claim: item.claim,
+            });
+        }
+        // A forwarded token in any header but `Authorization` is an identity header:
+        // client copies are stripped. `Authorization` is replaced outright instead,
+        // since bearer clients send their own tokens there.
+        if let Some(forward) = forward_token
+            .as_ref()
+            .filter(|f| f.header != "authorization")
+        {
+            add_output_header("oidc.forwardToken.header", &forward.header)?;
+        }
         let source = add_source(
             SourceKind::Discovery {
                 issuer: issuer.clone(),
@@ -213,6 +242,8 @@ impl RawOidc {
             cookie_secrets,
             client_auth,
             forward_token,
+            output_claim_to_headers,
+            timeout_ms,
             source,
         })
     }
