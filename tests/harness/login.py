@@ -193,7 +193,9 @@ class FlowResult:
         return query_params(self.redirect_to(redirect_uri).location)
 
     def describe(self) -> str:
-        return "\n".join(f"  {h.method} {h.url} -> {h.status} {h.location or ''} {h.page or ''}" for h in self.hops)
+        return "\n".join(
+            f"  {h.method} {_short(h.url)} -> {h.status} {_short(h.location or '')} {h.page or ''}" for h in self.hops
+        )
 
 
 StopRule = str | Callable[[str], bool] | None
@@ -287,6 +289,10 @@ def _next_form(response, username, password, consent, logout_everywhere):
         if kind == "autopost":
             return kind, form.method, form.action, form.data()
     return None
+
+
+def _short(url: str, limit: int = 160) -> str:
+    return url if len(url) <= limit else url[: limit - 3] + "..."
 
 
 def _describe(hops: list[Hop]) -> str:

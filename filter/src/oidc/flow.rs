@@ -1,0 +1,500 @@
+//! The browser-login decision for one request, and what follows the IdP's replies.
+//!
+//! `begin` says what to do with a request: judge it by bearer token, let a session
+//! through, answer it (login redirect, logout, error page, 401), or ask the IdP (code
+//! exchange, refresh). The shell performs the dispatch and calls `finish_login` or
+//! `finish_refresh` with the reply.
+
+use crate::claims;
+use crate::config::{Config, OidcConfig};
+use crate::extractor;
+use crate::fetch::HttpRequest;
+use crate::jwks::KeySet;
+use crate::oidc::id_token::{self, Expectations};
+use crate::oidc::login::{self, cookie_attributes, login_cookie_name, LoginRandom, PendingLogin};
+use crate::oidc::provider::Provider;
+use crate::oidc::token_endpoint::{self, TokenResponse};
+use crate::request::{is_safe_header_value, Edits, Headers};
+use crate::response::{self, AuthError};
+use crate::session::chunks;
+use crate::session::seal::{CookieKeys, NONCE_BYTES};
+use crate::session::{Session, SessionState};
+use serde_json::{Map, Value};
+
+/// The host's CSPRNG.
+pub trait Entropy {
+    fn fill(&mut self, bytes: &mut [u8]);
+}
+
+/// A reply the filter sends itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalReply {
+    pub status: u32,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+#[derive(Debug)]
+pub enum Step {
+    /// The request carries a bearer token: the token rules alone decide.
+    Bearer,
+    /// A valid session: forward with these edits; `response_cookies` go on the response.
+    Allow {
+        edits: Edits,
+        claims: Map<String, Value>,
+        response_cookies: Vec<String>,
+    },
+    Reply(LocalReply),
+    /// Exchange the callback's code; then `finish_login`.
+    Exchange {
+        request: HttpRequest,
+        pending: PendingLogin,
+    },
+    /// Renew the session's tokens; then `finish_refresh`.
+    Refresh {
+        request: HttpRequest,
+        session: Session,
+    },
+    /// The provider's metadata is not known yet: wait for discovery.
+    NeedProvider,
+}
+
+/// What every step needs to know about the request and the filter.
+pub struct Context<'a> {
+    pub config: &'a Config,
+    pub oidc: &'a OidcConfig,
+    pub provider: Option<&'a Provider>,
+    pub cookie_keys: &'a CookieKeys,
+    pub headers: &'a Headers,
+    pub now: u64,
+}
+
+impl Context<'_> {
+    fn path(&self) -> &str {
+        let path = self.headers.path();
+        path.split(['?', '#']).next().unwrap_or("/")
+    }
+
+    fn redirect_uri(&self) -> String {
+        login::redirect_uri(self.oidc, self.headers)
+    }
+}
+
+pub fn begin(ctx: &Context, entropy: &mut dyn Entropy) -> Step {
+    if ctx.path() == ctx.oidc.logout_path {
+        return logout(ctx);
+    }
+    if ctx.path() == ctx.oidc.callback_path {
+        return callback(ctx);
+    }
+    if !extractor::find_tokens(ctx.config, ctx.headers).is_empty() {
+        return Step::Bearer;
+    }
+    let session = Session::open(ctx.cookie_keys, &ctx.oidc.cookie_name, ctx.headers)
+        .map_or(SessionState::Absent, |session| {
+            session.judge(ctx.now, ctx.config.clock_skew_seconds)
+        });
+    match session {
+        SessionState::Valid(session) => allow(ctx, &session, Vec::new()),
+        SessionState::Refreshable(session) => match (ctx.provider, session.refresh_token.clone()) {
+            (None, _) => Step::NeedProvider,
+            (Some(provider), Some(refresh_token)) => Step::Refresh {
+                request: token_endpoint::refresh(
+                    ctx.oidc,
+                    provider,
+                    &ctx.config.clusters,
+                    ctx.oidc.timeout_ms,
+                    &refresh_token,
+                ),
+                session,
+            },
+            (Some(_), None) => unauthenticated(ctx, entropy, Vec::new()),
+        },
+        SessionState::Absent => unauthenticated(ctx, entropy, Vec::new()),
+    }
+}
+
+/// No usable session: a browser navigation is sent to log in, anything else gets
+/// the 401 an API client can act on. `clear` expires cookies of a dead session.
+fn unauthenticated(ctx: &Context, entropy: &mut dyn Entropy, mut clear: Vec<String>) -> Step {
+    if !login::is_navigation(ctx.headers) {
+        let denial = response::deny(AuthError::Missing, "no session and no token", ctx.headers);
+        let mut headers = denial.headers;
+        headers.extend(
+            clear
+                .into_iter()
+                .map(|cookie| ("set-cookie".to_string(), cookie)),
+        );
+        return Step::Reply(LocalReply {
+            status: denial.status,
+            headers,
+            body: denial.body.to_string(),
+        });
+    }
+    let Some(provider) = ctx.provider else {
+        return Step::NeedProvider;
+    };
+    let mut random = LoginRandom {
+        state: [0; 32],
+        nonce: [0; 32],
+        verifier: [0; 32],
+        seal_nonce: [0; NONCE_BYTES],
+    };
+    entropy.fill(&mut random.state);
+    entropy.fill(&mut random.nonce);
+    entropy.fill(&mut random.verifier);
+    entropy.fill(&mut random.seal_nonce);
+    match login::start(
+        ctx.oidc,
+        provider,
+        ctx.cookie_keys,
+        ctx.headers,
+        &random,
+        ctx.now,
+    ) {
+        Some(redirect) => {
+            clear.push(redirect.set_cookie);
+            Step::Reply(redirect_reply(&redirect.location, clear))
+        }
+        None => Step::Reply(error_page(500, "The login could not be started.")),
+    }
+}
+
+fn callback(ctx: &Context) -> Step {
+    let Some(provider) = ctx.provider else {
+        return Step::NeedProvider;
+    };
+    match login::check_callback(ctx.oidc, ctx.cookie_keys, ctx.headers, ctx.now) {
+        Ok(checked) => Step::Exchange {
+            request: token_endpoint::code_exchange(
+                ctx.oidc,
+                provider,
+                &ctx.config.clusters,
+                ctx.oidc.timeout_ms,
+                &checked.code,
+                &checked.pending.verifier,
+                &ctx.redirect_uri(),
+            ),
+            pending: checked.pending,
+        },
+        Err(error) => Step::Reply(error_page(error.status(), &error.message())),
+    }
+}
+
+/// After the code exchange: validate the ID token, seal the session, and send the
+/// browser back where it started. `keys` are the issuer's keys.
+pub fn finish_login(
+    ctx: &Context,
+    pending: &PendingLogin,
+    status: Option<u32>,
+    body: &[u8],
+    keys: &KeySet,
+    entropy: &mut dyn Entropy,
+) -> Result<LocalReply, (LocalReply, String)> {
+    let tokens = token_endpoint::parse_response(status, body)
+        .map_err(|why| (idp_failure_page(status), why))?;
+    let Some(id_token) = tokens.id_token.clone() else {
+        return Err((
+            error_page(502, "The identity provider sent no ID token."),
+            "no id_token".into(),
+        ));
+    };
+    let expect = expectations(ctx, &pending.nonce);
+    let claims = id_token::validate(&id_token, keys, &expect).map_err(|why| {
+        (
+            error_page(401, "The identity provider's answer could not be verified."),
+            why,
+        )
+    })?;
+    let session = new_session(ctx, claims, id_token, &tokens);
+    let mut cookies = seal_session(ctx, &session, entropy).ok_or_else(|| {
+        (
+            error_page(500, "The session is too large to store."),
+            "session too large".into(),
+        )
+    })?;
+    let login_cookie = login_cookie_name(ctx.oidc);
+    cookies.push(chunks::set_cookie(
+        &login_cookie,
+        "",
+        Some(0),
+        &cookie_attributes(ctx.oidc),
+    ));
+    Ok(redirect_reply(
+        &login::safe_return_path(&pending.return_to),
+        cookies,
+    ))
+}
+
+/// After a refresh: the renewed session, or a fresh login (browsers) / 401 (APIs).
+pub fn finish_refresh(
+    ctx: &Context,
+    old: Session,
+    status: Option<u32>,
+    body: &[u8],
+    keys: &KeySet,
+    entropy: &mut dyn Entropy,
+) -> (Step, Option<String>) {
+    let renewed = token_endpoint::parse_response(status, body)
+        .and_then(|tokens| refreshed_session(ctx, old, &tokens, keys));
+    match renewed {
+        Ok(session) => match seal_session(ctx, &session, entropy) {
+            Some(cookies) => (allow(ctx, &session, cookies), None),
+            None => (
+                unauthenticated(ctx, entropy, clear_session(ctx)),
+                Some("session too large".into()),
+            ),
+        },
+        Err(why) => (unauthenticated(ctx, entropy, clear_session(ctx)), Some(why)),
+    }
+}
+
+fn refreshed_session(
+    ctx: &Context,
+    old: Session,
+    tokens: &TokenResponse,
+    keys: &KeySet,
+) -> Result<Session, String> {
+    let (claims, id_token) = match &tokens.id_token {
+        Some(id_token) => {
+            // A refreshed ID token need not carry a nonce; if it does, it must be the
+            // original one (OIDC Core 12.2).
+            let original = old
+                .claims
+                .get("nonce")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let claims =
+                id_token::validate_without_nonce(id_token, keys, &expectations(ctx, original))?;
+            let nonce = claims.get("nonce").and_then(Value::as_str);
+            if nonce.is_some_and(|nonce| nonce != original) {
+                return Err("refreshed ID token has another nonce".into());
+            }
+            (claims, Some(id_token.clone()))
+        }
+        None => (old.claims.clone(), old.id_token.clone()),
+    };
+    let mut session = new_session(ctx, claims, id_token.unwrap_or_default(), tokens);
+    session.refresh_token = tokens.refresh_token.clone().or(old.refresh_token);
+    session.expires_at = old.expires_at;
+    Ok(session)
+}
+
+fn expectations<'a>(ctx: &'a Context, nonce: &'a str) -> Expectations<'a> {
+    Expectations {
+        issuer: &ctx.oidc.issuer,
+        client_id: &ctx.oidc.client_id,
+        nonce,
+        now: ctx.now,
+        skew: ctx.config.clock_skew_seconds,
+        max_bytes: ctx.config.max_token_bytes,
+    }
+}
+
+fn new_session(
+    ctx: &Context,
+    claims: Map<String, Value>,
+    id_token: String,
+    tokens: &TokenResponse,
+) -> Session {
+    let id_expiry = claims.get("exp").and_then(Value::as_u64).unwrap_or(ctx.now);
+    let access_expiry = tokens
+        .expires_in
+        .map_or(u64::MAX, |seconds| ctx.now.saturating_add(seconds));
+    let forward_access = ctx
+        .oidc
+        .forward_token
+        .as_ref()
+        .is_some_and(|forward| !forward.id_token);
+    Session {
+        claims,
+        id_token: (!id_token.is_empty()).then_some(id_token),
+        access_token: forward_access.then(|| tokens.access_token.clone()),
+        refresh_token: tokens.refresh_token.clone(),
+        tokens_expire_at: id_expiry.min(access_expiry),
+        expires_at: ctx.now.saturating_add(ctx.oidc.session_ttl_ms / 1000),
+    }
+}
+
+fn seal_session(
+    ctx: &Context,
+    session: &Session,
+    entropy: &mut dyn Entropy,
+) -> Option<Vec<String>> {
+    let mut nonce = [0; NONCE_BYTES];
+    entropy.fill(&mut nonce);
+    let sealed = session.seal(ctx.cookie_keys, &ctx.oidc.cookie_name, nonce)?;
+    let max_age = session.expires_at.saturating_sub(ctx.now);
+    let present = chunks::present(ctx.headers, &ctx.oidc.cookie_name);
+    chunks::store(
+        &ctx.oidc.cookie_name,
+        &sealed,
+        max_age,
+        &cookie_attributes(ctx.oidc),
+        &present,
+    )
+}
+
+fn clear_session(ctx: &Context) -> Vec<String> {
+    chunks::clear(
+        &chunks::present(ctx.headers, &ctx.oidc.cookie_name),
+        &cookie_attributes(ctx.oidc),
+    )
+}
+
+/// A session request goes upstream without our cookies, with identity headers set
+/// and client copies of them removed.
+fn allow(ctx: &Context, session: &Session, response_cookies: Vec<String>) -> Step {
+    let mut edits = Edits::default();
+    for name in &ctx.config.output_headers {
+        edits.remove(name);
+    }
+    strip_our_cookies(ctx, &mut edits);
+    for output in &ctx.oidc.output_claim_to_headers {
+        let value = claims::lookup(&session.claims, &output.claim).and_then(claims::header_value);
+        if let Some(value) = value.filter(|value| is_safe_header_value(value)) {
+            edits.set(&output.header, value);
+        }
+    }
+    if let Some(forward) = &ctx.oidc.forward_token {
+        let token = if forward.id_token {
+            &session.id_token
+        } else {
+            &session.access_token
+        };
+        if let Some(token) = token.as_ref().filter(|token| is_safe_header_value(token)) {
+            let value = if forward.header == "authorization" {
+                format!("Bearer {token}")
+            } else {
+                token.clone()
+            };
+            edits.set(&forward.header, value);
+        }
+    }
+    Step::Allow {
+        edits,
+        claims: session.claims.clone(),
+        response_cookies,
+    }
+}
+
+fn strip_our_cookies(ctx: &Context, edits: &mut Edits) {
+    let session_name = &ctx.oidc.cookie_name;
+    let login_name = login_cookie_name(ctx.oidc);
+    let chunk_prefix = format!("{session_name}_");
+    let kept: Vec<String> = ctx
+        .headers
+        .cookies()
+        .filter(|(name, _)| {
+            let is_chunk = name
+                .strip_prefix(&chunk_prefix)
+                .is_some_and(|n| n.parse::<usize>().is_ok());
+            *name != session_name && *name != login_name && !is_chunk
+        })
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    edits.remove("cookie");
+    if !kept.is_empty() {
+        edits.set("cookie", kept.join("; "));
+    }
+}
+
+fn logout(ctx: &Context) -> Step {
+    let session = Session::open(ctx.cookie_keys, &ctx.oidc.cookie_name, ctx.headers);
+    let mut cookies = clear_session(ctx);
+    cookies.push(chunks::set_cookie(
+        &login_cookie_name(ctx.oidc),
+        "",
+        Some(0),
+        &cookie_attributes(ctx.oidc),
+    ));
+    let after_logout = ctx.oidc.post_logout_redirect_uri.as_deref().map(|uri| {
+        if uri.starts_with('/') {
+            format!("{}{uri}", login::origin(ctx.headers))
+        } else {
+            uri.to_string()
+        }
+    });
+    let end_session = ctx
+        .provider
+        .and_then(|provider| provider.end_session_endpoint.clone());
+    let location = match end_session {
+        Some(mut url) => {
+            {
+                let mut query = url.query_pairs_mut();
+                query.append_pair("client_id", &ctx.oidc.client_id);
+                if let Some(id_token) = session.as_ref().and_then(|s| s.id_token.as_deref()) {
+                    query.append_pair("id_token_hint", id_token);
+                }
+                if let Some(uri) = &after_logout {
+                    query.append_pair("post_logout_redirect_uri", uri);
+                }
+            }
+            url.to_string()
+        }
+        None => after_logout.unwrap_or_else(|| "/".to_string()),
+    };
+    Step::Reply(redirect_reply(&location, cookies))
+}
+
+fn redirect_reply(location: &str, cookies: Vec<String>) -> LocalReply {
+    let mut headers = vec![
+        ("location".to_string(), location.to_string()),
+        ("cache-control".to_string(), "no-store".to_string()),
+    ];
+    headers.extend(
+        cookies
+            .into_iter()
+            .map(|cookie| ("set-cookie".to_string(), cookie)),
+    );
+    LocalReply {
+        status: 302,
+        headers,
+        body: String::new(),
+    }
+}
+
+fn idp_failure_page(status: Option<u32>) -> LocalReply {
+    match status {
+        Some(400..=499) => error_page(
+            401,
+            "The identity provider refused this login. Please start again.",
+        ),
+        _ => error_page(
+            502,
+            "The identity provider could not be reached. Please try again.",
+        ),
+    }
+}
+
+/// A small page; the message is ours, never echoed input, but is escaped anyway.
+pub fn error_page(status: u32, message: &str) -> LocalReply {
+    let escaped: String = message
+        .chars()
+        .map(|c| match c {
+            '<' => "&lt;".to_string(),
+            '>' => "&gt;".to_string(),
+            '&' => "&amp;".to_string(),
+            '"' => "&quot;".to_string(),
+            other => other.to_string(),
+        })
+        .collect();
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sign-in problem</title></head>\
+         <body><h1>Sign-in problem</h1><p>{escaped}</p><p><a href=\"/\">Start again</a></p></body></html>"
+    );
+    LocalReply {
+        status,
+        headers: vec![
+            (
+                "content-type".to_string(),
+                "text/html; charset=utf-8".to_string(),
+            ),
+            ("cache-control".to_string(), "no-store".to_string()),
+        ],
+        body,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,418 @@
+use super::*;
+use crate::test_keys::{key_set_of, TestKey};
+use crate::token::Algorithm;
+use serde_json::json;
+use url::Url;
+use wasm_bindgen_test::wasm_bindgen_test;
+
+const NOW: u64 = 1_700_000_000;
+const ISSUER: &str = "http://127.0.0.1:9000";
+
+struct Counter(u8);
+
+impl Entropy for Counter {
+    fn fill(&mut self, bytes: &mut [u8]) {
+        for byte in bytes {
+            self.0 = self.0.wrapping_add(1);
+            *byte = self.0;
+        }
+    }
+}
+
+fn config() -> Config {
+    let text = format!(
+        r#"{{"oidc":{{"issuer":"{ISSUER}","clientId":"app","clientSecret":"s","postLogoutRedirectUri":"/bye",
+            "cookieSecrets":["AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="],
+            "outputClaimToHeaders":[{{"header":"x-email","claim":"email"}}],
+            "forwardToken":{{"token":"id_token","header":"x-id-token"}}}},
+          "jwtRules":[{{"issuer":"{ISSUER}"}}]}}"#
+    );
+    Config::parse(text.as_bytes()).unwrap()
+}
+
+fn provider() -> Provider {
+    let url = |path: &str| Url::parse(&format!("{ISSUER}{path}")).unwrap();
+    Provider {
+        issuer: ISSUER.into(),
+        authorization_endpoint: url("/auth"),
+        token_endpoint: url("/token"),
+        jwks_uri: url("/jwks"),
+        end_session_endpoint: Some(url("/session/end")),
+    }
+}
+
+struct Fixture {
+    config: Config,
+    provider: Provider,
+    keys: CookieKeys,
+    idp_key: TestKey,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let config = config();
+        let keys = CookieKeys::new(&config.oidc.as_ref().unwrap().cookie_secrets);
+        Self {
+            config,
+            provider: provider(),
+            keys,
+            idp_key: TestKey::new(Algorithm::Es256, "idp"),
+        }
+    }
+
+    fn context<'a>(&'a self, headers: &'a Headers, now: u64) -> Context<'a> {
+        Context {
+            config: &self.config,
+            oidc: self.config.oidc.as_ref().unwrap(),
+            provider: Some(&self.provider),
+            cookie_keys: &self.keys,
+            headers,
+            now,
+        }
+    }
+
+    fn id_token(&self, nonce: &str, extra: Value) -> String {
+        let mut claims = json!({"iss": ISSUER, "aud": "app", "sub": "alice", "email": "alice@example.test",
+            "nonce": nonce, "iat": NOW, "exp": NOW + 300});
+        for (name, value) in extra.as_object().unwrap() {
+            claims[name] = value.clone();
+        }
+        self.idp_key.mint(&claims)
+    }
+
+    /// A full login: start, callback, token reply. Returns the cookie header the browser then sends.
+    fn logged_in_cookie(&self, extra_claims: Value, refresh_token: Option<&str>) -> String {
+        let start = begin(
+            &self.context(&browser("/app?x=1", ""), NOW),
+            &mut Counter(0),
+        );
+        let Step::Reply(redirect) = start else {
+            panic!("expected a login redirect")
+        };
+        let location = Url::parse(header(&redirect, "location")).unwrap();
+        let state = location
+            .query_pairs()
+            .find(|(k, _)| k == "state")
+            .unwrap()
+            .1
+            .into_owned();
+        let nonce = location
+            .query_pairs()
+            .find(|(k, _)| k == "nonce")
+            .unwrap()
+            .1
+            .into_owned();
+        let login_cookie = cookie_pairs(&redirect);
+        let callback = browser(
+            &format!("/oauth2/callback?code=c&state={state}"),
+            &login_cookie,
+        );
+        let ctx = self.context(&callback, NOW + 5);
+        let Step::Exchange { pending, .. } = begin(&ctx, &mut Counter(0)) else {
+            panic!("expected an exchange")
+        };
+        let reply = json!({"access_token": "at", "token_type": "Bearer", "expires_in": 300,
+            "id_token": self.id_token(&nonce, extra_claims), "refresh_token": refresh_token});
+        let done = finish_login(
+            &ctx,
+            &pending,
+            Some(200),
+            reply.to_string().as_bytes(),
+            &key_set_of(&[&self.idp_key]),
+            &mut Counter(50),
+        )
+        .unwrap();
+        assert_eq!(done.status, 302);
+        assert_eq!(header(&done, "location"), "/app?x=1");
+        cookie_pairs(&done)
+    }
+}
+
+fn browser(path: &str, cookie: &str) -> Headers {
+    let mut pairs = vec![
+        (":method".to_string(), "GET".to_string()),
+        (":scheme".to_string(), "http".to_string()),
+        (":authority".to_string(), "app.test".to_string()),
+        (":path".to_string(), path.to_string()),
+        ("accept".to_string(), "text/html".to_string()),
+        ("x-email".to_string(), "spoofed@evil.test".to_string()),
+    ];
+    if !cookie.is_empty() {
+        pairs.push(("cookie".to_string(), cookie.to_string()));
+    }
+    Headers::new(pairs)
+}
+
+fn api(path: &str, cookie: &str) -> Headers {
+    Headers::new(vec![
+        (":method".to_string(), "GET".to_string()),
+        (":authority".to_string(), "app.test".to_string()),
+        (":path".to_string(), path.to_string()),
+        ("accept".to_string(), "application/json".to_string()),
+        ("cookie".to_string(), cookie.to_string()),
+    ])
+}
+
+fn header<'a>(reply: &'a LocalReply, name: &str) -> &'a str {
+    reply
+        .headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap()
+}
+
+/// The cookies a browser would send back after this reply (expired ones dropped).
+fn cookie_pairs(reply: &LocalReply) -> String {
+    reply
+        .headers
+        .iter()
+        .filter(|(k, v)| k == "set-cookie" && !v.contains("Max-Age=0"))
+        .map(|(_, v)| v.split(';').next().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn navigation_without_session_is_sent_to_login_and_api_gets_401() {
+    let fixture = Fixture::new();
+    let Step::Reply(reply) = begin(&fixture.context(&browser("/", ""), NOW), &mut Counter(0))
+    else {
+        panic!()
+    };
+    assert_eq!(reply.status, 302);
+    assert!(header(&reply, "location").starts_with("http://127.0.0.1:9000/auth?response_type=code"));
+    let Step::Reply(reply) = begin(&fixture.context(&api("/", ""), NOW), &mut Counter(0)) else {
+        panic!()
+    };
+    assert_eq!((reply.status, reply.body.as_str()), (401, "Jwt is missing"));
+    assert!(header(&reply, "www-authenticate").starts_with("Bearer realm="));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_bearer_token_is_judged_by_the_token_rules() {
+    let fixture = Fixture::new();
+    let mut pairs = vec![(":path".to_string(), "/".to_string())];
+    pairs.push(("authorization".to_string(), "Bearer a.b.c".to_string()));
+    let headers = Headers::new(pairs);
+    assert!(matches!(
+        begin(&fixture.context(&headers, NOW), &mut Counter(0)),
+        Step::Bearer
+    ));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_completed_login_lets_the_session_through_with_identity() {
+    let fixture = Fixture::new();
+    let cookie = fixture.logged_in_cookie(json!({}), None);
+    let request = browser("/app", &format!("theme=dark; {cookie}"));
+    let Step::Allow {
+        edits,
+        claims,
+        response_cookies,
+    } = begin(&fixture.context(&request, NOW + 10), &mut Counter(0))
+    else {
+        panic!("expected the session to be accepted")
+    };
+    assert_eq!(claims["sub"], "alice");
+    assert!(response_cookies.is_empty());
+    assert!(
+        edits.remove.contains(&"x-email".to_string()),
+        "spoofed copy removed"
+    );
+    assert!(edits
+        .set
+        .contains(&("x-email".to_string(), "alice@example.test".to_string())));
+    assert!(
+        edits
+            .set
+            .contains(&("cookie".to_string(), "theme=dark".to_string())),
+        "our cookies stripped"
+    );
+    assert!(edits
+        .set
+        .iter()
+        .any(|(k, v)| k == "x-id-token" && v.split('.').count() == 3));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_large_id_token_is_stored_in_chunks() {
+    let fixture = Fixture::new();
+    let cookie = fixture.logged_in_cookie(json!({"blob": "y".repeat(6000)}), None);
+    assert!(
+        cookie.contains("oidc_session_0=") && cookie.contains("oidc_session_1="),
+        "{}",
+        &cookie[..80]
+    );
+    let request = browser("/", &cookie);
+    assert!(matches!(
+        begin(&fixture.context(&request, NOW + 10), &mut Counter(0)),
+        Step::Allow { .. }
+    ));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn login_failures_give_clear_pages() {
+    let fixture = Fixture::new();
+    let headers = browser("/oauth2/callback", "");
+    let ctx = fixture.context(&headers, NOW);
+    let pending = PendingLogin {
+        state: "s".into(),
+        nonce: "n".into(),
+        verifier: "v".into(),
+        return_to: "/".into(),
+        expires_at: NOW + 60,
+    };
+    let keys = key_set_of(&[&fixture.idp_key]);
+    let unreachable = finish_login(
+        &ctx,
+        &pending,
+        Some(503),
+        b"no healthy upstream",
+        &keys,
+        &mut Counter(0),
+    )
+    .unwrap_err();
+    assert_eq!(unreachable.0.status, 502);
+    let refused = finish_login(
+        &ctx,
+        &pending,
+        Some(400),
+        br#"{"error":"invalid_grant"}"#,
+        &keys,
+        &mut Counter(0),
+    )
+    .unwrap_err();
+    assert_eq!(refused.0.status, 401);
+    let wrong_nonce =
+        json!({"access_token": "a", "id_token": fixture.id_token("other", json!({}))}).to_string();
+    let mismatch = finish_login(
+        &ctx,
+        &pending,
+        Some(200),
+        wrong_nonce.as_bytes(),
+        &keys,
+        &mut Counter(0),
+    )
+    .unwrap_err();
+    assert_eq!(mismatch.0.status, 401);
+    assert!(mismatch.1.contains("nonce"));
+    let wrong_audience = json!({"access_token": "a", "id_token": fixture.id_token("n", json!({"aud": "other-app"}))}).to_string();
+    assert_eq!(
+        finish_login(
+            &ctx,
+            &pending,
+            Some(200),
+            wrong_audience.as_bytes(),
+            &keys,
+            &mut Counter(0)
+        )
+        .unwrap_err()
+        .0
+        .status,
+        401
+    );
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn expired_tokens_are_refreshed_or_the_user_logs_in_again() {
+    let fixture = Fixture::new();
+    let cookie = fixture.logged_in_cookie(json!({}), Some("rt-1"));
+    let later = NOW + 1_000;
+    let request = browser("/app", &cookie);
+    let ctx = fixture.context(&request, later);
+    let Step::Refresh {
+        request: refresh,
+        session,
+    } = begin(&ctx, &mut Counter(0))
+    else {
+        panic!("expected a refresh")
+    };
+    assert!(String::from_utf8(refresh.body.clone().unwrap())
+        .unwrap()
+        .contains("refresh_token=rt-1"));
+    let keys = key_set_of(&[&fixture.idp_key]);
+    let renewed_token = fixture.idp_key.mint(
+        &json!({"iss": ISSUER, "aud": "app", "sub": "alice", "iat": later, "exp": later + 300}),
+    );
+    let reply = json!({"access_token": "at2", "id_token": renewed_token, "refresh_token": "rt-2", "expires_in": 300}).to_string();
+    let (step, failure) = finish_refresh(
+        &ctx,
+        session.clone(),
+        Some(200),
+        reply.as_bytes(),
+        &keys,
+        &mut Counter(9),
+    );
+    assert_eq!(failure, None);
+    let Step::Allow {
+        response_cookies, ..
+    } = step
+    else {
+        panic!("expected the refreshed session")
+    };
+    assert!(response_cookies
+        .iter()
+        .any(|c| c.starts_with("oidc_session=")));
+
+    let (step, failure) = finish_refresh(
+        &ctx,
+        session.clone(),
+        Some(400),
+        br#"{"error":"invalid_grant"}"#,
+        &keys,
+        &mut Counter(9),
+    );
+    assert!(failure.unwrap().contains("invalid_grant"));
+    let Step::Reply(reply) = step else { panic!() };
+    assert_eq!(reply.status, 302, "a browser logs in again");
+    assert!(reply
+        .headers
+        .iter()
+        .any(|(k, v)| k == "set-cookie" && v.starts_with("oidc_session=;")));
+
+    let api_request = api("/data", &cookie);
+    let api_ctx = fixture.context(&api_request, later);
+    let (step, _) = finish_refresh(&api_ctx, session, Some(400), b"{}", &keys, &mut Counter(9));
+    let Step::Reply(reply) = step else { panic!() };
+    assert_eq!(reply.status, 401, "an API caller gets 401");
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn logout_clears_cookies_and_ends_the_idp_session() {
+    let fixture = Fixture::new();
+    let cookie = fixture.logged_in_cookie(json!({}), None);
+    let request = browser("/oauth2/logout", &cookie);
+    let Step::Reply(reply) = begin(&fixture.context(&request, NOW + 10), &mut Counter(0)) else {
+        panic!()
+    };
+    assert_eq!(reply.status, 302);
+    let location = Url::parse(header(&reply, "location")).unwrap();
+    assert_eq!(location.path(), "/session/end");
+    let query: Vec<(String, String)> = location.query_pairs().into_owned().collect();
+    assert!(query
+        .iter()
+        .any(|(k, v)| k == "id_token_hint" && v.split('.').count() == 3));
+    assert!(query.contains(&(
+        "post_logout_redirect_uri".into(),
+        "http://app.test/bye".into()
+    )));
+    assert!(reply.headers.iter().any(|(k, v)| k == "set-cookie"
+        && v.starts_with("oidc_session=;")
+        && v.contains("Max-Age=0")));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn without_provider_metadata_login_steps_wait() {
+    let fixture = Fixture::new();
+    let headers = browser("/", "");
+    let mut ctx = fixture.context(&headers, NOW);
+    ctx.provider = None;
+    assert!(matches!(begin(&ctx, &mut Counter(0)), Step::NeedProvider));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn error_pages_escape_their_message() {
+    let page = error_page(400, "<script>");
+    assert!(page.body.contains("&lt;script&gt;") && !page.body.contains("<script>"));
+}
