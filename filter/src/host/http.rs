@@ -1,14 +1,16 @@
-//! One HTTP request: run the authenticator and apply its decision. `handle` is also
-//! called by the root context for requests that waited for keys.
+//! One HTTP request: decide it (browser login, session, or bearer token) and apply
+//! the decision. `handle` is also called by the root context for requests that
+//! waited for keys or provider metadata.
 
-use super::plugin::Plugin;
-use super::{log, now_ms};
-use crate::authenticator::{Decision, KeyWait};
+use super::plugin::{Exchange, Plugin, RequestDecision};
+use super::{exchange, log, now_ms};
+use crate::authenticator::KeyWait;
+use crate::oidc::flow::{self, Entropy, LocalReply};
 use crate::request::{Edits, Headers};
 use crate::response::{self, AuthError, Denial};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, LogLevel, MapType};
+use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -19,7 +21,18 @@ pub const WAITING_TICK: Duration = Duration::from_millis(20);
 pub enum Outcome {
     Continue,
     Responded,
+    /// Paused on a token endpoint call; its reply finishes the request.
+    Dispatched,
     Wait(Vec<KeyWait>),
+}
+
+/// WASI `random_get`, which Envoy provides.
+pub struct HostEntropy;
+
+impl Entropy for HostEntropy {
+    fn fill(&mut self, bytes: &mut [u8]) -> bool {
+        getrandom::fill(bytes).is_ok()
+    }
 }
 
 pub struct Http {
@@ -31,9 +44,7 @@ impl Http {
     pub fn new(context_id: u32, plugin: Option<Rc<RefCell<Plugin>>>) -> Self {
         Self { context_id, plugin }
     }
-}
 
-impl Http {
     fn hold_while_waiting(&self) -> Action {
         let waiting = match &self.plugin {
             Some(plugin) => plugin
@@ -49,7 +60,19 @@ impl Http {
     }
 }
 
-impl Context for Http {}
+impl Context for Http {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        if let Some(plugin) = &self.plugin {
+            exchange::finish(plugin, token, body_size, now_ms());
+        }
+    }
+}
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
@@ -63,9 +86,9 @@ impl HttpContext for Http {
             return Action::Pause;
         };
         let now = now_ms();
-        match handle(plugin, now, false) {
+        match handle(plugin, self.context_id, now, false) {
             Outcome::Continue => Action::Continue,
-            Outcome::Responded => Action::Pause,
+            Outcome::Responded | Outcome::Dispatched => Action::Pause,
             Outcome::Wait(waits) => {
                 let registered = plugin
                     .try_borrow_mut()
@@ -73,7 +96,7 @@ impl HttpContext for Http {
                     .unwrap_or(false);
                 if !registered {
                     // Nowhere to wait: decide now as if the wait had timed out.
-                    return match handle(plugin, now, true) {
+                    return match handle(plugin, self.context_id, now, true) {
                         Outcome::Continue => Action::Continue,
                         _ => Action::Pause,
                     };
@@ -84,15 +107,31 @@ impl HttpContext for Http {
         }
     }
 
-    // A body or trailers arriving while the headers wait for keys must not let the
-    // request through. Envoy 1.40 stops all iteration for paused headers, so it does
-    // not call these then; a host that did would resume the headers on `Continue`.
+    // A body or trailers arriving while the headers wait must not let the request
+    // through. Envoy 1.40 stops all iteration for paused headers, so it does not call
+    // these then; a host that did would resume the headers on `Continue`.
     fn on_http_request_body(&mut self, _body_size: usize, _end_of_stream: bool) -> Action {
         self.hold_while_waiting()
     }
 
     fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
         self.hold_while_waiting()
+    }
+
+    /// A renewed session's cookies ride on the upstream's response.
+    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        let cookies = self.plugin.as_ref().and_then(|plugin| {
+            let mut state = plugin.try_borrow_mut().ok()?;
+            let index = state
+                .response_cookies
+                .iter()
+                .position(|(id, _)| *id == self.context_id)?;
+            Some(state.response_cookies.remove(index).1)
+        });
+        for cookie in cookies.unwrap_or_default() {
+            let _ = hostcalls::add_map_value(MapType::HttpResponseHeaders, "set-cookie", &cookie);
+        }
+        Action::Continue
     }
 
     fn on_log(&mut self) {
@@ -105,29 +144,91 @@ impl HttpContext for Http {
 /// Decides the current request (the effective context) and applies the decision.
 /// No borrow of the plugin is held while Envoy is called, since Envoy may call
 /// back into this VM (for example `on_log` after a local reply).
-pub fn handle(plugin: &RefCell<Plugin>, now: u64, final_attempt: bool) -> Outcome {
+pub fn handle(plugin: &RefCell<Plugin>, context_id: u32, now: u64, final_attempt: bool) -> Outcome {
     let headers = read_request_headers();
     let decision = match plugin.try_borrow_mut() {
-        Ok(mut plugin) => {
-            plugin.sync_sources_without_keys();
-            plugin.decide(&headers, now, final_attempt)
+        Ok(mut state) => {
+            state.sync_sources_without_keys();
+            state.decide_request(&headers, now, final_attempt, &mut HostEntropy)
         }
-        Err(_) => Decision::Deny(response::deny(
+        Err(_) => RequestDecision::Deny(response::deny(
             AuthError::JwksFetchFailed,
             "plugin state busy",
             &headers,
         )),
     };
+    apply(plugin, context_id, headers, decision)
+}
+
+pub fn apply(
+    plugin: &RefCell<Plugin>,
+    context_id: u32,
+    headers: Headers,
+    decision: RequestDecision,
+) -> Outcome {
     match decision {
-        Decision::Allow { edits, .. } => {
+        RequestDecision::Allow {
+            edits,
+            response_cookies,
+        } => {
             apply_edits(&edits);
+            if !response_cookies.is_empty() {
+                if let Ok(mut state) = plugin.try_borrow_mut() {
+                    state.response_cookies.push((context_id, response_cookies));
+                }
+            }
             Outcome::Continue
         }
-        Decision::Deny(denial) => {
+        RequestDecision::Reply(reply) => {
+            send_reply(&reply);
+            Outcome::Responded
+        }
+        RequestDecision::Deny(denial) => {
             send_denial(&denial);
             Outcome::Responded
         }
-        Decision::Wait(waits) => Outcome::Wait(waits),
+        RequestDecision::Wait(waits) => Outcome::Wait(waits),
+        RequestDecision::Dispatch { request, pending } => {
+            let call_headers: Vec<(&str, &str)> = request
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let timeout = Duration::from_millis(request.timeout_ms);
+            match hostcalls::dispatch_http_call(
+                &request.cluster,
+                call_headers,
+                request.body.as_deref(),
+                vec![],
+                timeout,
+            ) {
+                Ok(token) => {
+                    if let Ok(mut state) = plugin.try_borrow_mut() {
+                        state.exchanges.push(Exchange {
+                            token,
+                            context_id,
+                            pending,
+                            headers,
+                        });
+                    }
+                    Outcome::Dispatched
+                }
+                Err(status) => {
+                    log(
+                        LogLevel::Warn,
+                        &format!(
+                            "cannot dispatch to token endpoint cluster `{}` ({status:?})",
+                            request.cluster
+                        ),
+                    );
+                    send_reply(&flow::error_page(
+                        502,
+                        "The identity provider could not be reached. Please try again.",
+                    ));
+                    Outcome::Responded
+                }
+            }
+        }
     }
 }
 
@@ -139,6 +240,24 @@ fn read_request_headers() -> Headers {
             .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
             .collect(),
     )
+}
+
+/// The `:status` of a dispatch reply (effective context: the one that dispatched).
+pub fn call_status() -> Option<u32> {
+    hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
+        .ok()
+        .flatten()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.parse::<u32>().ok())
+}
+
+pub fn call_body(body_size: usize) -> Option<Vec<u8>> {
+    if body_size == 0 {
+        return Some(Vec::new());
+    }
+    hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+        .ok()
+        .flatten()
 }
 
 fn apply_edits(edits: &Edits) {
@@ -164,4 +283,13 @@ fn send_denial(denial: &Denial) {
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let _ = hostcalls::send_http_response(denial.status, headers, Some(denial.body.as_bytes()));
+}
+
+pub fn send_reply(reply: &LocalReply) {
+    let headers: Vec<(&str, &str)> = reply
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let _ = hostcalls::send_http_response(reply.status, headers, Some(reply.body.as_bytes()));
 }

@@ -9,6 +9,7 @@
 //! proxy-wasm's `String` accessors panic on non-UTF-8 bytes, so this code reads
 //! headers and bodies only through the `_bytes` variants.
 
+mod exchange;
 mod http;
 mod plugin;
 mod root;

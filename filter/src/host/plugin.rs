@@ -4,11 +4,17 @@
 
 use super::shared;
 use crate::authenticator::{self, Decision, KeyLookup, KeyWait, Keys};
-use crate::config::Config;
-use crate::fetch::Step;
+use crate::config::{Config, SourceKind};
+use crate::fetch::{HttpRequest, Step};
 use crate::jwks::{self, KeySet};
 use crate::key_cache::{Policy, SharedState};
-use crate::request::Headers;
+use crate::oidc::flow::{self, Entropy, LocalReply};
+use crate::oidc::login::PendingLogin;
+use crate::oidc::provider::{self, Provider};
+use crate::request::{Edits, Headers};
+use crate::response::Denial;
+use crate::session::seal::CookieKeys;
+use crate::session::Session;
 
 /// Most requests one VM holds while keys are fetched; more fail closed at once.
 pub const MAX_WAITERS: usize = 1024;
@@ -17,6 +23,8 @@ pub struct LocalSource {
     pub id: String,
     pub state: SharedState,
     pub keys: Option<KeySet>,
+    /// For discovery sources: the endpoints, read with the keys.
+    pub provider: Option<Provider>,
     loaded_version: u64,
     /// A token's unknown `kid` asked for a refetch that has not happened yet.
     pub refetch_wanted: bool,
@@ -33,11 +41,44 @@ pub struct Call {
     pub step: Step,
 }
 
+/// What a request waits on at the token endpoint.
+pub enum Pending {
+    Login(PendingLogin),
+    Refresh(Session),
+}
+
+/// A token endpoint call made for one request.
+pub struct Exchange {
+    pub token: u32,
+    pub context_id: u32,
+    pub pending: Pending,
+    pub headers: Headers,
+}
+
+/// What to do with a request, host-side.
+pub enum RequestDecision {
+    Allow {
+        edits: Edits,
+        response_cookies: Vec<String>,
+    },
+    Reply(LocalReply),
+    Deny(Denial),
+    Wait(Vec<KeyWait>),
+    Dispatch {
+        request: HttpRequest,
+        pending: Pending,
+    },
+}
+
 pub struct Plugin {
     pub config: Config,
     pub sources: Vec<LocalSource>,
     pub waiters: Vec<Waiter>,
     pub calls: Vec<Call>,
+    pub exchanges: Vec<Exchange>,
+    /// `Set-Cookie` values for the responses of allowed requests (renewed sessions).
+    pub response_cookies: Vec<(u32, Vec<String>)>,
+    pub cookie_keys: CookieKeys,
     /// Identifies this VM as a lease owner in shared data.
     pub vm_token: u64,
 }
@@ -51,15 +92,25 @@ impl Plugin {
                 id: source.id(),
                 state: SharedState::default(),
                 keys: None,
+                provider: None,
                 loaded_version: 0,
                 refetch_wanted: false,
             })
             .collect();
+        let cookie_keys = CookieKeys::new(
+            config
+                .oidc
+                .as_ref()
+                .map_or(&[], |oidc| &oidc.cookie_secrets),
+        );
         Self {
             config,
             sources,
             waiters: Vec::new(),
             calls: Vec::new(),
+            exchanges: Vec::new(),
+            response_cookies: Vec::new(),
+            cookie_keys,
             vm_token,
         }
     }
@@ -80,15 +131,37 @@ impl Plugin {
             return;
         };
         let (state, _) = shared::read_state(&local.id);
+        let mut loaded = false;
         if state.version != local.loaded_version && state.has_keys() {
             let parsed =
                 shared::read_jwks(&local.id).map(|text| jwks::parse_jwks(&text, max_jwks_bytes));
             if let Some(Ok(keys)) = parsed {
                 local.keys = Some(keys);
                 local.loaded_version = state.version;
+                loaded = true;
             }
         }
         local.state = state;
+        if loaded {
+            self.load_provider(source);
+        }
+    }
+
+    /// A discovery source's endpoints, stored beside its keys.
+    fn load_provider(&mut self, source: usize) {
+        let Some(SourceKind::Discovery { issuer, .. }) =
+            self.config.sources.get(source).map(|s| &s.kind)
+        else {
+            return;
+        };
+        let Some(local) = self.sources.get_mut(source) else {
+            return;
+        };
+        if let Some(Ok(parsed)) =
+            shared::read_discovery(&local.id).map(|body| provider::parse(&body, issuer))
+        {
+            local.provider = Some(parsed);
+        }
     }
 
     /// Before deciding a request: sources this VM has no keys for yet may have been
@@ -112,6 +185,7 @@ impl Plugin {
             local.state = state;
             local.refetch_wanted = false;
         }
+        self.load_provider(source);
     }
 
     pub fn store_failure(&mut self, source: usize, state: Option<SharedState>) {
@@ -132,6 +206,84 @@ impl Plugin {
             final_attempt,
         };
         authenticator::authenticate(&self.config, headers, &lookup, now_ms / 1000)
+    }
+
+    /// The browser-login flow first (when configured), then the bearer-token rules.
+    pub fn decide_request(
+        &self,
+        headers: &Headers,
+        now_ms: u64,
+        final_attempt: bool,
+        entropy: &mut dyn Entropy,
+    ) -> RequestDecision {
+        if let Some(decision) = self.decide_login(headers, now_ms, final_attempt, entropy) {
+            return decision;
+        }
+        match self.decide(headers, now_ms, final_attempt) {
+            Decision::Allow { edits, .. } => RequestDecision::Allow {
+                edits,
+                response_cookies: Vec::new(),
+            },
+            Decision::Deny(denial) => RequestDecision::Deny(denial),
+            Decision::Wait(waits) => RequestDecision::Wait(waits),
+        }
+    }
+
+    fn decide_login(
+        &self,
+        headers: &Headers,
+        now_ms: u64,
+        final_attempt: bool,
+        entropy: &mut dyn Entropy,
+    ) -> Option<RequestDecision> {
+        let oidc = self.config.oidc.as_ref()?;
+        let local = self.sources.get(oidc.source)?;
+        let context = flow::Context {
+            config: &self.config,
+            oidc,
+            provider: local.provider.as_ref(),
+            cookie_keys: &self.cookie_keys,
+            headers,
+            now: now_ms / 1000,
+        };
+        Some(match flow::begin(&context, entropy) {
+            flow::Step::Bearer => return None,
+            flow::Step::Allow {
+                edits,
+                response_cookies,
+                ..
+            } => RequestDecision::Allow {
+                edits,
+                response_cookies,
+            },
+            flow::Step::Reply(reply) => RequestDecision::Reply(reply),
+            flow::Step::Exchange { request, pending } => RequestDecision::Dispatch {
+                request,
+                pending: Pending::Login(pending),
+            },
+            flow::Step::Refresh { request, session } => RequestDecision::Dispatch {
+                request,
+                pending: Pending::Refresh(session),
+            },
+            flow::Step::NeedProvider => {
+                let policy = self.policy(oidc.source);
+                let unavailable = matches!(
+                    local.state.availability(None, now_ms, &policy),
+                    Keys::Failed
+                );
+                if final_attempt || unavailable {
+                    RequestDecision::Reply(flow::error_page(
+                        502,
+                        "The identity provider could not be reached. Please try again.",
+                    ))
+                } else {
+                    RequestDecision::Wait(vec![KeyWait {
+                        source: oidc.source,
+                        refetch: false,
+                    }])
+                }
+            }
+        })
     }
 
     pub fn note_waits(&mut self, waits: &[KeyWait]) {

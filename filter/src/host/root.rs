@@ -2,14 +2,15 @@
 //! and discovery dispatch call, so that replies arrive here and not on a request
 //! that may be gone by then.
 
+use super::exchange;
 use super::http::{self, Http, Outcome, WAITING_TICK};
 use super::plugin::{Call, Plugin};
 use super::{log, now_ms, shared};
 use crate::config::Config;
-use crate::fetch::{self, Next};
+use crate::fetch::{self, Next, Step};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{BufferType, ContextType, LogLevel, MapType};
+use proxy_wasm::types::{ContextType, LogLevel};
 use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -61,11 +62,11 @@ impl Root {
             if hostcalls::set_effective_context(waiter.context_id).is_err() {
                 continue;
             }
-            match http::handle(plugin, now, now >= waiter.deadline_ms) {
+            match http::handle(plugin, waiter.context_id, now, now >= waiter.deadline_ms) {
                 Outcome::Continue => {
                     let _ = hostcalls::resume_http_request();
                 }
-                Outcome::Responded => {}
+                Outcome::Responded | Outcome::Dispatched => {}
                 Outcome::Wait(waits) => {
                     if let Ok(mut state) = plugin.try_borrow_mut() {
                         state.note_waits(&waits);
@@ -173,30 +174,28 @@ impl Root {
         }
     }
 
-    fn read_call_reply(&self, state: &Plugin, call: &Call, body_size: usize) -> Next {
-        let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
-            .ok()
-            .flatten()
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .and_then(|text| text.parse::<u32>().ok());
+    /// The next step after a discovery/JWKS reply, and the body when one was read.
+    fn read_call_reply(
+        &self,
+        state: &Plugin,
+        call: &Call,
+        body_size: usize,
+    ) -> (Next, Option<Vec<u8>>) {
+        let status = http::call_status();
         let limit = fetch::max_body_bytes(&state.config, call.step);
         if body_size > limit {
-            return Next::Failed(format!(
+            let why = format!(
                 "{:?} reply of {body_size} bytes is over the {limit}-byte limit",
                 call.step
-            ));
+            );
+            return (Next::Failed(why), None);
         }
-        let body = if body_size == 0 {
-            Some(Vec::new())
-        } else {
-            hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
-                .ok()
-                .flatten()
-        };
+        let body = http::call_body(body_size);
         let Some(remote) = state.config.sources.get(call.source) else {
-            return Next::Failed("unknown source".into());
+            return (Next::Failed("unknown source".into()), None);
         };
-        fetch::on_reply(&state.config, remote, call.step, status, body.as_deref())
+        let next = fetch::on_reply(&state.config, remote, call.step, status, body.as_deref());
+        (next, body)
     }
 }
 
@@ -215,9 +214,18 @@ impl Context for Root {
         if let Ok(mut state) = plugin.try_borrow_mut() {
             if let Some(position) = state.calls.iter().position(|call| call.token == token) {
                 let call = state.calls.remove(position);
-                let next = self.read_call_reply(&state, &call, body_size);
+                let (next, body) = self.read_call_reply(&state, &call, body_size);
+                if let (Step::Discovery, Next::Fetch(..), Some(body)) = (call.step, &next, &body) {
+                    if let Some(local) = state.sources.get(call.source) {
+                        shared::write_discovery(&local.id, body);
+                    }
+                }
                 self.follow(&mut state, call.source, next, now);
             }
+        }
+        // A token endpoint call made for a request this root context resumed.
+        if exchange::finish(&plugin, token, body_size, now) {
+            let _ = hostcalls::set_effective_context(self.context_id);
         }
         self.resume_waiters(&plugin, now);
     }

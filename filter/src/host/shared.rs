@@ -27,6 +27,20 @@ pub fn write_state(source_id: &str, state: &SharedState, cas: Option<u32>) -> bo
     hostcalls::set_shared_data(&state_key(source_id), Some(&state.to_bytes()), cas).is_ok()
 }
 
+fn discovery_key(source_id: &str) -> String {
+    format!("{PREFIX}/{source_id}/discovery")
+}
+
+pub fn read_discovery(source_id: &str) -> Option<Vec<u8>> {
+    hostcalls::get_shared_data(&discovery_key(source_id))
+        .ok()
+        .and_then(|(bytes, _)| bytes)
+}
+
+pub fn write_discovery(source_id: &str, text: &[u8]) -> bool {
+    hostcalls::set_shared_data(&discovery_key(source_id), Some(text), None).is_ok()
+}
+
 pub fn read_jwks(source_id: &str) -> Option<Vec<u8>> {
     hostcalls::get_shared_data(&jwks_key(source_id))
         .ok()

@@ -21,9 +21,10 @@ use crate::session::seal::{CookieKeys, NONCE_BYTES};
 use crate::session::{Session, SessionState};
 use serde_json::{Map, Value};
 
-/// The host's CSPRNG.
+/// The host's CSPRNG. `false` when it could not deliver: the caller fails closed
+/// rather than use predictable state, nonces or keys.
 pub trait Entropy {
-    fn fill(&mut self, bytes: &mut [u8]);
+    fn fill(&mut self, bytes: &mut [u8]) -> bool;
 }
 
 /// A reply the filter sends itself.
@@ -140,10 +141,13 @@ fn unauthenticated(ctx: &Context, entropy: &mut dyn Entropy, mut clear: Vec<Stri
         verifier: [0; 32],
         seal_nonce: [0; NONCE_BYTES],
     };
-    entropy.fill(&mut random.state);
-    entropy.fill(&mut random.nonce);
-    entropy.fill(&mut random.verifier);
-    entropy.fill(&mut random.seal_nonce);
+    let filled = entropy.fill(&mut random.state)
+        && entropy.fill(&mut random.nonce)
+        && entropy.fill(&mut random.verifier)
+        && entropy.fill(&mut random.seal_nonce);
+    if !filled {
+        return Step::Reply(error_page(500, "The login could not be started."));
+    }
     match login::start(
         ctx.oidc,
         provider,
@@ -322,7 +326,9 @@ fn seal_session(
     entropy: &mut dyn Entropy,
 ) -> Option<Vec<String>> {
     let mut nonce = [0; NONCE_BYTES];
-    entropy.fill(&mut nonce);
+    if !entropy.fill(&mut nonce) {
+        return None;
+    }
     let sealed = session.seal(ctx.cookie_keys, &ctx.oidc.cookie_name, nonce)?;
     let max_age = session.expires_at.saturating_sub(ctx.now);
     let present = chunks::present(ctx.headers, &ctx.oidc.cookie_name);

@@ -11,11 +11,12 @@ const ISSUER: &str = "http://127.0.0.1:9000";
 struct Counter(u8);
 
 impl Entropy for Counter {
-    fn fill(&mut self, bytes: &mut [u8]) {
+    fn fill(&mut self, bytes: &mut [u8]) -> bool {
         for byte in bytes {
             self.0 = self.0.wrapping_add(1);
             *byte = self.0;
         }
+        true
     }
 }
 
@@ -409,6 +410,22 @@ fn without_provider_metadata_login_steps_wait() {
     let mut ctx = fixture.context(&headers, NOW);
     ctx.provider = None;
     assert!(matches!(begin(&ctx, &mut Counter(0)), Step::NeedProvider));
+}
+
+struct Broken;
+
+impl Entropy for Broken {
+    fn fill(&mut self, _bytes: &mut [u8]) -> bool {
+        false
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn no_randomness_no_login() {
+    let fixture = Fixture::new();
+    let step = begin(&fixture.context(&browser("/", ""), NOW), &mut Broken);
+    let Step::Reply(reply) = step else { panic!() };
+    assert_eq!(reply.status, 500);
 }
 
 #[wasm_bindgen_test(unsupported = test)]
