@@ -17,5 +17,5 @@ if [[ ! -x $CHROMIUM || ! -x $CHROMEDRIVER ]]; then
     $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver
 fi
 
-"$CHROMIUM" --version
+"$CHROMIUM" --version 2>/dev/null  # its Debian launcher may warn about /dev/shm
 "$CHROMEDRIVER" --version

@@ -13,7 +13,7 @@ import requests
 
 from harness import oidc
 from harness.idp import Idp, IdpStartError, default_client
-from harness.login import LoginError, follow, login, logout
+from harness.login import LoginError, follow, login, loopback_session, logout
 from harness.oidc import Client, decode_jwt, public_key_from_jwk, validate_id_token, verify_jws
 from harness.stack import Stack
 
@@ -161,7 +161,7 @@ def test_refresh_grant(env):
     assert reply.status_code == 200, reply.text
     refreshed = reply.json()
     assert refreshed["access_token"] != tokens["access_token"]
-    assert refreshed.get("refresh_token")
+    assert refreshed["refresh_token"] == tokens["refresh_token"]  # no rotation by default
     claims = idp.validate_id_token(refreshed["id_token"], nonce=request.nonce)
     assert claims["sub"] == "alice"
     assert idp.userinfo(refreshed["access_token"]).status_code == 200
@@ -177,7 +177,7 @@ def test_pkce_is_required_and_checked(env):
     request = idp.auth_request(code_challenge=None, code_challenge_method=None)
     flow = follow(requests.Session(), request.url)
     got = flow.callback_params(callback.url)
-    assert got["error"] == "invalid_request" and "code_challenge" in got["error_description"]
+    assert got["error"] == "invalid_request" and "PKCE" in got["error_description"]
     assert flow.pages() == []  # refused before any login page
     # A wrong verifier is refused at the token endpoint.
     request = idp.auth_request()
@@ -188,7 +188,7 @@ def test_pkce_is_required_and_checked(env):
 
 def test_single_sign_on_and_stop_before(env):
     _, idp, callback = env
-    session = requests.Session()
+    session = loopback_session()
     login(session, idp.auth_request().url, "dave")
     before = len(callback.received)
     # Same cookie jar: no login page the second time; stop before the callback.
@@ -210,6 +210,9 @@ def test_rp_initiated_logout(env):
     assert flow.pages() == ["logout"]
     assert flow.url == f"{callback.logged_out_url}?state=bye-123"
     assert callback.received[-1].path == "/logged-out" and callback.received[-1].query == {"state": "bye-123"}
+    # Without an IdP session the IdP answers with a self-submitting form.
+    flow = logout(session, url)
+    assert flow.pages() == ["autopost"] and flow.url == f"{callback.logged_out_url}?state=bye-123"
     # The session is gone (the login form shows again) and its refresh token too.
     assert "login" in follow(session, idp.auth_request().url).pages()
     refused = idp.refresh(tokens["refresh_token"])
@@ -262,6 +265,20 @@ def test_consent_form_when_auto_consent_is_off(plain_stack):
     assert login(session, idp.auth_request().url, require_login_page=False).pages() == []
 
 
+def test_refresh_token_rotation_and_reuse_detection(plain_stack):
+    callback = plain_stack.callback_server()
+    idp = plain_stack.idp(clients=[default_client(callback.url)], rotate_refresh_token=True)
+    _, _, _, tokens = login_and_exchange(idp, callback)
+    first = idp.refresh(tokens["refresh_token"]).json()
+    assert first["refresh_token"] != tokens["refresh_token"]
+    second = idp.refresh(first["refresh_token"]).json()
+    assert second["refresh_token"] != first["refresh_token"]
+    # Reusing a rotated-out token revokes the whole grant, the newest token too.
+    reused = idp.refresh(first["refresh_token"])
+    assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
+    assert idp.refresh(second["refresh_token"]).status_code == 400
+
+
 @pytest.mark.slow
 def test_short_lifetimes_expire(plain_stack):
     callback = plain_stack.callback_server()
@@ -283,8 +300,10 @@ def test_short_lifetimes_expire(plain_stack):
     assert refreshed.status_code == 200, refreshed.text
     assert idp.userinfo(refreshed.json()["access_token"]).status_code == 200
 
+    assert refreshed.json()["refresh_token"] == tokens["refresh_token"]  # not rotated
+
     time.sleep(max(0.0, started + 4.5 - time.time()))
-    expired = idp.refresh(refreshed.json()["refresh_token"])
+    expired = idp.refresh(tokens["refresh_token"])
     assert expired.status_code == 400 and expired.json()["error"] == "invalid_grant"
 
 
@@ -309,6 +328,63 @@ def test_refresh_token_can_require_offline_access(plain_stack):
     # offline_access counts only with prompt=consent (OIDC Core 11).
     _, _, _, tokens = login_and_exchange(idp, callback, scope="openid email offline_access", prompt="consent")
     assert tokens.get("refresh_token")
+
+
+def test_response_mode_form_post(env):
+    _, idp, callback = env
+    request = idp.auth_request(response_mode="form_post")
+    flow = login(requests.Session(), request.url)
+    assert flow.pages() == ["login", "autopost"]
+    received = callback.received[-1]
+    assert received.method == "POST" and received.query["state"] == request.state
+    assert idp.exchange_code(received.query["code"], request).status_code == 200
+
+
+def test_localhost_issuer_keeps_idp_cookies_off_127_0_0_1(plain_stack):
+    """With host="localhost" the IdP's cookies are not sent to an app on
+    127.0.0.1 (cookies ignore ports, not host names)."""
+    callback = plain_stack.callback_server()
+    idp = plain_stack.idp(clients=[default_client(callback.url)], host="localhost")
+    assert idp.issuer == f"http://localhost:{idp.port}" and idp.authority == f"localhost:{idp.port}"
+    request = idp.auth_request()
+    session = requests.Session()
+    flow = login(session, request.url)
+    assert flow.url.startswith(callback.url)
+    assert "127.0.0.1" not in {c.domain for c in session.cookies}
+    tokens = idp.exchange_code(flow.callback_params(callback.url)["code"], request).json()
+    assert idp.validate_id_token(tokens["id_token"], nonce=request.nonce)["iss"] == idp.issuer
+
+
+def test_loopback_session_sends_secure_cookies_over_http(plain_stack):
+    """Like Chromium on 127.0.0.1: a Secure cookie set over http comes back."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    import threading
+
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.headers.get("cookie"))
+            self.send_response(200)
+            self.send_header("set-cookie", "s=1; Path=/; Secure; HttpOnly; SameSite=Lax")
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        plain, loopback = requests.Session(), loopback_session()
+        for session in (plain, loopback):
+            session.get(url, timeout=5)
+            session.get(url, timeout=5)
+        assert seen == [None, None, None, "s=1"]
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_missing_node_modules_is_explained(monkeypatch, tmp_path):

@@ -247,7 +247,15 @@ class Browser:
 
     def _wait_replaced(self, element, timeout: float) -> None:
         """Wait until `element`'s page was replaced by a fully loaded new one."""
-        self.wait_until(EC.staleness_of(element), timeout, "the page to be replaced")
+
+        def gone(_driver) -> bool:
+            try:
+                element.is_enabled()
+                return False
+            except WebDriverException:  # stale, or its document is being replaced
+                return True
+
+        self.wait_until(gone, timeout, "the page to be replaced")
         self.wait_until(
             lambda d: d.execute_script("return document.readyState") == "complete", timeout, "the new page to load"
         )

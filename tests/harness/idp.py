@@ -66,6 +66,11 @@ class Idp:
     extra_id_token_claims: (count, size): `count` claims x_extra_NN of `size`
         random characters each, in the ID token and userinfo.
     users: {username: {claim: value}} overrides (name, groups, anything).
+    rotate_refresh_token: False never rotates (the same refresh token comes
+        back), True rotates on every use (reuse of an old one revokes the
+        grant), "default" is oidc-provider's timing-dependent policy.
+    refresh_token_requires_offline_access: False issues a refresh token on
+        every code grant of a client allowed the refresh_token grant.
     host: the issuer's host name (the server always listens on 127.0.0.1).
     config: any other server.mjs field, as is.
     """
@@ -79,7 +84,7 @@ class Idp:
         extra_id_token_claims: tuple[int, int] = (0, 0),
         users: dict[str, dict] | None = None,
         default_groups: list[str] | None = None,
-        rotate_refresh_token: bool | str = "default",
+        rotate_refresh_token: bool | str = False,
         refresh_token_requires_offline_access: bool = False,
         pkce_required: bool = True,
         jwks: dict | None = None,
@@ -209,7 +214,9 @@ class Idp:
 
     @property
     def client(self) -> Client:
-        """The first registered client."""
+        """The first registered client (server.mjs's default one if none was given)."""
+        if not self.clients:
+            return default_client("http://127.0.0.1/callback", "http://127.0.0.1/")
         first = self.clients[0]
         return first if isinstance(first, Client) else Client(
             **{k: first[k] for k in ("client_id", "client_secret", "redirect_uris")},

@@ -19,6 +19,7 @@ timeout, and an overall deadline.
 import time
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from http.cookiejar import DefaultCookiePolicy
 from typing import Callable
 from urllib.parse import urljoin
 
@@ -32,6 +33,38 @@ REQUEST_TIMEOUT = 10.0
 
 class LoginError(AssertionError):
     pass
+
+
+_LOOPBACK_POLICY = DefaultCookiePolicy(secure_protocols=("https", "wss", "http"))
+
+
+class LoopbackSession(requests.Session):
+    """A requests.Session that sends `Secure` cookies over plain http, as
+    Chromium does for 127.0.0.1 and localhost (potentially trustworthy
+    origins). Python's cookie jar never returns a Secure cookie to http."""
+
+    def __init__(self):
+        super().__init__()
+        self.cookies.set_policy(_LOOPBACK_POLICY)
+
+    def prepare_request(self, request):
+        prepared = super().prepare_request(request)
+        # requests rebuilds the Cookie header from a jar with the default
+        # policy; build it again with ours.
+        jar = requests.cookies.RequestsCookieJar(_LOOPBACK_POLICY)
+        jar.update(self.cookies)
+        if isinstance(request.cookies, dict):
+            jar.update(requests.cookies.cookiejar_from_dict(request.cookies))
+        elif request.cookies:
+            jar.update(request.cookies)
+        prepared.headers.pop("Cookie", None)
+        prepared.prepare_cookies(jar)
+        return prepared
+
+
+def loopback_session() -> requests.Session:
+    """A LoopbackSession: use it where the app under test sets Secure cookies."""
+    return LoopbackSession()
 
 
 # ----- HTML forms -----

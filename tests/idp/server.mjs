@@ -21,8 +21,11 @@
 //                        false (default): every code grant of a client
 //                        allowed the refresh_token grant gets a refresh token;
 //                        true: only with scope offline_access and prompt=consent
-//   rotate_refresh_token "default" (oidc-provider: rotate once 70% of its life
-//                        has passed), true (every use) or false (never)
+//   rotate_refresh_token false (default: never; the refresh response repeats
+//                        the same refresh token), true (a new one on every
+//                        use; reusing an old one revokes the whole grant), or
+//                        "default" (oidc-provider's policy: rotate once 70% of
+//                        its lifetime has passed: timing-dependent)
 //   pkce_required        true (default): S256 PKCE on every authorization
 //   conform_id_token_claims
 //                        false (default): every claim of the granted scopes
@@ -34,6 +37,11 @@
 //   jwks                 {"keys": [private JWKs]}; default: a fresh RS256 and
 //                        a fresh ES256 key
 //   clock_tolerance      seconds the OP tolerates in what it validates
+//   strict_client_auth   true (default): a client must authenticate at the
+//                        token, introspection and revocation endpoints with
+//                        its registered token_endpoint_auth_method
+//                        (oidc-provider itself takes client_secret_basic and
+//                        client_secret_post interchangeably)
 //   admin                true (default): the /__test/* endpoints below
 //
 // Test endpoints (same server, admin: true):
@@ -48,6 +56,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as querystring from 'node:querystring';
 
 import Provider from 'oidc-provider';
 
@@ -73,7 +82,7 @@ const DEFAULTS = {
   },
   auto_consent: true,
   refresh_token_requires_offline_access: false,
-  rotate_refresh_token: 'default',
+  rotate_refresh_token: false,
   pkce_required: true,
   conform_id_token_claims: false,
   extra_id_token_claims: { count: 0, size: 0 },
@@ -81,6 +90,7 @@ const DEFAULTS = {
   default_groups: ['users'],
   jwks: null,
   clock_tolerance: 0,
+  strict_client_auth: true,
   admin: true,
 };
 
@@ -127,6 +137,86 @@ function publicJwks(keys) {
   };
 }
 
+// ----- storage -----
+// One in-memory store for every provider instance of this process, so that a
+// key rotation (which builds a new instance) keeps sessions, grants and tokens.
+// oidc-provider's own memory adapter is per instance.
+const STORE = new Map(); // key -> { value, expiresAt (ms) }
+const GRANTABLE = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest']);
+let writes = 0;
+
+function storeGet(key) {
+  const entry = STORE.get(key);
+  if (!entry) return undefined;
+  if (entry.expiresAt !== undefined && entry.expiresAt <= Date.now()) {
+    STORE.delete(key);
+    return undefined;
+  }
+  return entry.value;
+}
+
+function storeSet(key, value, expiresAt) {
+  STORE.set(key, { value, expiresAt });
+  writes += 1;
+  if (writes % 500 === 0) {
+    const now = Date.now();
+    for (const [k, e] of STORE) if (e.expiresAt !== undefined && e.expiresAt <= now) STORE.delete(k);
+  }
+}
+
+function sharedMemoryAdapter(clockTolerance) {
+  return class SharedMemoryAdapter {
+    constructor(model) {
+      this.model = model;
+    }
+
+    key(id) {
+      return `${this.model}:${id}`;
+    }
+
+    async upsert(id, payload, expiresIn) {
+      const expiresAt = expiresIn ? Date.now() + (expiresIn + clockTolerance) * 1000 : undefined;
+      const key = this.key(id);
+      storeSet(key, payload, expiresAt);
+      if (this.model === 'Session' && payload.uid) storeSet(`sessionUid:${payload.uid}`, id, expiresAt);
+      if (payload.userCode) storeSet(`userCode:${payload.userCode}`, id, expiresAt);
+      if (GRANTABLE.has(this.model) && payload.grantId) {
+        const grantKey = `grant:${payload.grantId}`;
+        storeSet(grantKey, [...(storeGet(grantKey) || []), key]);
+      }
+    }
+
+    async find(id) {
+      return storeGet(this.key(id));
+    }
+
+    async findByUid(uid) {
+      const id = storeGet(`sessionUid:${uid}`);
+      return id === undefined ? undefined : this.find(id);
+    }
+
+    async findByUserCode(userCode) {
+      const id = storeGet(`userCode:${userCode}`);
+      return id === undefined ? undefined : this.find(id);
+    }
+
+    async consume(id) {
+      const payload = storeGet(this.key(id));
+      if (payload) payload.consumed = Math.floor(Date.now() / 1000);
+    }
+
+    async destroy(id) {
+      STORE.delete(this.key(id));
+    }
+
+    async revokeByGrantId(grantId) {
+      const grantKey = `grant:${grantId}`;
+      for (const key of storeGet(grantKey) || []) STORE.delete(key);
+      STORE.delete(grantKey);
+    }
+  };
+}
+
 // ----- accounts -----
 function extraClaims(spec) {
   const claims = {};
@@ -156,6 +246,7 @@ function providerConfiguration(config, state) {
   const extraNames = Object.keys(state.extraClaims);
   const rotate = config.rotate_refresh_token;
   const configuration = {
+    adapter: state.adapter,
     clients: config.clients,
     jwks: { keys: state.signingKeys },
     cookies: { keys: state.cookieKeys },
@@ -232,6 +323,49 @@ async function noExternalFonts(ctx, next) {
   }
 }
 
+// oidc-provider accepts client_secret_basic and client_secret_post whichever
+// was registered; a strict IdP catches a relying party using the wrong one.
+const CLIENT_AUTH_PATHS = new Set(['/token', '/token/introspection', '/token/revocation']);
+
+function strictClientAuth(config, state) {
+  const registered = new Map(config.clients.map((c) => [c.client_id, c.token_endpoint_auth_method]));
+  return async function strictClientAuthMiddleware(ctx, next) {
+    if (ctx.method !== 'POST' || !CLIENT_AUTH_PATHS.has(ctx.path) || !ctx.is('application/x-www-form-urlencoded')) {
+      return next();
+    }
+    const raw = await readBody(ctx.req, 56 * 1024);
+    ctx.req.body = raw; // oidc-provider parses this instead of the consumed stream
+    const form = querystring.parse(raw);
+    const authorization = ctx.get('authorization');
+    let used;
+    let clientId = typeof form.client_id === 'string' ? form.client_id : undefined;
+    if (/^basic /i.test(authorization)) {
+      used = 'client_secret_basic';
+      const decoded = Buffer.from(authorization.slice(6).trim(), 'base64').toString('utf8');
+      try {
+        clientId = decodeURIComponent(decoded.split(':', 1)[0].replace(/\+/g, ' '));
+      } catch {
+        clientId = undefined;
+      }
+    } else if (form.client_secret !== undefined) {
+      used = 'client_secret_post';
+    }
+    const expected = registered.get(clientId);
+    if (used && expected && expected !== used) {
+      const description = `client ${clientId} is registered for ${expected}, not ${used}`;
+      state.events.push({
+        event: 'grant.error', time: Date.now() / 1000, client_id: clientId, grant_type: form.grant_type,
+        error: 'invalid_client', error_description: description,
+      });
+      ctx.status = 401;
+      if (used === 'client_secret_basic') ctx.set('www-authenticate', `Basic realm="${state.issuer}"`);
+      ctx.body = { error: 'invalid_client', error_description: description };
+      return undefined;
+    }
+    return next();
+  };
+}
+
 const RECORDED_EVENTS = [
   'authorization.success',
   'authorization.error',
@@ -248,6 +382,9 @@ const RECORDED_EVENTS = [
 function buildProvider(config, state) {
   const provider = new Provider(state.issuer, providerConfiguration(config, state));
   provider.use(noExternalFonts);
+  if (config.strict_client_auth) {
+    provider.use(strictClientAuth(config, state));
+  }
   for (const name of RECORDED_EVENTS) {
     provider.on(name, (ctx, err) => {
       const event = {
@@ -326,6 +463,7 @@ async function main() {
     // Shared by every provider instance, so a key rotation keeps sessions.
     cookieKeys: [crypto.randomBytes(32).toString('base64url')],
     extraClaims: extraClaims(config.extra_id_token_claims),
+    adapter: sharedMemoryAdapter(config.clock_tolerance),
     events: [],
     provider: null,
     handler: null,
