@@ -15,7 +15,9 @@ WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/[
 WASM_BINDGEN_RUNNER  := $(TOOLS)/bin/wasm-bindgen-test-runner
 PYTEST_ARGS   ?=
 
-.PHONY: help build test test-unit test-wasm test-e2e lint fmt toolchain venv clean
+IDP_MODULES   := tests/idp/node_modules/.package-lock.json
+
+.PHONY: help build test test-unit test-wasm test-e2e lint fmt toolchain venv idp browser clean
 
 help: ## Show the available targets
 	@echo "Targets:"
@@ -38,6 +40,15 @@ $(VENV)/.installed: tests/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 	@touch $@
 
+idp: $(IDP_MODULES) ## Install the test IdP (npm oidc-provider v9) into tests/idp/node_modules
+
+# `npm ci` rewrites node_modules/.package-lock.json, which makes it the stamp.
+$(IDP_MODULES): tests/idp/package.json tests/idp/package-lock.json
+	npm ci --prefix tests/idp --no-audit --no-fund
+
+browser: ## Install Debian chromium and chromium-driver for the browser tests (idempotent)
+	bash tests/install-browser.sh
+
 # Not --locked: the CLI's own lock file pins a yanked webpki-roots release.
 $(WASM_BINDGEN_RUNNER): Cargo.lock
 	cargo install --quiet wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --root $(TOOLS)
@@ -55,7 +66,7 @@ test-wasm: toolchain $(WASM_BINDGEN_RUNNER) ## The core's unit and vector tests 
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(ROOT)/$(WASM_BINDGEN_RUNNER) \
 	  cargo test --locked -p oidc-filter --target wasm32-unknown-unknown --tests
 
-test-e2e: build venv ## End-to-end tests: real Envoy 1.40 loading dist/oidc_filter.wasm
+test-e2e: build venv idp browser ## End-to-end tests: real Envoy 1.40 with dist/oidc_filter.wasm, real IdP, headless Chromium
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 test: lint test-unit test-wasm test-e2e ## Everything: lint, unit, wasm and end-to-end tests
