@@ -5,73 +5,18 @@ dispatch calls through the `idp` cluster. A cookie-keeping client (harness.login
 plays the browser; one test drives headless Chromium.
 """
 
-import base64
 import json
-import os
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 
-from harness.envoy import Listener
-from harness.idp import default_client
 from harness.login import follow, login
-from harness.ports import free_port
-
-CLIENT_ID = "app"
-CLIENT_SECRET = "app-secret-for-tests"
-COOKIE_SECRETS = [base64.b64encode(os.urandom(32)).decode() for _ in range(2)]
-
-
-def oidc_config(idp, **oidc_fields) -> dict:
-    block = {
-        "issuer": idp.issuer,
-        "clientId": CLIENT_ID,
-        "clientSecret": CLIENT_SECRET,
-        "cookieSecrets": COOKIE_SECRETS[:1],
-        # The tests speak plain HTTP on loopback.
-        "cookieSecure": False,
-        "postLogoutRedirectUri": "/signed-out",
-        "outputClaimToHeaders": [{"header": "x-user-email", "claim": "email"}],
-    } | oidc_fields
-    return {
-        "oidc": block,
-        "jwtRules": [{"issuer": idp.issuer, "audiences": [CLIENT_ID]}],
-        "clusters": {idp.authority: "idp"},
-    }
-
-
-class App:
-    """Envoy with the filter in front of the echo upstream, and its IdP."""
-
-    def __init__(self, stack, **oidc_fields):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        client = default_client(
-            f"{self.url}/oauth2/callback",
-            f"{self.url}/signed-out",
-            client_id=CLIENT_ID,
-            client_secret=CLIENT_SECRET,
-        )
-        self.idp = stack.idp(clients=[client])
-        config = oidc_config(self.idp, **oidc_fields)
-        self.envoy = stack.envoy(Listener("app", config, port=self.port), clusters={"idp": self.idp.port})
-
+from harness.oidc_app import App, html_session, upstream
 
 @pytest.fixture(scope="module")
 def app(module_stack):
     return App(module_stack)
-
-
-def html_session() -> requests.Session:
-    session = requests.Session()
-    session.headers["Accept"] = "text/html,application/xhtml+xml"
-    return session
-
-
-def upstream(response: requests.Response) -> dict:
-    assert response.status_code == 200, f"{response.status_code}: {response.text[:300]}"
-    return json.loads(response.text)
 
 
 def test_login_lands_on_the_original_url_with_identity(app):

@@ -1,0 +1,79 @@
+"""An app behind Envoy with the filter's browser login, and its IdP.
+
+One Envoy can carry several listeners ("variants") that share the IdP but have
+their own plugin configuration, e.g. other cookie secrets.
+"""
+
+import base64
+import json
+import os
+
+import requests
+
+from .envoy import Listener
+from .idp import default_client
+from .ports import free_port
+
+CLIENT_ID = "app"
+CLIENT_SECRET = "app-secret-for-tests"
+
+
+def new_cookie_secret() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+def oidc_config(idp, oidc_fields: dict | None = None, **top_level) -> dict:
+    block = {
+        "issuer": idp.issuer,
+        "clientId": CLIENT_ID,
+        "clientSecret": CLIENT_SECRET,
+        "cookieSecrets": [new_cookie_secret()],
+        # The tests speak plain HTTP on loopback.
+        "cookieSecure": False,
+        "postLogoutRedirectUri": "/signed-out",
+        "outputClaimToHeaders": [{"header": "x-user-email", "claim": "email"}],
+    } | (oidc_fields or {})
+    return {
+        "oidc": block,
+        "jwtRules": [{"issuer": idp.issuer, "audiences": [CLIENT_ID]}],
+        "clusters": {idp.authority: "idp"},
+    } | top_level
+
+
+class App:
+    """`variants` maps a name to (oidc_fields, top_level) for extra listeners."""
+
+    def __init__(self, stack, oidc_fields=None, top_level=None, idp_options=None, client_fields=None, variants=None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        client = default_client(
+            f"{self.url}/oauth2/callback",
+            f"{self.url}/signed-out",
+            client_id=CLIENT_ID,
+            client_secret=CLIENT_SECRET,
+            **(client_fields or {}),
+        )
+        self.idp = stack.idp(clients=[client], **(idp_options or {}))
+        self.config = oidc_config(self.idp, oidc_fields, **(top_level or {}))
+        listeners = [Listener("app", self.config, port=self.port)]
+        self.variant_urls = {}
+        for name, (fields, top) in (variants or {}).items():
+            listener = Listener(name, oidc_config(self.idp, fields, **(top or {})))
+            listeners.append(listener)
+            self.variant_urls[name] = f"http://127.0.0.1:{listener.port}"
+        self.envoy = stack.envoy(*listeners, clusters={"idp": self.idp.port})
+
+
+def html_session() -> requests.Session:
+    session = requests.Session()
+    session.headers["Accept"] = "text/html,application/xhtml+xml"
+    return session
+
+
+def upstream(response: requests.Response) -> dict:
+    assert response.status_code == 200, f"{response.status_code}: {response.text[:300]}"
+    return json.loads(response.text)
+
+
+def set_cookies(response: requests.Response) -> list[str]:
+    return response.raw.headers.getlist("set-cookie") if response.raw is not None else []
