@@ -124,3 +124,26 @@ def test_an_unreachable_idp_gives_502_not_a_hang(stack):
     response = session.get(callback, allow_redirects=False, timeout=30)
     assert response.status_code == 502
     assert time.monotonic() - started < 20, "bounded by the dispatch timeout"
+
+
+def test_a_nonce_other_than_the_logins_is_refused(stack):
+    app = App(stack)
+    session = html_session()
+    start = session.get(f"{app.url}/", allow_redirects=False)
+    # The same state and login cookie, but the IdP is asked for another nonce.
+    forged = start.headers["location"].replace("nonce=", "nonce=forged")
+    result = login(session, forged, "ivan", stop_before=f"{app.url}/oauth2/callback")
+    callback = result.redirect_to(f"{app.url}/oauth2/callback").location
+    response = session.get(callback, allow_redirects=False)
+    assert response.status_code == 401
+    assert "oidc_session=" not in " ".join(set_cookies(response))
+
+
+def test_the_id_token_can_be_forwarded_for_upstream_verification(stack):
+    app = App(stack, oidc_fields={"forwardToken": {"token": "id_token", "header": "authorization"}})
+    session = html_session()
+    login(session, f"{app.url}/", "judy")
+    seen = upstream(session.get(f"{app.url}/", allow_redirects=False))
+    token = seen["headers"]["authorization"].removeprefix("Bearer ")
+    claims = app.idp.validate_id_token(token)
+    assert claims["email"] == "judy@example.test"
