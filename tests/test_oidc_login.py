@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from harness.login import follow, login
+from harness.login import follow, login, logout
 from harness.oidc_app import App, html_session, upstream
 
 @pytest.fixture(scope="module")
@@ -100,6 +100,11 @@ def test_logout_clears_the_session_and_ends_the_idp_session(app):
     assert query["id_token_hint"]
     after = session.get(f"{app.url}/", allow_redirects=False)
     assert after.status_code == 302, "logged out: back to the IdP"
+    # The IdP confirms the sign-out and sends the browser to postLogoutRedirectUri.
+    ended = logout(session, response.headers["location"], stop_before=f"{app.url}/signed-out")
+    ended.redirect_to(f"{app.url}/signed-out")
+    # The IdP session is gone too: the next login shows the login form again.
+    login(session, f"{app.url}/", "frank")
 
 
 @pytest.mark.browser
