@@ -6,6 +6,8 @@ mod oidc;
 
 pub use oidc::{ClientAuth, ForwardToken, OidcConfig};
 
+use crate::authz::pattern::Pattern;
+use crate::authz::policy::{self, Policy, RawPolicy};
 use crate::duration;
 use crate::jwks::{self, KeySet};
 use serde::Deserialize;
@@ -127,6 +129,12 @@ pub struct Config {
     /// Headers the filter sets; client-sent copies are always removed.
     pub output_headers: Vec<String>,
     pub oidc: Option<OidcConfig>,
+    /// `authorizationPolicies`, compiled.
+    pub policies: Vec<Policy>,
+    /// Paths that skip authentication and authorization.
+    pub public_paths: Vec<Pattern>,
+    /// Every rule's `spaceDelimitedClaims`, for authorization.
+    pub space_delimited_claims: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -135,6 +143,10 @@ struct RawConfig {
     #[serde(default)]
     jwt_rules: Vec<RawJwtRule>,
     oidc: Option<oidc::RawOidc>,
+    #[serde(default)]
+    authorization_policies: Vec<RawPolicy>,
+    #[serde(default)]
+    public_paths: Vec<String>,
     #[serde(default)]
     clusters: BTreeMap<String, String>,
     clock_skew_seconds: Option<u64>,
@@ -237,6 +249,9 @@ impl Config {
             )?,
             output_headers: Vec::new(),
             oidc: None,
+            policies: compile_policies(raw.authorization_policies)?,
+            public_paths: compile_public_paths(&raw.public_paths)?,
+            space_delimited_claims: Vec::new(),
         };
         if config.jwks_cache_duration_ms < 1_000 {
             return Err(error("jwksCacheDuration", "must be at least 1s"));
@@ -268,6 +283,11 @@ impl Config {
                         rule.issuer
                     ),
                 ));
+            }
+            for claim in &rule.space_delimited_claims {
+                if !config.space_delimited_claims.contains(claim) {
+                    config.space_delimited_claims.push(claim.clone());
+                }
             }
             config.rules.push(rule);
         }
@@ -472,6 +492,32 @@ fn add_output_header(
         output_headers.push(name.clone());
     }
     Ok(name)
+}
+
+fn compile_policies(raw: Vec<RawPolicy>) -> Result<Vec<Policy>, ConfigError> {
+    raw.into_iter()
+        .enumerate()
+        .map(|(index, policy)| {
+            policy::compile(&format!("authorizationPolicies[{index}]"), policy)
+                .map_err(|(path, problem)| error(path, problem))
+        })
+        .collect()
+}
+
+fn compile_public_paths(raw: &[String]) -> Result<Vec<Pattern>, ConfigError> {
+    raw.iter()
+        .enumerate()
+        .map(|(index, text)| {
+            let path = format!("publicPaths[{index}]");
+            if text != "*" && !text.starts_with('/') && !text.starts_with('*') {
+                return Err(error(
+                    path,
+                    format!("`{text}` is not a path pattern (start it with `/`)"),
+                ));
+            }
+            Pattern::parse(text).map_err(|why| error(path, why))
+        })
+        .collect()
 }
 
 fn validate_clusters(

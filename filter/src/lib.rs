@@ -27,6 +27,7 @@
 )]
 
 pub mod authenticator;
+pub mod authz;
 pub mod claims;
 pub mod config;
 pub mod duration;
@@ -35,6 +36,7 @@ pub mod fetch;
 pub mod jwks;
 pub mod key_cache;
 pub mod oidc;
+pub mod pipeline;
 pub mod request;
 pub mod response;
 pub mod session;

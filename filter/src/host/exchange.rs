@@ -3,9 +3,10 @@
 
 use super::http::{apply, call_body, call_status, HostEntropy, Outcome};
 use super::log;
-use super::plugin::{Pending, Plugin, RequestDecision};
-use crate::oidc::flow::{self, Step};
+use super::plugin::Plugin;
+use crate::oidc::flow;
 use crate::oidc::token_endpoint::MAX_REPLY_BYTES;
+use crate::pipeline::Verdict;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::LogLevel;
 use std::cell::RefCell;
@@ -33,83 +34,20 @@ pub fn finish(plugin: &RefCell<Plugin>, token: u32, body_size: usize, now_ms: u6
     } else {
         Vec::new()
     };
-    let decision = match plugin.try_borrow() {
-        Ok(state) => decide(
-            &state,
-            &exchange.pending,
-            &exchange.headers,
-            status,
-            &body,
-            now_ms,
-        ),
-        Err(_) => RequestDecision::Reply(flow::error_page(500, "Please try again.")),
+    let verdict = match plugin.try_borrow() {
+        Ok(state) => {
+            let (verdict, failure) =
+                state.finish_exchange(&exchange, status, &body, now_ms, &mut HostEntropy);
+            match failure {
+                Some(why) => log(LogLevel::Warn, &format!("login or refresh failed: {why}")),
+                None => log(LogLevel::Debug, "token endpoint exchange completed"),
+            }
+            verdict
+        }
+        Err(_) => Verdict::Reply(flow::error_page(500, "Please try again.")),
     };
-    if let Outcome::Continue = apply(plugin, exchange.context_id, exchange.headers, decision) {
+    if let Outcome::Continue = apply(plugin, exchange.context_id, exchange.headers, verdict) {
         let _ = hostcalls::resume_http_request();
     }
     true
-}
-
-fn decide(
-    state: &Plugin,
-    pending: &Pending,
-    headers: &crate::request::Headers,
-    status: Option<u32>,
-    body: &[u8],
-    now_ms: u64,
-) -> RequestDecision {
-    let Some(oidc) = state.config.oidc.as_ref() else {
-        return RequestDecision::Reply(flow::error_page(500, "Login is not configured."));
-    };
-    let local = state.sources.get(oidc.source);
-    let keys = local
-        .and_then(|local| local.keys.clone())
-        .unwrap_or_default();
-    let context = flow::Context {
-        config: &state.config,
-        oidc,
-        provider: local.and_then(|local| local.provider.as_ref()),
-        cookie_keys: &state.cookie_keys,
-        headers,
-        now: now_ms / 1000,
-    };
-    match pending {
-        Pending::Login(login) => {
-            match flow::finish_login(&context, login, status, body, &keys, &mut HostEntropy) {
-                Ok(reply) => {
-                    log(LogLevel::Info, "login completed");
-                    RequestDecision::Reply(reply)
-                }
-                Err((reply, why)) => {
-                    log(LogLevel::Warn, &format!("login failed: {why}"));
-                    RequestDecision::Reply(reply)
-                }
-            }
-        }
-        Pending::Refresh(session) => {
-            let (step, failure) = flow::finish_refresh(
-                &context,
-                session.clone(),
-                status,
-                body,
-                &keys,
-                &mut HostEntropy,
-            );
-            if let Some(why) = failure {
-                log(LogLevel::Info, &format!("session refresh failed: {why}"));
-            }
-            match step {
-                Step::Allow {
-                    edits,
-                    response_cookies,
-                    ..
-                } => RequestDecision::Allow {
-                    edits,
-                    response_cookies,
-                },
-                Step::Reply(reply) => RequestDecision::Reply(reply),
-                _ => RequestDecision::Reply(flow::error_page(500, "Please try again.")),
-            }
-        }
-    }
 }

@@ -2,10 +2,11 @@
 //! the decision. `handle` is also called by the root context for requests that
 //! waited for keys or provider metadata.
 
-use super::plugin::{Exchange, Plugin, RequestDecision};
+use super::plugin::{Exchange, Plugin};
 use super::{exchange, log, now_ms};
 use crate::authenticator::KeyWait;
 use crate::oidc::flow::{self, Entropy, LocalReply};
+use crate::pipeline::{forbidden_reply, Verdict};
 use crate::request::{Edits, Headers};
 use crate::response::{self, AuthError, Denial};
 use proxy_wasm::hostcalls;
@@ -151,7 +152,7 @@ pub fn handle(plugin: &RefCell<Plugin>, context_id: u32, now: u64, final_attempt
             state.sync_sources_without_keys();
             state.decide_request(&headers, now, final_attempt, &mut HostEntropy)
         }
-        Err(_) => RequestDecision::Deny(response::deny(
+        Err(_) => Verdict::Deny(response::deny(
             AuthError::JwksFetchFailed,
             "plugin state busy",
             &headers,
@@ -164,10 +165,10 @@ pub fn apply(
     plugin: &RefCell<Plugin>,
     context_id: u32,
     headers: Headers,
-    decision: RequestDecision,
+    decision: Verdict,
 ) -> Outcome {
     match decision {
-        RequestDecision::Allow {
+        Verdict::Allow {
             edits,
             response_cookies,
         } => {
@@ -179,16 +180,24 @@ pub fn apply(
             }
             Outcome::Continue
         }
-        RequestDecision::Reply(reply) => {
+        Verdict::Reply(reply) => {
             send_reply(&reply);
             Outcome::Responded
         }
-        RequestDecision::Deny(denial) => {
+        Verdict::Deny(denial) => {
             send_denial(&denial);
             Outcome::Responded
         }
-        RequestDecision::Wait(waits) => Outcome::Wait(waits),
-        RequestDecision::Dispatch { request, pending } => {
+        Verdict::Forbidden { detail } => {
+            log(
+                LogLevel::Debug,
+                &format!("denied 403 \"RBAC: access denied\": {detail}"),
+            );
+            send_reply(&forbidden_reply());
+            Outcome::Responded
+        }
+        Verdict::Wait(waits) => Outcome::Wait(waits),
+        Verdict::Dispatch { request, pending } => {
             let call_headers: Vec<(&str, &str)> = request
                 .headers
                 .iter()

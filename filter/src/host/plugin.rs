@@ -3,18 +3,16 @@
 //! for keys, and dispatch calls in flight.
 
 use super::shared;
-use crate::authenticator::{self, Decision, KeyLookup, KeyWait, Keys};
+use crate::authenticator::{KeyLookup, KeyWait, Keys};
 use crate::config::{Config, SourceKind};
-use crate::fetch::{HttpRequest, Step};
+use crate::fetch::Step;
 use crate::jwks::{self, KeySet};
 use crate::key_cache::{Policy, SharedState};
-use crate::oidc::flow::{self, Entropy, LocalReply};
-use crate::oidc::login::PendingLogin;
+use crate::oidc::flow::Entropy;
 use crate::oidc::provider::{self, Provider};
-use crate::request::{Edits, Headers};
-use crate::response::Denial;
+use crate::pipeline::{self, Inputs, Pending, Verdict};
+use crate::request::Headers;
 use crate::session::seal::CookieKeys;
-use crate::session::Session;
 
 /// Most requests one VM holds while keys are fetched; more fail closed at once.
 pub const MAX_WAITERS: usize = 1024;
@@ -41,33 +39,12 @@ pub struct Call {
     pub step: Step,
 }
 
-/// What a request waits on at the token endpoint.
-pub enum Pending {
-    Login(PendingLogin),
-    Refresh(Session),
-}
-
 /// A token endpoint call made for one request.
 pub struct Exchange {
     pub token: u32,
     pub context_id: u32,
     pub pending: Pending,
     pub headers: Headers,
-}
-
-/// What to do with a request, host-side.
-pub enum RequestDecision {
-    Allow {
-        edits: Edits,
-        response_cookies: Vec<String>,
-    },
-    Reply(LocalReply),
-    Deny(Denial),
-    Wait(Vec<KeyWait>),
-    Dispatch {
-        request: HttpRequest,
-        pending: Pending,
-    },
 }
 
 pub struct Plugin {
@@ -197,93 +174,75 @@ impl Plugin {
         }
     }
 
-    /// `final_attempt`: the request has waited long enough; sources still pending
-    /// count as failed and no refetch is asked for.
-    pub fn decide(&self, headers: &Headers, now_ms: u64, final_attempt: bool) -> Decision {
-        let lookup = Lookup {
-            plugin: self,
-            now_ms,
-            final_attempt,
-        };
-        authenticator::authenticate(&self.config, headers, &lookup, now_ms / 1000)
-    }
-
-    /// The browser-login flow first (when configured), then the bearer-token rules.
+    /// The whole decision for a request (see `pipeline`). `final_attempt`: the
+    /// request has waited long enough; sources still pending count as failed.
     pub fn decide_request(
         &self,
         headers: &Headers,
         now_ms: u64,
         final_attempt: bool,
         entropy: &mut dyn Entropy,
-    ) -> RequestDecision {
-        if let Some(decision) = self.decide_login(headers, now_ms, final_attempt, entropy) {
-            return decision;
-        }
-        match self.decide(headers, now_ms, final_attempt) {
-            Decision::Allow { edits, .. } => RequestDecision::Allow {
-                edits,
-                response_cookies: Vec::new(),
-            },
-            Decision::Deny(denial) => RequestDecision::Deny(denial),
-            Decision::Wait(waits) => RequestDecision::Wait(waits),
-        }
+    ) -> Verdict {
+        let lookup = Lookup {
+            plugin: self,
+            now_ms,
+            final_attempt,
+        };
+        let provider = self
+            .config
+            .oidc
+            .as_ref()
+            .and_then(|oidc| self.sources.get(oidc.source))
+            .and_then(|local| local.provider.as_ref());
+        let inputs = Inputs {
+            config: &self.config,
+            headers,
+            keys: &lookup,
+            provider,
+            cookie_keys: &self.cookie_keys,
+            now_ms,
+        };
+        pipeline::decide(&inputs, entropy)
     }
 
-    fn decide_login(
+    /// Finishes a request that waited on the token endpoint.
+    pub fn finish_exchange(
         &self,
-        headers: &Headers,
+        exchange: &Exchange,
+        status: Option<u32>,
+        body: &[u8],
         now_ms: u64,
-        final_attempt: bool,
         entropy: &mut dyn Entropy,
-    ) -> Option<RequestDecision> {
-        let oidc = self.config.oidc.as_ref()?;
-        let local = self.sources.get(oidc.source)?;
-        let context = flow::Context {
-            config: &self.config,
-            oidc,
-            provider: local.provider.as_ref(),
-            cookie_keys: &self.cookie_keys,
-            headers,
-            now: now_ms / 1000,
+    ) -> (Verdict, Option<String>) {
+        let lookup = Lookup {
+            plugin: self,
+            now_ms,
+            final_attempt: true,
         };
-        Some(match flow::begin(&context, entropy) {
-            flow::Step::Bearer => return None,
-            flow::Step::Allow {
-                edits,
-                response_cookies,
-                ..
-            } => RequestDecision::Allow {
-                edits,
-                response_cookies,
-            },
-            flow::Step::Reply(reply) => RequestDecision::Reply(reply),
-            flow::Step::Exchange { request, pending } => RequestDecision::Dispatch {
-                request,
-                pending: Pending::Login(pending),
-            },
-            flow::Step::Refresh { request, session } => RequestDecision::Dispatch {
-                request,
-                pending: Pending::Refresh(session),
-            },
-            flow::Step::NeedProvider => {
-                let policy = self.policy(oidc.source);
-                let unavailable = matches!(
-                    local.state.availability(None, now_ms, &policy),
-                    Keys::Failed
-                );
-                if final_attempt || unavailable {
-                    RequestDecision::Reply(flow::error_page(
-                        502,
-                        "The identity provider could not be reached. Please try again.",
-                    ))
-                } else {
-                    RequestDecision::Wait(vec![KeyWait {
-                        source: oidc.source,
-                        refetch: false,
-                    }])
-                }
-            }
-        })
+        let local = self
+            .config
+            .oidc
+            .as_ref()
+            .and_then(|oidc| self.sources.get(oidc.source));
+        let issuer_keys = local
+            .and_then(|local| local.keys.clone())
+            .unwrap_or_default();
+        let inputs = Inputs {
+            config: &self.config,
+            headers: &exchange.headers,
+            keys: &lookup,
+            provider: local.and_then(|local| local.provider.as_ref()),
+            cookie_keys: &self.cookie_keys,
+            now_ms,
+        };
+        pipeline::finish_exchange(
+            &inputs,
+            &exchange.pending,
+            status,
+            body,
+            &issuer_keys,
+            entropy,
+        )
     }
 
     pub fn note_waits(&mut self, waits: &[KeyWait]) {

@@ -1,0 +1,273 @@
+//! Authorization policies in Istio's `AuthorizationPolicy` shape, compiled once at
+//! load into matchers.
+
+use super::pattern::Pattern;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub action: Action,
+    /// Empty: the policy matches nothing (Istio's "allow-nothing").
+    pub rules: Vec<Rule>,
+}
+
+/// Fields are ANDed; each list is ORed.
+#[derive(Debug, Clone, Default)]
+pub struct Rule {
+    pub from: Vec<Source>,
+    pub to: Vec<Operation>,
+    pub when: Vec<Condition>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    pub principals: Vec<Pattern>,
+    pub not_principals: Vec<Pattern>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Operation {
+    pub paths: Vec<Pattern>,
+    pub not_paths: Vec<Pattern>,
+    pub methods: Vec<Pattern>,
+    pub not_methods: Vec<Pattern>,
+    /// Lowercased: hosts match case-insensitively.
+    pub hosts: Vec<Pattern>,
+    pub not_hosts: Vec<Pattern>,
+}
+
+/// A `when` key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Key {
+    Principal,
+    Audiences,
+    Presenter,
+    /// `request.auth.claims[a][b]`: the path into nested claims.
+    Claim(Vec<String>),
+    /// `request.headers[name]`, name lowercased.
+    Header(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Condition {
+    pub key: Key,
+    pub values: Vec<Pattern>,
+    pub not_values: Vec<Pattern>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPolicy {
+    action: Option<String>,
+    rules: Option<Vec<RawRule>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    #[serde(default)]
+    from: Vec<RawFrom>,
+    #[serde(default)]
+    to: Vec<RawTo>,
+    #[serde(default)]
+    when: Vec<RawCondition>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFrom {
+    source: RawSource,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawSource {
+    #[serde(default)]
+    request_principals: Vec<String>,
+    #[serde(default)]
+    not_request_principals: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTo {
+    operation: RawOperation,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawOperation {
+    #[serde(default)]
+    paths: Vec<String>,
+    #[serde(default)]
+    not_paths: Vec<String>,
+    #[serde(default)]
+    methods: Vec<String>,
+    #[serde(default)]
+    not_methods: Vec<String>,
+    #[serde(default)]
+    hosts: Vec<String>,
+    #[serde(default)]
+    not_hosts: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawCondition {
+    key: String,
+    #[serde(default)]
+    values: Vec<String>,
+    #[serde(default)]
+    not_values: Vec<String>,
+}
+
+/// A configuration error: (field path, problem).
+pub type CompileError = (String, String);
+
+pub(crate) fn compile(path: &str, raw: RawPolicy) -> Result<Policy, CompileError> {
+    let action = match raw.action.as_deref() {
+        None | Some("ALLOW") => Action::Allow,
+        Some("DENY") => Action::Deny,
+        Some(other) => {
+            return Err((
+                format!("{path}.action"),
+                format!("`{other}`: use ALLOW or DENY (AUDIT and CUSTOM are not supported)"),
+            ))
+        }
+    };
+    let rules = raw
+        .rules
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(index, rule)| compile_rule(&format!("{path}.rules[{index}]"), rule))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Policy { action, rules })
+}
+
+fn compile_rule(path: &str, raw: RawRule) -> Result<Rule, CompileError> {
+    if raw.from.is_empty() && raw.to.is_empty() && raw.when.is_empty() {
+        return Err((
+            path.to_string(),
+            "an empty rule would match every request; say what it matches".into(),
+        ));
+    }
+    let from = raw
+        .from
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let p = format!("{path}.from[{i}].source");
+            Ok(Source {
+                principals: patterns(
+                    &format!("{p}.requestPrincipals"),
+                    &f.source.request_principals,
+                )?,
+                not_principals: patterns(
+                    &format!("{p}.notRequestPrincipals"),
+                    &f.source.not_request_principals,
+                )?,
+            })
+        })
+        .collect::<Result<Vec<_>, CompileError>>()?;
+    let to = raw
+        .to
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| compile_operation(&format!("{path}.to[{i}].operation"), t.operation))
+        .collect::<Result<Vec<_>, _>>()?;
+    let when = raw
+        .when
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| compile_condition(&format!("{path}.when[{i}]"), c))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Rule { from, to, when })
+}
+
+fn compile_operation(path: &str, raw: RawOperation) -> Result<Operation, CompileError> {
+    for (field, list) in [("paths", &raw.paths), ("notPaths", &raw.not_paths)] {
+        if let Some(bad) = list.iter().find(|p| p.contains('{')) {
+            return Err((
+                format!("{path}.{field}"),
+                format!("`{bad}`: path templates are not supported"),
+            ));
+        }
+    }
+    let lower = |list: Vec<Pattern>| list.iter().map(Pattern::lowercased).collect();
+    Ok(Operation {
+        paths: patterns(&format!("{path}.paths"), &raw.paths)?,
+        not_paths: patterns(&format!("{path}.notPaths"), &raw.not_paths)?,
+        methods: patterns(&format!("{path}.methods"), &raw.methods)?,
+        not_methods: patterns(&format!("{path}.notMethods"), &raw.not_methods)?,
+        hosts: lower(patterns(&format!("{path}.hosts"), &raw.hosts)?),
+        not_hosts: lower(patterns(&format!("{path}.notHosts"), &raw.not_hosts)?),
+    })
+}
+
+fn compile_condition(path: &str, raw: RawCondition) -> Result<Condition, CompileError> {
+    let key = parse_key(&raw.key).map_err(|why| (format!("{path}.key"), why))?;
+    if raw.values.is_empty() && raw.not_values.is_empty() {
+        return Err((path.to_string(), "needs `values` or `notValues`".into()));
+    }
+    Ok(Condition {
+        key,
+        values: patterns(&format!("{path}.values"), &raw.values)?,
+        not_values: patterns(&format!("{path}.notValues"), &raw.not_values)?,
+    })
+}
+
+fn patterns(path: &str, texts: &[String]) -> Result<Vec<Pattern>, CompileError> {
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| Pattern::parse(text).map_err(|why| (format!("{path}[{i}]"), why)))
+        .collect()
+}
+
+/// The `when` keys we support, in Istio's spelling.
+pub fn parse_key(text: &str) -> Result<Key, String> {
+    match text {
+        "request.auth.principal" => return Ok(Key::Principal),
+        "request.auth.audiences" => return Ok(Key::Audiences),
+        "request.auth.presenter" => return Ok(Key::Presenter),
+        _ => {}
+    }
+    if let Some(rest) = text.strip_prefix("request.auth.claims") {
+        return bracketed(rest)
+            .map(Key::Claim)
+            .ok_or_else(|| format!("`{text}`: write request.auth.claims[name] or [a][b]"));
+    }
+    if let Some(rest) = text.strip_prefix("request.headers") {
+        return match bracketed(rest).as_deref() {
+            Some([name]) => Ok(Key::Header(name.to_ascii_lowercase())),
+            _ => Err(format!("`{text}`: write request.headers[name]")),
+        };
+    }
+    Err(format!(
+        "`{text}` is not supported; use request.auth.principal, request.auth.audiences, \
+         request.auth.presenter, request.auth.claims[...] or request.headers[...]"
+    ))
+}
+
+/// `[a][b]` into `["a", "b"]`; `None` unless at least one non-empty name.
+fn bracketed(mut text: &str) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    while !text.is_empty() {
+        let inner = text.strip_prefix('[')?;
+        let end = inner.find(']')?;
+        let (name, rest) = inner.split_at(end);
+        if name.is_empty() {
+            return None;
+        }
+        names.push(name.to_string());
+        text = rest.strip_prefix(']')?;
+    }
+    (!names.is_empty()).then_some(names)
+}

@@ -1,0 +1,224 @@
+//! The whole decision for one request: public paths, then browser login or bearer
+//! tokens, then authorization. The host gathers the inputs and carries out the
+//! verdict; nothing here touches it.
+
+use crate::authenticator::{self, Decision, KeyLookup, KeyWait, Keys};
+use crate::authz::{self, Identity, DENIED_BODY};
+use crate::config::Config;
+use crate::fetch::HttpRequest;
+use crate::jwks::KeySet;
+use crate::oidc::flow::{self, Entropy, LocalReply, Step};
+use crate::oidc::login::PendingLogin;
+use crate::oidc::provider::Provider;
+use crate::request::{Edits, Headers};
+use crate::response::Denial;
+use crate::session::seal::CookieKeys;
+use crate::session::Session;
+use serde_json::{Map, Value};
+
+/// What a request waits on at the token endpoint.
+#[derive(Debug)]
+pub enum Pending {
+    Login(PendingLogin),
+    Refresh(Session),
+}
+
+#[derive(Debug)]
+pub enum Verdict {
+    /// Forward upstream with these edits; `response_cookies` go on the response.
+    Allow {
+        edits: Edits,
+        response_cookies: Vec<String>,
+    },
+    Reply(LocalReply),
+    /// A `jwt_authn`-style 401/403.
+    Deny(Denial),
+    /// Authenticated but not authorized: `403 RBAC: access denied`.
+    Forbidden {
+        detail: String,
+    },
+    Wait(Vec<KeyWait>),
+    /// Call the token endpoint; `finish_exchange` takes the reply.
+    Dispatch {
+        request: HttpRequest,
+        pending: Pending,
+    },
+}
+
+pub struct Inputs<'a> {
+    pub config: &'a Config,
+    pub headers: &'a Headers,
+    pub keys: &'a dyn KeyLookup,
+    /// The OIDC issuer's endpoints, once discovered.
+    pub provider: Option<&'a Provider>,
+    pub cookie_keys: &'a CookieKeys,
+    pub now_ms: u64,
+}
+
+impl Inputs<'_> {
+    fn flow_context(&self) -> Option<flow::Context<'_>> {
+        Some(flow::Context {
+            config: self.config,
+            oidc: self.config.oidc.as_ref()?,
+            provider: self.provider,
+            cookie_keys: self.cookie_keys,
+            headers: self.headers,
+            now: self.now_ms / 1000,
+        })
+    }
+}
+
+pub fn decide(inputs: &Inputs, entropy: &mut dyn Entropy) -> Verdict {
+    let Inputs {
+        config, headers, ..
+    } = inputs;
+    if is_public(config, headers) {
+        let mut edits = Edits::default();
+        for name in &config.output_headers {
+            edits.remove(name);
+        }
+        return Verdict::Allow {
+            edits,
+            response_cookies: Vec::new(),
+        };
+    }
+    if let Some(context) = inputs.flow_context() {
+        match flow::begin(&context, entropy) {
+            Step::Bearer => {}
+            step => return from_login_step(inputs, step),
+        }
+    }
+    match authenticator::authenticate(config, headers, inputs.keys, inputs.now_ms / 1000) {
+        Decision::Allow { edits, verified } => {
+            let claims = verified.first().map(|v| &v.claims);
+            authorized(
+                config,
+                claims,
+                headers,
+                Verdict::Allow {
+                    edits,
+                    response_cookies: Vec::new(),
+                },
+            )
+        }
+        Decision::Deny(denial) => Verdict::Deny(denial),
+        Decision::Wait(waits) => Verdict::Wait(waits),
+    }
+}
+
+fn from_login_step(inputs: &Inputs, step: Step) -> Verdict {
+    match step {
+        Step::Allow {
+            edits,
+            claims,
+            response_cookies,
+        } => authorized(
+            inputs.config,
+            Some(&claims),
+            inputs.headers,
+            Verdict::Allow {
+                edits,
+                response_cookies,
+            },
+        ),
+        Step::Reply(reply) => Verdict::Reply(reply),
+        Step::Exchange { request, pending } => Verdict::Dispatch {
+            request,
+            pending: Pending::Login(pending),
+        },
+        Step::Refresh { request, session } => Verdict::Dispatch {
+            request,
+            pending: Pending::Refresh(session),
+        },
+        Step::NeedProvider | Step::Bearer => {
+            let source = inputs.config.oidc.as_ref().map_or(0, |oidc| oidc.source);
+            match inputs.keys.remote_keys(source) {
+                Keys::Failed => Verdict::Reply(flow::error_page(
+                    502,
+                    "The identity provider could not be reached. Please try again.",
+                )),
+                _ => Verdict::Wait(vec![KeyWait {
+                    source,
+                    refetch: false,
+                }]),
+            }
+        }
+    }
+}
+
+/// The token endpoint's reply for a request that waited on it. The second value is
+/// why a login or refresh failed, for the log.
+pub fn finish_exchange(
+    inputs: &Inputs,
+    pending: &Pending,
+    status: Option<u32>,
+    body: &[u8],
+    issuer_keys: &KeySet,
+    entropy: &mut dyn Entropy,
+) -> (Verdict, Option<String>) {
+    let Some(context) = inputs.flow_context() else {
+        return (
+            Verdict::Reply(flow::error_page(500, "Login is not configured.")),
+            None,
+        );
+    };
+    match pending {
+        Pending::Login(login) => {
+            match flow::finish_login(&context, login, status, body, issuer_keys, entropy) {
+                Ok(reply) => (Verdict::Reply(reply), None),
+                Err((reply, why)) => (Verdict::Reply(reply), Some(why)),
+            }
+        }
+        Pending::Refresh(session) => {
+            let (step, why) = flow::finish_refresh(
+                &context,
+                session.clone(),
+                status,
+                body,
+                issuer_keys,
+                entropy,
+            );
+            (from_login_step(inputs, step), why)
+        }
+    }
+}
+
+fn is_public(config: &Config, headers: &Headers) -> bool {
+    let path = headers.path().split(['?', '#']).next().unwrap_or("/");
+    config
+        .public_paths
+        .iter()
+        .any(|pattern| pattern.matches(path))
+}
+
+fn authorized(
+    config: &Config,
+    claims: Option<&Map<String, Value>>,
+    headers: &Headers,
+    allow: Verdict,
+) -> Verdict {
+    if config.policies.is_empty() {
+        return allow;
+    }
+    let empty = Map::new();
+    let identity = Identity {
+        claims: claims.unwrap_or(&empty),
+        space_delimited: &config.space_delimited_claims,
+    };
+    match authz::authorize(&config.policies, &identity, headers) {
+        Ok(()) => allow,
+        Err(detail) => Verdict::Forbidden { detail },
+    }
+}
+
+/// The 403 Istio users know.
+pub fn forbidden_reply() -> LocalReply {
+    LocalReply {
+        status: 403,
+        headers: vec![("content-type".to_string(), "text/plain".to_string())],
+        body: DENIED_BODY.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
