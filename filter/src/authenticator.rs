@@ -210,7 +210,7 @@ fn upstream_edits(
         }
         for output in &rule.output_claim_to_headers {
             let value =
-                claims::lookup(&verified.claims, &output.claim).and_then(claims::header_value);
+                claims::lookup(&verified.claims, &output.claim).and_then(claims::scalar_text);
             if let Some(value) = value.filter(|value| is_safe_header_value(value)) {
                 edits.set(&output.header, value);
             }

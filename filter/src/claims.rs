@@ -94,9 +94,9 @@ pub fn lookup<'a>(claims: &'a Map<String, Value>, name: &str) -> Option<&'a Valu
     Some(current)
 }
 
-/// The header form of a claim: strings as they are, numbers and booleans as JSON
-/// writes them. Objects, arrays and null have no header form.
-pub fn header_value(value: &Value) -> Option<String> {
+/// The text of a scalar claim, for headers and rule matching: strings as they
+/// are, numbers and booleans as JSON writes them. Objects, arrays and null have none.
+pub fn scalar_text(value: &Value) -> Option<String> {
     match value {
         Value::String(text) => Some(text.clone()),
         Value::Number(number) => Some(number.to_string()),
@@ -185,8 +185,8 @@ mod tests {
         assert_eq!(lookup(&c, "a.b.c"), Some(&json!(7)));
         assert_eq!(lookup(&c, "x.y"), Some(&json!("literal")));
         assert_eq!(lookup(&c, "a.missing"), None);
-        assert_eq!(header_value(&json!(7)).as_deref(), Some("7"));
-        assert_eq!(header_value(&json!(true)).as_deref(), Some("true"));
-        assert_eq!(header_value(&json!({"k": 1})), None);
+        assert_eq!(scalar_text(&json!(7)).as_deref(), Some("7"));
+        assert_eq!(scalar_text(&json!(true)).as_deref(), Some("true"));
+        assert_eq!(scalar_text(&json!({"k": 1})), None);
     }
 }

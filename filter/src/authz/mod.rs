@@ -7,6 +7,7 @@
 pub mod pattern;
 pub mod policy;
 
+use crate::claims;
 use crate::request::Headers;
 use pattern::Pattern;
 use policy::{Action, Condition, Key, Operation, Policy, Rule, Source};
@@ -169,18 +170,9 @@ fn nested<'a>(claims: &'a Map<String, Value>, path: &[String]) -> Option<&'a Val
 fn claim_values(value: Option<&Value>, split: bool) -> Vec<String> {
     match value {
         Some(Value::String(text)) if split => text.split_whitespace().map(str::to_string).collect(),
-        Some(Value::Array(items)) => items.iter().filter_map(scalar).collect(),
-        Some(value) => scalar(value).into_iter().collect(),
+        Some(Value::Array(items)) => items.iter().filter_map(claims::scalar_text).collect(),
+        Some(value) => claims::scalar_text(value).into_iter().collect(),
         None => Vec::new(),
-    }
-}
-
-fn scalar(value: &Value) -> Option<String> {
-    match value {
-        Value::String(text) => Some(text.clone()),
-        Value::Number(number) => Some(number.to_string()),
-        Value::Bool(flag) => Some(flag.to_string()),
-        _ => None,
     }
 }
 

@@ -357,7 +357,7 @@ fn allow(ctx: &Context, session: &Session, response_cookies: Vec<String>) -> Ste
     }
     strip_our_cookies(ctx, &mut edits);
     for output in &ctx.oidc.output_claim_to_headers {
-        let value = claims::lookup(&session.claims, &output.claim).and_then(claims::header_value);
+        let value = claims::lookup(&session.claims, &output.claim).and_then(claims::scalar_text);
         if let Some(value) = value.filter(|value| is_safe_header_value(value)) {
             edits.set(&output.header, value);
         }
