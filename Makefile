@@ -17,7 +17,7 @@ PYTEST_ARGS   ?=
 
 IDP_MODULES   := tests/idp/node_modules/.package-lock.json
 
-.PHONY: help build test test-unit test-wasm test-e2e lint fmt toolchain venv idp browser clean
+.PHONY: help run build test test-unit test-wasm test-e2e lint fmt toolchain venv idp browser clean
 
 help: ## Show the available targets
 	@echo "Targets:"
@@ -70,6 +70,9 @@ test-e2e: build venv idp browser ## End-to-end tests: real Envoy 1.40 with dist/
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 test: lint test-unit test-wasm test-e2e ## Everything: lint, unit, wasm and end-to-end tests
+
+run: build venv idp ## Local demo: IdP, app and Envoy on loopback; open the printed URL, Ctrl-C stops
+	$(PY) envoy-local/demo.py
 
 fmt: ## Format the code
 	cargo fmt --all
