@@ -1,6 +1,8 @@
 """The files users deploy from: the standalone Envoy config and the Istio WasmPlugin."""
 
+import base64
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -76,6 +78,11 @@ def test_wasm_plugin_jwt_rules_match_request_authentication_schema():
 
 def test_wasm_plugin_plugin_config_is_accepted_by_the_filter(wasm_path, tmp_path):
     plugin_config = yaml.safe_load(WASM_PLUGIN.read_text())["spec"]["pluginConfig"]
+    # As shipped, the cookie secret is a placeholder the filter must refuse.
+    refused = validate_with_envoy(envoy_local_with(wasm_path, plugin_config), tmp_path)
+    assert refused.returncode != 0
+    assert "oidc.cookieSecrets[0]" in refused.stderr
+    plugin_config["oidc"]["cookieSecrets"] = [base64.b64encode(os.urandom(32)).decode()]
     result = validate_with_envoy(envoy_local_with(wasm_path, plugin_config), tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
 
