@@ -80,3 +80,46 @@ fmt: ## Format the code
 clean: ## Remove build outputs (keeps the venv and tools)
 	cargo clean
 	rm -rf dist
+
+# ----- OCI image (Istio WasmPlugin `url: oci://...`) -----
+# The "compat" Wasm image of Containerfile, built with Debian's buildah (no
+# Docker engine needed). vfs storage and chroot isolation work as root in a
+# container without overlayfs or user namespaces. --timestamp 0,
+# --omit-history and --identity-label=false take the build time and buildah's
+# version out of the image, so the same module gives the same layer and
+# manifest digests.
+IMAGE             ?= localhost/oidc-filter:dev
+IMAGE_CONTEXT     ?= dist
+# A directory for a throwaway buildah storage (root/ and run/ under it); empty:
+# buildah's default (/var/lib/containers/storage as root).
+BUILDAH_ROOT      ?=
+# 1: push over plain HTTP or without verifying TLS (a loopback registry).
+INSECURE_REGISTRY ?=
+BUILDAH           := buildah --storage-driver vfs $(if $(BUILDAH_ROOT),--root $(BUILDAH_ROOT)/root --runroot $(BUILDAH_ROOT)/run)
+TLS_VERIFY        := $(if $(filter 1 true yes,$(INSECURE_REGISTRY)),false,true)
+
+.PHONY: oci-tools image push
+
+oci-tools: ## Install Debian buildah, skopeo and docker-registry for the OCI image (idempotent)
+	bash tests/install-oci-tools.sh
+
+image: ## Build the Istio "compat" OCI image of dist/oidc_filter.wasm as IMAGE (localhost/oidc-filter:dev; make build first)
+	@test -s $(IMAGE_CONTEXT)/oidc_filter.wasm || { echo "$(IMAGE_CONTEXT)/oidc_filter.wasm is missing: run 'make build' first" >&2; exit 1; }
+	@iidfile=$$(mktemp) && trap 'rm -f "$$iidfile"' EXIT && \
+	  $(BUILDAH) bud --isolation chroot --timestamp 0 --omit-history --identity-label=false \
+	    --annotation module.wasm.image/variant=compat \
+	    --iidfile "$$iidfile" -f Containerfile -t $(IMAGE) $(IMAGE_CONTEXT) && \
+	  echo "image $(IMAGE): id $$(cat "$$iidfile")"
+
+# IMAGE must be given: its default is a local name, not a registry.
+push: ## Build and push IMAGE=<registry>/<repo>:<tag> (INSECURE_REGISTRY=1: plain HTTP), print the digest for a WasmPlugin
+	@if [[ "$(origin IMAGE)" != "command line" && "$(origin IMAGE)" != "environment" ]]; then \
+	  echo "make push needs the destination: make push IMAGE=<registry>/<repo>:<tag> [INSECURE_REGISTRY=1]" >&2; exit 2; fi
+	@$(MAKE) --no-print-directory image
+	@digestfile=$$(mktemp) && trap 'rm -f "$$digestfile"' EXIT && \
+	  $(BUILDAH) push --quiet --tls-verify=$(TLS_VERIFY) --compression-format gzip \
+	    --digestfile "$$digestfile" $(IMAGE) docker://$(IMAGE) && \
+	  digest=$$(cat "$$digestfile") && \
+	  echo "pushed $(IMAGE)" && \
+	  echo "manifest digest: $$digest" && \
+	  echo "WasmPlugin: url: oci://$(IMAGE)  sha256: $${digest#sha256:}"
