@@ -95,10 +95,12 @@ IMAGE_CONTEXT     ?= dist
 BUILDAH_ROOT      ?=
 # 1: push over plain HTTP or without verifying TLS (a loopback registry).
 INSECURE_REGISTRY ?=
+# Where `make image-oci` writes the "oci" variant's OCI image layout.
+OCI_LAYOUT        ?= target/oci-layout
 BUILDAH           := buildah --storage-driver vfs $(if $(BUILDAH_ROOT),--root $(BUILDAH_ROOT)/root --runroot $(BUILDAH_ROOT)/run)
 TLS_VERIFY        := $(if $(filter 1 true yes,$(INSECURE_REGISTRY)),false,true)
 
-.PHONY: oci-tools image push
+.PHONY: oci-tools image push image-oci push-oci
 
 oci-tools: ## Install Debian buildah, skopeo and docker-registry for the OCI image (idempotent)
 	bash tests/install-oci-tools.sh
@@ -111,15 +113,37 @@ image: ## Build the Istio "compat" OCI image of dist/oidc_filter.wasm as IMAGE (
 	    --iidfile "$$iidfile" -f Containerfile -t $(IMAGE) $(IMAGE_CONTEXT) && \
 	  echo "image $(IMAGE): id $$(cat "$$iidfile")"
 
-# IMAGE must be given: its default is a local name, not a registry.
 push: ## Build and push IMAGE=<registry>/<repo>:<tag> (INSECURE_REGISTRY=1: plain HTTP), print the digest for a WasmPlugin
-	@if [[ "$(origin IMAGE)" != "command line" && "$(origin IMAGE)" != "environment" ]]; then \
-	  echo "make push needs the destination: make push IMAGE=<registry>/<repo>:<tag> [INSECURE_REGISTRY=1]" >&2; exit 2; fi
+	$(require_registry_image)
 	@$(MAKE) --no-print-directory image
 	@digestfile=$$(mktemp) && trap 'rm -f "$$digestfile"' EXIT && \
 	  $(BUILDAH) push --quiet --tls-verify=$(TLS_VERIFY) --compression-format gzip \
 	    --digestfile "$$digestfile" $(IMAGE) docker://$(IMAGE) && \
-	  digest=$$(cat "$$digestfile") && \
-	  echo "pushed $(IMAGE)" && \
-	  echo "manifest digest: $$digest" && \
-	  echo "WasmPlugin: url: oci://$(IMAGE)  sha256: $${digest#sha256:}"
+	  $(call report_pushed,$$digestfile)
+
+# The two-layer "oci" variant (custom Wasm media types, no tar) as an OCI
+# layout, written by a script and pushed with skopeo; --preserve-digests makes
+# skopeo fail rather than recompress or rewrite anything.
+image-oci: ## Write the two-layer "oci" Wasm image variant of dist/oidc_filter.wasm to OCI_LAYOUT (target/oci-layout)
+	python3 scripts/wasm-oci-layout.py $(IMAGE_CONTEXT)/oidc_filter.wasm $(OCI_LAYOUT)
+
+push-oci: ## Push the "oci" variant to IMAGE=<registry>/<repo>:<tag> with skopeo (INSECURE_REGISTRY=1 as for push)
+	$(require_registry_image)
+	@$(MAKE) --no-print-directory image-oci
+	@digestfile=$$(mktemp) && trap 'rm -f "$$digestfile"' EXIT && \
+	  skopeo copy --quiet --preserve-digests --dest-tls-verify=$(TLS_VERIFY) \
+	    --digestfile "$$digestfile" oci:$(OCI_LAYOUT):latest docker://$(IMAGE) && \
+	  $(call report_pushed,$$digestfile)
+
+# A push needs an explicit IMAGE: its default is a local name, not a registry.
+define require_registry_image
+	@if [[ "$(origin IMAGE)" != "command line" && "$(origin IMAGE)" != "environment" ]]; then \
+	  echo "make $@ needs the destination: make $@ IMAGE=<registry>/<repo>:<tag> [INSECURE_REGISTRY=1]" >&2; exit 2; fi
+endef
+
+# The manifest digest in the file $(1), as a WasmPlugin wants it: Istio
+# compares its `sha256:` field (hex only) with the manifest digest.
+report_pushed = digest=$$(cat "$(1)") && \
+  echo "pushed $(IMAGE)" && \
+  echo "manifest digest: $$digest" && \
+  echo "WasmPlugin: url: oci://$(IMAGE)  sha256: $${digest\#sha256:}"

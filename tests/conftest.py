@@ -7,6 +7,7 @@ module can share one Envoy start-up).
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -20,9 +21,22 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WASM = REPO_ROOT / "dist" / "oidc_filter.wasm"
 
 
+STALE_RUN_SECONDS = 3600
+
+
 def pytest_sessionstart(session):
-    # Logs and bootstraps of the previous run only; this run writes new ones.
-    shutil.rmtree(envoy_module.WORK_DIR, ignore_errors=True)
+    """Remove logs and bootstraps of earlier runs, but not those of a run still
+    going in parallel (its files are recent)."""
+    work = envoy_module.WORK_DIR
+    if not work.is_dir():
+        return
+    cutoff = time.time() - STALE_RUN_SECONDS
+    for entry in work.iterdir():
+        if entry.stat().st_mtime < cutoff:
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")

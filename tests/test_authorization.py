@@ -7,7 +7,7 @@ import requests
 from harness.client import get
 from harness.envoy import Listener
 from harness.login import login
-from harness.oidc_app import App, html_session, upstream
+from harness.oidc_app import App, html_session, new_cookie_secret, upstream
 from harness.plugin import plugin_config, rule
 from harness.tokens import cached_key, claims, sign
 
@@ -107,3 +107,30 @@ def test_sessions_are_authorized_like_tokens(stack):
     assert (result.status, result.response.text) == (403, RBAC)
     # Public without logging in.
     assert upstream(html_session().get(f"{app.url}/healthz", allow_redirects=False))["path"] == "/healthz"
+
+
+def test_seed_scenarios_for_browser_sessions(stack):
+    secret = {"cookieSecrets": [new_cookie_secret()]}
+
+    def only(policies, public=()):
+        return (secret, {"authorizationPolicies": policies, "publicPaths": list(public)})
+
+    app = App(
+        stack,
+        oidc_fields=secret,
+        idp_options={"users": {"mallory": {"groups": ["contractors"]}}},
+        variants={
+            "audience": only([{"rules": [{"when": [{"key": "request.auth.audiences", "values": ["app"]}]}]}]),
+            "other_audience": only([{"rules": [{"when": [{"key": "request.auth.audiences", "values": ["billing"]}]}]}]),
+            "groups": only([{"action": "DENY", "rules": [{"when": [{"key": "request.auth.claims[groups]", "values": ["contractors"]}]}]}], ["/healthz"]),
+        },
+    )
+    alice, mallory = html_session(), html_session()
+    login(alice, f"{app.url}/", "alice")
+    login(mallory, f"{app.url}/", "mallory")
+    urls = app.variant_urls
+    upstream(alice.get(f"{urls['audience']}/", allow_redirects=False))
+    assert_forbidden(alice.get(f"{urls['other_audience']}/", allow_redirects=False))
+    upstream(alice.get(f"{urls['groups']}/", allow_redirects=False))
+    assert_forbidden(mallory.get(f"{urls['groups']}/", allow_redirects=False))
+    upstream(html_session().get(f"{urls['groups']}/healthz", allow_redirects=False))
