@@ -36,12 +36,20 @@ COMPAT_ANNOTATION = ("module.wasm.image/variant", "compat")
 
 @dataclass(frozen=True)
 class Pushed:
-    """One `make push` and what skopeo pulled back from the registry."""
+    """One `make push` (or push-oci) and what skopeo pulled back from the registry."""
 
-    image: str  # registry/repo:tag
+    registry: oci.Registry
+    repository: str
     printed_digest: str  # the digest `make push` printed
     layout: oci.OciLayout
     module: bytes  # the .wasm that went into the build context
+
+    @property
+    def image(self) -> str:
+        return f"{self.registry.host}/{self.repository}:{TAG}"
+
+    def registry_digest(self) -> str:
+        return self.registry.manifest_digest(self.repository, TAG)
 
     @property
     def layer(self) -> dict:
@@ -81,14 +89,17 @@ def build_context(oci_stack, wasm_path) -> Path:
     return context
 
 
-def push_and_pull(stack: Stack, registry: oci.Registry, target: str, repository: str, context: Path, **variables) -> Pushed:
+def push_and_pull(
+    stack: Stack, registry: oci.Registry, target: str, repository: str, context: Path, **variables: str
+) -> Pushed:
     """`make <target>` (push or push-oci) of the module in `context` to
     `registry`, and the image pulled back into an OCI layout."""
     image = f"{registry.host}/{repository}:{TAG}"
     run = oci.make_push(target, image, context, **variables)
     layout_dir = stack.own(TempDir("oci-pulled-")).path / "layout"
     return Pushed(
-        image=image,
+        registry=registry,
+        repository=repository,
         printed_digest=run.manifest_digest,
         layout=oci.pull_layout(image, layout_dir),
         module=(context / "oidc_filter.wasm").read_bytes(),
@@ -167,6 +178,7 @@ def test_digests_match_the_content(pushed):
 def test_push_prints_the_registry_manifest_digest(pushed):
     """The printed digest is what a WasmPlugin's sha256 must match (Istio
     compares the manifest digest) and what the registry serves."""
+    assert pushed.printed_digest == pushed.registry_digest()
     assert pushed.printed_digest == oci.inspect_digest(pushed.image)
     assert pushed.printed_digest == oci.sha256_digest(pushed.layout.manifest_bytes)
 
@@ -213,7 +225,7 @@ def test_oci_variant_holds_the_exact_module_uncompressed(pushed_oci_variant, pul
 
 
 def test_push_oci_prints_the_registry_manifest_digest(pushed_oci_variant):
-    assert pushed_oci_variant.printed_digest == oci.inspect_digest(pushed_oci_variant.image)
+    assert pushed_oci_variant.printed_digest == pushed_oci_variant.registry_digest()
     assert pushed_oci_variant.printed_digest == oci.sha256_digest(pushed_oci_variant.layout.manifest_bytes)
 
 

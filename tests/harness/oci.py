@@ -126,6 +126,17 @@ class Registry:
                 raise RuntimeError(f"docker-registry not ready after {timeout}s:\n{self.log_text()}")
             time.sleep(0.05)
 
+    def manifest_digest(self, repository: str, tag: str) -> str:
+        """The digest the registry itself gives the manifest of repository:tag
+        (its Docker-Content-Digest header)."""
+        reply = requests.head(
+            f"http://{self.host}/v2/{repository}/manifests/{tag}",
+            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+            timeout=5,
+        )
+        assert reply.status_code == 200, f"HEAD manifest {repository}:{tag}: {reply.status_code}"
+        return reply.headers["Docker-Content-Digest"]
+
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
@@ -207,12 +218,10 @@ def skopeo(*args: str) -> str:
 
 
 def inspect_digest(image: str) -> str:
-    """The registry's manifest digest of `image` (plain HTTP registry)."""
+    """skopeo's view of the manifest digest of `image` (plain HTTP registry).
+    Container images only: skopeo refuses to inspect the oci variant (an
+    artifact with a non-image config)."""
     return json.loads(skopeo("inspect", "--tls-verify=false", f"docker://{image}"))["Digest"]
-
-
-def raw_manifest(image: str) -> dict:
-    return json.loads(skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{image}"))
 
 
 def pull_layout(image: str, layout_dir: Path) -> "OciLayout":
