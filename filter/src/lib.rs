@@ -36,6 +36,7 @@ pub mod fetch;
 pub mod jwks;
 pub mod key_cache;
 pub mod oidc;
+pub mod path;
 pub mod pipeline;
 pub mod request;
 pub mod response;

@@ -10,6 +10,7 @@ use crate::jwks::KeySet;
 use crate::oidc::flow::{self, Entropy, LocalReply, Step};
 use crate::oidc::login::PendingLogin;
 use crate::oidc::provider::Provider;
+use crate::path;
 use crate::request::{Edits, Headers};
 use crate::response::Denial;
 use crate::session::seal::CookieKeys;
@@ -183,12 +184,15 @@ pub fn finish_exchange(
     }
 }
 
+/// Only a path already in normal form may be public: `/static/../admin` is not.
 fn is_public(config: &Config, headers: &Headers) -> bool {
-    let path = headers.path().split(['?', '#']).next().unwrap_or("/");
-    config
-        .public_paths
-        .iter()
-        .any(|pattern| pattern.matches(path))
+    let raw = headers.path();
+    let path = path::without_query(raw);
+    path::is_clean(raw)
+        && config
+            .public_paths
+            .iter()
+            .any(|pattern| pattern.matches(path))
 }
 
 fn authorized(

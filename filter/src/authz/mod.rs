@@ -8,6 +8,7 @@ pub mod pattern;
 pub mod policy;
 
 use crate::claims;
+use crate::path;
 use crate::request::Headers;
 use pattern::Pattern;
 use policy::{Action, Condition, Key, Operation, Policy, Rule, Source};
@@ -61,7 +62,8 @@ struct RequestView<'a> {
     identity: &'a Identity<'a>,
     headers: &'a Headers,
     principal: Option<String>,
-    path: &'a str,
+    /// Normalized, so `//admin` or `/x/../admin` cannot slip past `/admin*`.
+    path: String,
     method: &'a str,
     host: String,
 }
@@ -77,7 +79,7 @@ impl<'a> RequestView<'a> {
             identity,
             headers,
             principal,
-            path: headers.path().split(['?', '#']).next().unwrap_or("/"),
+            path: path::normalized(headers.path()),
             method: headers.get(":method").unwrap_or("GET"),
             host: headers
                 .get(":authority")
@@ -111,8 +113,8 @@ impl<'a> RequestView<'a> {
             .rsplit_once(':')
             .map_or(self.host.as_str(), |(host, _)| host);
         let hosts = [self.host.as_str(), host_without_port];
-        included(&operation.paths, &[self.path])
-            && excluded(&operation.not_paths, &[self.path])
+        included(&operation.paths, &[self.path.as_str()])
+            && excluded(&operation.not_paths, &[self.path.as_str()])
             && included(&operation.methods, &[self.method])
             && excluded(&operation.not_methods, &[self.method])
             && included(&operation.hosts, &hosts)

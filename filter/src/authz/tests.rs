@@ -319,6 +319,21 @@ const CASES: &[(&str, &str, &str, &str, bool)] = &[
         "app",
         false,
     ),
+    // Paths are normalized before matching, so tricks cannot dodge a DENY.
+    (
+        r#"[{"action":"DENY","rules":[{"to":[{"operation":{"paths":["/admin*"]}}]}]}]"#,
+        "GET",
+        "//admin",
+        "app",
+        false,
+    ),
+    (
+        r#"[{"action":"DENY","rules":[{"to":[{"operation":{"paths":["/admin*"]}}]}]}]"#,
+        "GET",
+        "/static/../admin/x",
+        "app",
+        false,
+    ),
     // Several ALLOW policies: any one suffices.
     (
         r#"[{"rules":[{"to":[{"operation":{"paths":["/a"]}}]}]},{"rules":[{"to":[{"operation":{"paths":["/b"]}}]}]}]"#,
