@@ -1,6 +1,9 @@
 """Authorization policies and public paths through Envoy, for bearer tokens and
 browser sessions: the seeds' scenarios and a mixed public/protected app."""
 
+import http.client
+from urllib.parse import urlsplit
+
 import pytest
 import requests
 
@@ -134,3 +137,16 @@ def test_seed_scenarios_for_browser_sessions(stack):
     upstream(alice.get(f"{urls['groups']}/", allow_redirects=False))
     assert_forbidden(mallory.get(f"{urls['groups']}/", allow_redirects=False))
     upstream(html_session().get(f"{urls['groups']}/healthz", allow_redirects=False))
+
+
+@pytest.mark.parametrize("trick", ["/static/../dashboard", "/static/%2e%2e/dashboard", "//static/../dashboard"])
+def test_path_tricks_do_not_make_a_path_public(urls, trick):
+    # http.client sends the path as written (requests would resolve the dots itself).
+    target = urlsplit(urls["mixed"])
+    connection = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
+    try:
+        connection.request("GET", trick)
+        response = connection.getresponse()
+        assert (response.status, response.read()) == (401, b"Jwt is missing")
+    finally:
+        connection.close()
