@@ -147,3 +147,22 @@ def test_the_id_token_can_be_forwarded_for_upstream_verification(stack):
     token = seen["headers"]["authorization"].removeprefix("Bearer ")
     claims = app.idp.validate_id_token(token)
     assert claims["email"] == "judy@example.test"
+
+
+def test_logins_recover_when_the_idp_rotates_its_keys(stack):
+    app = App(stack, top_level={"jwksMinRefetchInterval": "1s"})
+    login(html_session(), f"{app.url}/", "kim")
+    app.idp.rotate_keys(keep_old=False)
+    time.sleep(1.2)  # past jwksMinRefetchInterval since the start-up fetch
+    # The cached keys predate the rotation: the filter refuses the unknown kid with a
+    # clear page and asks for the new keys ...
+    first = login(html_session(), f"{app.url}/", "kim")
+    assert first.status == 401 and "keys just changed" in first.response.text
+    # ... which are fetched at once and reach every worker within its idle tick (1 s).
+    deadline = time.monotonic() + 5
+    while True:
+        again = login(html_session(), f"{app.url}/", "kim")
+        if again.status == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert upstream(again.response)["headers"]["x-user-email"] == "kim@example.test"

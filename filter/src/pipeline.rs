@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::fetch::HttpRequest;
 use crate::jwks::KeySet;
 use crate::oidc::flow::{self, Entropy, LocalReply, Step};
+use crate::oidc::id_token;
 use crate::oidc::login::PendingLogin;
 use crate::oidc::provider::Provider;
 use crate::path;
@@ -147,8 +148,18 @@ fn from_login_step(inputs: &Inputs, step: Step) -> Verdict {
     }
 }
 
-/// The token endpoint's reply for a request that waited on it. The second value is
-/// why a login or refresh failed, for the log.
+/// What became of a request that waited on the token endpoint.
+#[derive(Debug)]
+pub struct Finished {
+    pub verdict: Verdict,
+    /// Why a login or refresh failed, for the log.
+    pub failure: Option<String>,
+    /// The ID token named a key we do not have: the IdP rotated its keys, so the
+    /// issuer's JWKS should be fetched again (rate-limited like any unknown kid).
+    pub refetch_issuer_keys: bool,
+}
+
+/// The token endpoint's reply for a request that waited on it.
 pub fn finish_exchange(
     inputs: &Inputs,
     pending: &Pending,
@@ -156,14 +167,16 @@ pub fn finish_exchange(
     body: &[u8],
     issuer_keys: &KeySet,
     entropy: &mut dyn Entropy,
-) -> (Verdict, Option<String>) {
+) -> Finished {
     let Some(context) = inputs.flow_context() else {
-        return (
-            Verdict::Reply(flow::error_page(500, "Login is not configured.")),
-            None,
-        );
+        let verdict = Verdict::Reply(flow::error_page(500, "Login is not configured."));
+        return Finished {
+            verdict,
+            failure: None,
+            refetch_issuer_keys: false,
+        };
     };
-    match pending {
+    let (verdict, failure) = match pending {
         Pending::Login(login) => {
             match flow::finish_login(&context, login, status, body, issuer_keys, entropy) {
                 Ok(reply) => (Verdict::Reply(reply), None),
@@ -181,6 +194,12 @@ pub fn finish_exchange(
             );
             (from_login_step(inputs, step), why)
         }
+    };
+    let refetch_issuer_keys = failure.as_deref() == Some(id_token::UNKNOWN_KEY);
+    Finished {
+        verdict,
+        failure,
+        refetch_issuer_keys,
     }
 }
 

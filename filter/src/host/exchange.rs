@@ -1,9 +1,10 @@
 //! Finishing a request that waited on the token endpoint (code exchange or
 //! refresh), whichever context the reply arrives at.
 
-use super::http::{apply, call_body, call_status, HostEntropy, Outcome};
+use super::http::{apply, call_body, call_status, HostEntropy, Outcome, WAITING_TICK};
 use super::log;
 use super::plugin::Plugin;
+use crate::authenticator::KeyWait;
 use crate::oidc::flow;
 use crate::oidc::token_endpoint::MAX_REPLY_BYTES;
 use crate::pipeline::Verdict;
@@ -34,20 +35,42 @@ pub fn finish(plugin: &RefCell<Plugin>, token: u32, body_size: usize, now_ms: u6
     } else {
         Vec::new()
     };
-    let verdict = match plugin.try_borrow() {
+    let finished = match plugin.try_borrow() {
         Ok(state) => {
-            let (verdict, failure) =
-                state.finish_exchange(&exchange, status, &body, now_ms, &mut HostEntropy);
-            match failure {
+            Some(state.finish_exchange(&exchange, status, &body, now_ms, &mut HostEntropy))
+        }
+        Err(_) => None,
+    };
+    let verdict = match finished {
+        Some(finished) => {
+            match &finished.failure {
                 Some(why) => log(LogLevel::Warn, &format!("login or refresh failed: {why}")),
                 None => log(LogLevel::Debug, "token endpoint exchange completed"),
             }
-            verdict
+            if finished.refetch_issuer_keys {
+                request_issuer_refetch(plugin);
+            }
+            finished.verdict
         }
-        Err(_) => Verdict::Reply(flow::error_page(500, "Please try again.")),
+        None => Verdict::Reply(flow::error_page(500, "Please try again.")),
     };
     if let Outcome::Continue = apply(plugin, exchange.context_id, exchange.headers, verdict) {
         let _ = hostcalls::resume_http_request();
     }
     true
+}
+
+/// The IdP signed with a key we lack: ask the root context to fetch its JWKS again
+/// on its next tick (subject to `jwksMinRefetchInterval`).
+fn request_issuer_refetch(plugin: &RefCell<Plugin>) {
+    if let Ok(mut state) = plugin.try_borrow_mut() {
+        if let Some(source) = state.config.oidc.as_ref().map(|oidc| oidc.source) {
+            state.note_waits(&[KeyWait {
+                source,
+                refetch: true,
+            }]);
+        }
+    }
+    // Sooner than the idle tick: the user is about to try again.
+    let _ = hostcalls::set_tick_period(WAITING_TICK);
 }

@@ -10,7 +10,7 @@ use crate::jwks::{self, KeySet};
 use crate::key_cache::{Policy, SharedState};
 use crate::oidc::flow::Entropy;
 use crate::oidc::provider::{self, Provider};
-use crate::pipeline::{self, Inputs, Pending, Verdict};
+use crate::pipeline::{self, Finished, Inputs, Pending, Verdict};
 use crate::request::Headers;
 use crate::session::seal::CookieKeys;
 
@@ -213,7 +213,7 @@ impl Plugin {
         body: &[u8],
         now_ms: u64,
         entropy: &mut dyn Entropy,
-    ) -> (Verdict, Option<String>) {
+    ) -> Finished {
         let lookup = Lookup {
             plugin: self,
             now_ms,

@@ -205,10 +205,12 @@ pub fn finish_login(
     };
     let expect = expectations(ctx, &pending.nonce);
     let claims = id_token::validate(&id_token, keys, &expect).map_err(|why| {
-        (
-            error_page(401, "The identity provider's answer could not be verified."),
-            why,
-        )
+        let message = if why == id_token::UNKNOWN_KEY {
+            "The identity provider's signing keys just changed. Please try again."
+        } else {
+            "The identity provider's answer could not be verified."
+        };
+        (error_page(401, message), why)
     })?;
     let session = new_session(ctx, claims, id_token, &tokens);
     let mut cookies = seal_session(ctx, &session, entropy).ok_or_else(|| {

@@ -3,10 +3,15 @@
 
 use crate::claims;
 use crate::jwks::KeySet;
+use crate::response::AuthError;
 use crate::token;
 use crate::verifier;
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
+
+/// The reason given when no key of the set fits the ID token: the IdP has probably
+/// rotated its keys, and a refetch will find the new one.
+pub const UNKNOWN_KEY: &str = "ID token: signed with a key that is not in the JWKS";
 
 pub struct Expectations<'a> {
     pub issuer: &'a str,
@@ -43,7 +48,10 @@ fn check(
     nonce_required: bool,
 ) -> Result<Map<String, Value>, String> {
     let jws = token::parse(id_token, expect.max_bytes).map_err(|e| format!("ID token: {e}"))?;
-    verifier::verify_with_set(keys, &jws).map_err(|e| format!("ID token: {}", e.message()))?;
+    verifier::verify_with_set(keys, &jws).map_err(|error| match error {
+        AuthError::KidAlgMismatch => UNKNOWN_KEY.to_string(),
+        other => format!("ID token: {}", other.message()),
+    })?;
     let claims = jws.claims;
     if claims.get("iss").and_then(Value::as_str) != Some(expect.issuer) {
         return Err("ID token `iss` is not the configured issuer".into());
@@ -141,6 +149,19 @@ mod tests {
         multi["aud"] = json!(["app", "other"]);
         multi["azp"] = json!("app");
         assert!(validate(&key.mint(&multi), &keys, &expect()).is_ok());
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_unknown_kid_is_reported_as_such_so_keys_can_be_refetched() {
+        let key = TestKey::new(Algorithm::Rs256, "old");
+        let rotated = TestKey::new(Algorithm::Rs256, "new");
+        let error = validate(
+            &rotated.mint(&good_claims()),
+            &key_set_of(&[&key]),
+            &expect(),
+        )
+        .unwrap_err();
+        assert_eq!(error, UNKNOWN_KEY);
     }
 
     #[wasm_bindgen_test(unsupported = test)]
