@@ -8,10 +8,14 @@
 //! - [`jwks`]: JWKS documents parsed into verification keys; key selection by kid/alg.
 //! - [`verifier`]: signature verification over the signing input.
 //! - [`claims`]: `exp`/`nbf`/`iat`/`iss`/`aud` checks and claim lookup.
-//! - [`authenticator`]: the per-request decision: extract, verify, allow or deny.
+//! - [`authenticator`]: bearer-token authentication: extract, verify, allow or deny.
 //! - [`key_cache`]: when JWKS must be fetched, shared across worker VMs.
 //! - [`fetch`]: the HTTP requests the filter makes (discovery, JWKS) and reply checks.
 //! - [`response`]: deny responses with Envoy `jwt_authn`'s statuses and texts.
+//! - [`session`]: sealed, chunked session cookies.
+//! - [`oidc`]: browser login (redirect, callback, token endpoint, ID token, logout).
+//! - [`authz`]: authorization policies with Istio `AuthorizationPolicy` semantics.
+//! - [`pipeline`]: the whole decision for one request; [`path`]: path normalization.
 //! - `host` (wasm32-wasip1 only): the proxy-wasm contexts, the only code touching Envoy.
 //!
 //! Everything except `host` is plain Rust, tested natively and under wasm-bindgen-test.
