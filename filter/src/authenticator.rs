@@ -65,6 +65,17 @@ pub fn authenticate(
     now_seconds: u64,
 ) -> Decision {
     let found = extractor::find_tokens(config, headers);
+    authenticate_found(config, headers, &found, keys, now_seconds)
+}
+
+/// `authenticate` for tokens the caller has already extracted.
+pub fn authenticate_found(
+    config: &Config,
+    headers: &Headers,
+    found: &[Found],
+    keys: &dyn KeyLookup,
+    now_seconds: u64,
+) -> Decision {
     if found.is_empty() {
         return Decision::Deny(response::deny(
             AuthError::Missing,
@@ -82,7 +93,7 @@ pub fn authenticate(
     }
     let mut waits = Vec::new();
     let mut valid = Vec::new();
-    for item in &found {
+    for item in found {
         match judge(config, item, keys, now_seconds) {
             Verdict::Invalid(error, detail) => {
                 return Decision::Deny(response::deny(error, detail, headers))

@@ -5,6 +5,7 @@
 use crate::authenticator::{self, Decision, KeyLookup, KeyWait, Keys};
 use crate::authz::{self, Identity, DENIED_BODY};
 use crate::config::Config;
+use crate::extractor;
 use crate::fetch::HttpRequest;
 use crate::jwks::KeySet;
 use crate::oidc::flow::{self, Entropy, LocalReply, Step};
@@ -58,7 +59,7 @@ pub struct Inputs<'a> {
 }
 
 impl Inputs<'_> {
-    fn flow_context(&self) -> Option<flow::Context<'_>> {
+    fn flow_context(&self, bearer_token_present: bool) -> Option<flow::Context<'_>> {
         Some(flow::Context {
             config: self.config,
             oidc: self.config.oidc.as_ref()?,
@@ -66,6 +67,7 @@ impl Inputs<'_> {
             cookie_keys: self.cookie_keys,
             headers: self.headers,
             now: self.now_ms / 1000,
+            bearer_token_present,
         })
     }
 }
@@ -84,13 +86,20 @@ pub fn decide(inputs: &Inputs, entropy: &mut dyn Entropy) -> Verdict {
             response_cookies: Vec::new(),
         };
     }
-    if let Some(context) = inputs.flow_context() {
+    let found = extractor::find_tokens(config, headers);
+    if let Some(context) = inputs.flow_context(!found.is_empty()) {
         match flow::begin(&context, entropy) {
             Step::Bearer => {}
             step => return from_login_step(inputs, step),
         }
     }
-    match authenticator::authenticate(config, headers, inputs.keys, inputs.now_ms / 1000) {
+    match authenticator::authenticate_found(
+        config,
+        headers,
+        &found,
+        inputs.keys,
+        inputs.now_ms / 1000,
+    ) {
         Decision::Allow { edits, verified } => {
             let claims = verified.first().map(|v| &v.claims);
             authorized(
@@ -168,7 +177,8 @@ pub fn finish_exchange(
     issuer_keys: &KeySet,
     entropy: &mut dyn Entropy,
 ) -> Finished {
-    let Some(context) = inputs.flow_context() else {
+    // A token endpoint reply never carries a bearer token of its own.
+    let Some(context) = inputs.flow_context(false) else {
         let verdict = Verdict::Reply(flow::error_page(500, "Login is not configured."));
         return Finished {
             verdict,

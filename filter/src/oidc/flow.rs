@@ -7,7 +7,6 @@
 
 use crate::claims;
 use crate::config::{Config, OidcConfig};
-use crate::extractor;
 use crate::fetch::HttpRequest;
 use crate::jwks::KeySet;
 use crate::oidc::id_token::{self, Expectations};
@@ -68,6 +67,8 @@ pub struct Context<'a> {
     pub cookie_keys: &'a CookieKeys,
     pub headers: &'a Headers,
     pub now: u64,
+    /// A token sits in some `jwtRules` location (extracted once, by the caller).
+    pub bearer_token_present: bool,
 }
 
 impl Context<'_> {
@@ -88,7 +89,7 @@ pub fn begin(ctx: &Context, entropy: &mut dyn Entropy) -> Step {
     if ctx.path() == ctx.oidc.callback_path {
         return callback(ctx);
     }
-    if !extractor::find_tokens(ctx.config, ctx.headers).is_empty() {
+    if ctx.bearer_token_present {
         return Step::Bearer;
     }
     let session = Session::open(ctx.cookie_keys, &ctx.oidc.cookie_name, ctx.headers)

@@ -69,6 +69,7 @@ impl Fixture {
             cookie_keys: &self.keys,
             headers,
             now,
+            bearer_token_present: !crate::extractor::find_tokens(&self.config, headers).is_empty(),
         }
     }
 
