@@ -8,6 +8,7 @@ DEMO_ENVOY_PORT, DEMO_IDP_PORT, DEMO_APP_PORT and DEMO_ADMIN_PORT (defaults
 """
 
 import base64
+import ctypes
 import html
 import json
 import os
@@ -31,6 +32,13 @@ START_TIMEOUT = 30.0
 
 CLIENT_ID = "demo-app"
 CLIENT_SECRET = "demo-secret"
+
+
+def die_with_parent() -> None:
+    """Runs in each child before exec: if this script dies, even by SIGKILL, the
+    kernel stops the IdP and Envoy too (Linux PR_SET_PDEATHSIG)."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def port(name: str, default: int) -> int:
@@ -180,7 +188,7 @@ def main() -> int:
         (work / "idp.json").write_text(json.dumps(idp_config))
         idp_out = work / "idp.out"
         with open(idp_out, "wb") as out, open(work / "idp.log", "wb") as err:
-            processes.append(subprocess.Popen(["node", str(IDP_SERVER), str(work / "idp.json")], stdout=out, stderr=err, cwd=IDP_SERVER.parent))
+            processes.append(subprocess.Popen(["node", str(IDP_SERVER), str(work / "idp.json")], stdout=out, stderr=err, cwd=IDP_SERVER.parent, preexec_fn=die_with_parent))
         wait_for_line(idp_out, "ready ", processes[-1], "the IdP")
 
         template = string.Template((ROOT / "envoy-local" / "demo.yaml").read_text())
@@ -196,7 +204,7 @@ def main() -> int:
         envoy_log = work / "envoy.log"
         command = [str(ENVOY), "-c", str(work / "envoy.yaml"), "--disable-hot-restart", "--log-path", str(envoy_log), "--component-log-level", "wasm:debug"]
         with open(work / "envoy.out", "wb") as out:
-            processes.append(subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT))
+            processes.append(subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent))
         wait_for_port(envoy_port, processes[-1], "Envoy", envoy_log)
 
         print(f"Open {app_url}/ and sign in with any user name and password.", flush=True)

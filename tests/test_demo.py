@@ -36,9 +36,14 @@ def demo(tmp_path):
             time.sleep(0.2)
         yield process, f"http://127.0.0.1:{ports['DEMO_ENVOY_PORT']}", ports, output
     finally:
+        # Ctrl-C, as a user would, so the demo stops its IdP and Envoy itself.
         if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
 
 
 def listening(port: int) -> bool:
@@ -70,3 +75,13 @@ def test_a_person_logs_into_the_demo_with_chromium(demo, browser):
     browser.wait_for_url(f"{url}/")
     assert "grace@example.test" in browser.text()
     browser.save_screenshot("demo-signed-in")
+
+
+def test_killing_the_demo_leaves_nothing_running(demo):
+    process, url, ports, output = demo
+    process.kill()  # no chance to clean up: the children must go by themselves
+    process.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while any(listening(int(port)) for port in ports.values()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(listening(int(port)) for port in ports.values()), "the IdP or Envoy outlived the demo"

@@ -18,6 +18,7 @@ from pathlib import Path
 import requests
 
 from .ports import free_port
+from .processes import terminate
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ENVOY_BIN = REPO_ROOT / ".venv" / "bin" / "envoy"
@@ -246,12 +247,7 @@ class Envoy:
 
     def stop(self) -> None:
         RUNNING.discard(self)
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        if self.wait_exit(STOP_TIMEOUT) is None:
-            self.process.kill()
-            self.process.wait(timeout=STOP_TIMEOUT)
+        terminate(self.process, STOP_TIMEOUT)
 
     def __enter__(self):
         return self.start()

@@ -13,7 +13,6 @@ process dies with pytest (PR_SET_PDEATHSIG). Its stderr is kept as idp.log.
 
 import json
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -23,6 +22,7 @@ import requests
 
 from . import oidc
 from .oidc import Client
+from .processes import terminate
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IDP_DIR = REPO_ROOT / "tests" / "idp"
@@ -166,14 +166,7 @@ class Idp:
 
     def stop(self) -> None:
         RUNNING.discard(self)
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=STOP_TIMEOUT)
+        terminate(self.process, STOP_TIMEOUT)
 
     def exit_code(self) -> int | None:
         return None if self.process is None else self.process.poll()

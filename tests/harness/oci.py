@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tarfile
 import tempfile
@@ -29,6 +28,7 @@ import requests
 
 from .envoy import _die_with_parent
 from .ports import free_port
+from .processes import terminate
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -141,13 +141,7 @@ class Registry:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=STOP_TIMEOUT)
+        terminate(self.process, STOP_TIMEOUT)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
