@@ -34,6 +34,7 @@ pub mod authenticator;
 pub mod authz;
 pub mod claims;
 pub mod config;
+pub mod crypto;
 pub mod duration;
 pub mod extractor;
 pub mod fetch;
