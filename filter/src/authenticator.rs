@@ -1,6 +1,7 @@
 //! The per-request decision: find tokens, verify each, and either allow the request
 //! (with the header edits to make), deny it, or wait for keys being fetched.
 
+use crate::cache::{self, BoundedCache};
 use crate::claims;
 use crate::config::{Config, JwtRule, RuleKeys};
 use crate::extractor::{self, Found, MAX_TOKENS};
@@ -10,6 +11,7 @@ use crate::response::{self, AuthError, Denial};
 use crate::token::{self, Jws};
 use crate::verifier;
 use serde_json::{Map, Value};
+use std::rc::Rc;
 
 /// What the key cache can offer for a remote source right now.
 pub enum Keys<'a> {
@@ -39,8 +41,22 @@ pub struct KeyWait {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verified {
     pub rule: usize,
-    pub claims: Map<String, Value>,
+    pub claims: Rc<Map<String, Value>>,
 }
+
+/// What the verified-token cache keeps of a token that passed every check.
+pub struct CachedToken {
+    rule: usize,
+    claims: Rc<Map<String, Value>>,
+    payload_segment: Rc<str>,
+    /// The key set that verified it; another set means verifying again.
+    keys_fingerprint: u64,
+}
+
+pub type TokenCache = BoundedCache<CachedToken>;
+
+/// How long a token without `exp` stays cached.
+const TOKEN_WITHOUT_EXPIRY_TTL_SECONDS: u64 = 300;
 
 #[derive(Debug)]
 pub enum Decision {
@@ -53,7 +69,7 @@ pub enum Decision {
 }
 
 enum Verdict {
-    Valid(Verified, String),
+    Valid(Verified, Rc<str>),
     Invalid(AuthError, String),
     Wait(KeyWait),
 }
@@ -62,10 +78,11 @@ pub fn authenticate(
     config: &Config,
     headers: &Headers,
     keys: &dyn KeyLookup,
+    cache: &mut TokenCache,
     now_seconds: u64,
 ) -> Decision {
     let found = extractor::find_tokens(config, headers);
-    authenticate_found(config, headers, &found, keys, now_seconds)
+    authenticate_found(config, headers, &found, keys, cache, now_seconds)
 }
 
 /// `authenticate` for tokens the caller has already extracted.
@@ -74,6 +91,7 @@ pub fn authenticate_found(
     headers: &Headers,
     found: &[Found],
     keys: &dyn KeyLookup,
+    cache: &mut TokenCache,
     now_seconds: u64,
 ) -> Decision {
     if found.is_empty() {
@@ -94,7 +112,7 @@ pub fn authenticate_found(
     let mut waits = Vec::new();
     let mut valid = Vec::new();
     for item in found {
-        match judge(config, item, keys, now_seconds) {
+        match judge(config, item, keys, cache, now_seconds) {
             Verdict::Invalid(error, detail) => {
                 return Decision::Deny(response::deny(error, detail, headers))
             }
@@ -113,7 +131,108 @@ pub fn authenticate_found(
     Decision::Allow { edits, verified }
 }
 
-fn judge(config: &Config, found: &Found, keys: &dyn KeyLookup, now: u64) -> Verdict {
+/// A token seen before with the same key set skips parsing and its signature
+/// check; its times are checked again, and its location, as for a new token.
+fn judge(
+    config: &Config,
+    found: &Found,
+    keys: &dyn KeyLookup,
+    cache: &mut TokenCache,
+    now: u64,
+) -> Verdict {
+    let cache_key = cache::key_of(b"jwt", found.token.as_bytes());
+    if let Some(entry) = cache.get(&cache_key, now) {
+        if let Some(verdict) = judge_cached(config, &entry, found, keys, now) {
+            cache.count(true);
+            return verdict;
+        }
+    }
+    cache.count(false);
+    let verdict = judge_uncached(config, found, keys, now);
+    if let Verdict::Valid(verified, payload_segment) = &verdict {
+        remember(
+            config,
+            cache,
+            cache_key,
+            verified,
+            payload_segment,
+            keys,
+            now,
+        );
+    }
+    verdict
+}
+
+fn judge_cached(
+    config: &Config,
+    entry: &CachedToken,
+    found: &Found,
+    keys: &dyn KeyLookup,
+    now: u64,
+) -> Option<Verdict> {
+    let rule = config.rules.get(entry.rule)?;
+    if !rule.locations.contains(&found.location)
+        || keys_fingerprint(rule, keys) != Some(entry.keys_fingerprint)
+    {
+        return None;
+    }
+    if let Err((error, detail)) = claims::check_times(&entry.claims, now, config.clock_skew_seconds)
+    {
+        return Some(Verdict::Invalid(error, detail));
+    }
+    let verified = Verified {
+        rule: entry.rule,
+        claims: Rc::clone(&entry.claims),
+    };
+    Some(Verdict::Valid(verified, Rc::clone(&entry.payload_segment)))
+}
+
+fn remember(
+    config: &Config,
+    cache: &mut TokenCache,
+    cache_key: cache::Key,
+    verified: &Verified,
+    payload_segment: &Rc<str>,
+    keys: &dyn KeyLookup,
+    now: u64,
+) {
+    let Some(keys_fingerprint) = config
+        .rules
+        .get(verified.rule)
+        .and_then(|rule| keys_fingerprint(rule, keys))
+    else {
+        return;
+    };
+    let expires_at = match claims::expiry(&verified.claims) {
+        // Still accepted during the skew second of its expiry, like an uncached one.
+        Some(exp) => exp
+            .saturating_add(config.clock_skew_seconds)
+            .saturating_add(1),
+        None => now.saturating_add(TOKEN_WITHOUT_EXPIRY_TTL_SECONDS),
+    };
+    // The claims map costs about twice its base64 text; the text is kept too.
+    let bytes = payload_segment.len().saturating_mul(3);
+    let entry = CachedToken {
+        rule: verified.rule,
+        claims: Rc::clone(&verified.claims),
+        payload_segment: Rc::clone(payload_segment),
+        keys_fingerprint,
+    };
+    cache.insert(cache_key, entry, bytes, expires_at, now);
+}
+
+/// The key set a rule verifies with right now, if it has one.
+fn keys_fingerprint(rule: &JwtRule, keys: &dyn KeyLookup) -> Option<u64> {
+    match &rule.keys {
+        RuleKeys::Inline(set) => Some(set.fingerprint),
+        RuleKeys::Remote(source) => match keys.remote_keys(*source) {
+            Keys::Ready { set, .. } => Some(set.fingerprint),
+            Keys::Pending | Keys::Failed => None,
+        },
+    }
+}
+
+fn judge_uncached(config: &Config, found: &Found, keys: &dyn KeyLookup, now: u64) -> Verdict {
     let jws = match token::parse(&found.token, config.max_token_bytes) {
         Ok(jws) => jws,
         Err(why) => return Verdict::Invalid(AuthError::VerificationFails, why.to_string()),
@@ -165,9 +284,9 @@ fn judge(config: &Config, found: &Found, keys: &dyn KeyLookup, now: u64) -> Verd
         Ok(()) => Verdict::Valid(
             Verified {
                 rule: index,
-                claims: jws.claims.clone(),
+                claims: Rc::new(jws.claims),
             },
-            jws.payload_segment.to_string(),
+            Rc::from(jws.payload_segment),
         ),
     }
 }
@@ -201,7 +320,7 @@ fn rule_for<'c>(
 fn upstream_edits(
     config: &Config,
     headers: &Headers,
-    valid: &[(&Found, Verified, String)],
+    valid: &[(&Found, Verified, Rc<str>)],
 ) -> Edits {
     let mut edits = Edits::default();
     for name in &config.output_headers {
@@ -217,7 +336,7 @@ fn upstream_edits(
             }
         }
         if let Some(header) = &rule.output_payload_to_header {
-            edits.set(header, payload_segment.clone());
+            edits.set(header, payload_segment.to_string());
         }
         for output in &rule.output_claim_to_headers {
             let value =

@@ -29,6 +29,11 @@ pub fn check_times(
     Ok(())
 }
 
+/// The token's `exp`, when it is a well-formed NumericDate.
+pub fn expiry(claims: &Map<String, Value>) -> Option<u64> {
+    claims.get("exp").and_then(Value::as_u64)
+}
+
 /// NumericDate as Envoy reads it: a non-negative integer. Strings, floats and
 /// negatives are malformed, not ignored.
 fn numeric_date(

@@ -8,6 +8,7 @@ pub use oidc::{ClientAuth, ForwardToken, OidcConfig};
 
 use crate::authz::pattern::Pattern;
 use crate::authz::policy::{self, Policy, RawPolicy};
+use crate::cache::Limits;
 use crate::duration;
 use crate::jwks::{self, KeySet};
 use serde::Deserialize;
@@ -23,6 +24,18 @@ pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
 pub const DEFAULT_MAX_JWKS_BYTES: usize = 128 * 1024;
 const MAX_FETCH_TIMEOUT_MS: u64 = 60_000;
 const MAX_CLOCK_SKEW_SECONDS: u64 = 3_600;
+/// Per worker VM. A verified-token entry holds the claims (~0.5–2 KB for real
+/// tokens); a session entry holds a whole session (up to a few KB).
+pub const DEFAULT_TOKEN_CACHE: Limits = Limits {
+    max_entries: 8192,
+    max_bytes: 4 * 1024 * 1024,
+};
+pub const DEFAULT_SESSION_CACHE: Limits = Limits {
+    max_entries: 2048,
+    max_bytes: 4 * 1024 * 1024,
+};
+const CACHE_ENTRIES_MAX: usize = 1_000_000;
+const CACHE_BYTES_MAX: usize = 256 * 1024 * 1024;
 const TOKEN_BYTES_RANGE: (usize, usize) = (256, 1024 * 1024);
 const JWKS_BYTES_RANGE: (usize, usize) = (1024, 4 * 1024 * 1024);
 
@@ -135,6 +148,8 @@ pub struct Config {
     pub public_paths: Vec<Pattern>,
     /// Every rule's `spaceDelimitedClaims`, for authorization.
     pub space_delimited_claims: Vec<String>,
+    pub token_cache: Limits,
+    pub session_cache: Limits,
 }
 
 #[derive(Deserialize)]
@@ -154,6 +169,16 @@ struct RawConfig {
     jwks_min_refetch_interval: Option<String>,
     max_token_bytes: Option<usize>,
     max_jwks_bytes: Option<usize>,
+    verified_token_cache: Option<RawCacheLimits>,
+    session_cache: Option<RawCacheLimits>,
+}
+
+/// `maxEntries: 0` turns a cache off.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawCacheLimits {
+    max_entries: Option<usize>,
+    max_bytes: Option<usize>,
 }
 
 /// Istio's `JWTRule`, field for field (security.istio.io/v1 RequestAuthentication).
@@ -252,6 +277,12 @@ impl Config {
             policies: compile_policies(raw.authorization_policies)?,
             public_paths: compile_public_paths(&raw.public_paths)?,
             space_delimited_claims: Vec::new(),
+            token_cache: cache_limits(
+                "verifiedTokenCache",
+                raw.verified_token_cache,
+                DEFAULT_TOKEN_CACHE,
+            )?,
+            session_cache: cache_limits("sessionCache", raw.session_cache, DEFAULT_SESSION_CACHE)?,
         };
         if config.jwks_cache_duration_ms < 1_000 {
             return Err(error("jwksCacheDuration", "must be at least 1s"));
@@ -600,6 +631,28 @@ fn bounded_size(
         return Err(error(path, format!("{value} is outside {min}..={max}")));
     }
     Ok(value)
+}
+
+fn cache_limits(
+    path: &str,
+    raw: Option<RawCacheLimits>,
+    default: Limits,
+) -> Result<Limits, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(default);
+    };
+    Ok(Limits {
+        max_entries: bounded_size(
+            &format!("{path}.maxEntries"),
+            raw.max_entries.unwrap_or(default.max_entries),
+            (0, CACHE_ENTRIES_MAX),
+        )?,
+        max_bytes: bounded_size(
+            &format!("{path}.maxBytes"),
+            raw.max_bytes.unwrap_or(default.max_bytes),
+            (64 * 1024, CACHE_BYTES_MAX),
+        )?,
+    })
 }
 
 fn optional_duration(

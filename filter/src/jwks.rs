@@ -59,6 +59,9 @@ pub struct KeySet {
     keys: Vec<Jwk>,
     /// Why some entries of the document were not used, for logs.
     pub skipped: Vec<String>,
+    /// Identifies the document: a token verified with one set is re-verified once
+    /// the set changes (a key may have been withdrawn).
+    pub fingerprint: u64,
 }
 
 impl KeySet {
@@ -93,7 +96,14 @@ pub fn parse_jwks(bytes: &[u8], max_bytes: usize) -> Result<KeySet, String> {
     let Some(Value::Array(entries)) = document.get("keys") else {
         return Err("JWKS has no `keys` array".into());
     };
-    let mut set = KeySet::default();
+    let digest = crate::cache::key_of(b"jwks", bytes);
+    let mut set = KeySet {
+        fingerprint: digest
+            .iter()
+            .take(8)
+            .fold(0, |fingerprint, byte| fingerprint << 8 | u64::from(*byte)),
+        ..KeySet::default()
+    };
     for (index, entry) in entries.iter().enumerate() {
         if set.keys.len() == MAX_KEYS {
             set.skipped

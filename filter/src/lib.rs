@@ -9,6 +9,7 @@
 //! - [`verifier`]: signature verification over the signing input.
 //! - [`claims`]: `exp`/`nbf`/`iat`/`iss`/`aud` checks and claim lookup.
 //! - [`authenticator`]: bearer-token authentication: extract, verify, allow or deny.
+//! - [`cache`]: bounded caches of verified tokens and opened sessions.
 //! - [`key_cache`]: when JWKS must be fetched, shared across worker VMs.
 //! - [`fetch`]: the HTTP requests the filter makes (discovery, JWKS) and reply checks.
 //! - [`response`]: deny responses with Envoy `jwt_authn`'s statuses and texts.
@@ -32,6 +33,7 @@
 
 pub mod authenticator;
 pub mod authz;
+pub mod cache;
 pub mod claims;
 pub mod config;
 pub mod crypto;

@@ -2,7 +2,7 @@
 //! tokens, then authorization. The host gathers the inputs and carries out the
 //! verdict; nothing here touches it.
 
-use crate::authenticator::{self, Decision, KeyLookup, KeyWait, Keys};
+use crate::authenticator::{self, Decision, KeyLookup, KeyWait, Keys, TokenCache};
 use crate::authz::{self, Identity, DENIED_BODY};
 use crate::config::Config;
 use crate::extractor;
@@ -16,7 +16,7 @@ use crate::path;
 use crate::request::{Edits, Headers};
 use crate::response::Denial;
 use crate::session::seal::CookieKeys;
-use crate::session::Session;
+use crate::session::{Session, SessionCache};
 use serde_json::{Map, Value};
 
 /// What a request waits on at the token endpoint.
@@ -48,6 +48,21 @@ pub enum Verdict {
     },
 }
 
+/// Per-VM memory of credentials already checked (see `cache`).
+pub struct Caches {
+    pub tokens: TokenCache,
+    pub sessions: SessionCache,
+}
+
+impl Caches {
+    pub fn new(config: &Config) -> Self {
+        Self {
+            tokens: TokenCache::new(config.token_cache),
+            sessions: SessionCache::new(config.session_cache),
+        }
+    }
+}
+
 pub struct Inputs<'a> {
     pub config: &'a Config,
     pub headers: &'a Headers,
@@ -72,7 +87,7 @@ impl Inputs<'_> {
     }
 }
 
-pub fn decide(inputs: &Inputs, entropy: &mut dyn Entropy) -> Verdict {
+pub fn decide(inputs: &Inputs, caches: &mut Caches, entropy: &mut dyn Entropy) -> Verdict {
     let Inputs {
         config, headers, ..
     } = inputs;
@@ -88,7 +103,7 @@ pub fn decide(inputs: &Inputs, entropy: &mut dyn Entropy) -> Verdict {
     }
     let found = extractor::find_tokens(config, headers);
     if let Some(context) = inputs.flow_context(!found.is_empty()) {
-        match flow::begin(&context, entropy) {
+        match flow::begin(&context, &mut caches.sessions, entropy) {
             Step::Bearer => {}
             step => return from_login_step(inputs, step),
         }
@@ -98,10 +113,11 @@ pub fn decide(inputs: &Inputs, entropy: &mut dyn Entropy) -> Verdict {
         headers,
         &found,
         inputs.keys,
+        &mut caches.tokens,
         inputs.now_ms / 1000,
     ) {
         Decision::Allow { edits, verified } => {
-            let claims = verified.first().map(|v| &v.claims);
+            let claims = verified.first().map(|v| v.claims.as_ref());
             authorized(
                 config,
                 claims,
@@ -121,11 +137,11 @@ fn from_login_step(inputs: &Inputs, step: Step) -> Verdict {
     match step {
         Step::Allow {
             edits,
-            claims,
+            session,
             response_cookies,
         } => authorized(
             inputs.config,
-            Some(&claims),
+            Some(&session.claims),
             inputs.headers,
             Verdict::Allow {
                 edits,

@@ -5,6 +5,12 @@ use serde_json::json;
 use wasm_bindgen_test::wasm_bindgen_test;
 
 const NOW: u64 = 1_700_000_000;
+
+/// Each call with a cold cache: most tests are about the first sight of a token.
+fn authenticate(config: &Config, headers: &Headers, keys: &dyn KeyLookup, now: u64) -> Decision {
+    let mut cache = TokenCache::new(config.token_cache);
+    super::authenticate(config, headers, keys, &mut cache, now)
+}
 const ISSUER: &str = "https://issuer.test";
 
 struct NoRemote;
@@ -300,4 +306,135 @@ fn an_issuer_is_accepted_only_in_its_own_locations() {
         denial(authenticate(&config, &wrong, &NoRemote, NOW)).body,
         "Jwt issuer is not configured"
     );
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_verified_token_is_served_from_the_cache_with_the_same_result() {
+    let key = TestKey::new(Algorithm::Rs256, "k1");
+    let config = inline_config(
+        &[&key],
+        r#","outputClaimToHeaders":[{"header":"x-sub","claim":"sub"}]"#,
+    );
+    let headers = with_bearer(&key.mint(&claims()));
+    let mut cache = TokenCache::new(config.token_cache);
+    let first = edits(super::authenticate(
+        &config, &headers, &NoRemote, &mut cache, NOW,
+    ));
+    let second = edits(super::authenticate(
+        &config,
+        &headers,
+        &NoRemote,
+        &mut cache,
+        NOW + 1,
+    ));
+    assert_eq!(first, second);
+    assert_eq!((cache.misses, cache.hits, cache.len()), (1, 1, 1));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_cached_token_still_expires() {
+    let key = TestKey::new(Algorithm::Es256, "k1");
+    let config = inline_config(&[&key], "");
+    let headers = with_bearer(&key.mint(&claims()));
+    let mut cache = TokenCache::new(config.token_cache);
+    let _ = edits(super::authenticate(
+        &config, &headers, &NoRemote, &mut cache, NOW,
+    ));
+    let skew = config.clock_skew_seconds;
+    let last_second = NOW + 300 + skew;
+    let _ = edits(super::authenticate(
+        &config,
+        &headers,
+        &NoRemote,
+        &mut cache,
+        last_second,
+    ));
+    let late = super::authenticate(&config, &headers, &NoRemote, &mut cache, last_second + 1);
+    assert_eq!(denial(late).body, "Jwt is expired");
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_new_key_set_means_verifying_again() {
+    let key = TestKey::new(Algorithm::Es256, "k1");
+    let config = remote_config();
+    let headers = with_bearer(&key.mint(&claims()));
+    let mut cache = TokenCache::new(config.token_cache);
+    let with_key = Remote::Ready(key_set_of(&[&key]), false);
+    let allowed = super::authenticate(&config, &headers, &with_key, &mut cache, NOW);
+    assert!(matches!(allowed, Decision::Allow { .. }));
+    // The IdP withdrew the key: the cached verdict must not outlive it.
+    let withdrawn = Remote::Ready(key_set_of(&[&TestKey::new(Algorithm::Es256, "k2")]), false);
+    let denied = denial(super::authenticate(
+        &config, &headers, &withdrawn, &mut cache, NOW,
+    ));
+    assert_eq!(
+        denied.body,
+        "Jwks doesn't have key to match kid or alg from Jwt"
+    );
+    assert_eq!(cache.hits, 0);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_cached_token_in_a_location_its_issuer_does_not_accept_is_denied() {
+    let key = TestKey::new(Algorithm::Es256, "k1");
+    let jwks = serde_json::to_string(&jwks_of(&[&key])).unwrap();
+    let text = format!(
+        r#"{{"jwtRules":[{{"issuer":"{ISSUER}","jwks":{jwks}}},
+            {{"issuer":"https://other.test","jwks":{jwks},"fromParams":["token"]}}]}}"#
+    );
+    let config = Config::parse(text.as_bytes()).unwrap();
+    let token = key.mint(&claims());
+    let mut cache = TokenCache::new(config.token_cache);
+    let _ = edits(super::authenticate(
+        &config,
+        &with_bearer(&token),
+        &NoRemote,
+        &mut cache,
+        NOW,
+    ));
+    let in_query = Headers::new(vec![(":path".into(), format!("/data?token={token}"))]);
+    let result = denial(super::authenticate(
+        &config, &in_query, &NoRemote, &mut cache, NOW,
+    ));
+    assert_eq!(result.body, "Jwt issuer is not configured");
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn failures_are_never_cached() {
+    let key = TestKey::new(Algorithm::Rs256, "k1");
+    let impostor = TestKey::other_rsa(Algorithm::Rs256, "k1");
+    let config = inline_config(&[&key], r#","audiences":["api"]"#);
+    let mut cache = TokenCache::new(config.token_cache);
+    let bad = [
+        impostor.mint(&claims()),
+        key.mint(&json!({"iss": ISSUER, "aud": "other", "exp": NOW + 300})),
+        key.mint(&json!({"iss": ISSUER, "aud": "api", "exp": NOW - 300})),
+    ];
+    for token in bad {
+        let _ = denial(super::authenticate(
+            &config,
+            &with_bearer(&token),
+            &NoRemote,
+            &mut cache,
+            NOW,
+        ));
+    }
+    assert!(cache.is_empty());
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn the_cache_can_be_turned_off() {
+    let key = TestKey::new(Algorithm::Es256, "k1");
+    let config = inline_config(&[&key], "");
+    let headers = with_bearer(&key.mint(&claims()));
+    let mut cache = TokenCache::new(crate::cache::Limits {
+        max_entries: 0,
+        max_bytes: 1 << 20,
+    });
+    for _ in 0..2 {
+        let _ = edits(super::authenticate(
+            &config, &headers, &NoRemote, &mut cache, NOW,
+        ));
+    }
+    assert_eq!((cache.hits, cache.len()), (0, 0));
 }

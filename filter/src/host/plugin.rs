@@ -10,7 +10,7 @@ use crate::jwks::{self, KeySet};
 use crate::key_cache::{Policy, SharedState};
 use crate::oidc::flow::Entropy;
 use crate::oidc::provider::{self, Provider};
-use crate::pipeline::{self, Finished, Inputs, Pending, Verdict};
+use crate::pipeline::{self, Caches, Finished, Inputs, Pending, Verdict};
 use crate::request::Headers;
 use crate::session::seal::CookieKeys;
 
@@ -58,6 +58,7 @@ pub struct Plugin {
     pub cookie_keys: CookieKeys,
     /// Identifies this VM as a lease owner in shared data.
     pub vm_token: u64,
+    pub caches: Caches,
 }
 
 impl Plugin {
@@ -81,6 +82,7 @@ impl Plugin {
                 .map_or(&[], |oidc| &oidc.cookie_secrets),
         );
         Self {
+            caches: Caches::new(&config),
             config,
             sources,
             waiters: Vec::new(),
@@ -93,11 +95,7 @@ impl Plugin {
     }
 
     pub fn policy(&self, source: usize) -> Policy {
-        Policy {
-            cache_duration_ms: self.config.jwks_cache_duration_ms,
-            min_refetch_interval_ms: self.config.jwks_min_refetch_interval_ms,
-            timeout_ms: self.config.sources.get(source).map_or(0, |s| s.timeout_ms),
-        }
+        policy(&self.config, source)
     }
 
     /// Reads the shared state of `source` and re-parses its keys if another VM
@@ -177,14 +175,15 @@ impl Plugin {
     /// The whole decision for a request (see `pipeline`). `final_attempt`: the
     /// request has waited long enough; sources still pending count as failed.
     pub fn decide_request(
-        &self,
+        &mut self,
         headers: &Headers,
         now_ms: u64,
         final_attempt: bool,
         entropy: &mut dyn Entropy,
     ) -> Verdict {
         let lookup = Lookup {
-            plugin: self,
+            config: &self.config,
+            sources: &self.sources,
             now_ms,
             final_attempt,
         };
@@ -202,7 +201,7 @@ impl Plugin {
             cookie_keys: &self.cookie_keys,
             now_ms,
         };
-        pipeline::decide(&inputs, entropy)
+        pipeline::decide(&inputs, &mut self.caches, entropy)
     }
 
     /// Finishes a request that waited on the token endpoint.
@@ -215,7 +214,8 @@ impl Plugin {
         entropy: &mut dyn Entropy,
     ) -> Finished {
         let lookup = Lookup {
-            plugin: self,
+            config: &self.config,
+            sources: &self.sources,
             now_ms,
             final_attempt: true,
         };
@@ -284,18 +284,27 @@ impl Plugin {
     }
 }
 
+fn policy(config: &Config, source: usize) -> Policy {
+    Policy {
+        cache_duration_ms: config.jwks_cache_duration_ms,
+        min_refetch_interval_ms: config.jwks_min_refetch_interval_ms,
+        timeout_ms: config.sources.get(source).map_or(0, |s| s.timeout_ms),
+    }
+}
+
 struct Lookup<'a> {
-    plugin: &'a Plugin,
+    config: &'a Config,
+    sources: &'a [LocalSource],
     now_ms: u64,
     final_attempt: bool,
 }
 
 impl KeyLookup for Lookup<'_> {
     fn remote_keys(&self, source: usize) -> Keys<'_> {
-        let Some(local) = self.plugin.sources.get(source) else {
+        let Some(local) = self.sources.get(source) else {
             return Keys::Failed;
         };
-        let policy = self.plugin.policy(source);
+        let policy = policy(self.config, source);
         match local
             .state
             .availability(local.keys.as_ref(), self.now_ms, &policy)

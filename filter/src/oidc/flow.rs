@@ -17,8 +17,9 @@ use crate::request::{is_safe_header_value, Edits, Headers};
 use crate::response::{self, AuthError};
 use crate::session::chunks;
 use crate::session::seal::{CookieKeys, NONCE_BYTES};
-use crate::session::{Session, SessionState};
+use crate::session::{Session, SessionCache, SessionState};
 use serde_json::{Map, Value};
+use std::rc::Rc;
 
 /// The host's CSPRNG. `false` when it could not deliver: the caller fails closed
 /// rather than use predictable state, nonces or keys.
@@ -41,7 +42,8 @@ pub enum Step {
     /// A valid session: forward with these edits; `response_cookies` go on the response.
     Allow {
         edits: Edits,
-        claims: Map<String, Value>,
+        /// Whose session: its claims are the identity for authorization.
+        session: Rc<Session>,
         response_cookies: Vec<String>,
     },
     Reply(LocalReply),
@@ -82,7 +84,7 @@ impl Context<'_> {
     }
 }
 
-pub fn begin(ctx: &Context, entropy: &mut dyn Entropy) -> Step {
+pub fn begin(ctx: &Context, sessions: &mut SessionCache, entropy: &mut dyn Entropy) -> Step {
     if ctx.path() == ctx.oidc.logout_path {
         return logout(ctx);
     }
@@ -92,12 +94,18 @@ pub fn begin(ctx: &Context, entropy: &mut dyn Entropy) -> Step {
     if ctx.bearer_token_present {
         return Step::Bearer;
     }
-    let session = Session::open(ctx.cookie_keys, &ctx.oidc.cookie_name, ctx.headers)
-        .map_or(SessionState::Absent, |session| {
-            session.judge(ctx.now, ctx.config.clock_skew_seconds)
-        });
+    let session = Session::open_cached(
+        ctx.cookie_keys,
+        &ctx.oidc.cookie_name,
+        ctx.headers,
+        sessions,
+        ctx.now,
+    )
+    .map_or(SessionState::Absent, |session| {
+        session.judge(ctx.now, ctx.config.clock_skew_seconds)
+    });
     match session {
-        SessionState::Valid(session) => allow(ctx, &session, Vec::new()),
+        SessionState::Valid(session) => allow(ctx, session, Vec::new()),
         SessionState::Refreshable(session) => match (ctx.provider, session.refresh_token.clone()) {
             (None, _) => Step::NeedProvider,
             (Some(provider), Some(refresh_token)) => Step::Refresh {
@@ -108,7 +116,7 @@ pub fn begin(ctx: &Context, entropy: &mut dyn Entropy) -> Step {
                     ctx.oidc.timeout_ms,
                     &refresh_token,
                 ),
-                session,
+                session: Session::clone(&session),
             },
             (Some(_), None) => unauthenticated(ctx, entropy, Vec::new()),
         },
@@ -246,7 +254,7 @@ pub fn finish_refresh(
         .and_then(|tokens| refreshed_session(ctx, old, &tokens, keys));
     match renewed {
         Ok(session) => match seal_session(ctx, &session, entropy) {
-            Some(cookies) => (allow(ctx, &session, cookies), None),
+            Some(cookies) => (allow(ctx, Rc::new(session), cookies), None),
             None => (
                 unauthenticated(ctx, entropy, clear_session(ctx)),
                 Some("session too large".into()),
@@ -353,7 +361,7 @@ fn clear_session(ctx: &Context) -> Vec<String> {
 
 /// A session request goes upstream without our cookies, with identity headers set
 /// and client copies of them removed.
-fn allow(ctx: &Context, session: &Session, response_cookies: Vec<String>) -> Step {
+fn allow(ctx: &Context, session: Rc<Session>, response_cookies: Vec<String>) -> Step {
     let mut edits = Edits::default();
     for name in &ctx.config.output_headers {
         edits.remove(name);
@@ -382,7 +390,7 @@ fn allow(ctx: &Context, session: &Session, response_cookies: Vec<String>) -> Ste
     }
     Step::Allow {
         edits,
-        claims: session.claims.clone(),
+        session,
         response_cookies,
     }
 }

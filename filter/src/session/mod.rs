@@ -4,10 +4,12 @@
 pub mod chunks;
 pub mod seal;
 
+use crate::cache::{self, BoundedCache};
 use crate::request::Headers;
 use seal::{CookieKeys, NONCE_BYTES};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::rc::Rc;
 
 /// What a logged-in browser carries. Short field names keep the cookie small.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,11 +33,15 @@ pub struct Session {
     pub expires_at: u64,
 }
 
+/// Sessions already opened, by cookie: a busy browser's requests skip the
+/// decryption and parsing.
+pub type SessionCache = BoundedCache<Session>;
+
 #[derive(Debug, PartialEq)]
 pub enum SessionState {
-    Valid(Session),
+    Valid(Rc<Session>),
     /// The tokens expired but a refresh token may renew them.
-    Refreshable(Session),
+    Refreshable(Rc<Session>),
     /// No session, or one that cannot be used: treated as logged out.
     Absent,
 }
@@ -58,7 +64,31 @@ impl Session {
         serde_json::from_slice(&plain).ok()
     }
 
-    pub fn judge(self, now: u64, skew: u64) -> SessionState {
+    /// [`Session::open`] through `cache`. Only sessions that opened are cached, so
+    /// garbage cookies cannot displace real ones.
+    pub fn open_cached(
+        keys: &CookieKeys,
+        cookie_name: &str,
+        headers: &Headers,
+        cache: &mut SessionCache,
+        now: u64,
+    ) -> Option<Rc<Session>> {
+        let sealed = chunks::read(headers, cookie_name)?;
+        let cache_key = cache::key_of(cookie_name.as_bytes(), sealed.as_bytes());
+        let cached = cache.get(&cache_key, now);
+        cache.count(cached.is_some());
+        if cached.is_some() {
+            return cached;
+        }
+        let plain = keys.open(cookie_name, &sealed)?;
+        let session: Session = serde_json::from_slice(&plain).ok()?;
+        let expires_at = session.expires_at;
+        // Parsed claims and tokens cost about twice their JSON.
+        let bytes = plain.len().saturating_mul(2);
+        Some(cache.insert(cache_key, session, bytes, expires_at, now))
+    }
+
+    pub fn judge(self: Rc<Self>, now: u64, skew: u64) -> SessionState {
         if now >= self.expires_at {
             SessionState::Absent
         } else if now < self.tokens_expire_at.saturating_add(skew) {
@@ -121,20 +151,23 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn expiry_decides_valid_refreshable_or_absent() {
         assert!(matches!(
-            session(None).judge(900, 0),
+            Rc::new(session(None)).judge(900, 0),
             SessionState::Valid(_)
         ));
         assert!(
-            matches!(session(None).judge(1_030, 60), SessionState::Valid(_)),
+            matches!(
+                Rc::new(session(None)).judge(1_030, 60),
+                SessionState::Valid(_)
+            ),
             "skew"
         );
         assert!(matches!(
-            session(Some("r")).judge(2_000, 0),
+            Rc::new(session(Some("r"))).judge(2_000, 0),
             SessionState::Refreshable(_)
         ));
-        assert_eq!(session(None).judge(2_000, 0), SessionState::Absent);
+        assert_eq!(Rc::new(session(None)).judge(2_000, 0), SessionState::Absent);
         assert_eq!(
-            session(Some("r")).judge(5_000, 0),
+            Rc::new(session(Some("r"))).judge(5_000, 0),
             SessionState::Absent,
             "session TTL is final"
         );
@@ -146,5 +179,47 @@ mod tests {
         let sealed = session(None).seal(&keys, "other", [1; 12]).unwrap();
         let headers = Headers::new(vec![("cookie".into(), format!("sess={sealed}"))]);
         assert_eq!(Session::open(&keys, "sess", &headers), None);
+    }
+
+    fn small_cache() -> SessionCache {
+        SessionCache::new(crate::cache::Limits {
+            max_entries: 16,
+            max_bytes: 1 << 20,
+        })
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_opened_session_is_served_from_the_cache_until_it_ends() {
+        let keys = CookieKeys::new(&[[9; 32]]);
+        let sealed = session(None).seal(&keys, "sess", [1; 12]).unwrap();
+        let headers = Headers::new(vec![("cookie".into(), format!("sess={sealed}"))]);
+        let mut cache = small_cache();
+        let first = Session::open_cached(&keys, "sess", &headers, &mut cache, 100).unwrap();
+        let again = Session::open_cached(&keys, "sess", &headers, &mut cache, 101).unwrap();
+        assert!(Rc::ptr_eq(&first, &again));
+        assert_eq!((cache.misses, cache.hits), (1, 1));
+        // `expires_at` (5_000) ends the entry with the session.
+        let late = Session::open_cached(&keys, "sess", &headers, &mut cache, 5_000).unwrap();
+        assert!(!Rc::ptr_eq(&first, &late));
+        assert_eq!(late.judge(5_000, 0), SessionState::Absent);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn cookies_that_do_not_open_are_not_cached() {
+        let keys = CookieKeys::new(&[[9; 32]]);
+        let sealed = session(None).seal(&keys, "other", [1; 12]).unwrap();
+        let mut cache = small_cache();
+        for cookie in [
+            format!("sess={sealed}"),
+            "sess=garbage".into(),
+            "sess=".into(),
+        ] {
+            let headers = Headers::new(vec![("cookie".into(), cookie)]);
+            assert_eq!(
+                Session::open_cached(&keys, "sess", &headers, &mut cache, 100),
+                None
+            );
+        }
+        assert!(cache.is_empty());
     }
 }

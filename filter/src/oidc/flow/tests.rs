@@ -5,6 +5,12 @@ use serde_json::json;
 use url::Url;
 use wasm_bindgen_test::wasm_bindgen_test;
 
+/// Each call with a cold session cache: most tests are about one request.
+fn begin(ctx: &Context, entropy: &mut dyn Entropy) -> Step {
+    let mut sessions = SessionCache::new(ctx.config.session_cache);
+    super::begin(ctx, &mut sessions, entropy)
+}
+
 const NOW: u64 = 1_700_000_000;
 const ISSUER: &str = "http://127.0.0.1:9000";
 
@@ -210,13 +216,13 @@ fn a_completed_login_lets_the_session_through_with_identity() {
     let request = browser("/app", &format!("theme=dark; {cookie}"));
     let Step::Allow {
         edits,
-        claims,
+        session,
         response_cookies,
     } = begin(&fixture.context(&request, NOW + 10), &mut Counter(0))
     else {
         panic!("expected the session to be accepted")
     };
-    assert_eq!(claims["sub"], "alice");
+    assert_eq!(session.claims["sub"], "alice");
     assert!(response_cookies.is_empty());
     assert!(
         edits.remove.contains(&"x-email".to_string()),

@@ -1,0 +1,269 @@
+//! Bounded caches of work already done once: verified tokens and opened session
+//! cookies, so a repeated credential skips its signature check or decryption.
+//!
+//! Entries are keyed by the SHA-256 of the whole credential, so no token or cookie
+//! is kept and a lookup cannot match a different credential. Only credentials
+//! that passed every check are inserted: an attacker cannot fill the cache (and
+//! evict good entries) without valid tokens or sessions. Eviction is CLOCK
+//! (second chance): entries used since the last sweep survive it, so a flood of
+//! one-off credentials displaces one-off entries before busy ones.
+
+use sha2::{Digest as _, Sha256};
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+
+pub type Key = [u8; 32];
+
+/// The cache key of a credential. `domain` keeps different kinds of credentials
+/// apart (a token and a cookie with the same bytes are different things).
+pub fn key_of(domain: &[u8], credential: &[u8]) -> Key {
+    let mut hasher = Sha256::new();
+    hasher.update(domain);
+    hasher.update([0]);
+    hasher.update(credential);
+    hasher.finalize().into()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_entries: usize,
+    pub max_bytes: usize,
+}
+
+/// Bookkeeping an entry costs beyond its own estimate: key, slot, map and queue.
+const ENTRY_OVERHEAD_BYTES: usize = 128;
+
+struct Slot<V> {
+    value: Rc<V>,
+    bytes: usize,
+    /// Seconds; the entry is gone at this time.
+    expires_at: u64,
+    referenced: bool,
+}
+
+pub struct BoundedCache<V> {
+    limits: Limits,
+    slots: HashMap<Key, Slot<V>>,
+    /// Sweep order. May hold keys already removed; they are skipped and compacted.
+    order: VecDeque<Key>,
+    bytes: usize,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+impl<V> BoundedCache<V> {
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            slots: HashMap::new(),
+            order: VecDeque::new(),
+            bytes: 0,
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Estimated bytes held, counted against `max_bytes`.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The entry, if present and not expired. Callers count the lookup with
+    /// [`BoundedCache::count`] once they know whether the entry was usable.
+    pub fn get(&mut self, key: &Key, now: u64) -> Option<Rc<V>> {
+        let expired = match self.slots.get_mut(key) {
+            Some(slot) if now < slot.expires_at => {
+                slot.referenced = true;
+                return Some(Rc::clone(&slot.value));
+            }
+            Some(_) => true,
+            None => false,
+        };
+        if expired {
+            self.remove(key);
+        }
+        None
+    }
+
+    pub fn count(&mut self, hit: bool) {
+        if hit {
+            self.hits += 1;
+        } else {
+            self.misses += 1;
+        }
+    }
+
+    /// Stores `value` until `expires_at` and hands it back shared. `value_bytes`
+    /// estimates its heap size. An entry larger than an eighth of the byte budget
+    /// is not worth a slot.
+    pub fn insert(
+        &mut self,
+        key: Key,
+        value: V,
+        value_bytes: usize,
+        expires_at: u64,
+        now: u64,
+    ) -> Rc<V> {
+        let value = Rc::new(value);
+        let bytes = value_bytes.saturating_add(ENTRY_OVERHEAD_BYTES);
+        if expires_at <= now || self.limits.max_entries == 0 || bytes > self.limits.max_bytes / 8 {
+            return value;
+        }
+        self.remove(&key);
+        self.make_room(bytes, now);
+        self.bytes = self.bytes.saturating_add(bytes);
+        let slot = Slot {
+            value: Rc::clone(&value),
+            bytes,
+            expires_at,
+            referenced: false,
+        };
+        self.slots.insert(key, slot);
+        self.order.push_back(key);
+        self.compact_order();
+        value
+    }
+
+    pub fn clear(&mut self) {
+        self.slots.clear();
+        self.order.clear();
+        self.bytes = 0;
+    }
+
+    fn remove(&mut self, key: &Key) {
+        if let Some(slot) = self.slots.remove(key) {
+            self.bytes = self.bytes.saturating_sub(slot.bytes);
+        }
+    }
+
+    fn is_full(&self, incoming_bytes: usize) -> bool {
+        self.slots.len() >= self.limits.max_entries
+            || self.bytes.saturating_add(incoming_bytes) > self.limits.max_bytes
+    }
+
+    /// CLOCK sweep: expired and unreferenced entries go; referenced ones get a
+    /// second chance. Every key is looked at most twice, so this ends.
+    fn make_room(&mut self, incoming_bytes: usize, now: u64) {
+        let mut budget = self.order.len().saturating_mul(2);
+        while self.is_full(incoming_bytes) && budget > 0 {
+            budget -= 1;
+            let Some(key) = self.order.pop_front() else {
+                break;
+            };
+            let Some(slot) = self.slots.get_mut(&key) else {
+                continue;
+            };
+            if slot.referenced && now < slot.expires_at {
+                slot.referenced = false;
+                self.order.push_back(key);
+            } else {
+                self.remove(&key);
+            }
+        }
+    }
+
+    /// Keys removed on lookup stay in `order`; drop them before it outgrows the map.
+    fn compact_order(&mut self) {
+        if self.order.len() > self.slots.len().saturating_mul(2).max(64) {
+            let slots = &self.slots;
+            self.order.retain(|key| slots.contains_key(key));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    fn cache(max_entries: usize, max_bytes: usize) -> BoundedCache<u32> {
+        BoundedCache::new(Limits {
+            max_entries,
+            max_bytes,
+        })
+    }
+
+    fn key(n: u32) -> Key {
+        key_of(b"test", &n.to_be_bytes())
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn keys_differ_by_domain_and_credential() {
+        assert_ne!(key_of(b"token", b"abc"), key_of(b"cookie", b"abc"));
+        assert_ne!(key_of(b"token", b"abc"), key_of(b"token", b"abd"));
+        // The separator keeps `ab`+`c` apart from `a`+`bc`.
+        assert_ne!(key_of(b"ab", b"c"), key_of(b"a", b"bc"));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_entry_is_served_until_it_expires() {
+        let mut cache = cache(10, 1 << 20);
+        cache.insert(key(1), 7, 10, 100, 0);
+        assert_eq!(cache.get(&key(1), 99).as_deref(), Some(&7));
+        assert_eq!(cache.get(&key(1), 100), None);
+        assert!(cache.is_empty());
+        assert_eq!(cache.bytes(), 0);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn already_expired_or_oversized_entries_are_not_stored() {
+        let mut cache = cache(10, 8 * 1024);
+        cache.insert(key(1), 1, 10, 50, 50);
+        cache.insert(key(2), 2, 2000, 100, 0);
+        assert!(cache.is_empty());
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn the_entry_count_is_bounded_and_used_entries_survive() {
+        let mut cache = cache(3, 1 << 20);
+        for n in 0..3 {
+            cache.insert(key(n), n, 10, 100, 0);
+        }
+        assert!(cache.get(&key(0), 1).is_some());
+        cache.insert(key(3), 3, 10, 100, 1);
+        assert_eq!(cache.len(), 3);
+        assert!(cache.get(&key(0), 1).is_some(), "used entry evicted");
+        assert!(cache.get(&key(1), 1).is_none(), "oldest unused entry kept");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn the_byte_budget_is_bounded() {
+        let mut cache = cache(1000, 8 * 1024);
+        for n in 0..100 {
+            cache.insert(key(n), n, 500, 100, 0);
+            assert!(cache.bytes() <= 8 * 1024, "{}", cache.bytes());
+        }
+        assert!(cache.len() >= 8);
+        assert!(cache.get(&key(99), 1).is_some());
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_flood_of_new_entries_keeps_the_queue_bounded() {
+        let mut cache = cache(50, 1 << 20);
+        for n in 0..10_000 {
+            cache.insert(key(n), n, 10, 1 + u64::from(n % 3), 0);
+            // Lookups after expiry remove entries but leave their queue positions.
+            let _ = cache.get(&key(n), 5);
+        }
+        assert!(cache.order.len() <= 128, "{}", cache.order.len());
+        assert!(cache.len() <= 50);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn replacing_an_entry_counts_its_bytes_once() {
+        let mut cache = cache(10, 1 << 20);
+        cache.insert(key(1), 1, 100, 100, 0);
+        cache.insert(key(1), 2, 100, 100, 0);
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.bytes(), 100 + ENTRY_OVERHEAD_BYTES);
+        assert_eq!(cache.get(&key(1), 1).as_deref(), Some(&2));
+    }
+}
