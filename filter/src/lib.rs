@@ -12,6 +12,7 @@
 //! - [`cache`]: bounded caches of verified tokens and opened sessions.
 //! - [`key_cache`]: when JWKS must be fetched, shared across worker VMs.
 //! - [`fetch`]: the HTTP requests the filter makes (discovery, JWKS) and reply checks.
+//! - [`metrics`]: what is counted, and the stat names Envoy shows.
 //! - [`response`]: deny responses with Envoy `jwt_authn`'s statuses and texts.
 //! - [`session`]: sealed, chunked session cookies.
 //! - [`oidc`]: browser login (redirect, callback, token endpoint, ID token, logout).
@@ -42,6 +43,7 @@ pub mod extractor;
 pub mod fetch;
 pub mod jwks;
 pub mod key_cache;
+pub mod metrics;
 pub mod oidc;
 pub mod path;
 pub mod pipeline;

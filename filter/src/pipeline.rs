@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::extractor;
 use crate::fetch::HttpRequest;
 use crate::jwks::KeySet;
+use crate::metrics::{Counter, Counters};
 use crate::oidc::flow::{self, Entropy, LocalReply, Step};
 use crate::oidc::id_token;
 use crate::oidc::login::PendingLogin;
@@ -48,17 +49,20 @@ pub enum Verdict {
     },
 }
 
-/// Per-VM memory of credentials already checked (see `cache`).
-pub struct Caches {
+/// What one worker VM remembers between requests: credentials already checked
+/// (see `cache`) and what it has counted (see `metrics`).
+pub struct VmState {
     pub tokens: TokenCache,
     pub sessions: SessionCache,
+    pub counters: Counters,
 }
 
-impl Caches {
+impl VmState {
     pub fn new(config: &Config) -> Self {
         Self {
             tokens: TokenCache::new(config.token_cache),
             sessions: SessionCache::new(config.session_cache),
+            counters: Counters::default(),
         }
     }
 }
@@ -87,11 +91,12 @@ impl Inputs<'_> {
     }
 }
 
-pub fn decide(inputs: &Inputs, caches: &mut Caches, entropy: &mut dyn Entropy) -> Verdict {
+pub fn decide(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> Verdict {
     let Inputs {
         config, headers, ..
     } = inputs;
     if is_public(config, headers) {
+        vm.counters.add(Counter::AllowedPublic);
         let mut edits = Edits::default();
         for name in &config.output_headers {
             edits.remove(name);
@@ -103,9 +108,9 @@ pub fn decide(inputs: &Inputs, caches: &mut Caches, entropy: &mut dyn Entropy) -
     }
     let found = extractor::find_tokens(config, headers);
     if let Some(context) = inputs.flow_context(!found.is_empty()) {
-        match flow::begin(&context, &mut caches.sessions, entropy) {
+        match flow::begin(&context, &mut vm.sessions, entropy) {
             Step::Bearer => {}
-            step => return from_login_step(inputs, step),
+            step => return from_login_step(inputs, step, &mut vm.counters),
         }
     }
     match authenticator::authenticate_found(
@@ -113,42 +118,70 @@ pub fn decide(inputs: &Inputs, caches: &mut Caches, entropy: &mut dyn Entropy) -
         headers,
         &found,
         inputs.keys,
-        &mut caches.tokens,
+        &mut vm.tokens,
         inputs.now_ms / 1000,
     ) {
         Decision::Allow { edits, verified } => {
             let claims = verified.first().map(|v| v.claims.as_ref());
-            authorized(
-                config,
-                claims,
-                headers,
-                Verdict::Allow {
-                    edits,
-                    response_cookies: Vec::new(),
-                },
-            )
+            let allow = Verdict::Allow {
+                edits,
+                response_cookies: Vec::new(),
+            };
+            let verdict = authorized(config, claims, headers, allow);
+            vm.counters
+                .add(allowed_or_forbidden(&verdict, Counter::AllowedToken));
+            verdict
         }
-        Decision::Deny(denial) => Verdict::Deny(denial),
+        Decision::Deny(denial) => {
+            vm.counters.add(Counter::denied(denial.error));
+            Verdict::Deny(denial)
+        }
         Decision::Wait(waits) => Verdict::Wait(waits),
     }
 }
 
-fn from_login_step(inputs: &Inputs, step: Step) -> Verdict {
+/// Which counter an authorized verdict goes to.
+fn allowed_or_forbidden(verdict: &Verdict, allowed: Counter) -> Counter {
+    match verdict {
+        Verdict::Forbidden { .. } => Counter::DeniedRbac,
+        _ => allowed,
+    }
+}
+
+fn from_login_step(inputs: &Inputs, step: Step, counters: &mut Counters) -> Verdict {
     match step {
         Step::Allow {
             edits,
             session,
             response_cookies,
-        } => authorized(
-            inputs.config,
-            Some(&session.claims),
-            inputs.headers,
-            Verdict::Allow {
+        } => {
+            let allow = Verdict::Allow {
                 edits,
                 response_cookies,
-            },
-        ),
-        Step::Reply(reply) => Verdict::Reply(reply),
+            };
+            let verdict = authorized(inputs.config, Some(&session.claims), inputs.headers, allow);
+            counters.add(allowed_or_forbidden(&verdict, Counter::AllowedSession));
+            verdict
+        }
+        Step::Reply(reply) => {
+            // The only plain reply before a login is the 401 for API clients.
+            if reply.status == 401 {
+                counters.add(Counter::DeniedNoSession);
+            }
+            Verdict::Reply(reply)
+        }
+        Step::LoginRedirect(reply) => {
+            counters.add(Counter::LoginStarted);
+            Verdict::Reply(reply)
+        }
+        Step::CallbackRejected(reply) => {
+            counters.add(Counter::LoginFailed);
+            Verdict::Reply(reply)
+        }
+        Step::Logout(reply) => {
+            counters.add(Counter::Logout);
+            Verdict::Reply(reply)
+        }
         Step::Exchange { request, pending } => Verdict::Dispatch {
             request,
             pending: Pending::Login(pending),
@@ -188,11 +221,12 @@ pub struct Finished {
 pub fn finish_exchange(
     inputs: &Inputs,
     pending: &Pending,
-    status: Option<u32>,
-    body: &[u8],
+    reply: (Option<u32>, &[u8]),
     issuer_keys: &KeySet,
+    counters: &mut Counters,
     entropy: &mut dyn Entropy,
 ) -> Finished {
+    let (status, body) = reply;
     // A token endpoint reply never carries a bearer token of its own.
     let Some(context) = inputs.flow_context(false) else {
         let verdict = Verdict::Reply(flow::error_page(500, "Login is not configured."));
@@ -205,8 +239,14 @@ pub fn finish_exchange(
     let (verdict, failure) = match pending {
         Pending::Login(login) => {
             match flow::finish_login(&context, login, status, body, issuer_keys, entropy) {
-                Ok(reply) => (Verdict::Reply(reply), None),
-                Err((reply, why)) => (Verdict::Reply(reply), Some(why)),
+                Ok(reply) => {
+                    counters.add(Counter::LoginCompleted);
+                    (Verdict::Reply(reply), None)
+                }
+                Err((reply, why)) => {
+                    counters.add(Counter::LoginFailed);
+                    (Verdict::Reply(reply), Some(why))
+                }
             }
         }
         Pending::Refresh(session) => {
@@ -218,7 +258,12 @@ pub fn finish_exchange(
                 issuer_keys,
                 entropy,
             );
-            (from_login_step(inputs, step), why)
+            counters.add(if why.is_none() {
+                Counter::RefreshSucceeded
+            } else {
+                Counter::RefreshFailed
+            });
+            (from_login_step(inputs, step, counters), why)
         }
     };
     let refetch_issuer_keys = failure.as_deref() == Some(id_token::UNKNOWN_KEY);

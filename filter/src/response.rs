@@ -48,6 +48,35 @@ pub struct Denial {
     pub detail: String,
 }
 
+/// Longest piece of request-controlled text in a log line.
+const MAX_LOGGED_CHARS: usize = 160;
+
+/// The one log line for a refused request: status, the text the client got, the
+/// method and path (never the query, where tokens may travel), and why. Request
+/// text is escaped so a crafted path or claim cannot forge log lines.
+pub fn denial_log_line(status: u32, body: &str, detail: &str, request: &Headers) -> String {
+    let method = request.get(":method").unwrap_or("-");
+    let path = crate::path::without_query(request.path());
+    format!(
+        "denied {status} \"{body}\" {} {}: {}",
+        loggable(method),
+        loggable(path),
+        loggable(detail)
+    )
+}
+
+fn loggable(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(MAX_LOGGED_CHARS)
+        .flat_map(char::escape_debug)
+        .collect();
+    if text.chars().nth(MAX_LOGGED_CHARS).is_some() {
+        out.push('…');
+    }
+    out
+}
+
 /// Longest request URL echoed in `WWW-Authenticate`, so the reply stays small.
 const MAX_REALM_BYTES: usize = 1024;
 
@@ -155,5 +184,34 @@ mod tests {
             &request(&format!("/{}", "a".repeat(5000))),
         );
         assert!(long.headers[1].1.len() < 1100);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn the_log_line_has_no_query_and_no_forged_lines() {
+        let mut pairs = vec![(":method".to_string(), "GET".to_string())];
+        pairs.push((
+            ":path".into(),
+            "/api/x?access_token=secret.token.value".into(),
+        ));
+        let line = denial_log_line(
+            401,
+            "Jwt is expired",
+            "exp 1 is before now 2",
+            &Headers::new(pairs),
+        );
+        assert_eq!(
+            line,
+            r#"denied 401 "Jwt is expired" GET /api/x: exp 1 is before now 2"#
+        );
+        let forged = denial_log_line(
+            401,
+            "Jwt issuer is not configured",
+            "issuer `a\nfake line`",
+            &request("/"),
+        );
+        assert!(!forged.contains('\n'), "{forged}");
+        assert!(forged.contains(r"a\nfake line"));
+        let long = denial_log_line(401, "x", &"y".repeat(10_000), &request("/"));
+        assert!(long.len() < 400, "{}", long.len());
     }
 }

@@ -35,8 +35,8 @@ pub fn finish(plugin: &RefCell<Plugin>, token: u32, body_size: usize, now_ms: u6
     } else {
         Vec::new()
     };
-    let finished = match plugin.try_borrow() {
-        Ok(state) => {
+    let finished = match plugin.try_borrow_mut() {
+        Ok(mut state) => {
             Some(state.finish_exchange(&exchange, status, &body, now_ms, &mut HostEntropy))
         }
         Err(_) => None,

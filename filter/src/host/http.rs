@@ -79,11 +79,12 @@ impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         let Some(plugin) = &self.plugin else {
             let headers = read_request_headers();
-            send_denial(&response::deny(
+            let denial = response::deny(
                 AuthError::JwksFetchFailed,
                 "filter is not configured",
                 &headers,
-            ));
+            );
+            send_denial(&denial, &headers);
             return Action::Pause;
         };
         let now = now_ms();
@@ -181,19 +182,22 @@ pub fn apply(
             Outcome::Continue
         }
         Verdict::Reply(reply) => {
+            if reply.status >= 400 {
+                let line = response::denial_log_line(reply.status, "-", "login flow", &headers);
+                log(LogLevel::Debug, &line);
+            }
             send_reply(&reply);
             Outcome::Responded
         }
         Verdict::Deny(denial) => {
-            send_denial(&denial);
+            send_denial(&denial, &headers);
             Outcome::Responded
         }
         Verdict::Forbidden { detail } => {
-            log(
-                LogLevel::Debug,
-                &format!("denied 403 \"RBAC: access denied\": {detail}"),
-            );
-            send_reply(&forbidden_reply());
+            let reply = forbidden_reply();
+            let line = response::denial_log_line(reply.status, &reply.body, &detail, &headers);
+            log(LogLevel::Debug, &line);
+            send_reply(&reply);
             Outcome::Responded
         }
         Verdict::Wait(waits) => Outcome::Wait(waits),
@@ -278,14 +282,9 @@ fn apply_edits(edits: &Edits) {
     }
 }
 
-fn send_denial(denial: &Denial) {
-    log(
-        LogLevel::Debug,
-        &format!(
-            "denied {} \"{}\": {}",
-            denial.status, denial.body, denial.detail
-        ),
-    );
+fn send_denial(denial: &Denial, request: &Headers) {
+    let line = response::denial_log_line(denial.status, denial.body, &denial.detail, request);
+    log(LogLevel::Debug, &line);
     let headers: Vec<(&str, &str)> = denial
         .headers
         .iter()

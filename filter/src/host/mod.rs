@@ -4,6 +4,7 @@
 //! - `root`: configuration, the timer, and every JWKS/discovery dispatch call.
 //! - `http`: one request; runs the authenticator and applies its decision.
 //! - `plugin`: per-VM state shared by the two: config, parsed keys, waiting requests.
+//! - `metrics`: Envoy stats for what the core counts.
 //! - `shared`: the cross-VM fetch state in proxy-wasm shared data.
 //!
 //! proxy-wasm's `String` accessors panic on non-UTF-8 bytes, so this code reads
@@ -11,6 +12,7 @@
 
 mod exchange;
 mod http;
+mod metrics;
 mod plugin;
 mod root;
 mod shared;

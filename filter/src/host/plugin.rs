@@ -2,15 +2,16 @@
 //! worker: the configuration, each remote source's parsed keys, requests waiting
 //! for keys, and dispatch calls in flight.
 
-use super::shared;
+use super::{metrics, shared};
 use crate::authenticator::{KeyLookup, KeyWait, Keys};
 use crate::config::{Config, SourceKind};
 use crate::fetch::Step;
 use crate::jwks::{self, KeySet};
 use crate::key_cache::{Policy, SharedState};
+use crate::metrics::{Counter, Gauge};
 use crate::oidc::flow::Entropy;
 use crate::oidc::provider::{self, Provider};
-use crate::pipeline::{self, Caches, Finished, Inputs, Pending, Verdict};
+use crate::pipeline::{self, Finished, Inputs, Pending, Verdict, VmState};
 use crate::request::Headers;
 use crate::session::seal::CookieKeys;
 
@@ -58,7 +59,7 @@ pub struct Plugin {
     pub cookie_keys: CookieKeys,
     /// Identifies this VM as a lease owner in shared data.
     pub vm_token: u64,
-    pub caches: Caches,
+    pub vm: VmState,
 }
 
 impl Plugin {
@@ -82,7 +83,7 @@ impl Plugin {
                 .map_or(&[], |oidc| &oidc.cookie_secrets),
         );
         Self {
-            caches: Caches::new(&config),
+            vm: VmState::new(&config),
             config,
             sources,
             waiters: Vec::new(),
@@ -201,12 +202,12 @@ impl Plugin {
             cookie_keys: &self.cookie_keys,
             now_ms,
         };
-        pipeline::decide(&inputs, &mut self.caches, entropy)
+        pipeline::decide(&inputs, &mut self.vm, entropy)
     }
 
     /// Finishes a request that waited on the token endpoint.
     pub fn finish_exchange(
-        &self,
+        &mut self,
         exchange: &Exchange,
         status: Option<u32>,
         body: &[u8],
@@ -224,9 +225,10 @@ impl Plugin {
             .oidc
             .as_ref()
             .and_then(|oidc| self.sources.get(oidc.source));
+        let no_keys = KeySet::default();
         let issuer_keys = local
-            .and_then(|local| local.keys.clone())
-            .unwrap_or_default();
+            .and_then(|local| local.keys.as_ref())
+            .unwrap_or(&no_keys);
         let inputs = Inputs {
             config: &self.config,
             headers: &exchange.headers,
@@ -238,11 +240,33 @@ impl Plugin {
         pipeline::finish_exchange(
             &inputs,
             &exchange.pending,
-            status,
-            body,
-            &issuer_keys,
+            (status, body),
+            issuer_keys,
+            &mut self.vm.counters,
             entropy,
         )
+    }
+
+    /// Copies this VM's counts and cache sizes into Envoy stats.
+    pub fn report_metrics(&mut self) {
+        let vm = &mut self.vm;
+        vm.counters
+            .set_total(Counter::TokenCacheHit, vm.tokens.hits);
+        vm.counters
+            .set_total(Counter::TokenCacheMiss, vm.tokens.misses);
+        vm.counters
+            .set_total(Counter::SessionCacheHit, vm.sessions.hits);
+        vm.counters
+            .set_total(Counter::SessionCacheMiss, vm.sessions.misses);
+        let size = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let gauges = [
+            (Gauge::TokenCacheEntries, size(vm.tokens.len())),
+            (Gauge::TokenCacheBytes, size(vm.tokens.bytes())),
+            (Gauge::SessionCacheEntries, size(vm.sessions.len())),
+            (Gauge::SessionCacheBytes, size(vm.sessions.bytes())),
+            (Gauge::VmMemoryBytes, metrics::vm_memory_bytes()),
+        ];
+        metrics::report(&mut vm.counters, &gauges);
     }
 
     pub fn note_waits(&mut self, waits: &[KeyWait]) {

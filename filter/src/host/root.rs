@@ -8,6 +8,7 @@ use super::plugin::{Call, Plugin};
 use super::{log, now_ms, shared};
 use crate::config::Config;
 use crate::fetch::{self, Next, Step};
+use crate::metrics::Counter;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
@@ -45,6 +46,9 @@ impl Root {
         }
         self.resume_waiters(&plugin, now);
         self.start_due_fetches(&plugin, now);
+        if let Ok(mut state) = plugin.try_borrow_mut() {
+            state.report_metrics();
+        }
         let waiting = plugin
             .try_borrow()
             .map(|state| !state.waiters.is_empty())
@@ -147,6 +151,7 @@ impl Root {
                             "cannot dispatch to cluster `{}` ({status:?})",
                             request.cluster
                         );
+                        count_fetch(state, step, false);
                         self.follow(state, source, Next::Failed(why), now);
                     }
                 }
@@ -215,6 +220,7 @@ impl Context for Root {
             if let Some(position) = state.calls.iter().position(|call| call.token == token) {
                 let call = state.calls.remove(position);
                 let (next, body) = self.read_call_reply(&state, &call, body_size);
+                count_fetch(&mut state, call.step, !matches!(next, Next::Failed(_)));
                 if let (Step::Discovery, Next::Fetch(..), Some(body)) = (call.step, &next, &body) {
                     if let Some(local) = state.sources.get(call.source) {
                         shared::write_discovery(&local.id, body);
@@ -268,6 +274,16 @@ impl RootContext for Root {
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
     }
+}
+
+fn count_fetch(state: &mut Plugin, step: Step, succeeded: bool) {
+    let counter = match (step, succeeded) {
+        (Step::Discovery, true) => Counter::DiscoveryFetchSucceeded,
+        (Step::Discovery, false) => Counter::DiscoveryFetchFailed,
+        (Step::Jwks, true) => Counter::JwksFetchSucceeded,
+        (Step::Jwks, false) => Counter::JwksFetchFailed,
+    };
+    state.vm.counters.add(counter);
 }
 
 /// A random identity for this VM's leases (WASI randomness via `RandomState`).

@@ -47,6 +47,12 @@ pub enum Step {
         response_cookies: Vec<String>,
     },
     Reply(LocalReply),
+    /// The browser is sent to the identity provider to log in.
+    LoginRedirect(LocalReply),
+    /// A callback that cannot be completed (stale, replayed or forged).
+    CallbackRejected(LocalReply),
+    /// The logout path: cookies cleared, browser sent on.
+    Logout(LocalReply),
     /// Exchange the callback's code; then `finish_login`.
     Exchange {
         request: HttpRequest,
@@ -167,7 +173,7 @@ fn unauthenticated(ctx: &Context, entropy: &mut dyn Entropy, mut clear: Vec<Stri
     ) {
         Some(redirect) => {
             clear.push(redirect.set_cookie);
-            Step::Reply(redirect_reply(&redirect.location, clear))
+            Step::LoginRedirect(redirect_reply(&redirect.location, clear))
         }
         None => Step::Reply(error_page(500, "The login could not be started.")),
     }
@@ -190,7 +196,7 @@ fn callback(ctx: &Context) -> Step {
             ),
             pending: checked.pending,
         },
-        Err(error) => Step::Reply(error_page(error.status(), &error.message())),
+        Err(error) => Step::CallbackRejected(error_page(error.status(), &error.message())),
     }
 }
 
@@ -451,7 +457,7 @@ fn logout(ctx: &Context) -> Step {
         }
         None => after_logout.unwrap_or_else(|| "/".to_string()),
     };
-    Step::Reply(redirect_reply(&location, cookies))
+    Step::Logout(redirect_reply(&location, cookies))
 }
 
 fn redirect_reply(location: &str, cookies: Vec<String>) -> LocalReply {

@@ -94,7 +94,7 @@ impl Fixture {
             &self.context(&browser("/app?x=1", ""), NOW),
             &mut Counter(0),
         );
-        let Step::Reply(redirect) = start else {
+        let Step::LoginRedirect(redirect) = start else {
             panic!("expected a login redirect")
         };
         let location = Url::parse(header(&redirect, "location")).unwrap();
@@ -184,7 +184,8 @@ fn cookie_pairs(reply: &LocalReply) -> String {
 #[wasm_bindgen_test(unsupported = test)]
 fn navigation_without_session_is_sent_to_login_and_api_gets_401() {
     let fixture = Fixture::new();
-    let Step::Reply(reply) = begin(&fixture.context(&browser("/", ""), NOW), &mut Counter(0))
+    let Step::LoginRedirect(reply) =
+        begin(&fixture.context(&browser("/", ""), NOW), &mut Counter(0))
     else {
         panic!()
     };
@@ -372,7 +373,9 @@ fn expired_tokens_are_refreshed_or_the_user_logs_in_again() {
         &mut Counter(9),
     );
     assert!(failure.unwrap().contains("invalid_grant"));
-    let Step::Reply(reply) = step else { panic!() };
+    let Step::LoginRedirect(reply) = step else {
+        panic!()
+    };
     assert_eq!(reply.status, 302, "a browser logs in again");
     assert!(reply
         .headers
@@ -391,7 +394,7 @@ fn logout_clears_cookies_and_ends_the_idp_session() {
     let fixture = Fixture::new();
     let cookie = fixture.logged_in_cookie(json!({}), None);
     let request = browser("/oauth2/logout", &cookie);
-    let Step::Reply(reply) = begin(&fixture.context(&request, NOW + 10), &mut Counter(0)) else {
+    let Step::Logout(reply) = begin(&fixture.context(&request, NOW + 10), &mut Counter(0)) else {
         panic!()
     };
     assert_eq!(reply.status, 302);

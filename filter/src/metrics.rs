@@ -1,0 +1,205 @@
+//! What the filter counts, under one prefix. The core counts into plain integers;
+//! the host copies them into Envoy stats on its timer, so a request never pays a
+//! host call for metrics.
+
+use crate::response::AuthError;
+
+/// Every stat name starts with this (Envoy shows them as `wasmcustom.<name>`, and
+/// the Prometheus endpoint as `<name>` with `.` written `_`).
+pub const PREFIX: &str = "oidc_filter";
+
+macro_rules! counters {
+    ($($variant:ident => $name:literal, $help:literal;)*) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Counter { $($variant),* }
+
+        impl Counter {
+            pub const ALL: &'static [Counter] = &[$(Counter::$variant),*];
+
+            /// The stat name without [`PREFIX`].
+            pub fn name(self) -> &'static str {
+                match self { $(Counter::$variant => $name),* }
+            }
+
+            pub fn help(self) -> &'static str {
+                match self { $(Counter::$variant => $help),* }
+            }
+        }
+    };
+}
+
+counters! {
+    AllowedToken => "requests_allowed.token", "allowed with a valid bearer token";
+    AllowedSession => "requests_allowed.session", "allowed with a valid session cookie";
+    AllowedPublic => "requests_allowed.public_path", "allowed without authentication (publicPaths)";
+    DeniedMissing => "requests_denied.jwt_missing", "401 Jwt is missing";
+    DeniedInvalid => "requests_denied.jwt_invalid", "401 Jwt verification fails";
+    DeniedExpired => "requests_denied.jwt_expired", "401 Jwt is expired";
+    DeniedNotYetValid => "requests_denied.jwt_not_yet_valid", "401 Jwt not yet valid";
+    DeniedUnknownIssuer => "requests_denied.jwt_unknown_issuer", "401 Jwt issuer is not configured";
+    DeniedUnknownKey => "requests_denied.jwt_unknown_key", "401 Jwks doesn't have key to match kid or alg from Jwt";
+    DeniedAudience => "requests_denied.jwt_audience", "403 Audiences in Jwt are not allowed";
+    DeniedJwksUnavailable => "requests_denied.jwks_unavailable", "401 Jwks remote fetch is failed";
+    DeniedRbac => "requests_denied.rbac", "403 RBAC: access denied";
+    DeniedNoSession => "requests_denied.no_session", "401 for an API request without session or token";
+    LoginStarted => "login.started", "browser sent to the identity provider";
+    LoginCompleted => "login.completed", "callback exchanged and a session issued";
+    LoginFailed => "login.failed", "callback rejected or token exchange failed";
+    RefreshSucceeded => "refresh.succeeded", "session renewed with its refresh token";
+    RefreshFailed => "refresh.failed", "refresh failed: the user logs in again";
+    Logout => "logout", "logout path served";
+    JwksFetchSucceeded => "jwks_fetch.succeeded", "JWKS fetched and parsed";
+    JwksFetchFailed => "jwks_fetch.failed", "JWKS fetch or parse failed";
+    DiscoveryFetchSucceeded => "discovery_fetch.succeeded", "OpenID discovery document fetched";
+    DiscoveryFetchFailed => "discovery_fetch.failed", "OpenID discovery fetch or parse failed";
+    TokenCacheHit => "token_cache.hit", "token served from the verified-token cache";
+    TokenCacheMiss => "token_cache.miss", "token parsed and its signature checked";
+    SessionCacheHit => "session_cache.hit", "session served from the session cache";
+    SessionCacheMiss => "session_cache.miss", "session cookie decrypted and parsed";
+}
+
+impl Counter {
+    pub fn denied(error: AuthError) -> Self {
+        match error {
+            AuthError::Missing => Self::DeniedMissing,
+            AuthError::VerificationFails => Self::DeniedInvalid,
+            AuthError::Expired => Self::DeniedExpired,
+            AuthError::NotYetValid => Self::DeniedNotYetValid,
+            AuthError::UnknownIssuer => Self::DeniedUnknownIssuer,
+            AuthError::KidAlgMismatch => Self::DeniedUnknownKey,
+            AuthError::AudienceNotAllowed => Self::DeniedAudience,
+            AuthError::JwksFetchFailed => Self::DeniedJwksUnavailable,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Gauges, set from the VM's state when stats are copied out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gauge {
+    TokenCacheEntries,
+    TokenCacheBytes,
+    SessionCacheEntries,
+    SessionCacheBytes,
+    VmMemoryBytes,
+}
+
+impl Gauge {
+    pub const ALL: &'static [Gauge] = &[
+        Gauge::TokenCacheEntries,
+        Gauge::TokenCacheBytes,
+        Gauge::SessionCacheEntries,
+        Gauge::SessionCacheBytes,
+        Gauge::VmMemoryBytes,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Gauge::TokenCacheEntries => "token_cache.entries",
+            Gauge::TokenCacheBytes => "token_cache.bytes",
+            Gauge::SessionCacheEntries => "session_cache.entries",
+            Gauge::SessionCacheBytes => "session_cache.bytes",
+            Gauge::VmMemoryBytes => "vm_memory_bytes",
+        }
+    }
+}
+
+/// Counts since the VM started, and how much of each the host has already
+/// passed on to Envoy.
+#[derive(Debug, Default, Clone)]
+pub struct Counters {
+    counts: Vec<u64>,
+    reported: Vec<u64>,
+}
+
+impl Counters {
+    pub fn add(&mut self, counter: Counter) {
+        self.add_many(counter, 1);
+    }
+
+    pub fn add_many(&mut self, counter: Counter, amount: u64) {
+        if self.counts.len() < Counter::ALL.len() {
+            self.counts.resize(Counter::ALL.len(), 0);
+        }
+        if let Some(count) = self.counts.get_mut(counter.index()) {
+            *count = count.saturating_add(amount);
+        }
+    }
+
+    /// For counts kept elsewhere (the caches count their own hits): the total so far.
+    pub fn set_total(&mut self, counter: Counter, total: u64) {
+        let current = self.get(counter);
+        if total > current {
+            self.add_many(counter, total - current);
+        }
+    }
+
+    pub fn get(&self, counter: Counter) -> u64 {
+        self.counts.get(counter.index()).copied().unwrap_or(0)
+    }
+
+    /// What changed since the last call, marking it reported.
+    pub fn take_unreported(&mut self) -> Vec<(Counter, u64)> {
+        self.reported.resize(self.counts.len(), 0);
+        let mut changed = Vec::new();
+        for ((counter, count), reported) in Counter::ALL
+            .iter()
+            .zip(&self.counts)
+            .zip(self.reported.iter_mut())
+        {
+            if count > reported {
+                changed.push((*counter, count - *reported));
+                *reported = *count;
+            }
+        }
+        changed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn names_are_unique_and_stat_safe() {
+        let mut names: Vec<&str> = Counter::ALL.iter().map(|c| c.name()).collect();
+        names.extend(Gauge::ALL.iter().map(|g| g.name()));
+        let count = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), count, "duplicate metric name");
+        for name in names {
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_' || b == b'.'),
+                "{name}"
+            );
+        }
+        for (index, counter) in Counter::ALL.iter().enumerate() {
+            assert_eq!(counter.index(), index);
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn only_new_counts_are_reported() {
+        let mut counters = Counters::default();
+        assert!(counters.take_unreported().is_empty());
+        counters.add(Counter::AllowedToken);
+        counters.add_many(Counter::TokenCacheHit, 3);
+        assert_eq!(
+            counters.take_unreported(),
+            [(Counter::AllowedToken, 1), (Counter::TokenCacheHit, 3)]
+        );
+        counters.add(Counter::AllowedToken);
+        assert_eq!(counters.take_unreported(), [(Counter::AllowedToken, 1)]);
+        assert!(counters.take_unreported().is_empty());
+        assert_eq!(counters.get(Counter::AllowedToken), 2);
+        counters.set_total(Counter::TokenCacheHit, 10);
+        counters.set_total(Counter::TokenCacheHit, 4);
+        assert_eq!(counters.take_unreported(), [(Counter::TokenCacheHit, 7)]);
+    }
+}
