@@ -150,6 +150,9 @@ pub struct Config {
     pub space_delimited_claims: Vec<String>,
     pub token_cache: Limits,
     pub session_cache: Limits,
+    /// `testOnlyCrashHeader`: a request with this header makes the VM trap, so
+    /// tests can see what Envoy's `failure_policy` does. Never set it in production.
+    pub test_only_crash_header: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -171,6 +174,7 @@ struct RawConfig {
     max_jwks_bytes: Option<usize>,
     verified_token_cache: Option<RawCacheLimits>,
     session_cache: Option<RawCacheLimits>,
+    test_only_crash_header: Option<String>,
 }
 
 /// `maxEntries: 0` turns a cache off.
@@ -283,6 +287,12 @@ impl Config {
                 DEFAULT_TOKEN_CACHE,
             )?,
             session_cache: cache_limits("sessionCache", raw.session_cache, DEFAULT_SESSION_CACHE)?,
+            test_only_crash_header: match raw.test_only_crash_header {
+                Some(name) if name.is_empty() || name.starts_with(':') => {
+                    return Err(error("testOnlyCrashHeader", "must be a plain header name"));
+                }
+                name => name.map(|name| name.to_ascii_lowercase()),
+            },
         };
         if config.jwks_cache_duration_ms < 1_000 {
             return Err(error("jwksCacheDuration", "must be at least 1s"));

@@ -87,6 +87,7 @@ impl HttpContext for Http {
             send_denial(&denial, &headers);
             return Action::Pause;
         };
+        crash_if_asked(plugin);
         let now = now_ms();
         match handle(plugin, self.context_id, now, false) {
             Outcome::Continue => Action::Continue,
@@ -139,6 +140,24 @@ impl HttpContext for Http {
     fn on_log(&mut self) {
         if let Some(Ok(mut plugin)) = self.plugin.as_ref().map(|plugin| plugin.try_borrow_mut()) {
             plugin.forget(self.context_id);
+        }
+    }
+}
+
+/// `testOnlyCrashHeader`: trap (not panic: no unwinding, no message) so that the
+/// VM fails the way a real bug would make it fail.
+fn crash_if_asked(plugin: &RefCell<Plugin>) {
+    let header = plugin
+        .try_borrow()
+        .ok()
+        .and_then(|state| state.config.test_only_crash_header.clone());
+    if let Some(name) = header {
+        if let Ok(Some(_)) = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, &name) {
+            log(
+                LogLevel::Critical,
+                "testOnlyCrashHeader present: trapping this VM",
+            );
+            core::arch::wasm32::unreachable();
         }
     }
 }

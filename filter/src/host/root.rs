@@ -242,6 +242,12 @@ impl RootContext for Root {
         let text = self.get_plugin_configuration().unwrap_or_default();
         match Config::parse(&text) {
             Ok(config) => {
+                if let Some(name) = &config.test_only_crash_header {
+                    log(
+                        LogLevel::Warn,
+                        &format!("testOnlyCrashHeader `{name}` is set: any request with it kills this VM"),
+                    );
+                }
                 let plugin = Plugin::new(config, vm_token(self.context_id));
                 for local in &plugin.sources {
                     if shared::read_state(&local.id).1.is_none() {
