@@ -101,6 +101,17 @@ def all_setups() -> list[Setup]:
     return [Setup("no-auth", None)] + [Setup(kind, alg) for alg in ALGS for kind in KINDS[1:]]
 
 
+def distinct_free_ports(names: list[str]) -> dict[str, int]:
+    """A free port per name: the OS hands out a port just released again, so
+    asking it once per listener can give two listeners the same port."""
+    ports: dict[str, int] = {}
+    while len(ports) < len(names):
+        port = free_port()
+        if port not in ports.values():
+            ports[names[len(ports)]] = port
+    return ports
+
+
 # ----- options -----
 def parse_options(argv: list[str]) -> Options:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -150,7 +161,7 @@ class World:
         self.options = options
         self.work = work
         self.keys = {alg: tokens.generate_key(alg, kid=f"bench-{alg.lower()}") for alg in ALGS}
-        self.ports = {setup.listener: free_port() for setup in all_setups()}
+        self.ports = distinct_free_ports([setup.listener for setup in all_setups()])
         self.idp = self._start_idp(stack)
         self.session_configs = {alg: self._session_config(alg) for alg in ALGS}
         self.hot = {alg: self._hot_token(alg) for alg in ALGS}

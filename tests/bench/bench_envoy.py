@@ -12,6 +12,7 @@ from pathlib import Path
 import requests
 
 from harness.envoy import Envoy, Listener, static_cluster, wasm_filter
+from harness.ports import free_port
 
 ROUTER = {
     "name": "envoy.filters.http.router",
@@ -104,6 +105,8 @@ class BenchEnvoy(Envoy):
     ):
         harness_listeners = [Listener(name, None, port=port) for name, (port, _) in listeners.items()]
         super().__init__(wasm_path, harness_listeners, upstream_port=0, clusters=clusters, concurrency=1, name="bench")
+        while self.admin_port in {port for port, _ in listeners.values()}:
+            self.admin_port = free_port()
         self.cpus = cpus
         # The harness wrote its own bootstrap (routes to an echo upstream);
         # the bench's replaces it before launch.
