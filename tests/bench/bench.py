@@ -23,6 +23,7 @@ import json
 import math
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -69,6 +70,7 @@ COLD_POOL_MARGIN = 1.3
 # repeat tokens, the measured run never does.
 COLD_WARMUP_TOKENS = 3000
 MEMORY_PHASE_MAX_SECONDS = 120
+MEMORY_POOL_HEADROOM = 1.2
 
 
 @dataclass(frozen=True)
@@ -214,6 +216,7 @@ class World:
         """A real login per session listener (needs a running Envoy); the
         cookie stays valid for the later Envoys, whose secrets are the same."""
         for alg in ALGS:
+            say(f"logging in at the IdP through the {alg} session listener")
             cookie = session_cookie_by_login(self.url(Setup("ours-session", alg)))
             self.sessions[alg] = FixedValue.write(self.work / f"session-{alg}.txt", cookie)
 
@@ -291,6 +294,7 @@ def run_rounds(stack: Stack, world: World) -> list[Measured]:
     setups = all_setups()
     measured = {s: Measured(s.title, s.kind, s.alg) for s in setups}
     for round_index in range(world.options.rounds):
+        say(f"round {round_index + 1} of {world.options.rounds}: a fresh Envoy")
         envoy = world.new_envoy(stack)
         if not world.sessions:
             world.log_in_once()
@@ -299,7 +303,7 @@ def run_rounds(stack: Stack, world: World) -> list[Measured]:
             result, envoy_cpu = runner.measure(setup)
             measured[setup].runs.append(result)
             measured[setup].envoy_cpu.append(envoy_cpu)
-            print(f"  round {round_index + 1}: {setup.title}: {result.rps:,.0f} req/s, p99 {result.p99_us / 1000:.2f} ms", flush=True)
+            say(f"  round {round_index + 1}: {setup.title}: {result.rps:,.0f} req/s, p99 {result.p99_us / 1000:.2f} ms")
         envoy.stop()
     return [measured[s] for s in setups]
 
@@ -309,22 +313,27 @@ def memory_phase(stack: Stack, world: World, cold_rps: float) -> MemoryReport:
     """A fresh Envoy gets `memory_tokens` distinct valid ES256 tokens; then the
     filter's VM memory gauge is read (absent until the filter reports it)."""
     target = world.options.memory_tokens
+    connections = world.options.load.connections
     pool = world.cold["ES256"]
-    pool.ensure(target + world.options.load.connections)
+    # Headroom: wrk runs for whole seconds and usually overshoots the target.
+    pool.ensure(math.ceil(target * MEMORY_POOL_HEADROOM) + connections)
+    say(f"memory phase: {target:,} distinct ES256 tokens to a fresh Envoy")
     envoy = world.new_envoy(stack)
-    setup = Setup("ours-cold", "ES256")
-    sent = 0
+    url = world.url(Setup("ours-cold", "ES256"))
+    answered, next_line = 0, 1
     deadline = time.monotonic() + MEMORY_PHASE_MAX_SECONDS
-    while sent < target and time.monotonic() < deadline:
-        seconds = min(MEMORY_PHASE_MAX_SECONDS, max(1, math.ceil((target - sent) / cold_rps * 1.15)))
-        result = run_wrk(world.url(setup), pool.path, "Authorization", sent + 1, seconds, world.options.load)
+    while answered < target and time.monotonic() < deadline:
+        seconds = min(MEMORY_PHASE_MAX_SECONDS, max(1, math.ceil((target - answered) / cold_rps * 1.15)))
+        result = run_wrk(url, pool.path, "Authorization", next_line, seconds, world.options.load)
         if not result.all_2xx:
-            raise BrokenBench(f"memory phase: not all responses 2xx: {result.failure()}")
-        sent += result.requests - result.repeated
+            raise BrokenBench(f"memory phase: not all responses 2xx: {result.failure()}\n{envoy.log_tail(30)}")
+        answered += result.requests - result.repeated
+        # Requests in flight when wrk stopped took tokens too: skip them.
+        next_line += result.requests + connections
         if result.repeated:
-            break  # the pool is used up: every token in it was sent
+            break  # every token of the pool has been sent
     report = MemoryReport(
-        distinct_tokens=min(sent, pool.count),
+        distinct_tokens=answered,
         vm_memory_bytes=envoy.stats_matching(VM_MEMORY_STAT),
         envoy_allocated_bytes=envoy.stats_matching(r"^server\.memory_allocated$").get("server.memory_allocated"),
     )
@@ -332,18 +341,23 @@ def memory_phase(stack: Stack, world: World, cold_rps: float) -> MemoryReport:
     return report
 
 
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
 # ----- context -----
 def context_lines(options: Options, load_before: str) -> list[str]:
     envoy_version = subprocess.run([str(ENVOY_BIN), "--version"], capture_output=True, text=True).stdout.strip()
-    wrk_line = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[:1]
+    # `wrk -v` prints "wrk debian/4.1.0-3+b2 [epoll] Copyright ..." (and exits 1).
+    wrk_version = " ".join(subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()[:2])
     return [
         f"{options.rounds} round(s), {options.warmup_seconds} s warm-up + {options.seconds} s measured per setup; "
         "setups in a rotated order per round, a fresh Envoy per round; medians over rounds, "
         "spread = (max − min) / median of the rounds' req/s; ratios = median of per-round ratios",
-        f"wrk: {' '.join(wrk_line)}; -t{options.load.threads} -c{options.load.connections}, "
+        f"{wrk_version}; -t{options.load.threads} -c{options.load.connections}, "
         f"pinned to CPU {options.load.cpus or '(not pinned)'}",
         f"Envoy: `--concurrency 1`, pinned to CPU {options.envoy_cpus or '(not pinned)'}; "
-        f"{envoy_version.split('version: ')[-1]}",
+        f"version {envoy_version.split('version: ')[-1]}",
         "every listener answers `direct_response` 200; tokens ride in `Authorization: Bearer` "
         "(also for no auth, so requests are as large), sessions in `Cookie`",
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average before the run: {load_before}",
@@ -355,8 +369,20 @@ def load_average() -> str:
 
 
 # ----- main -----
+def stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so the `finally` blocks stop every process
+    the bench started (they would also die with it, by PR_SET_PDEATHSIG, but
+    without removing their files)."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: list[str]) -> int:
     options = parse_options(argv)
+    stop_on_sigterm()
     if not options.wasm.is_file():
         print(f"{options.wasm} is missing: run `make build`", file=sys.stderr)
         return 2
@@ -372,6 +398,9 @@ def main(argv: list[str]) -> int:
     except BrokenBench as broken:
         print(f"BROKEN BENCH: {broken}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted: every process the bench started is stopped", file=sys.stderr)
+        return 130
     finally:
         stack.close()
     summary = Summary(setups, options.wasm.stat().st_size, memory, context_lines(options, load_before))

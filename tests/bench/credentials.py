@@ -63,6 +63,7 @@ class FreshTokens:
         missing = count - self.count
         if missing <= 0:
             return
+        print(f"minting {missing:,} {self.key.alg} tokens", flush=True)
         chunks = [(self.count + start, min(MINT_CHUNK, missing - start)) for start in range(0, missing, MINT_CHUNK)]
         pem = self.key.private_key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
