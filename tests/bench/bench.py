@@ -31,6 +31,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import requests
+
 BENCH_DIR = Path(__file__).resolve().parent
 TESTS_DIR = BENCH_DIR.parent
 sys.path[:0] = [str(TESTS_DIR), str(BENCH_DIR)]
@@ -166,7 +168,8 @@ class World:
         self.ports = distinct_free_ports([setup.listener for setup in all_setups()])
         self.idp = self._start_idp(stack)
         self.session_configs = {alg: self._session_config(alg) for alg in ALGS}
-        self.hot = {alg: self._hot_token(alg) for alg in ALGS}
+        self.hot_tokens = {alg: bench_token(self.keys[alg], ISSUER, AUDIENCE, serial=-1) for alg in ALGS}
+        self.hot = {alg: FixedValue.write(work / f"hot-{alg}.txt", bearer(self.hot_tokens[alg])) for alg in ALGS}
         self.cold = {
             alg: FreshTokens(work / f"cold-{alg}.txt", self.keys[alg], ISSUER, AUDIENCE, mint_workers()) for alg in ALGS
         }
@@ -187,10 +190,6 @@ class World:
     def _session_config(self, alg: str) -> dict:
         client = self._session_client(alg)
         return oidc_config(self.idp, {"clientId": client.client_id, "clientSecret": client.client_secret})
-
-    def _hot_token(self, alg: str) -> FixedValue:
-        token = bench_token(self.keys[alg], ISSUER, AUDIENCE, serial=-1)
-        return FixedValue.write(self.work / f"hot-{alg}.txt", bearer(token))
 
     def jwt_plugin_config(self, alg: str) -> dict:
         """Our filter as the same RequestAuthentication: one rule, inline JWKS."""
@@ -276,6 +275,22 @@ class Runner:
         return pool.path, first
 
 
+def check_setups_authenticate(world: World) -> None:
+    """A filter that let everything through would look fast: every auth setup
+    must refuse a forged token (or a missing session) with 401 and accept the
+    bench's credential, before anything is measured."""
+    for setup in all_setups():
+        if setup.kind == "no-auth":
+            continue
+        header = world.header_for(setup)
+        good = world.fixed_values(setup).path.read_text().strip()
+        forged = "" if setup.kind == "ours-session" else bearer(tokens.flip_signature_bit(world.hot_tokens[setup.alg]))
+        for value, expected in ((good, 200), (forged, 401)):
+            status = requests.get(world.url(setup), headers={header: value}, timeout=10).status_code
+            if status != expected:
+                raise BrokenBench(f"{setup.title}: {header} {'forged' if expected == 401 else 'valid'}: {status}, not {expected}")
+
+
 def process_cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -298,6 +313,7 @@ def run_rounds(stack: Stack, world: World) -> list[Measured]:
         envoy = world.new_envoy(stack)
         if not world.sessions:
             world.log_in_once()
+            check_setups_authenticate(world)
         runner = Runner(world, envoy)
         for setup in rotated(setups, round_index, world.options.rounds):
             result, envoy_cpu = runner.measure(setup)
