@@ -64,7 +64,10 @@ KIND_TITLES = {
     "ours-cold": "ours, cold (new token each request)",
     "ours-session": "ours, session cookie",
 }
+# Envoy shows the filter's own stats as wasmcustom.oidc_filter.<name>.
 VM_MEMORY_STAT = r"oidc_filter.*vm_memory_bytes$"
+CACHE_GAUGES = r"oidc_filter.*cache\.(entries|bytes)$"
+GAUGE_SETTLE_SECONDS = 2.5
 # The cold pool is sized from the warm-up's rate; this much more, for the
 # measured run being faster than its warm-up.
 COLD_POOL_MARGIN = 1.3
@@ -348,9 +351,12 @@ def memory_phase(stack: Stack, world: World, cold_rps: float) -> MemoryReport:
         next_line += result.requests + connections
         if result.repeated:
             break  # every token of the pool has been sent
+    # The filter sets its gauges on its timer tick (every second when idle).
+    time.sleep(GAUGE_SETTLE_SECONDS)
     report = MemoryReport(
         distinct_tokens=answered,
         vm_memory_bytes=envoy.stats_matching(VM_MEMORY_STAT),
+        cache_gauges=envoy.stats_matching(CACHE_GAUGES),
         envoy_allocated_bytes=envoy.stats_matching(r"^server\.memory_allocated$").get("server.memory_allocated"),
     )
     envoy.stop()

@@ -61,6 +61,7 @@ class Summary:
 class MemoryReport:
     distinct_tokens: int
     vm_memory_bytes: dict[str, int]  # stat name -> value; empty: not reported
+    cache_gauges: dict[str, int]  # the filter's cache sizes then, if reported
     envoy_allocated_bytes: int | None
 
 
@@ -135,6 +136,8 @@ def memory_lines(memory: MemoryReport) -> list[str]:
         lines[0] += f"{largest / MIB:.1f} MiB (goal ≤ 16 MiB per VM: **{verdict}**; {names})"
     else:
         lines[0] += "not reported (no `*oidc_filter*vm_memory_bytes` stat in Envoy's /stats)"
+    if memory.cache_gauges:
+        lines.append("- the filter's caches then: " + ", ".join(f"`{n}` = {v:,}" for n, v in sorted(memory.cache_gauges.items())))
     if memory.envoy_allocated_bytes is not None:
         lines.append(f"- Envoy's whole heap then (`server.memory_allocated`): {memory.envoy_allocated_bytes / MIB:.1f} MiB")
     return lines
