@@ -143,6 +143,34 @@ def memory_lines(memory: MemoryReport) -> list[str]:
     return lines
 
 
+# Below this share of a core the Envoy worker was not saturated: the machine
+# was busy (or the load generator too slow), and the numbers are suspect.
+SATURATED_ENVOY_CPU = 0.8
+# Above this, wrk itself was the bottleneck.
+BUSY_WRK_CPU = 0.9
+NOISY_SPREAD = 0.2
+
+
+def warnings(summary: Summary) -> list[str]:
+    found = []
+    starved = [s.name for s in summary.setups if statistics.median(s.envoy_cpu) < SATURATED_ENVOY_CPU]
+    if starved:
+        found.append(
+            f"Envoy used less than {SATURATED_ENVOY_CPU:.0%} of a core in {len(starved)} of "
+            f"{len(summary.setups)} setups: the machine was busy; trust ratios more than absolute numbers"
+        )
+    busy_wrk = [s.name for s in summary.setups if s.wrk_cpu() > BUSY_WRK_CPU]
+    if busy_wrk:
+        found.append(f"wrk used more than {BUSY_WRK_CPU:.0%} of its core (it may be the bottleneck): {', '.join(busy_wrk)}")
+    noisy = [s.name for s in summary.setups if len(s.runs) > 1 and s.spread() > NOISY_SPREAD]
+    if noisy:
+        found.append(f"spread over {NOISY_SPREAD:.0%} (more rounds would help): {', '.join(noisy)}")
+    repeated = [s.name for s in summary.setups if s.kind == "ours-cold" and s.repeated()]
+    if repeated:
+        found.append(f"cold runs that ran out of fresh tokens and repeated some: {', '.join(repeated)}")
+    return found
+
+
 def markdown(summary: Summary) -> str:
     parts = ["# Benchmark: oidc_filter vs Envoy's native jwt_authn", ""]
     parts += table(summary)
@@ -152,6 +180,13 @@ def markdown(summary: Summary) -> str:
     parts += [f"- Release module `dist/oidc_filter.wasm`: {summary.module_bytes:,} bytes ({summary.module_bytes / 1024:.0f} KiB)"]
     parts += ["", "## How it ran", ""]
     parts += [f"- {line}" for line in summary.context]
+    parts += [
+        "- Envoy CPU / wrk CPU: the share of one core each process used during the measured runs "
+        "(Envoy's worker near 100% means it was the bottleneck, as intended)"
+    ]
+    found = warnings(summary)
+    if found:
+        parts += ["", "## Warnings", ""] + [f"- {line}" for line in found]
     return "\n".join(parts) + "\n"
 
 
