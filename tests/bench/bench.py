@@ -213,8 +213,10 @@ class World:
             return [our_filter(self.options.wasm, self.session_configs[setup.alg])]
         return [our_filter(self.options.wasm, self.jwt_plugin_config(setup.alg))]
 
-    def new_envoy(self, stack: Stack) -> BenchEnvoy:
-        listeners = {s.listener: (self.ports[s.listener], self.auth_filters(s)) for s in all_setups()}
+    def new_envoy(self, stack: Stack, setups: list[Setup] | None = None) -> BenchEnvoy:
+        """A started Envoy with a listener for each setup (default: all)."""
+        chosen = all_setups() if setups is None else setups
+        listeners = {s.listener: (self.ports[s.listener], self.auth_filters(s)) for s in chosen}
         envoy = BenchEnvoy(self.options.wasm, listeners, {"idp": self.idp.port}, self.options.envoy_cpus)
         return stack.own(envoy.start())
 
@@ -341,8 +343,12 @@ def memory_phase(stack: Stack, world: World, cold_rps: float) -> MemoryReport:
     # Headroom: wrk runs for whole seconds and usually overshoots the target.
     pool.ensure(math.ceil(target * MEMORY_POOL_HEADROOM) + connections)
     say(f"memory phase: {target:,} distinct ES256 tokens to a fresh Envoy")
-    envoy = world.new_envoy(stack)
-    url = world.url(Setup("ours-cold", "ES256"))
+    # Only this listener: the filter's cache gauges are per VM, and every
+    # other plugin configuration in the VM would report its own (empty) caches
+    # under the same names.
+    setup = Setup("ours-cold", "ES256")
+    envoy = world.new_envoy(stack, [setup])
+    url = world.url(setup)
     answered, next_line = 0, 1
     deadline = time.monotonic() + MEMORY_PHASE_MAX_SECONDS
     while answered < target and time.monotonic() < deadline:
@@ -390,6 +396,12 @@ def context_lines(options: Options, load_before: str) -> list[str]:
     ]
 
 
+def module_label(wasm: Path) -> str:
+    """The module's path as the reader knows it: relative to the repository if inside."""
+    resolved = wasm.resolve()
+    return str(resolved.relative_to(REPO_ROOT)) if resolved.is_relative_to(REPO_ROOT) else str(resolved)
+
+
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -429,7 +441,8 @@ def main(argv: list[str]) -> int:
         return 130
     finally:
         stack.close()
-    summary = Summary(setups, options.wasm.stat().st_size, memory, context_lines(options, load_before))
+    context = context_lines(options, load_before)
+    summary = Summary(setups, module_label(options.wasm), options.wasm.stat().st_size, memory, context)
     if broken_runs(summary):
         print("BROKEN BENCH:\n" + "\n".join(broken_runs(summary)), file=sys.stderr)
         return 1

@@ -49,6 +49,7 @@ def ratio(setup: Measured, baseline: Measured | None) -> float | None:
 @dataclass
 class Summary:
     setups: list[Measured]
+    module_path: str
     module_bytes: int
     memory: "MemoryReport"
     context: list[str]  # how the bench ran: machine, load, wrk, Envoy
@@ -177,7 +178,8 @@ def markdown(summary: Summary) -> str:
     parts += ["", "## Goals", ""]
     parts += [goal.line() for goal in goals(summary)]
     parts += memory_lines(summary.memory)
-    parts += [f"- Release module `dist/oidc_filter.wasm`: {summary.module_bytes:,} bytes ({summary.module_bytes / 1024:.0f} KiB)"]
+    kib = summary.module_bytes / 1024
+    parts += [f"- Release module `{summary.module_path}`: {summary.module_bytes:,} bytes ({kib:.0f} KiB)"]
     parts += ["", "## How it ran", ""]
     parts += [f"- {line}" for line in summary.context]
     parts += [
