@@ -14,10 +14,11 @@ TOOLS         := .tools
 WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/[^0-9.]/,""); print; exit}' Cargo.lock)
 WASM_BINDGEN_RUNNER  := $(TOOLS)/bin/wasm-bindgen-test-runner
 PYTEST_ARGS   ?=
+BENCH_ARGS    ?=
 
 IDP_MODULES   := tests/idp/node_modules/.package-lock.json
 
-.PHONY: help run build test test-unit test-wasm test-e2e lint fmt toolchain venv idp browser clean
+.PHONY: help run build test test-unit test-wasm test-e2e lint fmt toolchain venv idp browser wrk bench clean
 
 help: ## Show the available targets
 	@echo "Targets:"
@@ -49,6 +50,9 @@ $(IDP_MODULES): tests/idp/package.json tests/idp/package-lock.json
 browser: ## Install Debian chromium and chromium-driver for the browser tests (idempotent)
 	bash tests/install-browser.sh
 
+wrk: ## Install Debian wrk, the load generator of the bench (idempotent)
+	bash tests/install-wrk.sh
+
 # Not --locked: the CLI's own lock file pins a yanked webpki-roots release.
 $(WASM_BINDGEN_RUNNER): Cargo.lock
 	cargo install --quiet wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --root $(TOOLS)
@@ -66,10 +70,14 @@ test-wasm: toolchain $(WASM_BINDGEN_RUNNER) ## The core's unit and vector tests 
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(ROOT)/$(WASM_BINDGEN_RUNNER) \
 	  cargo test --locked -p oidc-filter --target wasm32-unknown-unknown --tests
 
-test-e2e: build venv idp browser oci-tools ## End-to-end tests: real Envoy 1.40 with dist/oidc_filter.wasm, real IdP, headless Chromium, OCI registry
+test-e2e: build venv idp browser oci-tools wrk ## End-to-end tests: real Envoy 1.40 with dist/oidc_filter.wasm, real IdP, headless Chromium, OCI registry
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 test: lint test-unit test-wasm test-e2e ## Everything: lint, unit, wasm and end-to-end tests
+
+# BENCH_ARGS: e.g. --rounds 5 --seconds 6, or --quick.
+bench: build venv idp wrk ## Benchmark vs Envoy's native jwt_authn (one worker, wrk); table to tests/bench/results.md
+	$(PY) tests/bench/bench.py $(BENCH_ARGS)
 
 run: build venv idp ## Local demo: IdP, app and Envoy on loopback; open the printed URL, Ctrl-C stops
 	$(PY) envoy-local/demo.py

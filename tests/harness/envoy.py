@@ -187,9 +187,10 @@ class Envoy:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
     # ----- lifecycle -----
-    def launch(self) -> "Envoy":
-        """Start the process without waiting for it to be ready."""
-        command = [
+    def command(self) -> list[str]:
+        """Envoy's command line; a subclass may change it (the bench pins CPUs
+        and logs less)."""
+        return [
             str(ENVOY_BIN),
             "-c", str(self.config_path),
             "--concurrency", str(self.concurrency),
@@ -202,9 +203,12 @@ class Envoy:
             # Flush the log often: tests read it while Envoy runs.
             "--file-flush-interval-msec", "100",
         ]  # fmt: skip
+
+    def launch(self) -> "Envoy":
+        """Start the process without waiting for it to be ready."""
         with open(self.stdio_path, "wb") as stdio:
             self.process = subprocess.Popen(
-                command,
+                self.command(),
                 stdout=stdio,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

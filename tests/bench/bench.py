@@ -1,0 +1,457 @@
+#!/usr/bin/env python3
+"""`make bench`: our filter side by side with Envoy's native jwt_authn.
+
+One Envoy with one worker serves a listener per setup, every listener
+answering with the same direct_response 200; wrk (Debian's) loads one setup at
+a time with the same Lua script. Setups: no auth filter; native jwt_authn
+without and with its JWT cache; our filter with the same token repeated (hot),
+a never-seen token on every request (cold) and a browser session cookie —
+each for ES256 and RS256. Every round starts a fresh Envoy (so cold tokens are
+new to it, and the pool of distinct tokens only needs to cover one round)
+and runs the setups in a rotated order; the table shows medians over rounds.
+A last phase sends 100k distinct tokens to a fresh Envoy and reads the Wasm
+VM's memory gauge.
+
+Every response must be 2xx: anything else means the bench measures an error
+path, and it stops with exit status 1.
+
+    .venv/bin/python tests/bench/bench.py [--quick] [--rounds N] [--seconds S]
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+BENCH_DIR = Path(__file__).resolve().parent
+TESTS_DIR = BENCH_DIR.parent
+sys.path[:0] = [str(TESTS_DIR), str(BENCH_DIR)]
+
+from bench_envoy import BenchEnvoy, native_jwt_authn, our_filter  # noqa: E402
+from credentials import FixedValue, FreshTokens, bearer, bench_token, mint_workers  # noqa: E402
+from credentials import session_client, session_cookie_by_login  # noqa: E402
+from harness import tokens  # noqa: E402
+from harness.envoy import ENVOY_BIN, WORK_DIR  # noqa: E402
+from harness.oidc_app import oidc_config  # noqa: E402
+from harness.ports import free_port  # noqa: E402
+from harness.stack import Stack  # noqa: E402
+from report import Measured, MemoryReport, Summary, broken_runs, markdown  # noqa: E402
+from wrk import Load, WrkResult, run_wrk  # noqa: E402
+
+REPO_ROOT = TESTS_DIR.parent
+DEFAULT_WASM = REPO_ROOT / "dist" / "oidc_filter.wasm"
+DEFAULT_OUTPUT = BENCH_DIR / "results.md"
+
+ISSUER = "https://bench.example.test"
+AUDIENCE = "bench-api"
+ALGS = ("ES256", "RS256")
+KINDS = ("no-auth", "native-uncached", "native-cached", "ours-hot", "ours-cold", "ours-session")
+KIND_TITLES = {
+    "no-auth": "no auth filter",
+    "native-uncached": "native jwt_authn, no cache",
+    "native-cached": "native jwt_authn + jwt_cache_config",
+    "ours-hot": "ours, hot (same token)",
+    "ours-cold": "ours, cold (new token each request)",
+    "ours-session": "ours, session cookie",
+}
+# Envoy shows the filter's own stats as wasmcustom.oidc_filter.<name>.
+VM_MEMORY_STAT = r"oidc_filter.*vm_memory_bytes$"
+CACHE_GAUGES = r"oidc_filter.*cache\.(entries|bytes)$"
+GAUGE_SETTLE_SECONDS = 2.5
+# The cold pool is sized from the warm-up's rate; this much more, for the
+# measured run being faster than its warm-up.
+COLD_POOL_MARGIN = 1.3
+# Tokens minted for a cold warm-up before any rate is known; the warm-up may
+# repeat tokens, the measured run never does.
+COLD_WARMUP_TOKENS = 3000
+MEMORY_PHASE_MAX_SECONDS = 90
+MEMORY_POOL_HEADROOM = 1.2
+
+
+@dataclass(frozen=True)
+class Options:
+    rounds: int
+    seconds: int
+    warmup_seconds: int
+    memory_tokens: int
+    load: Load
+    envoy_cpus: str | None
+    wasm: Path
+    output: Path
+
+
+@dataclass(frozen=True)
+class Setup:
+    kind: str
+    alg: str | None
+
+    @property
+    def listener(self) -> str:
+        return self.kind if self.alg is None else f"{self.kind}-{self.alg.lower()}"
+
+    @property
+    def title(self) -> str:
+        return KIND_TITLES[self.kind] + (f" {self.alg}" if self.alg else "")
+
+
+def all_setups() -> list[Setup]:
+    return [Setup("no-auth", None)] + [Setup(kind, alg) for alg in ALGS for kind in KINDS[1:]]
+
+
+def distinct_free_ports(names: list[str]) -> dict[str, int]:
+    """A free port per name: the OS hands out a port just released again, so
+    asking it once per listener can give two listeners the same port."""
+    ports: dict[str, int] = {}
+    while len(ports) < len(names):
+        port = free_port()
+        if port not in ports.values():
+            ports[names[len(ports)]] = port
+    return ports
+
+
+# ----- options -----
+def parse_options(argv: list[str]) -> Options:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke mode: 1 round, 1 s runs, no warm-up, few tokens")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=4, help="measured seconds per setup and round")
+    parser.add_argument("--warmup-seconds", type=int, default=1)
+    parser.add_argument("--memory-tokens", type=int, default=100_000)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--no-pin", action="store_true", help="do not pin Envoy and wrk to separate CPUs")
+    parser.add_argument("--wasm", type=Path, default=DEFAULT_WASM)
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.seconds, args.warmup_seconds, args.memory_tokens = 1, 1, 0, 2000
+    envoy_cpus, wrk_cpus = (None, None) if args.no_pin else cpu_split()
+    return Options(
+        rounds=args.rounds,
+        seconds=args.seconds,
+        warmup_seconds=args.warmup_seconds,
+        memory_tokens=args.memory_tokens,
+        # One wrk thread drives 16 connections: one Envoy worker cannot keep
+        # up with more, and a second wrk thread would need a core Envoy uses.
+        load=Load(connections=args.connections, threads=1, cpus=wrk_cpus),
+        envoy_cpus=envoy_cpus,
+        wasm=args.wasm,
+        output=args.output,
+    )
+
+
+def cpu_split() -> tuple[str | None, str | None]:
+    """Envoy (its one worker plus the mostly idle main thread) on one CPU,
+    wrk on another: neither steals the other's cycles or caches. With a
+    single CPU nothing is pinned."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None, None
+    return str(cpus[0]), str(cpus[1])
+
+
+# ----- the world: keys, IdP, plugin configurations, header values -----
+class World:
+    """Everything that lives across rounds: keys, the IdP, listener ports,
+    plugin configurations and the header values of every setup."""
+
+    def __init__(self, stack: Stack, options: Options, work: Path):
+        self.options = options
+        self.work = work
+        self.keys = {alg: tokens.generate_key(alg, kid=f"bench-{alg.lower()}") for alg in ALGS}
+        self.ports = distinct_free_ports([setup.listener for setup in all_setups()])
+        self.idp = self._start_idp(stack)
+        self.session_configs = {alg: self._session_config(alg) for alg in ALGS}
+        self.hot_tokens = {alg: bench_token(self.keys[alg], ISSUER, AUDIENCE, serial=-1) for alg in ALGS}
+        self.hot = {alg: FixedValue.write(work / f"hot-{alg}.txt", bearer(self.hot_tokens[alg])) for alg in ALGS}
+        self.cold = {
+            alg: FreshTokens(work / f"cold-{alg}.txt", self.keys[alg], ISSUER, AUDIENCE, mint_workers()) for alg in ALGS
+        }
+        self.sessions: dict[str, FixedValue] = {}
+
+    def url(self, setup: Setup) -> str:
+        return f"http://127.0.0.1:{self.ports[setup.listener]}"
+
+    def _start_idp(self, stack: Stack):
+        clients = [self._session_client(alg) for alg in ALGS]
+        # Long-lived ID tokens: a session whose tokens expire would be
+        # refreshed at the token endpoint, which is not the path measured.
+        return stack.idp(clients=clients, ttl={"IdToken": 3600, "AccessToken": 3600}, name="bench-idp")
+
+    def _session_client(self, alg: str):
+        return session_client(self.url(Setup("ours-session", alg)), f"bench-{alg.lower()}", alg)
+
+    def _session_config(self, alg: str) -> dict:
+        client = self._session_client(alg)
+        oidc_fields = {"clientId": client.client_id, "clientSecret": client.client_secret}
+        # Bearer tokens of the same IdP for this client would be judged by
+        # this rule; the bench sends none here, only the session cookie.
+        rule = {"issuer": self.idp.issuer, "audiences": [client.client_id]}
+        return oidc_config(self.idp, oidc_fields, jwtRules=[rule])
+
+    def jwt_plugin_config(self, alg: str) -> dict:
+        """Our filter as the same RequestAuthentication: one rule, inline JWKS."""
+        jwks = tokens.jwks_of(self.keys[alg])
+        return {"jwtRules": [{"issuer": ISSUER, "audiences": [AUDIENCE], "jwks": json.dumps(jwks)}]}
+
+    def auth_filters(self, setup: Setup) -> list[dict]:
+        if setup.kind == "no-auth":
+            return []
+        if setup.kind.startswith("native-"):
+            jwks = tokens.jwks_of(self.keys[setup.alg])
+            return [native_jwt_authn(ISSUER, AUDIENCE, jwks, cache=setup.kind == "native-cached")]
+        if setup.kind == "ours-session":
+            return [our_filter(self.options.wasm, self.session_configs[setup.alg])]
+        return [our_filter(self.options.wasm, self.jwt_plugin_config(setup.alg))]
+
+    def new_envoy(self, stack: Stack, setups: list[Setup] | None = None) -> BenchEnvoy:
+        """A started Envoy with a listener for each setup (default: all)."""
+        chosen = all_setups() if setups is None else setups
+        listeners = {s.listener: (self.ports[s.listener], self.auth_filters(s)) for s in chosen}
+        envoy = BenchEnvoy(self.options.wasm, listeners, {"idp": self.idp.port}, self.options.envoy_cpus)
+        return stack.own(envoy.start())
+
+    def log_in_once(self) -> None:
+        """A real login per session listener (needs a running Envoy); the
+        cookie stays valid for the later Envoys, whose secrets are the same."""
+        for alg in ALGS:
+            say(f"logging in at the IdP through the {alg} session listener")
+            cookie = session_cookie_by_login(self.url(Setup("ours-session", alg)))
+            self.sessions[alg] = FixedValue.write(self.work / f"session-{alg}.txt", cookie)
+
+    def header_for(self, setup: Setup) -> str:
+        return "Cookie" if setup.kind == "ours-session" else "Authorization"
+
+    def fixed_values(self, setup: Setup) -> FixedValue:
+        if setup.kind == "ours-session":
+            return self.sessions[setup.alg]
+        # No auth sends a token too, so every setup's requests are as large.
+        return self.hot[setup.alg or ALGS[0]]
+
+
+# ----- runs -----
+class BrokenBench(RuntimeError):
+    pass
+
+
+class Runner:
+    """Runs setups against one Envoy; cold setups take fresh tokens from a
+    cursor into their pool that starts over with each new Envoy."""
+
+    def __init__(self, world: World, envoy: BenchEnvoy):
+        self.world = world
+        self.envoy = envoy
+        self.options = world.options
+        self.cold_cursor = {alg: 1 for alg in ALGS}
+
+    def measure(self, setup: Setup) -> tuple[WrkResult, float]:
+        """Warm up, then one measured run: (result, Envoy's CPU share)."""
+        warmup = None
+        if self.options.warmup_seconds:
+            warmup = self.checked_run(setup, self.options.warmup_seconds, expected_rps=None)
+        cpu_before = process_cpu_seconds(self.envoy.pid)
+        # The warm-up's rate sizes the cold pool for the measured run.
+        result = self.checked_run(setup, self.options.seconds, expected_rps=warmup.rps if warmup else None)
+        return result, (process_cpu_seconds(self.envoy.pid) - cpu_before) / result.seconds
+
+    def checked_run(self, setup: Setup, seconds: int, expected_rps: float | None) -> WrkResult:
+        values, first_line = self.values_for(setup, seconds, expected_rps)
+        result = run_wrk(self.world.url(setup), values, self.world.header_for(setup), first_line, seconds, self.options.load)
+        if not result.all_2xx:
+            raise BrokenBench(f"{setup.title}: not all responses 2xx: {result.failure()}\n{self.envoy.log_tail(30)}")
+        if setup.kind == "ours-cold":
+            # Requests in flight when wrk stopped took values too.
+            self.cold_cursor[setup.alg] = first_line + result.requests + self.options.load.connections
+        return result
+
+    def values_for(self, setup: Setup, seconds: int, expected_rps: float | None) -> tuple[Path, int]:
+        if setup.kind != "ours-cold":
+            return self.world.fixed_values(setup).path, 1
+        pool, first = self.world.cold[setup.alg], self.cold_cursor[setup.alg]
+        if expected_rps is None:
+            pool.ensure(first + COLD_WARMUP_TOKENS)
+        else:
+            pool.ensure(first + math.ceil(expected_rps * seconds * COLD_POOL_MARGIN) + self.options.load.connections)
+        return pool.path, first
+
+
+def check_setups_authenticate(world: World) -> None:
+    """A filter that let everything through would look fast: every auth setup
+    must refuse a forged token (or a missing session) with 401 and accept the
+    bench's credential, before anything is measured."""
+    for setup in all_setups():
+        if setup.kind == "no-auth":
+            continue
+        header = world.header_for(setup)
+        good = world.fixed_values(setup).path.read_text().strip()
+        forged = "" if setup.kind == "ours-session" else bearer(tokens.flip_signature_bit(world.hot_tokens[setup.alg]))
+        for value, expected in ((good, 200), (forged, 401)):
+            status = requests.get(world.url(setup), headers={header: value}, timeout=10).status_code
+            if status != expected:
+                raise BrokenBench(f"{setup.title}: {header} {'forged' if expected == 401 else 'valid'}: {status}, not {expected}")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def rotated(setups: list[Setup], round_index: int, rounds: int) -> list[Setup]:
+    """The setups in a different order each round, so no setup always runs
+    right after the same neighbour or at the same point of a round."""
+    shift = (round_index * len(setups)) // max(rounds, 1)
+    return setups[shift:] + setups[:shift]
+
+
+def run_rounds(stack: Stack, world: World) -> list[Measured]:
+    setups = all_setups()
+    measured = {s: Measured(s.title, s.kind, s.alg) for s in setups}
+    for round_index in range(world.options.rounds):
+        say(f"round {round_index + 1} of {world.options.rounds}: a fresh Envoy")
+        envoy = world.new_envoy(stack)
+        if not world.sessions:
+            world.log_in_once()
+            check_setups_authenticate(world)
+        runner = Runner(world, envoy)
+        for setup in rotated(setups, round_index, world.options.rounds):
+            result, envoy_cpu = runner.measure(setup)
+            measured[setup].runs.append(result)
+            measured[setup].envoy_cpu.append(envoy_cpu)
+            say(f"  round {round_index + 1}: {setup.title}: {result.rps:,.0f} req/s, p99 {result.p99_us / 1000:.2f} ms")
+        envoy.stop()
+    return [measured[s] for s in setups]
+
+
+# ----- memory -----
+def memory_phase(stack: Stack, world: World, cold_rps: float) -> MemoryReport:
+    """A fresh Envoy gets `memory_tokens` distinct valid ES256 tokens; then the
+    filter's VM memory gauge is read (absent until the filter reports it)."""
+    target = world.options.memory_tokens
+    connections = world.options.load.connections
+    pool = world.cold["ES256"]
+    # Headroom: wrk runs for whole seconds and usually overshoots the target.
+    pool.ensure(math.ceil(target * MEMORY_POOL_HEADROOM) + connections)
+    say(f"memory phase: {target:,} distinct ES256 tokens to a fresh Envoy")
+    # Only this listener: the filter's cache gauges are per VM, and every
+    # other plugin configuration in the VM would report its own (empty) caches
+    # under the same names.
+    setup = Setup("ours-cold", "ES256")
+    envoy = world.new_envoy(stack, [setup])
+    url = world.url(setup)
+    answered, next_line = 0, 1
+    deadline = time.monotonic() + MEMORY_PHASE_MAX_SECONDS
+    while answered < target and time.monotonic() < deadline:
+        seconds = min(MEMORY_PHASE_MAX_SECONDS, max(1, math.ceil((target - answered) / cold_rps * 1.15)))
+        result = run_wrk(url, pool.path, "Authorization", next_line, seconds, world.options.load)
+        if not result.all_2xx:
+            raise BrokenBench(f"memory phase: not all responses 2xx: {result.failure()}\n{envoy.log_tail(30)}")
+        answered += result.requests - result.repeated
+        # Requests in flight when wrk stopped took tokens too: skip them.
+        next_line += result.requests + connections
+        if result.repeated:
+            break  # every token of the pool has been sent
+    # The filter sets its gauges on its timer tick (every second when idle).
+    time.sleep(GAUGE_SETTLE_SECONDS)
+    report = MemoryReport(
+        distinct_tokens=answered,
+        vm_memory_bytes=envoy.stats_matching(VM_MEMORY_STAT),
+        cache_gauges=envoy.stats_matching(CACHE_GAUGES),
+        envoy_allocated_bytes=envoy.stats_matching(r"^server\.memory_allocated$").get("server.memory_allocated"),
+    )
+    envoy.stop()
+    return report
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+# ----- context -----
+def context_lines(options: Options, load_before: str) -> list[str]:
+    envoy_version = subprocess.run([str(ENVOY_BIN), "--version"], capture_output=True, text=True).stdout.strip()
+    # `wrk -v` prints "wrk debian/4.1.0-3+b2 [epoll] Copyright ..." (and exits 1).
+    wrk_version = " ".join(subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()[:2])
+    return [
+        f"{options.rounds} round(s), {options.warmup_seconds} s warm-up + {options.seconds} s measured per setup; "
+        "setups in a rotated order per round, a fresh Envoy per round; medians over rounds, "
+        "spread = (max − min) / median of the rounds' req/s; ratios = median of per-round ratios",
+        f"{wrk_version}; -t{options.load.threads} -c{options.load.connections}, "
+        f"pinned to CPU {options.load.cpus or '(not pinned)'}",
+        f"Envoy: `--concurrency 1`, pinned to CPU {options.envoy_cpus or '(not pinned)'}; "
+        f"version {envoy_version.split('version: ')[-1]}",
+        "every listener answers `direct_response` 200; tokens ride in `Authorization: Bearer` "
+        "(also for no auth, so requests are as large), sessions in `Cookie`",
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average before the run: {load_before}",
+    ]
+
+
+def module_label(wasm: Path) -> str:
+    """The module's path as the reader knows it: relative to the repository if inside."""
+    resolved = wasm.resolve()
+    return str(resolved.relative_to(REPO_ROOT)) if resolved.is_relative_to(REPO_ROOT) else str(resolved)
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+# ----- main -----
+def stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so the `finally` blocks stop every process
+    the bench started (they would also die with it, by PR_SET_PDEATHSIG, but
+    without removing their files)."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def main(argv: list[str]) -> int:
+    options = parse_options(argv)
+    stop_on_sigterm()
+    if not options.wasm.is_file():
+        print(f"{options.wasm} is missing: run `make build`", file=sys.stderr)
+        return 2
+    load_before = load_average()
+    WORK_DIR.mkdir(parents=True, exist_ok=True)
+    stack = Stack(name="bench")
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-values-", dir=WORK_DIR) as work:
+            world = World(stack, options, Path(work))
+            setups = run_rounds(stack, world)
+            cold_es256 = next(s for s in setups if s.kind == "ours-cold" and s.alg == "ES256")
+            memory = memory_phase(stack, world, cold_es256.rps())
+    except BrokenBench as broken:
+        print(f"BROKEN BENCH: {broken}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: every process the bench started is stopped", file=sys.stderr)
+        return 130
+    finally:
+        stack.close()
+    context = context_lines(options, load_before)
+    summary = Summary(setups, module_label(options.wasm), options.wasm.stat().st_size, memory, context)
+    if broken_runs(summary):
+        print("BROKEN BENCH:\n" + "\n".join(broken_runs(summary)), file=sys.stderr)
+        return 1
+    text = markdown(summary)
+    options.output.write_text(text)
+    print("\n" + text)
+    print(f"written to {options.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

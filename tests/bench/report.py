@@ -1,0 +1,196 @@
+"""From the runs of every round to the table, the goals and results.md."""
+
+import statistics
+from dataclasses import dataclass, field
+
+from wrk import WrkResult
+
+MIB = 1024 * 1024
+MEMORY_GOAL_BYTES = 16 * MIB
+
+
+@dataclass
+class Measured:
+    """The measured runs of one setup, one per round, plus CPU use."""
+
+    name: str
+    kind: str
+    alg: str | None
+    runs: list[WrkResult] = field(default_factory=list)
+    envoy_cpu: list[float] = field(default_factory=list)  # share of one core, per run
+
+    def rps(self) -> float:
+        return statistics.median(r.rps for r in self.runs)
+
+    def spread(self) -> float:
+        """(max - min) / median of the rounds' req/s."""
+        values = [r.rps for r in self.runs]
+        return (max(values) - min(values)) / statistics.median(values)
+
+    def p99_ms(self) -> float:
+        return statistics.median(r.p99_us for r in self.runs) / 1000
+
+    def repeated(self) -> int:
+        return sum(r.repeated for r in self.runs)
+
+    def wrk_cpu(self) -> float:
+        return statistics.median(r.wrk_cpu_seconds / r.seconds for r in self.runs)
+
+
+def ratio(setup: Measured, baseline: Measured | None) -> float | None:
+    """Median over rounds of this setup's req/s divided by the baseline's in
+    the same round: runs close in time share the machine's load of the moment,
+    so per-round ratios are steadier than a ratio of medians."""
+    if baseline is None:
+        return None
+    return statistics.median(a.rps / b.rps for a, b in zip(setup.runs, baseline.runs))
+
+
+@dataclass
+class Summary:
+    setups: list[Measured]
+    module_path: str
+    module_bytes: int
+    memory: "MemoryReport"
+    context: list[str]  # how the bench ran: machine, load, wrk, Envoy
+
+    def find(self, kind: str, alg: str | None = None) -> Measured | None:
+        return next((s for s in self.setups if s.kind == kind and (alg is None or s.alg == alg)), None)
+
+
+@dataclass
+class MemoryReport:
+    distinct_tokens: int
+    vm_memory_bytes: dict[str, int]  # stat name -> value; empty: not reported
+    cache_gauges: dict[str, int]  # the filter's cache sizes then, if reported
+    envoy_allocated_bytes: int | None
+
+
+def _format_ratio(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}×"
+
+
+def table(summary: Summary) -> list[str]:
+    no_auth = summary.find("no-auth")
+    lines = [
+        "| setup | req/s (median) | spread | p99 ms | × no-auth | × native uncached (same alg) | Envoy CPU | wrk CPU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for setup in summary.setups:
+        native = summary.find("native-uncached", setup.alg) if setup.alg else None
+        repeated = f" ({setup.repeated()} repeated tokens)" if setup.kind == "ours-cold" and setup.repeated() else ""
+        lines.append(
+            f"| {setup.name}{repeated} | {setup.rps():,.0f} | {setup.spread():.0%} | {setup.p99_ms():.2f} "
+            f"| {_format_ratio(ratio(setup, no_auth))} | {_format_ratio(ratio(setup, native))} "
+            f"| {statistics.median(setup.envoy_cpu):.0%} | {setup.wrk_cpu():.0%} |"
+        )
+    return lines
+
+
+@dataclass
+class Goal:
+    text: str
+    value: float | None
+    threshold: float
+    stretch: bool = False
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.value is None else self.value >= self.threshold
+
+    def line(self) -> str:
+        verdict = {True: "met", False: "NOT met", None: "not measured"}[self.met]
+        kind = "stretch" if self.stretch else "goal"
+        shown = "—" if self.value is None else f"{self.value:.2f}×"
+        return f"- {kind}: {self.text}: {shown} (≥ {self.threshold:.2f}×) — **{verdict}**"
+
+
+def goals(summary: Summary) -> list[Goal]:
+    no_auth = summary.find("no-auth")
+    found = []
+    for alg in sorted({s.alg for s in summary.setups if s.alg}):
+        hot, cold = summary.find("ours-hot", alg), summary.find("ours-cold", alg)
+        session = summary.find("ours-session", alg)
+        native, cached = summary.find("native-uncached", alg), summary.find("native-cached", alg)
+        if hot:
+            found += [
+                Goal(f"hot {alg} vs no auth", ratio(hot, no_auth), 0.85),
+                Goal(f"hot {alg} vs native uncached", ratio(hot, native), 2.0),
+                Goal(f"hot {alg} vs native cached", ratio(hot, cached), 1.0, stretch=True),
+            ]
+        if cold:
+            found += [
+                Goal(f"cold {alg} vs native uncached", ratio(cold, native), 0.5),
+                Goal(f"cold {alg} vs native uncached", ratio(cold, native), 1.0, stretch=True),
+            ]
+        if session:
+            found.append(Goal(f"session {alg} vs no auth", ratio(session, no_auth), 0.8))
+    return found
+
+
+def memory_lines(memory: MemoryReport) -> list[str]:
+    lines = [f"- Wasm VM memory after {memory.distinct_tokens:,} distinct valid tokens: "]
+    if memory.vm_memory_bytes:
+        largest = max(memory.vm_memory_bytes.values())
+        verdict = "met" if largest <= MEMORY_GOAL_BYTES else "NOT met"
+        names = ", ".join(f"`{name}` = {value:,}" for name, value in sorted(memory.vm_memory_bytes.items()))
+        lines[0] += f"{largest / MIB:.1f} MiB (goal ≤ 16 MiB per VM: **{verdict}**; {names})"
+    else:
+        lines[0] += "not reported (no `*oidc_filter*vm_memory_bytes` stat in Envoy's /stats)"
+    if memory.cache_gauges:
+        lines.append("- the filter's caches then: " + ", ".join(f"`{n}` = {v:,}" for n, v in sorted(memory.cache_gauges.items())))
+    if memory.envoy_allocated_bytes is not None:
+        lines.append(f"- Envoy's whole heap then (`server.memory_allocated`): {memory.envoy_allocated_bytes / MIB:.1f} MiB")
+    return lines
+
+
+# Below this share of a core the Envoy worker was not saturated: the machine
+# was busy (or the load generator too slow), and the numbers are suspect.
+SATURATED_ENVOY_CPU = 0.8
+# Above this, wrk itself was the bottleneck.
+BUSY_WRK_CPU = 0.9
+NOISY_SPREAD = 0.2
+
+
+def warnings(summary: Summary) -> list[str]:
+    found = []
+    starved = [s.name for s in summary.setups if statistics.median(s.envoy_cpu) < SATURATED_ENVOY_CPU]
+    if starved:
+        found.append(
+            f"Envoy used less than {SATURATED_ENVOY_CPU:.0%} of a core in {len(starved)} of "
+            f"{len(summary.setups)} setups: the machine was busy; trust ratios more than absolute numbers"
+        )
+    busy_wrk = [s.name for s in summary.setups if s.wrk_cpu() > BUSY_WRK_CPU]
+    if busy_wrk:
+        found.append(f"wrk used more than {BUSY_WRK_CPU:.0%} of its core (it may be the bottleneck): {', '.join(busy_wrk)}")
+    noisy = [s.name for s in summary.setups if len(s.runs) > 1 and s.spread() > NOISY_SPREAD]
+    if noisy:
+        found.append(f"spread over {NOISY_SPREAD:.0%} (more rounds would help): {', '.join(noisy)}")
+    repeated = [s.name for s in summary.setups if s.kind == "ours-cold" and s.repeated()]
+    if repeated:
+        found.append(f"cold runs that ran out of fresh tokens and repeated some: {', '.join(repeated)}")
+    return found
+
+
+def markdown(summary: Summary) -> str:
+    parts = ["# Benchmark: oidc_filter vs Envoy's native jwt_authn", ""]
+    parts += table(summary)
+    parts += ["", "## Goals", ""]
+    parts += [goal.line() for goal in goals(summary)]
+    parts += memory_lines(summary.memory)
+    kib = summary.module_bytes / 1024
+    parts += [f"- Release module `{summary.module_path}`: {summary.module_bytes:,} bytes ({kib:.0f} KiB)"]
+    parts += ["", "## How it ran", ""]
+    parts += [f"- {line}" for line in summary.context]
+    parts += [
+        "- Envoy CPU / wrk CPU: the share of one core each process used during the measured runs "
+        "(Envoy's worker near 100% means it was the bottleneck, as intended)"
+    ]
+    found = warnings(summary)
+    if found:
+        parts += ["", "## Warnings", ""] + [f"- {line}" for line in found]
+    return "\n".join(parts) + "\n"
+
+
+def broken_runs(summary: Summary) -> list[str]:
+    return [f"{s.name}: {r.failure()}" for s in summary.setups for r in s.runs if not r.all_2xx]

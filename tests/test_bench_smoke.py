@@ -1,0 +1,57 @@
+"""`make bench` in its tiny mode, so the benchmark cannot rot unnoticed.
+
+The bench itself exits 1 when any response of any setup is not 2xx (a bench
+measuring an error path is broken); this test runs it with `--quick` (one
+round, one second per setup, a few thousand tokens) and checks the table.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent / "bench" / "bench.py"
+SETUP_TITLES = ["no auth filter"] + [
+    f"{kind} {alg}"
+    for alg in ("ES256", "RS256")
+    for kind in (
+        "native jwt_authn, no cache",
+        "native jwt_authn + jwt_cache_config",
+        "ours, hot (same token)",
+        "ours, cold (new token each request)",
+        "ours, session cookie",
+    )
+]
+
+pytestmark = pytest.mark.idp
+
+
+def table_rows(markdown: str) -> list[list[str]]:
+    """The cells of every row of the markdown table."""
+    lines = [line for line in markdown.splitlines() if line.startswith("| ")]
+    return [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines]
+
+
+def row_of(rows: list[list[str]], title: str) -> list[str] | None:
+    """The row of a setup; a cold row may end in "(N repeated tokens)"."""
+    return next((row for row in rows if row[0] == title or row[0].startswith(f"{title} (")), None)
+
+
+def test_quick_bench_serves_only_2xx_and_writes_the_table(wasm_path, tmp_path):
+    output = tmp_path / "results.md"
+    completed = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--wasm", str(wasm_path), "--output", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert completed.returncode == 0, f"bench failed:\n{completed.stderr[-3000:]}\n{completed.stdout[-3000:]}"
+    rows = table_rows(output.read_text())
+    for title in SETUP_TITLES:
+        row = row_of(rows, title)
+        assert row is not None, f"no row for {title!r} in:\n{output.read_text()}"
+        assert float(row[1].replace(",", "")) > 0, row
+    text = output.read_text()
+    assert f"{wasm_path.stat().st_size:,} bytes" in text, "the module size is reported"
+    assert "Wasm VM memory after" in text
