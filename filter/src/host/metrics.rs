@@ -6,6 +6,7 @@
 
 use crate::metrics::{Counter, Counters, Gauge, PREFIX};
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -32,6 +33,10 @@ struct Ids {
 
 thread_local! {
     static IDS: RefCell<Option<Ids>> = const { RefCell::new(None) };
+    /// Each plugin configuration in this VM (root context) reports its own cache
+    /// sizes; a gauge shows their sum.
+    static GAUGES_BY_ROOT: RefCell<BTreeMap<u32, Vec<(Gauge, u64)>>> =
+        const { RefCell::new(BTreeMap::new()) };
 }
 
 fn define(metric_type: u32, name: &str) -> Option<u32> {
@@ -59,10 +64,12 @@ fn ensure_defined() {
     });
 }
 
-/// Passes on what the VM counted since the last call and sets the gauges.
-pub fn report(counters: &mut Counters, gauges: &[(Gauge, u64)]) {
+/// Passes on what `root_id`'s configuration counted since the last call and
+/// sets the gauges to the sum over this VM's configurations.
+pub fn report(root_id: u32, counters: &mut Counters, gauges: &[(Gauge, u64)]) {
     ensure_defined();
     let changed = counters.take_unreported();
+    let gauges = summed_gauges(root_id, gauges);
     IDS.with(|ids| {
         let Ok(ids) = ids.try_borrow() else {
             return;
@@ -79,11 +86,42 @@ pub fn report(counters: &mut Counters, gauges: &[(Gauge, u64)]) {
             }
         }
         for (gauge, value) in gauges {
-            let id = position(Gauge::ALL, gauge).and_then(|i| ids.gauges.get(i));
+            let id = position(Gauge::ALL, &gauge).and_then(|i| ids.gauges.get(i));
             if let Some(Some(id)) = id {
                 // SAFETY: plain integers.
-                let _ = unsafe { proxy_record_metric(*id, *value) };
+                let _ = unsafe { proxy_record_metric(*id, value) };
             }
+        }
+    });
+}
+
+/// VM-wide gauges (memory) are the same from every root; they are not summed.
+fn summed_gauges(root_id: u32, gauges: &[(Gauge, u64)]) -> Vec<(Gauge, u64)> {
+    GAUGES_BY_ROOT.with(|by_root| {
+        let Ok(mut by_root) = by_root.try_borrow_mut() else {
+            return gauges.to_vec();
+        };
+        by_root.insert(root_id, gauges.to_vec());
+        Gauge::ALL
+            .iter()
+            .map(|gauge| {
+                let values = by_root.values().flatten().filter(|(g, _)| g == gauge);
+                let total = if *gauge == Gauge::VmMemoryBytes {
+                    values.map(|(_, v)| *v).max().unwrap_or(0)
+                } else {
+                    values.fold(0u64, |sum, (_, v)| sum.saturating_add(*v))
+                };
+                (*gauge, total)
+            })
+            .collect()
+    })
+}
+
+/// A configuration that goes away (reconfigured or deleted) stops counting.
+pub fn forget_root(root_id: u32) {
+    GAUGES_BY_ROOT.with(|by_root| {
+        if let Ok(mut by_root) = by_root.try_borrow_mut() {
+            by_root.remove(&root_id);
         }
     });
 }

@@ -248,7 +248,7 @@ impl Plugin {
     }
 
     /// Copies this VM's counts and cache sizes into Envoy stats.
-    pub fn report_metrics(&mut self) {
+    pub fn report_metrics(&mut self, root_id: u32) {
         let vm = &mut self.vm;
         vm.counters
             .set_total(Counter::TokenCacheHit, vm.tokens.hits);
@@ -266,7 +266,7 @@ impl Plugin {
             (Gauge::SessionCacheBytes, size(vm.sessions.bytes())),
             (Gauge::VmMemoryBytes, metrics::vm_memory_bytes()),
         ];
-        metrics::report(&mut vm.counters, &gauges);
+        metrics::report(root_id, &mut vm.counters, &gauges);
     }
 
     pub fn note_waits(&mut self, waits: &[KeyWait]) {
