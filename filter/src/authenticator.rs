@@ -116,7 +116,7 @@ pub fn authenticate_found(
 fn judge(config: &Config, found: &Found, keys: &dyn KeyLookup, now: u64) -> Verdict {
     let jws = match token::parse(&found.token, config.max_token_bytes) {
         Ok(jws) => jws,
-        Err(why) => return Verdict::Invalid(AuthError::VerificationFails, why.to_string()),
+        Err(why) => return Verdict::Invalid(why.auth_error(), why.to_string()),
     };
     let (index, rule) = match rule_for(config, &jws, found.location) {
         Ok(found) => found,
