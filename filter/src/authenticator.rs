@@ -235,7 +235,7 @@ fn keys_fingerprint(rule: &JwtRule, keys: &dyn KeyLookup) -> Option<u64> {
 fn judge_uncached(config: &Config, found: &Found, keys: &dyn KeyLookup, now: u64) -> Verdict {
     let jws = match token::parse(&found.token, config.max_token_bytes) {
         Ok(jws) => jws,
-        Err(why) => return Verdict::Invalid(AuthError::VerificationFails, why.to_string()),
+        Err(why) => return Verdict::Invalid(why.auth_error(), why.to_string()),
     };
     let (index, rule) = match rule_for(config, &jws, found.location) {
         Ok(found) => found,

@@ -34,6 +34,7 @@ counters! {
     AllowedPublic => "requests_allowed.public_path", "allowed without authentication (publicPaths)";
     DeniedMissing => "requests_denied.jwt_missing", "401 Jwt is missing";
     DeniedInvalid => "requests_denied.jwt_invalid", "401 Jwt verification fails";
+    DeniedMalformed => "requests_denied.jwt_malformed", "401 a malformed token (Jwt header is an invalid JSON, …)";
     DeniedExpired => "requests_denied.jwt_expired", "401 Jwt is expired";
     DeniedNotYetValid => "requests_denied.jwt_not_yet_valid", "401 Jwt not yet valid";
     DeniedUnknownIssuer => "requests_denied.jwt_unknown_issuer", "401 Jwt issuer is not configured";
@@ -69,6 +70,20 @@ impl Counter {
             AuthError::KidAlgMismatch => Self::DeniedUnknownKey,
             AuthError::AudienceNotAllowed => Self::DeniedAudience,
             AuthError::JwksFetchFailed => Self::DeniedJwksUnavailable,
+            AuthError::BadFormat
+            | AuthError::HeaderBadBase64
+            | AuthError::HeaderBadJson
+            | AuthError::HeaderBadAlg
+            | AuthError::AlgNotSupported
+            | AuthError::HeaderBadKid
+            | AuthError::PayloadBadBase64
+            | AuthError::PayloadBadJson
+            | AuthError::ClaimNotString(_)
+            | AuthError::ClaimNotInteger(_)
+            | AuthError::ClaimOutOfRange(_)
+            | AuthError::AudNotStringList
+            | AuthError::SignatureBadBase64
+            | AuthError::Ed25519WrongLength => Self::DeniedMalformed,
         }
     }
 

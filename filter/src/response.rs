@@ -13,6 +13,38 @@ pub enum AuthError {
     KidAlgMismatch,
     AudienceNotAllowed,
     JwksFetchFailed,
+    /// The parse failures below have their own texts in Envoy's jwt_verify_lib
+    /// (`status.cc`), which jwt_authn sends as the body.
+    BadFormat,
+    HeaderBadBase64,
+    HeaderBadJson,
+    HeaderBadAlg,
+    AlgNotSupported,
+    HeaderBadKid,
+    PayloadBadBase64,
+    PayloadBadJson,
+    ClaimNotString(StringClaim),
+    ClaimNotInteger(TimeClaim),
+    ClaimOutOfRange(TimeClaim),
+    AudNotStringList,
+    SignatureBadBase64,
+    Ed25519WrongLength,
+}
+
+/// Claims Envoy requires to be strings when present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StringClaim {
+    Iss,
+    Sub,
+    Jti,
+}
+
+/// NumericDate claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeClaim {
+    Iat,
+    Nbf,
+    Exp,
 }
 
 impl AuthError {
@@ -26,6 +58,34 @@ impl AuthError {
             Self::KidAlgMismatch => "Jwks doesn't have key to match kid or alg from Jwt",
             Self::AudienceNotAllowed => "Audiences in Jwt are not allowed",
             Self::JwksFetchFailed => "Jwks remote fetch is failed",
+            Self::BadFormat => {
+                "Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections"
+            }
+            Self::HeaderBadBase64 => "Jwt header is an invalid Base64url encoded",
+            Self::HeaderBadJson => "Jwt header is an invalid JSON",
+            Self::HeaderBadAlg => "Jwt header [alg] field is required and must be a string",
+            Self::AlgNotSupported => "Jwt header [alg] is not supported",
+            Self::HeaderBadKid => "Jwt header [kid] field is not a string",
+            Self::PayloadBadBase64 => "Jwt payload is an invalid Base64url encoded",
+            Self::PayloadBadJson => "Jwt payload is an invalid JSON",
+            Self::ClaimNotString(StringClaim::Iss) => "Jwt payload [iss] field is not a string",
+            Self::ClaimNotString(StringClaim::Sub) => "Jwt payload [sub] field is not a string",
+            Self::ClaimNotString(StringClaim::Jti) => "Jwt payload [jti] field is not a string",
+            Self::ClaimNotInteger(TimeClaim::Iat) => "Jwt payload [iat] field is not an integer",
+            Self::ClaimNotInteger(TimeClaim::Nbf) => "Jwt payload [nbf] field is not an integer",
+            Self::ClaimNotInteger(TimeClaim::Exp) => "Jwt payload [exp] field is not an integer",
+            Self::ClaimOutOfRange(TimeClaim::Iat) => {
+                "Jwt payload [iat] field is not a positive 64 bit integer"
+            }
+            Self::ClaimOutOfRange(TimeClaim::Nbf) => {
+                "Jwt payload [nbf] field is not a positive 64 bit integer"
+            }
+            Self::ClaimOutOfRange(TimeClaim::Exp) => {
+                "Jwt payload [exp] field is not a positive 64 bit integer"
+            }
+            Self::AudNotStringList => "Jwt payload [aud] field is not a string or string list",
+            Self::SignatureBadBase64 => "Jwt signature is an invalid Base64url encoded",
+            Self::Ed25519WrongLength => "Jwt ED25519 signature is wrong length",
         }
     }
 

@@ -40,6 +40,11 @@ pub fn verify_with_set(set: &KeySet, jws: &Jws) -> Result<(), AuthError> {
     if candidates.is_empty() {
         return Err(AuthError::KidAlgMismatch);
     }
+    // jwt_verify_lib reports this apart from a failed signature.
+    if jws.algorithm == Algorithm::EdDsa && jws.signature.len() != ed25519_compact::Signature::BYTES
+    {
+        return Err(AuthError::Ed25519WrongLength);
+    }
     let message = jws.signing_input.as_bytes();
     if candidates
         .iter()

@@ -131,11 +131,20 @@ fn each_failure_maps_to_envoys_status_and_text() {
             "Jwks doesn't have key to match kid or alg from Jwt",
         ),
         (forged, 401, "Jwt verification fails"),
-        ("not-a-token".to_string(), 401, "Jwt verification fails"),
+        (
+            "not-a-token".to_string(),
+            401,
+            "Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections",
+        ),
         (
             mint(json!({"exp": "tomorrow"})),
             401,
-            "Jwt verification fails",
+            "Jwt payload [exp] field is not an integer",
+        ),
+        (
+            mint(json!({"sub": 42})),
+            401,
+            "Jwt payload [sub] field is not a string",
         ),
     ];
     for (token, status, body) in cases {
@@ -267,7 +276,7 @@ fn any_invalid_token_denies_even_beside_a_valid_one() {
     ]);
     assert_eq!(
         denial(authenticate(&config, &headers, &NoRemote, NOW)).body,
-        "Jwt verification fails"
+        "Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections"
     );
 }
 
@@ -437,4 +446,16 @@ fn the_cache_can_be_turned_off() {
         ));
     }
     assert_eq!((cache.hits, cache.len()), (0, 0));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn ed25519_signature_of_the_wrong_length_has_envoys_text() {
+    let key = TestKey::new(Algorithm::EdDsa, "ed");
+    let config = inline_config(&[&key], "");
+    let token = key.mint(&claims());
+    let (input, signature) = token.rsplit_once('.').unwrap();
+    // 64 bytes are 86 base64url characters; 84 decode to 63 bytes.
+    let short = format!("{input}.{}", &signature[..84]);
+    let result = denial(authenticate(&config, &with_bearer(&short), &NoRemote, NOW));
+    assert_eq!(result.body, "Jwt ED25519 signature is wrong length");
 }
