@@ -4,19 +4,17 @@
 //! are skipped, not fatal. A document with no usable signing key is an error, so a
 //! broken fetch never replaces a good cached set.
 
+use crate::crypto::rsa::RsaPublicKey;
 use crate::token::Algorithm;
 use base64::alphabet::URL_SAFE;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
-use rsa::{BigUint, RsaPublicKey};
 use serde_json::{Map, Value};
 
 /// Most keys a set may hold; real IdPs publish two or three.
 pub const MAX_KEYS: usize = 64;
 /// Most keys tried for one token that carries no usable `kid`.
 pub const MAX_CANDIDATES: usize = 8;
-const RSA_MIN_BITS: usize = 2048;
-const RSA_MAX_BITS: usize = 8192;
 const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "k"];
 
 /// Key material is base64url; some IdPs pad it, which is harmless to accept.
@@ -185,17 +183,9 @@ fn bytes_member(jwk: &Map<String, Value>, name: &str) -> Result<Vec<u8>, String>
 }
 
 fn rsa_key(jwk: &Map<String, Value>) -> Result<PublicKey, String> {
-    let modulus = BigUint::from_bytes_be(&bytes_member(jwk, "n")?);
-    let exponent = BigUint::from_bytes_be(&bytes_member(jwk, "e")?);
-    let bits = modulus.bits();
-    if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
-        return Err(format!(
-            "RSA modulus has {bits} bits (accepted: {RSA_MIN_BITS} to {RSA_MAX_BITS})"
-        ));
-    }
-    RsaPublicKey::new_with_max_size(modulus, exponent, RSA_MAX_BITS)
+    RsaPublicKey::new(&bytes_member(jwk, "n")?, &bytes_member(jwk, "e")?)
         .map(PublicKey::Rsa)
-        .map_err(|error| format!("invalid RSA key: {error}"))
+        .map_err(|error| error.to_string())
 }
 
 fn ec_key(jwk: &Map<String, Value>) -> Result<PublicKey, String> {

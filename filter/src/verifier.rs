@@ -4,23 +4,34 @@
 //! vectors exercise exactly the code that verifies tokens. Only public data passes
 //! through here.
 
+use crate::crypto::rsa::{verify_pkcs1v15, verify_pss, Hash};
 use crate::jwks::{KeySet, PublicKey};
 use crate::response::AuthError;
 use crate::token::{Algorithm, Jws};
 use p256::ecdsa::signature::Verifier as _;
-use rsa::{Pkcs1v15Sign, Pss, RsaPublicKey};
-use sha2::{Digest, Sha256, Sha384, Sha512};
 
 /// True when `signature` is a valid `algorithm` signature of `message` under `key`.
 /// A key of the wrong type for the algorithm never verifies.
 pub fn verify(algorithm: Algorithm, key: &PublicKey, message: &[u8], signature: &[u8]) -> bool {
     match (algorithm, key) {
-        (Algorithm::Rs256, PublicKey::Rsa(key)) => rsa_pkcs1::<Sha256>(key, message, signature),
-        (Algorithm::Rs384, PublicKey::Rsa(key)) => rsa_pkcs1::<Sha384>(key, message, signature),
-        (Algorithm::Rs512, PublicKey::Rsa(key)) => rsa_pkcs1::<Sha512>(key, message, signature),
-        (Algorithm::Ps256, PublicKey::Rsa(key)) => rsa_pss::<Sha256>(key, message, signature),
-        (Algorithm::Ps384, PublicKey::Rsa(key)) => rsa_pss::<Sha384>(key, message, signature),
-        (Algorithm::Ps512, PublicKey::Rsa(key)) => rsa_pss::<Sha512>(key, message, signature),
+        (Algorithm::Rs256, PublicKey::Rsa(key)) => {
+            verify_pkcs1v15(key, Hash::Sha256, message, signature)
+        }
+        (Algorithm::Rs384, PublicKey::Rsa(key)) => {
+            verify_pkcs1v15(key, Hash::Sha384, message, signature)
+        }
+        (Algorithm::Rs512, PublicKey::Rsa(key)) => {
+            verify_pkcs1v15(key, Hash::Sha512, message, signature)
+        }
+        (Algorithm::Ps256, PublicKey::Rsa(key)) => {
+            verify_pss(key, Hash::Sha256, message, signature)
+        }
+        (Algorithm::Ps384, PublicKey::Rsa(key)) => {
+            verify_pss(key, Hash::Sha384, message, signature)
+        }
+        (Algorithm::Ps512, PublicKey::Rsa(key)) => {
+            verify_pss(key, Hash::Sha512, message, signature)
+        }
         (Algorithm::Es256, PublicKey::P256(key)) => p256::ecdsa::Signature::from_slice(signature)
             .is_ok_and(|signature| key.verify(message, &signature).is_ok()),
         (Algorithm::Es384, PublicKey::P384(key)) => p384::ecdsa::Signature::from_slice(signature)
@@ -54,24 +65,6 @@ pub fn verify_with_set(set: &KeySet, jws: &Jws) -> Result<(), AuthError> {
     } else {
         Err(AuthError::VerificationFails)
     }
-}
-
-fn rsa_pkcs1<D>(key: &RsaPublicKey, message: &[u8], signature: &[u8]) -> bool
-where
-    D: Digest + rsa::pkcs8::AssociatedOid,
-{
-    let hashed = D::digest(message);
-    key.verify(Pkcs1v15Sign::new::<D>(), &hashed, signature)
-        .is_ok()
-}
-
-/// JWS PS* fixes the salt length to the hash length (RFC 7518 3.5).
-fn rsa_pss<D>(key: &RsaPublicKey, message: &[u8], signature: &[u8]) -> bool
-where
-    D: 'static + Digest + sha2::digest::DynDigest + Send + Sync,
-{
-    let hashed = D::digest(message);
-    key.verify(Pss::new::<D>(), &hashed, signature).is_ok()
 }
 
 #[cfg(test)]
