@@ -7,7 +7,6 @@
 use crate::jwks::{KeySet, PublicKey};
 use crate::response::AuthError;
 use crate::token::{Algorithm, Jws};
-use p256::ecdsa::signature::Verifier as _;
 use rsa::{Pkcs1v15Sign, Pss, RsaPublicKey};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
@@ -21,10 +20,8 @@ pub fn verify(algorithm: Algorithm, key: &PublicKey, message: &[u8], signature: 
         (Algorithm::Ps256, PublicKey::Rsa(key)) => rsa_pss::<Sha256>(key, message, signature),
         (Algorithm::Ps384, PublicKey::Rsa(key)) => rsa_pss::<Sha384>(key, message, signature),
         (Algorithm::Ps512, PublicKey::Rsa(key)) => rsa_pss::<Sha512>(key, message, signature),
-        (Algorithm::Es256, PublicKey::P256(key)) => p256::ecdsa::Signature::from_slice(signature)
-            .is_ok_and(|signature| key.verify(message, &signature).is_ok()),
-        (Algorithm::Es384, PublicKey::P384(key)) => p384::ecdsa::Signature::from_slice(signature)
-            .is_ok_and(|signature| key.verify(message, &signature).is_ok()),
+        (Algorithm::Es256, PublicKey::P256(key)) => key.verify(message, signature),
+        (Algorithm::Es384, PublicKey::P384(key)) => key.verify(message, signature),
         (Algorithm::EdDsa, PublicKey::Ed25519(key)) => {
             ed25519_compact::Signature::from_slice(signature)
                 .is_ok_and(|signature| key.verify(message, &signature).is_ok())

@@ -4,3 +4,4 @@
 //! messages), so variable-time arithmetic is safe. Never use it for signing or
 //! anything secret. Each algorithm's Wycheproof suite runs through
 //! `verifier::verify` in `filter/tests/wycheproof.rs`.
+pub mod ec;
