@@ -36,8 +36,7 @@ fn cases() -> Vec<Case> {
     };
     let rsa = RS256KeyPair::from_pem(RSA_PEM).unwrap();
     let rsa_public = rsa.public_key().to_components();
-    let rsa_jwks =
-        jwk_of(serde_json::json!({"kty": "RSA", "n": b64(&rsa_public.n), "e": b64(&rsa_public.e)}));
+    let rsa_jwks = jwk_of(serde_json::json!({"kty": "RSA", "n": b64(&rsa_public.n), "e": b64(&rsa_public.e)}));
     let ps = PS256KeyPair::from_pem(RSA_PEM).unwrap();
     let p256 = ES256KeyPair::from_pem(P256_PEM).unwrap();
     let p256_point = p256.public_key().public_key().to_bytes_uncompressed();
@@ -46,32 +45,18 @@ fn cases() -> Vec<Case> {
     let ed = Ed25519KeyPair::from_pem(ED25519_PEM).unwrap();
     let ed_public = ed.public_key().to_bytes();
     vec![
-        Case {
-            name: "RS256",
-            algorithm: Algorithm::Rs256,
-            jwks: rsa_jwks.clone(),
-            token: rsa.sign(claims()).unwrap(),
-        },
-        Case {
-            name: "PS256",
-            algorithm: Algorithm::Ps256,
-            jwks: rsa_jwks,
-            token: ps.sign(claims()).unwrap(),
-        },
+        Case { name: "RS256", algorithm: Algorithm::Rs256, jwks: rsa_jwks.clone(), token: rsa.sign(claims()).unwrap() },
+        Case { name: "PS256", algorithm: Algorithm::Ps256, jwks: rsa_jwks, token: ps.sign(claims()).unwrap() },
         Case {
             name: "ES256",
             algorithm: Algorithm::Es256,
-            jwks: jwk_of(
-                serde_json::json!({"kty": "EC", "crv": "P-256", "x": b64(&p256_point[1..33]), "y": b64(&p256_point[33..])}),
-            ),
+            jwks: jwk_of(serde_json::json!({"kty": "EC", "crv": "P-256", "x": b64(&p256_point[1..33]), "y": b64(&p256_point[33..])})),
             token: p256.sign(claims()).unwrap(),
         },
         Case {
             name: "ES384",
             algorithm: Algorithm::Es384,
-            jwks: jwk_of(
-                serde_json::json!({"kty": "EC", "crv": "P-384", "x": b64(&p384_point[1..49]), "y": b64(&p384_point[49..])}),
-            ),
+            jwks: jwk_of(serde_json::json!({"kty": "EC", "crv": "P-384", "x": b64(&p384_point[1..49]), "y": b64(&p384_point[49..])})),
             token: p384.sign(claims()).unwrap(),
         },
         Case {
@@ -94,9 +79,7 @@ fn main() {
         let (input, signature) = case.token.rsplit_once('.').unwrap();
         let signature = {
             use base64::Engine;
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(signature)
-                .unwrap()
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(signature).unwrap()
         };
         assert!(verify(case.algorithm, key, input.as_bytes(), &signature));
         // Warm up (JIT tiers, lazily built tables), then time a fixed wall-clock budget.
