@@ -4,6 +4,7 @@
 //! are skipped, not fatal. A document with no usable signing key is an error, so a
 //! broken fetch never replaces a good cached set.
 
+use crate::crypto::ec::{P256Key, P384Key};
 use crate::crypto::rsa::RsaPublicKey;
 use crate::token::Algorithm;
 use base64::alphabet::URL_SAFE;
@@ -26,8 +27,8 @@ const KEY_BASE64: GeneralPurpose = GeneralPurpose::new(
 #[derive(Clone, Debug)]
 pub enum PublicKey {
     Rsa(RsaPublicKey),
-    P256(p256::ecdsa::VerifyingKey),
-    P384(p384::ecdsa::VerifyingKey),
+    P256(P256Key),
+    P384(P384Key),
     Ed25519(ed25519_compact::PublicKey),
 }
 
@@ -202,19 +203,15 @@ fn ec_key(jwk: &Map<String, Value>) -> Result<PublicKey, String> {
             "{curve} coordinates must be {coordinate_len} bytes"
         ));
     }
-    let mut point = Vec::with_capacity(1 + 2 * coordinate_len);
-    point.push(0x04);
-    point.extend_from_slice(&x);
-    point.extend_from_slice(&y);
-    let invalid = |_| format!("{curve} point is not on the curve");
+    let invalid = || format!("{curve} point is not on the curve");
     if curve == "P-256" {
-        p256::ecdsa::VerifyingKey::from_sec1_bytes(&point)
+        P256Key::from_coordinates(&x, &y)
             .map(PublicKey::P256)
-            .map_err(invalid)
+            .ok_or_else(invalid)
     } else {
-        p384::ecdsa::VerifyingKey::from_sec1_bytes(&point)
+        P384Key::from_coordinates(&x, &y)
             .map(PublicKey::P384)
-            .map_err(invalid)
+            .ok_or_else(invalid)
     }
 }
 

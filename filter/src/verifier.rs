@@ -8,7 +8,6 @@ use crate::crypto::rsa::{verify_pkcs1v15, verify_pss, Hash};
 use crate::jwks::{KeySet, PublicKey};
 use crate::response::AuthError;
 use crate::token::{Algorithm, Jws};
-use p256::ecdsa::signature::Verifier as _;
 
 /// True when `signature` is a valid `algorithm` signature of `message` under `key`.
 /// A key of the wrong type for the algorithm never verifies.
@@ -32,10 +31,8 @@ pub fn verify(algorithm: Algorithm, key: &PublicKey, message: &[u8], signature: 
         (Algorithm::Ps512, PublicKey::Rsa(key)) => {
             verify_pss(key, Hash::Sha512, message, signature)
         }
-        (Algorithm::Es256, PublicKey::P256(key)) => p256::ecdsa::Signature::from_slice(signature)
-            .is_ok_and(|signature| key.verify(message, &signature).is_ok()),
-        (Algorithm::Es384, PublicKey::P384(key)) => p384::ecdsa::Signature::from_slice(signature)
-            .is_ok_and(|signature| key.verify(message, &signature).is_ok()),
+        (Algorithm::Es256, PublicKey::P256(key)) => key.verify(message, signature),
+        (Algorithm::Es384, PublicKey::P384(key)) => key.verify(message, signature),
         (Algorithm::EdDsa, PublicKey::Ed25519(key)) => {
             ed25519_compact::Signature::from_slice(signature)
                 .is_ok_and(|signature| key.verify(message, &signature).is_ok())

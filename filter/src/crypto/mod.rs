@@ -5,4 +5,5 @@
 //! anything secret. Each algorithm's Wycheproof suite runs through
 //! `verifier::verify` in `filter/tests/wycheproof.rs`.
 
+pub mod ec;
 pub mod rsa;

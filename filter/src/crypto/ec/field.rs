@@ -1,0 +1,461 @@
+//! Arithmetic modulo an odd N×32-bit modulus: the field prime p and the group
+//! order n of a curve share this code.
+//!
+//! Limbs are 32 bits, least significant first, because wasm32 multiplies at most
+//! 64 bits wide: a 32×32→64 product is one `i64.mul`, a 64×64→128 one is a call.
+//! Multiplication is Montgomery's (values are stored as `aR mod m`, R = 2^(32N)),
+//! which works for any odd modulus, so both curves and both moduli use one routine.
+//!
+//! Variable time throughout (early exits, data-dependent branches): callers only
+//! ever pass public values.
+
+/// A little-endian number of N 32-bit limbs.
+pub type Limbs<const N: usize> = [u32; N];
+
+/// Adds with carry, returning (sum, carry out); `carry` is 0 or 1.
+pub fn add_carry<const N: usize>(a: &Limbs<N>, b: &Limbs<N>) -> (Limbs<N>, bool) {
+    let mut sum = [0u32; N];
+    let mut carry = 0u64;
+    for ((out, &x), &y) in sum.iter_mut().zip(a).zip(b) {
+        let total = u64::from(x) + u64::from(y) + carry;
+        *out = total as u32;
+        carry = total >> 32;
+    }
+    (sum, carry != 0)
+}
+
+/// Subtracts with borrow, returning (difference mod 2^(32N), borrow out).
+fn sub_borrow<const N: usize>(a: &Limbs<N>, b: &Limbs<N>) -> (Limbs<N>, bool) {
+    let mut difference = [0u32; N];
+    let mut borrow = false;
+    for ((out, &x), &y) in difference.iter_mut().zip(a).zip(b) {
+        let (partial, under1) = x.overflowing_sub(y);
+        let (value, under2) = partial.overflowing_sub(u32::from(borrow));
+        *out = value;
+        borrow = under1 || under2;
+    }
+    (difference, borrow)
+}
+
+/// a < b as unsigned integers.
+pub fn less_than<const N: usize>(a: &Limbs<N>, b: &Limbs<N>) -> bool {
+    for (x, y) in a.iter().rev().zip(b.iter().rev()) {
+        if x != y {
+            return x < y;
+        }
+    }
+    false
+}
+
+pub fn is_zero<const N: usize>(a: &Limbs<N>) -> bool {
+    a.iter().all(|&limb| limb == 0)
+}
+
+fn is_one<const N: usize>(a: &Limbs<N>) -> bool {
+    let mut limbs = a.iter();
+    limbs.next() == Some(&1) && limbs.all(|&limb| limb == 0)
+}
+
+fn is_even<const N: usize>(a: &Limbs<N>) -> bool {
+    a.first().is_none_or(|&low| low & 1 == 0)
+}
+
+/// Shifts right by one bit, `top` becoming the most significant bit.
+fn shift_right_one<const N: usize>(a: &mut Limbs<N>, top: bool) {
+    let mut incoming = u32::from(top);
+    for limb in a.iter_mut().rev() {
+        let outgoing = *limb & 1;
+        *limb = (*limb >> 1) | (incoming << 31);
+        incoming = outgoing;
+    }
+}
+
+pub fn small<const N: usize>(value: u32) -> Limbs<N> {
+    let mut limbs = [0u32; N];
+    if let Some(low) = limbs.first_mut() {
+        *low = value;
+    }
+    limbs
+}
+
+/// The integer with these big-endian bytes, if there are exactly 4N of them.
+pub fn from_be_bytes<const N: usize>(bytes: &[u8]) -> Option<Limbs<N>> {
+    if bytes.len() != 4 * N {
+        return None;
+    }
+    let mut limbs = [0u32; N];
+    for (limb, chunk) in limbs.iter_mut().zip(bytes.rchunks_exact(4)) {
+        *limb = u32::from_be_bytes(chunk.try_into().ok()?);
+    }
+    Some(limbs)
+}
+
+/// An odd modulus m with its Montgomery constants; elements are kept fully reduced
+/// (in [0, m)), so equal values have equal limbs.
+#[derive(Clone, Debug)]
+pub struct Modulus<const N: usize> {
+    pub m: Limbs<N>,
+    /// -m^-1 mod 2^32, for Montgomery reduction.
+    m_neg_inv: u32,
+    /// R mod m: 1 in Montgomery form.
+    pub one: Limbs<N>,
+    /// R^2 mod m, which converts into Montgomery form.
+    r2: Limbs<N>,
+    /// R^3 mod m, which turns a plain inverse of a Montgomery value back into one.
+    r3: Limbs<N>,
+}
+
+impl<const N: usize> Modulus<N> {
+    /// `m` must be odd and above 2^(32N-1) (true of both curves' p and n); tests
+    /// check the constants this derives.
+    pub fn new(m: Limbs<N>) -> Self {
+        let low = m.first().copied().unwrap_or(1);
+        // Newton's iteration doubles the correct low bits each step: 1, 2, 4, ... 32.
+        let mut inverse = 1u32;
+        for _ in 0..5 {
+            inverse = inverse.wrapping_mul(2u32.wrapping_sub(low.wrapping_mul(inverse)));
+        }
+        let mut modulus = Self {
+            m,
+            m_neg_inv: inverse.wrapping_neg(),
+            one: [0; N],
+            r2: [0; N],
+            r3: [0; N],
+        };
+        // 2^k mod m by doubling from 1: k = 32N gives R, k = 64N gives R^2.
+        let mut power = small::<N>(1);
+        for _ in 0..32 * N {
+            power = modulus.add(&power, &power);
+        }
+        modulus.one = power;
+        for _ in 0..32 * N {
+            power = modulus.add(&power, &power);
+        }
+        modulus.r2 = power;
+        modulus.r3 = modulus.mul(&power, &power);
+        modulus
+    }
+
+    /// Subtracts m once if needed; `a` must be below 2m.
+    pub fn reduce_once(&self, a: &Limbs<N>) -> Limbs<N> {
+        if less_than(a, &self.m) {
+            *a
+        } else {
+            sub_borrow(a, &self.m).0
+        }
+    }
+
+    pub fn add(&self, a: &Limbs<N>, b: &Limbs<N>) -> Limbs<N> {
+        let (sum, carry) = add_carry(a, b);
+        if carry || !less_than(&sum, &self.m) {
+            sub_borrow(&sum, &self.m).0
+        } else {
+            sum
+        }
+    }
+
+    pub fn sub(&self, a: &Limbs<N>, b: &Limbs<N>) -> Limbs<N> {
+        let (difference, borrow) = sub_borrow(a, b);
+        if borrow {
+            add_carry(&difference, &self.m).0
+        } else {
+            difference
+        }
+    }
+
+    pub fn neg(&self, a: &Limbs<N>) -> Limbs<N> {
+        if is_zero(a) {
+            *a
+        } else {
+            sub_borrow(&self.m, a).0
+        }
+    }
+
+    /// a·b·R^-1 mod m, for a, b < m (one of them may be up to R).
+    ///
+    /// Interleaves multiplication and reduction (CIOS): each pass adds a·b_i and a
+    /// multiple q·m chosen to zero the low limb, then drops that limb. Every u64 sum
+    /// is at most (2^32-1)^2 + 2·(2^32-1) = 2^64 - 1, so none overflows.
+    ///
+    /// Nearly all verification time is spent here. The release profile optimises
+    /// for size and so does not unroll loops, which leaves the accumulator in
+    /// memory; the two sizes in use get unrolled kernels (twice as fast under V8)
+    /// and the size checks below fold away at compile time.
+    pub fn mul(&self, a: &Limbs<N>, b: &Limbs<N>) -> Limbs<N> {
+        if let Some(product) = sized(a, b, &self.m, |a, b, m| mul_8(a, b, m, self.m_neg_inv)) {
+            return self.finish_mul(product);
+        }
+        if let Some(product) = sized(a, b, &self.m, |a, b, m| mul_12(a, b, m, self.m_neg_inv)) {
+            return self.finish_mul(product);
+        }
+        self.mul_generic(a, b)
+    }
+
+    /// Reduces a CIOS result (t, whether t overflowed R) below m: it is below 2m.
+    fn finish_mul(&self, (t, overflow): (Limbs<N>, bool)) -> Limbs<N> {
+        if overflow {
+            sub_borrow(&t, &self.m).0
+        } else {
+            self.reduce_once(&t)
+        }
+    }
+
+    /// [`Self::mul`] for any limb count, as loops.
+    fn mul_generic(&self, a: &Limbs<N>, b: &Limbs<N>) -> Limbs<N> {
+        let a0 = u64::from(a.first().copied().unwrap_or(0));
+        let m0 = u64::from(self.m.first().copied().unwrap_or(0));
+        let mut t = [0u32; N];
+        let mut t_top = 0u64;
+        for &b_i in b {
+            let b_i = u64::from(b_i);
+            let low = u64::from(t.first().copied().unwrap_or(0)) + a0 * b_i;
+            let q = u64::from((low as u32).wrapping_mul(self.m_neg_inv));
+            let mut carry_ab = low >> 32;
+            let mut carry_qm = (u64::from(low as u32) + q * m0) >> 32;
+            let mut next = [0u32; N];
+            for (out, ((&t_j, &a_j), &m_j)) in
+                next.iter_mut().zip(t.iter().zip(a).zip(&self.m).skip(1))
+            {
+                let product = u64::from(t_j) + u64::from(a_j) * b_i + carry_ab;
+                carry_ab = product >> 32;
+                let reduced = (product & 0xffff_ffff) + u64::from(m_j) * q + carry_qm;
+                carry_qm = reduced >> 32;
+                *out = reduced as u32;
+            }
+            let top = t_top + carry_ab + carry_qm;
+            if let Some(last) = next.last_mut() {
+                *last = top as u32;
+            }
+            t_top = top >> 32;
+            t = next;
+        }
+        if t_top != 0 {
+            sub_borrow(&t, &self.m).0
+        } else {
+            self.reduce_once(&t)
+        }
+    }
+
+    pub fn square(&self, a: &Limbs<N>) -> Limbs<N> {
+        self.mul(a, a)
+    }
+
+    pub fn to_montgomery(&self, a: &Limbs<N>) -> Limbs<N> {
+        self.mul(a, &self.r2)
+    }
+
+    pub fn from_montgomery(&self, a: &Limbs<N>) -> Limbs<N> {
+        self.mul(a, &small(1))
+    }
+
+    /// a^-1 mod m for a plain (not Montgomery) a in [1, m), by the binary extended
+    /// Euclidean algorithm; m must be prime, which makes every such a invertible.
+    ///
+    /// Invariants: x1·a ≡ u and x2·a ≡ v (mod m); u + v shrinks every step.
+    pub fn invert_plain(&self, a: &Limbs<N>) -> Option<Limbs<N>> {
+        if is_zero(a) || !less_than(a, &self.m) {
+            return None;
+        }
+        let (mut u, mut v) = (*a, self.m);
+        let (mut x1, mut x2) = (small::<N>(1), [0u32; N]);
+        while !is_one(&u) && !is_one(&v) {
+            if is_zero(&u) || is_zero(&v) {
+                return None;
+            }
+            while is_even(&u) {
+                shift_right_one(&mut u, false);
+                self.halve(&mut x1);
+            }
+            while is_even(&v) {
+                shift_right_one(&mut v, false);
+                self.halve(&mut x2);
+            }
+            if less_than(&u, &v) {
+                v = sub_borrow(&v, &u).0;
+                x2 = self.sub(&x2, &x1);
+            } else {
+                u = sub_borrow(&u, &v).0;
+                x1 = self.sub(&x1, &x2);
+            }
+        }
+        Some(if is_one(&u) { x1 } else { x2 })
+    }
+
+    /// The Montgomery form of a^-1 for a Montgomery-form a.
+    pub fn invert(&self, a: &Limbs<N>) -> Option<Limbs<N>> {
+        // invert_plain(aR) = a^-1·R^-1; times R^3, reduced once, is a^-1·R.
+        self.invert_plain(a)
+            .map(|inverse| self.mul(&inverse, &self.r3))
+    }
+
+    /// x/2 mod m: odd x becomes (x + m)/2, the carry of x + m shifting back in.
+    fn halve(&self, x: &mut Limbs<N>) {
+        if is_even(x) {
+            shift_right_one(x, false);
+        } else {
+            let (sum, carry) = add_carry(x, &self.m);
+            *x = sum;
+            shift_right_one(x, carry);
+        }
+    }
+}
+
+/// Runs a kernel for K limbs when N = K (known at compile time), else `None`.
+fn sized<const N: usize, const K: usize>(
+    a: &Limbs<N>,
+    b: &Limbs<N>,
+    m: &Limbs<N>,
+    kernel: impl Fn(&Limbs<K>, &Limbs<K>, &Limbs<K>) -> (Limbs<K>, bool),
+) -> Option<(Limbs<N>, bool)> {
+    let a: &Limbs<K> = a.as_slice().try_into().ok()?;
+    let b: &Limbs<K> = b.as_slice().try_into().ok()?;
+    let m: &Limbs<K> = m.as_slice().try_into().ok()?;
+    let (t, overflow) = kernel(a, b, m);
+    Some((t.as_slice().try_into().ok()?, overflow))
+}
+
+/// An unrolled CIOS pass over each limb of b (see [`Modulus::mul`]); the constant
+/// indices let the compiler keep t in registers. Pairs are (j, j - 1).
+macro_rules! montgomery_kernel {
+    ($name:ident, $n:literal, $last:literal, [$(($j:literal, $previous:literal)),*]) => {
+        fn $name(
+            a: &Limbs<$n>,
+            b: &Limbs<$n>,
+            m: &Limbs<$n>,
+            m_neg_inv: u32,
+        ) -> (Limbs<$n>, bool) {
+            let mut t = [0u32; $n];
+            let mut top = 0u64;
+            for &b_i in b {
+                let b_i = u64::from(b_i);
+                let low = u64::from(t[0]) + u64::from(a[0]) * b_i;
+                let q = u64::from((low as u32).wrapping_mul(m_neg_inv));
+                let mut carry_ab = low >> 32;
+                let mut carry_qm = (u64::from(low as u32) + q * u64::from(m[0])) >> 32;
+                $(
+                    let product = u64::from(t[$j]) + u64::from(a[$j]) * b_i + carry_ab;
+                    carry_ab = product >> 32;
+                    let reduced = (product & 0xffff_ffff) + u64::from(m[$j]) * q + carry_qm;
+                    carry_qm = reduced >> 32;
+                    t[$previous] = reduced as u32;
+                )*
+                let sum = top + carry_ab + carry_qm;
+                t[$last] = sum as u32;
+                top = sum >> 32;
+            }
+            (t, top != 0)
+        }
+    };
+}
+
+montgomery_kernel!(
+    mul_8,
+    8,
+    7,
+    [(1, 0), (2, 1), (3, 2), (4, 3), (5, 4), (6, 5), (7, 6)]
+);
+montgomery_kernel!(
+    mul_12,
+    12,
+    11,
+    [
+        (1, 0),
+        (2, 1),
+        (3, 2),
+        (4, 3),
+        (5, 4),
+        (6, 5),
+        (7, 6),
+        (8, 7),
+        (9, 8),
+        (10, 9),
+        (11, 10)
+    ]
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::ec::curves::{P256_N, P256_P, P384_N, P384_P};
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    /// Deterministic test values spread over [0, m): xorshift limbs, reduced.
+    fn samples<const N: usize>(modulus: &Modulus<N>, count: usize) -> Vec<Limbs<N>> {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut out = vec![[0u32; N], small(1), modulus.sub(&[0u32; N], &small(1))];
+        while out.len() < count {
+            let mut limbs = [0u32; N];
+            for limb in &mut limbs {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *limb = state as u32;
+            }
+            // Below 2m because m > 2^(32N-1).
+            out.push(modulus.reduce_once(&limbs));
+        }
+        out
+    }
+
+    /// a·b mod m by shift-and-add, independent of Montgomery reduction.
+    fn reference_mul<const N: usize>(modulus: &Modulus<N>, a: &Limbs<N>, b: &Limbs<N>) -> Limbs<N> {
+        let mut result = [0u32; N];
+        for bit in (0..32 * N).rev() {
+            result = modulus.add(&result, &result);
+            if (b[bit / 32] >> (bit % 32)) & 1 == 1 {
+                result = modulus.add(&result, a);
+            }
+        }
+        result
+    }
+
+    fn check_modulus<const N: usize>(m: Limbs<N>) {
+        let modulus = Modulus::new(m);
+        let values = samples(&modulus, 12);
+        for a in &values {
+            let a_mont = modulus.to_montgomery(a);
+            assert_eq!(modulus.from_montgomery(&a_mont), *a);
+            assert_eq!(modulus.sub(&modulus.add(a, &values[5]), &values[5]), *a);
+            assert!(is_zero(&modulus.add(a, &modulus.neg(a))));
+            for b in &values {
+                let b_mont = modulus.to_montgomery(b);
+                assert_eq!(
+                    modulus.mul(&a_mont, &b_mont),
+                    modulus.mul_generic(&a_mont, &b_mont)
+                );
+                let product = modulus.from_montgomery(&modulus.mul(&a_mont, &b_mont));
+                assert_eq!(product, reference_mul(&modulus, a, b));
+            }
+            if !is_zero(a) {
+                let inverse = modulus.invert_plain(a).unwrap();
+                let product = modulus.from_montgomery(
+                    &modulus.mul(&modulus.to_montgomery(a), &modulus.to_montgomery(&inverse)),
+                );
+                assert_eq!(product, small(1));
+                let inverse_mont = modulus.invert(&a_mont).unwrap();
+                assert_eq!(modulus.mul(&inverse_mont, &a_mont), modulus.one);
+            }
+        }
+        assert_eq!(modulus.invert_plain(&[0u32; N]), None);
+        assert_eq!(modulus.invert_plain(&m), None);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn field_and_order_arithmetic_match_references() {
+        check_modulus(P256_P);
+        check_modulus(P256_N);
+        check_modulus(P384_P);
+        check_modulus(P384_N);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn bytes_are_big_endian_and_exact_length() {
+        let mut bytes = [0u8; 32];
+        bytes[31] = 1;
+        bytes[0] = 0x80;
+        let limbs = from_be_bytes::<8>(&bytes).unwrap();
+        assert_eq!(limbs[0], 1);
+        assert_eq!(limbs[7], 0x8000_0000);
+        assert_eq!(from_be_bytes::<8>(&bytes[1..]), None);
+    }
+}
