@@ -73,7 +73,7 @@ test-wasm: toolchain $(WASM_BINDGEN_RUNNER) ## The core's unit and vector tests 
 test-e2e: build venv idp browser oci-tools wrk ## End-to-end tests: real Envoy 1.40 with dist/oidc_filter.wasm, real IdP, headless Chromium, OCI registry
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
-test: lint test-unit test-wasm test-e2e ## Everything: lint, unit, wasm and end-to-end tests
+test: lint test-unit test-wasm fuzz-smoke test-e2e ## Everything: lint, unit, wasm and end-to-end tests
 
 # BENCH_ARGS: e.g. --rounds 5 --seconds 6, or --quick.
 bench: build venv idp wrk ## Benchmark vs Envoy's native jwt_authn (one worker, wrk); table to tests/bench/results.md
@@ -155,3 +155,48 @@ report_pushed = digest=$$(cat "$(1)") && \
   echo "pushed $(IMAGE)" && \
   echo "manifest digest: $$digest" && \
   echo "WasmPlugin: url: oci://$(IMAGE)  sha256: $${digest\#sha256:}"
+
+# ----- Fuzzing (cargo-fuzz, libFuzzer) -----
+# filter/fuzz is its own workspace (see filter/fuzz/README.md). It builds on the
+# stable toolchain: no sanitizer (safe Rust; a panic is the bug we hunt) and
+# debug assertions on, so arithmetic overflow panics too.
+FUZZ_DIR           := filter/fuzz
+FUZZ_TARGETS       := token jwks session config authz idp
+FUZZ_TARGET        ?= $(FUZZ_TARGETS)
+FUZZ_TIME          ?= 600
+FUZZ_SMOKE_TIME    ?= 15
+FUZZ_ARGS          ?=
+CARGO_FUZZ_VERSION := 0.13.2
+CARGO_FUZZ         := $(TOOLS)/bin/cargo-fuzz
+FUZZ_FLAGS         := --sanitizer none --debug-assertions
+CARGO_FUZZ_CMD     := PATH="$(ROOT)/$(TOOLS)/bin:$$PATH" cargo fuzz
+# libFuzzer options for a target: its dictionary, if it has one.
+fuzz_dict = $$(test -f dicts/$(1).dict && echo -dict=dicts/$(1).dict)
+
+.PHONY: fuzz fuzz-smoke fuzz-build
+
+$(CARGO_FUZZ):
+	cargo install --quiet --locked cargo-fuzz --version =$(CARGO_FUZZ_VERSION) --root $(TOOLS)
+
+fuzz-build: $(CARGO_FUZZ) ## Build every fuzz target (stable toolchain, debug assertions)
+	cd $(FUZZ_DIR) && $(CARGO_FUZZ_CMD) build $(FUZZ_FLAGS)
+
+fuzz-smoke: fuzz-build ## Run each fuzz target for FUZZ_SMOKE_TIME s (15) from the committed seeds; fails on any crash
+	@cd $(FUZZ_DIR) && for target in $(FUZZ_TARGETS); do \
+	  corpus=target/smoke-corpus/$$target; log=target/smoke-$$target.log; \
+	  rm -rf $$corpus && mkdir -p $$corpus; \
+	  if $(CARGO_FUZZ_CMD) run $(FUZZ_FLAGS) $$target $$corpus seeds/$$target -- \
+	       -max_total_time=$(FUZZ_SMOKE_TIME) -timeout=10 $(call fuzz_dict,$$target) $(FUZZ_ARGS) >$$log 2>&1; then \
+	    echo "fuzz-smoke $$target: $$(grep -m1 '^Done' $$log)"; \
+	  else \
+	    tail -n 60 $$log; echo "fuzz-smoke $$target: FAILED (log: $(FUZZ_DIR)/$$log, reproducer in $(FUZZ_DIR)/artifacts/$$target)"; exit 1; \
+	  fi; \
+	done
+
+fuzz: fuzz-build ## Long fuzzing: FUZZ_TIME s (600) per target in FUZZ_TARGET (all), corpus kept in filter/fuzz/corpus
+	@cd $(FUZZ_DIR) && for target in $(FUZZ_TARGET); do \
+	  mkdir -p corpus/$$target; \
+	  echo "fuzz $$target for $(FUZZ_TIME)s"; \
+	  $(CARGO_FUZZ_CMD) run $(FUZZ_FLAGS) $$target corpus/$$target seeds/$$target -- \
+	    -max_total_time=$(FUZZ_TIME) -timeout=10 -print_final_stats=1 $(call fuzz_dict,$$target) $(FUZZ_ARGS) || exit 1; \
+	done

@@ -585,14 +585,7 @@ fn validate_clusters(
 }
 
 fn http_url(path: &str, text: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(text).map_err(|e| error(path, format!("`{text}` is not a URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(error(
-            path,
-            format!("`{text}` is not an http(s) URL with a host"),
-        ));
-    }
-    Ok(url)
+    crate::fetch::parse_http_url(text).map_err(|why| error(path, format!("`{text}` {why}")))
 }
 
 fn header_name(path: &str, name: &str) -> Result<String, ConfigError> {

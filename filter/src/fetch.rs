@@ -200,9 +200,28 @@ pub fn jwks_uri_from_discovery(body: &[u8], issuer: &str) -> Result<Url, String>
         .get("jwks_uri")
         .and_then(|v| v.as_str())
         .ok_or("discovery document has no `jwks_uri`")?;
-    let url = Url::parse(uri).map_err(|e| format!("`jwks_uri` is not a URL: {e}"))?;
+    parse_http_url(uri).map_err(|why| format!("`jwks_uri` {why}"))
+}
+
+/// An http(s) URL with a host. Host names must be ASCII (IDNs in punycode, see
+/// README "Module size"): an authority with non-ASCII text or `%` escapes is
+/// refused before `url` sees it. Its ASCII-only IDNA adapter refuses such hosts
+/// anyway, but with debug assertions it panics on some (`http://pBȮA/`).
+pub fn parse_http_url(text: &str) -> Result<Url, String> {
+    // The authority as WHATWG URL parsing finds it for http(s): after the scheme
+    // and any slashes or backslashes, up to the path, query or fragment.
+    let after_scheme = text.split_once(':').map_or("", |(_, rest)| rest);
+    let authority = after_scheme
+        .trim_start_matches(['/', '\\'])
+        .split(['/', '\\', '?', '#'])
+        .next()
+        .unwrap_or_default();
+    if !authority.is_ascii() || authority.contains('%') {
+        return Err("has a host name that is not ASCII (write IDNs in punycode)".into());
+    }
+    let url = Url::parse(text).map_err(|e| format!("is not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err("`jwks_uri` is not an http(s) URL".into());
+        return Err("is not an http(s) URL with a host".into());
     }
     Ok(url)
 }
@@ -214,6 +233,24 @@ mod tests {
 
     fn url(text: &str) -> Url {
         Url::parse(text).unwrap()
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn non_ascii_hosts_are_refused_without_reaching_idna() {
+        // Found by the `config` fuzz target: a label with an uppercase ASCII
+        // letter and a non-ASCII one tripped a debug assertion in idna_adapter.
+        for text in [
+            "http://pB\u{22e}A/",
+            "http:/+iteQ\u{22e}A",
+            "https://x%C8%AE.test/jwks",
+            "https://caf\u{e9}.test/",
+            "http:\\\\B\u{22e}/",
+        ] {
+            assert!(parse_http_url(text).is_err(), "{text}");
+        }
+        let ok = parse_http_url("https://User@IdP.test:8443/a%C3%A9?q=%FF#f").unwrap();
+        assert_eq!(ok.host_str(), Some("idp.test"));
+        assert!(parse_http_url("ftp://idp.test/").is_err());
     }
 
     #[wasm_bindgen_test(unsupported = test)]

@@ -31,11 +31,7 @@ pub fn parse(body: &[u8], issuer: &str) -> Result<Provider, String> {
             .get(name)
             .and_then(Value::as_str)
             .ok_or_else(|| format!("discovery document has no `{name}`"))?;
-        let url = Url::parse(text).map_err(|e| format!("`{name}` is not a URL: {e}"))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(format!("`{name}` is not an http(s) URL"));
-        }
-        Ok(url)
+        crate::fetch::parse_http_url(text).map_err(|why| format!("`{name}` {why}"))
     };
     Ok(Provider {
         issuer: issuer.to_string(),
