@@ -20,6 +20,7 @@ use fuzz_support::{
 use libfuzzer_sys::fuzz_target;
 use oidc_filter::config::{RemoteSource, SourceKind};
 use oidc_filter::fetch::{self, Next, Step};
+use oidc_filter::metrics::Counters;
 use oidc_filter::oidc::id_token::{self, Expectations};
 use oidc_filter::oidc::login::{self, LoginRandom, PendingLogin};
 use oidc_filter::oidc::provider;
@@ -222,9 +223,9 @@ fn finish_exchange(body: &[u8]) {
     let finished = pipeline::finish_exchange(
         &inputs,
         &Pending::Login(pending()),
-        Some(200),
-        body,
+        (Some(200), body),
         key_set(),
+        &mut Counters::default(),
         &mut FixedEntropy,
     );
     if let Verdict::Reply(reply) = &finished.verdict {

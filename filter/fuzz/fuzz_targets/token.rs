@@ -15,6 +15,7 @@ use fuzz_support::{
 };
 use libfuzzer_sys::fuzz_target;
 use oidc_filter::oidc::flow::Entropy;
+use oidc_filter::pipeline::VmState;
 use oidc_filter::pipeline::{self, Inputs, Verdict};
 use oidc_filter::session::seal::CookieKeys;
 use oidc_filter::{token, verifier};
@@ -82,7 +83,7 @@ fuzz_target!(|data: &[u8]| {
         cookie_keys: &cookie_keys,
         now_ms: NOW * 1000,
     };
-    match pipeline::decide(&inputs, &mut Zeros) {
+    match pipeline::decide(&inputs, &mut VmState::new(config()), &mut Zeros) {
         Verdict::Allow { edits, .. } => {
             assert!(
                 edits.remove.iter().any(|name| name == "x-sub"),
