@@ -82,6 +82,10 @@ bench: build venv idp wrk ## Benchmark vs Envoy's native jwt_authn (one worker, 
 run: build venv idp ## Local demo: IdP, app and Envoy on loopback; open the printed URL, Ctrl-C stops
 	$(PY) envoy-local/demo.py
 
+bench-crypto: toolchain ## Signature verification time per algorithm under V8 (Node's WASI)
+	cargo build --release --locked --target $(WASM_TARGET) -p oidc-filter --example verify_speed
+	node --no-warnings scripts/run-wasi.mjs target/$(WASM_TARGET)/release/examples/verify_speed.wasm
+
 fmt: ## Format the code
 	cargo fmt --all
 
