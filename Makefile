@@ -18,7 +18,7 @@ BENCH_ARGS    ?=
 
 IDP_MODULES   := tests/idp/node_modules/.package-lock.json
 
-.PHONY: help run build test test-unit test-wasm test-e2e lint fmt toolchain venv idp browser wrk bench clean
+.PHONY: help run build test test-unit test-wasm test-e2e lint fmt toolchain venv idp browser wrk bench bench-crypto clean
 
 help: ## Show the available targets
 	@echo "Targets:"
