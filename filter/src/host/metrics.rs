@@ -1,10 +1,10 @@
-//! Envoy stats for the counters the core keeps (see `crate::metrics`).
+//! Envoy stats for the counters and gauges the core keeps (see `crate::metrics`).
 //!
 //! proxy-wasm 0.2.5's metric wrappers panic on any status they do not expect, and a
 //! panic kills the VM. These call the same host functions but treat every status
 //! as a plain result.
 
-use crate::metrics::{Counter, Counters, Gauge, PREFIX};
+use crate::metrics::{Counter, Counters, Gauge, GaugeShares, PREFIX};
 use std::cell::RefCell;
 
 #[link(wasm_import_module = "env")]
@@ -16,7 +16,6 @@ extern "C" {
         return_metric_id: *mut u32,
     ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
-    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
 }
 
 const STATUS_OK: u32 = 0;
@@ -28,6 +27,9 @@ const GAUGE: u32 = 1;
 struct Ids {
     counters: Vec<Option<u32>>,
     gauges: Vec<Option<u32>>,
+    /// This VM's share of `vm_memory_bytes`: once per VM, whatever the number of
+    /// plugins (root contexts) it runs.
+    vm_share: GaugeShares,
 }
 
 thread_local! {
@@ -54,20 +56,22 @@ fn ensure_defined() {
                     .map(|c| define(COUNTER, c.name()))
                     .collect(),
                 gauges: Gauge::ALL.iter().map(|g| define(GAUGE, g.name())).collect(),
+                vm_share: GaugeShares::default(),
             });
         }
     });
 }
 
-/// Passes on what the VM counted since the last call and sets the gauges.
-pub fn report(counters: &mut Counters, gauges: &[(Gauge, u64)]) {
+/// Passes on what a plugin counted since the last call, moves the gauges by the
+/// change of this plugin's values (`shares`), and of this VM's memory.
+pub fn report(counters: &mut Counters, shares: &mut GaugeShares, gauges: &[(Gauge, u64)]) {
     ensure_defined();
     let changed = counters.take_unreported();
     IDS.with(|ids| {
-        let Ok(ids) = ids.try_borrow() else {
+        let Ok(mut ids) = ids.try_borrow_mut() else {
             return;
         };
-        let Some(ids) = ids.as_ref() else {
+        let Some(ids) = ids.as_mut() else {
             return;
         };
         for (counter, delta) in changed {
@@ -78,11 +82,19 @@ pub fn report(counters: &mut Counters, gauges: &[(Gauge, u64)]) {
                 let _ = unsafe { proxy_increment_metric(*id, offset) };
             }
         }
-        for (gauge, value) in gauges {
-            let id = position(Gauge::ALL, gauge).and_then(|i| ids.gauges.get(i));
-            if let Some(Some(id)) = id {
-                // SAFETY: plain integers.
-                let _ = unsafe { proxy_record_metric(*id, *value) };
+        let memory = ids
+            .vm_share
+            .change_to(Gauge::VmMemoryBytes, vm_memory_bytes());
+        let changes = gauges
+            .iter()
+            .map(|(gauge, value)| (*gauge, shares.change_to(*gauge, *value)))
+            .chain([(Gauge::VmMemoryBytes, memory)]);
+        for (gauge, change) in changes {
+            let id = position(Gauge::ALL, &gauge).and_then(|i| ids.gauges.get(i));
+            if let (Some(Some(id)), true) = (id, change != 0) {
+                // SAFETY: plain integers. Envoy adds a negative offset to a gauge
+                // as a subtraction.
+                let _ = unsafe { proxy_increment_metric(*id, change) };
             }
         }
     });

@@ -264,9 +264,8 @@ impl Plugin {
             (Gauge::TokenCacheBytes, size(vm.tokens.bytes())),
             (Gauge::SessionCacheEntries, size(vm.sessions.len())),
             (Gauge::SessionCacheBytes, size(vm.sessions.bytes())),
-            (Gauge::VmMemoryBytes, metrics::vm_memory_bytes()),
         ];
-        metrics::report(&mut vm.counters, &gauges);
+        metrics::report(&mut vm.counters, &mut vm.gauges, &gauges);
     }
 
     pub fn note_waits(&mut self, waits: &[KeyWait]) {
