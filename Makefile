@@ -17,7 +17,7 @@ PYTEST_ARGS   ?=
 
 IDP_MODULES   := tests/idp/node_modules/.package-lock.json
 
-.PHONY: help run build test test-unit test-wasm test-e2e lint fmt toolchain venv idp browser clean
+.PHONY: help run build test test-unit test-wasm test-e2e lint fmt toolchain venv idp browser load-tools clean
 
 help: ## Show the available targets
 	@echo "Targets:"
@@ -49,6 +49,9 @@ $(IDP_MODULES): tests/idp/package.json tests/idp/package-lock.json
 browser: ## Install Debian chromium and chromium-driver for the browser tests (idempotent)
 	bash tests/install-browser.sh
 
+load-tools: ## Install Debian wrk for the soak test (idempotent)
+	bash tests/install-load-tools.sh
+
 # Not --locked: the CLI's own lock file pins a yanked webpki-roots release.
 $(WASM_BINDGEN_RUNNER): Cargo.lock
 	cargo install --quiet wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --root $(TOOLS)
@@ -66,7 +69,7 @@ test-wasm: toolchain $(WASM_BINDGEN_RUNNER) ## The core's unit and vector tests 
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(ROOT)/$(WASM_BINDGEN_RUNNER) \
 	  cargo test --locked -p oidc-filter --target wasm32-unknown-unknown --tests
 
-test-e2e: build venv idp browser oci-tools ## End-to-end tests: real Envoy 1.40 with dist/oidc_filter.wasm, real IdP, headless Chromium, OCI registry
+test-e2e: build venv idp browser oci-tools load-tools ## End-to-end tests: real Envoy 1.40 with dist/oidc_filter.wasm, real IdP, headless Chromium, OCI registry
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 test: lint test-unit test-wasm test-e2e ## Everything: lint, unit, wasm and end-to-end tests

@@ -46,6 +46,9 @@ class Listener:
     failure_policy: str | None = None
     # FAIL_RELOAD's backoff base interval in ms; None: Envoy's default (1000).
     reload_base_ms: int | None = None
+    # True: Envoy answers 200 "ok" itself after the filter instead of routing to
+    # the echo upstream, so load tests measure Envoy and the filter only.
+    direct_response: bool = False
 
 
 # ----- bootstrap -----
@@ -91,6 +94,12 @@ def wasm_filter(
     return stanza
 
 
+def route_action(listener: Listener) -> dict:
+    if listener.direct_response:
+        return {"direct_response": {"status": 200, "body": {"inline_string": "ok"}}}
+    return {"route": {"cluster": UPSTREAM_CLUSTER, "timeout": "10s"}}
+
+
 def http_listener(listener: Listener, wasm_path: Path) -> dict:
     http_filters = []
     if listener.plugin_config is not None:
@@ -117,7 +126,7 @@ def http_listener(listener: Listener, wasm_path: Path) -> dict:
                 {
                     "name": "all",
                     "domains": ["*"],
-                    "routes": [{"match": {"prefix": "/"}, "route": {"cluster": UPSTREAM_CLUSTER, "timeout": "10s"}}],
+                    "routes": [{"match": {"prefix": "/"}, **route_action(listener)}],
                 }
             ]
         },
