@@ -120,6 +120,36 @@ impl Gauge {
             Gauge::VmMemoryBytes => "vm_memory_bytes",
         }
     }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One reporter's share of each gauge. Envoy keeps a single gauge per name for
+/// every VM (the main thread's and each worker's) and every plugin in a VM; were
+/// each to set its own value, the gauge would show whichever wrote last. So each
+/// reporter adds the change of its value since its last report, and the gauge is
+/// the sum over all of them.
+#[derive(Debug, Default, Clone)]
+pub struct GaugeShares {
+    reported: Vec<u64>,
+}
+
+impl GaugeShares {
+    /// What to add to the gauge so that this reporter's share becomes `value`.
+    pub fn change_to(&mut self, gauge: Gauge, value: u64) -> i64 {
+        if self.reported.len() < Gauge::ALL.len() {
+            self.reported.resize(Gauge::ALL.len(), 0);
+        }
+        let Some(reported) = self.reported.get_mut(gauge.index()) else {
+            return 0;
+        };
+        let change = i128::from(value) - i128::from(*reported);
+        let change = i64::try_from(change).unwrap_or(if change < 0 { i64::MIN } else { i64::MAX });
+        *reported = value;
+        change
+    }
 }
 
 /// Counts since the VM started, and how much of each the host has already
@@ -197,6 +227,25 @@ mod tests {
         for (index, counter) in Counter::ALL.iter().enumerate() {
             assert_eq!(counter.index(), index);
         }
+        for (index, gauge) in Gauge::ALL.iter().enumerate() {
+            assert_eq!(gauge.index(), index);
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn gauge_shares_add_up_across_reporters() {
+        // Two reporters (two workers' VMs) feeding one Envoy gauge.
+        let (mut first, mut second) = (GaugeShares::default(), GaugeShares::default());
+        let mut envoy_gauge = 0i64;
+        envoy_gauge += first.change_to(Gauge::TokenCacheEntries, 3);
+        envoy_gauge += second.change_to(Gauge::TokenCacheEntries, 5);
+        assert_eq!(envoy_gauge, 8);
+        envoy_gauge += first.change_to(Gauge::TokenCacheEntries, 1);
+        envoy_gauge += second.change_to(Gauge::TokenCacheEntries, 5);
+        assert_eq!(envoy_gauge, 6);
+        envoy_gauge += first.change_to(Gauge::TokenCacheEntries, 0);
+        assert_eq!(envoy_gauge, 5);
+        assert_eq!(first.change_to(Gauge::VmMemoryBytes, u64::MAX), i64::MAX);
     }
 
     #[wasm_bindgen_test(unsupported = test)]

@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::extractor;
 use crate::fetch::HttpRequest;
 use crate::jwks::KeySet;
-use crate::metrics::{Counter, Counters};
+use crate::metrics::{Counter, Counters, GaugeShares};
 use crate::oidc::flow::{self, Entropy, LocalReply, Step};
 use crate::oidc::id_token;
 use crate::oidc::login::PendingLogin;
@@ -55,6 +55,8 @@ pub struct VmState {
     pub tokens: TokenCache,
     pub sessions: SessionCache,
     pub counters: Counters,
+    /// This plugin's share of the cache gauges.
+    pub gauges: GaugeShares,
 }
 
 impl VmState {
@@ -63,6 +65,7 @@ impl VmState {
             tokens: TokenCache::new(config.token_cache),
             sessions: SessionCache::new(config.session_cache),
             counters: Counters::default(),
+            gauges: GaugeShares::default(),
         }
     }
 }

@@ -41,6 +41,14 @@ class Listener:
     plugin_config: dict | str | None
     port: int = field(default_factory=free_port)
     fail_open: bool = False
+    # Envoy's PluginConfig.failure_policy (FAIL_CLOSED, FAIL_OPEN, FAIL_RELOAD);
+    # None leaves it unset (Envoy 1.40's default is FAIL_CLOSED).
+    failure_policy: str | None = None
+    # FAIL_RELOAD's backoff base interval in ms; None: Envoy's default (1000).
+    reload_base_ms: int | None = None
+    # True: Envoy answers 200 "ok" itself after the filter instead of routing to
+    # the echo upstream, so load tests measure Envoy and the filter only.
+    direct_response: bool = False
 
 
 # ----- bootstrap -----
@@ -48,9 +56,15 @@ def plugin_config_text(plugin_config: dict | str) -> str:
     return plugin_config if isinstance(plugin_config, str) else json.dumps(plugin_config)
 
 
-def wasm_filter(wasm_path: Path, plugin_config: dict | str, fail_open: bool = False) -> dict:
+def wasm_filter(
+    wasm_path: Path,
+    plugin_config: dict | str,
+    fail_open: bool = False,
+    failure_policy: str | None = None,
+    reload_base_ms: int | None = None,
+) -> dict:
     """The envoy.filters.http.wasm stanza of the contract."""
-    return {
+    stanza = {
         "name": "envoy.filters.http.wasm",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
@@ -70,12 +84,34 @@ def wasm_filter(wasm_path: Path, plugin_config: dict | str, fail_open: bool = Fa
             },
         },
     }
+    config = stanza["typed_config"]["config"]
+    if failure_policy is not None:
+        # One or the other: Envoy refuses fail_open: true with a failure_policy.
+        del config["fail_open"]
+        config["failure_policy"] = failure_policy
+    if reload_base_ms is not None:
+        config["reload_config"] = {"backoff": {"base_interval": f"{reload_base_ms / 1000}s"}}
+    return stanza
+
+
+def route_action(listener: Listener) -> dict:
+    if listener.direct_response:
+        return {"direct_response": {"status": 200, "body": {"inline_string": "ok"}}}
+    return {"route": {"cluster": UPSTREAM_CLUSTER, "timeout": "10s"}}
 
 
 def http_listener(listener: Listener, wasm_path: Path) -> dict:
     http_filters = []
     if listener.plugin_config is not None:
-        http_filters.append(wasm_filter(wasm_path, listener.plugin_config, listener.fail_open))
+        http_filters.append(
+            wasm_filter(
+                wasm_path,
+                listener.plugin_config,
+                listener.fail_open,
+                listener.failure_policy,
+                listener.reload_base_ms,
+            )
+        )
     http_filters.append(
         {
             "name": "envoy.filters.http.router",
@@ -90,7 +126,7 @@ def http_listener(listener: Listener, wasm_path: Path) -> dict:
                 {
                     "name": "all",
                     "domains": ["*"],
-                    "routes": [{"match": {"prefix": "/"}, "route": {"cluster": UPSTREAM_CLUSTER, "timeout": "10s"}}],
+                    "routes": [{"match": {"prefix": "/"}, **route_action(listener)}],
                 }
             ]
         },

@@ -1,12 +1,11 @@
-//! Envoy stats for the counters the core keeps (see `crate::metrics`).
+//! Envoy stats for the counters and gauges the core keeps (see `crate::metrics`).
 //!
 //! proxy-wasm 0.2.5's metric wrappers panic on any status they do not expect, and a
 //! panic kills the VM. These call the same host functions but treat every status
 //! as a plain result.
 
-use crate::metrics::{Counter, Counters, Gauge, PREFIX};
+use crate::metrics::{Counter, Counters, Gauge, GaugeShares, PREFIX};
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -17,7 +16,6 @@ extern "C" {
         return_metric_id: *mut u32,
     ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
-    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
 }
 
 const STATUS_OK: u32 = 0;
@@ -29,14 +27,13 @@ const GAUGE: u32 = 1;
 struct Ids {
     counters: Vec<Option<u32>>,
     gauges: Vec<Option<u32>>,
+    /// This VM's share of `vm_memory_bytes`: once per VM, whatever the number of
+    /// plugins (root contexts) it runs.
+    vm_share: GaugeShares,
 }
 
 thread_local! {
     static IDS: RefCell<Option<Ids>> = const { RefCell::new(None) };
-    /// Each plugin configuration in this VM (root context) reports its own cache
-    /// sizes; a gauge shows their sum.
-    static GAUGES_BY_ROOT: RefCell<BTreeMap<u32, Vec<(Gauge, u64)>>> =
-        const { RefCell::new(BTreeMap::new()) };
 }
 
 fn define(metric_type: u32, name: &str) -> Option<u32> {
@@ -59,22 +56,22 @@ fn ensure_defined() {
                     .map(|c| define(COUNTER, c.name()))
                     .collect(),
                 gauges: Gauge::ALL.iter().map(|g| define(GAUGE, g.name())).collect(),
+                vm_share: GaugeShares::default(),
             });
         }
     });
 }
 
-/// Passes on what `root_id`'s configuration counted since the last call and
-/// sets the gauges to the sum over this VM's configurations.
-pub fn report(root_id: u32, counters: &mut Counters, gauges: &[(Gauge, u64)]) {
+/// Passes on what a plugin counted since the last call, moves the gauges by the
+/// change of this plugin's values (`shares`), and of this VM's memory.
+pub fn report(counters: &mut Counters, shares: &mut GaugeShares, gauges: &[(Gauge, u64)]) {
     ensure_defined();
     let changed = counters.take_unreported();
-    let gauges = summed_gauges(root_id, gauges);
     IDS.with(|ids| {
-        let Ok(ids) = ids.try_borrow() else {
+        let Ok(mut ids) = ids.try_borrow_mut() else {
             return;
         };
-        let Some(ids) = ids.as_ref() else {
+        let Some(ids) = ids.as_mut() else {
             return;
         };
         for (counter, delta) in changed {
@@ -85,43 +82,20 @@ pub fn report(root_id: u32, counters: &mut Counters, gauges: &[(Gauge, u64)]) {
                 let _ = unsafe { proxy_increment_metric(*id, offset) };
             }
         }
-        for (gauge, value) in gauges {
-            let id = position(Gauge::ALL, &gauge).and_then(|i| ids.gauges.get(i));
-            if let Some(Some(id)) = id {
-                // SAFETY: plain integers.
-                let _ = unsafe { proxy_record_metric(*id, value) };
-            }
-        }
-    });
-}
-
-/// VM-wide gauges (memory) are the same from every root; they are not summed.
-fn summed_gauges(root_id: u32, gauges: &[(Gauge, u64)]) -> Vec<(Gauge, u64)> {
-    GAUGES_BY_ROOT.with(|by_root| {
-        let Ok(mut by_root) = by_root.try_borrow_mut() else {
-            return gauges.to_vec();
-        };
-        by_root.insert(root_id, gauges.to_vec());
-        Gauge::ALL
+        let memory = ids
+            .vm_share
+            .change_to(Gauge::VmMemoryBytes, vm_memory_bytes());
+        let changes = gauges
             .iter()
-            .map(|gauge| {
-                let values = by_root.values().flatten().filter(|(g, _)| g == gauge);
-                let total = if *gauge == Gauge::VmMemoryBytes {
-                    values.map(|(_, v)| *v).max().unwrap_or(0)
-                } else {
-                    values.fold(0u64, |sum, (_, v)| sum.saturating_add(*v))
-                };
-                (*gauge, total)
-            })
-            .collect()
-    })
-}
-
-/// A configuration that goes away (reconfigured or deleted) stops counting.
-pub fn forget_root(root_id: u32) {
-    GAUGES_BY_ROOT.with(|by_root| {
-        if let Ok(mut by_root) = by_root.try_borrow_mut() {
-            by_root.remove(&root_id);
+            .map(|(gauge, value)| (*gauge, shares.change_to(*gauge, *value)))
+            .chain([(Gauge::VmMemoryBytes, memory)]);
+        for (gauge, change) in changes {
+            let id = position(Gauge::ALL, &gauge).and_then(|i| ids.gauges.get(i));
+            if let (Some(Some(id)), true) = (id, change != 0) {
+                // SAFETY: plain integers. Envoy adds a negative offset to a gauge
+                // as a subtraction.
+                let _ = unsafe { proxy_increment_metric(*id, change) };
+            }
         }
     });
 }

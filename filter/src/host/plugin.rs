@@ -248,7 +248,7 @@ impl Plugin {
     }
 
     /// Copies this VM's counts and cache sizes into Envoy stats.
-    pub fn report_metrics(&mut self, root_id: u32) {
+    pub fn report_metrics(&mut self) {
         let vm = &mut self.vm;
         vm.counters
             .set_total(Counter::TokenCacheHit, vm.tokens.hits);
@@ -264,9 +264,8 @@ impl Plugin {
             (Gauge::TokenCacheBytes, size(vm.tokens.bytes())),
             (Gauge::SessionCacheEntries, size(vm.sessions.len())),
             (Gauge::SessionCacheBytes, size(vm.sessions.bytes())),
-            (Gauge::VmMemoryBytes, metrics::vm_memory_bytes()),
         ];
-        metrics::report(root_id, &mut vm.counters, &gauges);
+        metrics::report(&mut vm.counters, &mut vm.gauges, &gauges);
     }
 
     pub fn note_waits(&mut self, waits: &[KeyWait]) {

@@ -47,7 +47,7 @@ impl Root {
         self.resume_waiters(&plugin, now);
         self.start_due_fetches(&plugin, now);
         if let Ok(mut state) = plugin.try_borrow_mut() {
-            state.report_metrics(self.context_id);
+            state.report_metrics();
         }
         let waiting = plugin
             .try_borrow()
@@ -205,11 +205,6 @@ impl Root {
 }
 
 impl Context for Root {
-    fn on_done(&mut self) -> bool {
-        super::metrics::forget_root(self.context_id);
-        true
-    }
-
     fn on_http_call_response(
         &mut self,
         token: u32,
