@@ -66,29 +66,32 @@ impl Modulus {
         if !self.is_reduced(&plain) {
             return None;
         }
+        if exponent == 0 {
+            let mut one = vec![0; len];
+            if let Some(low) = one.first_mut() {
+                *low = 1;
+            }
+            return Some(one);
+        }
         let mut scratch = Scratch {
             product: vec![0; len + 1],
             wide: vec![0; 2 * len],
         };
-        let mut one = vec![0; len + 1];
-        if let Some(low) = one.first_mut() {
-            *low = 1;
-        }
-        if exponent == 0 {
-            return Some(self.truncated(self.to_montgomery(&one, &mut scratch), &mut scratch));
-        }
         let entered = self.to_montgomery(&plain, &mut scratch);
         let mut x = entered.clone();
         let top = u64::BITS - 1 - exponent.leading_zeros();
-        for bit in (0..top).rev() {
+        for bit in (1..top).rev() {
             self.square(&mut x, &mut scratch);
             if (exponent >> bit) & 1 == 1 {
-                let factor = if bit == 0 { &plain } else { &entered };
-                self.multiply(&mut x, factor, &mut scratch);
-                if bit == 0 {
-                    x.truncate(len);
-                    return Some(x);
-                }
+                self.multiply(&mut x, &entered, &mut scratch);
+            }
+        }
+        if top > 0 {
+            self.square(&mut x, &mut scratch);
+            if exponent & 1 == 1 {
+                self.multiply(&mut x, &plain, &mut scratch);
+                x.truncate(len);
+                return Some(x);
             }
         }
         Some(self.truncated(x, &mut scratch))
