@@ -66,29 +66,32 @@ impl Modulus {
         if !self.is_reduced(&plain) {
             return None;
         }
+        if exponent == 0 {
+            let mut one = vec![0; len];
+            if let Some(low) = one.first_mut() {
+                *low = 1;
+            }
+            return Some(one);
+        }
         let mut scratch = Scratch {
             product: vec![0; len + 1],
             wide: vec![0; 2 * len],
         };
-        let mut one = vec![0; len + 1];
-        if let Some(low) = one.first_mut() {
-            *low = 1;
-        }
-        if exponent == 0 {
-            return Some(self.truncated(self.to_montgomery(&one, &mut scratch), &mut scratch));
-        }
         let entered = self.to_montgomery(&plain, &mut scratch);
         let mut x = entered.clone();
         let top = u64::BITS - 1 - exponent.leading_zeros();
-        for bit in (0..top).rev() {
+        for bit in (1..top).rev() {
             self.square(&mut x, &mut scratch);
             if (exponent >> bit) & 1 == 1 {
-                let factor = if bit == 0 { &plain } else { &entered };
-                self.multiply(&mut x, factor, &mut scratch);
-                if bit == 0 {
-                    x.truncate(len);
-                    return Some(x);
-                }
+                self.multiply(&mut x, &entered, &mut scratch);
+            }
+        }
+        if top > 0 {
+            self.square(&mut x, &mut scratch);
+            if exponent & 1 == 1 {
+                self.multiply(&mut x, &plain, &mut scratch);
+                x.truncate(len);
+                return Some(x);
             }
         }
         Some(self.truncated(x, &mut scratch))
@@ -227,9 +230,10 @@ impl Modulus {
         spare == 0 && low.iter().rev().cmp(self.limbs.iter().rev()) == Ordering::Less
     }
 
-    /// R² mod n = Montgomery form of 2^(32·len). From 2R mod n (found by doubling
-    /// 2^(bits−1) < n), squarings double the power of two and doublings add one, along
-    /// the bits of 32·len: about a dozen products, cheap enough for every JWKS refresh.
+    /// R² mod n = Montgomery form of 2^(32·len), from the Montgomery form of a
+    /// small power of two 2^k, where 32·len = k·2^s: doubling 2^(bits−1) < n up to
+    /// 2^k·R mod n, then s squarings. With k ≥ 64 that is about a hundred cheap
+    /// doublings and five squarings per key, on every JWKS refresh.
     fn compute_r_squared(&self) -> Vec<u32> {
         let len = self.limbs.len();
         let top_bits = self
@@ -237,24 +241,25 @@ impl Modulus {
             .last()
             .map_or(0, |&top| u32::BITS - top.leading_zeros());
         let bits = 32 * (len - 1) + top_bits as usize;
+        let power = 32 * len;
+        let mut squarings = 0;
+        while (power >> squarings) % 2 == 0 && power >> (squarings + 1) >= 64 {
+            squarings += 1;
+        }
         let mut x = vec![0; len + 1];
         if let Some(limb) = x.get_mut((bits - 1) / 32) {
             *limb = 1 << ((bits - 1) % 32);
         }
-        for _ in 0..=(32 * len + 1 - bits) {
+        // 32·len − (bits − 1) doublings reach R mod n, k more reach 2^k·R mod n.
+        for _ in 0..(power + 1 - bits) + (power >> squarings) {
             self.double(&mut x);
         }
         let mut scratch = Scratch {
             product: vec![0; len + 1],
             wide: vec![0; 2 * len],
         };
-        let power = 32 * len;
-        let top = usize::BITS - 1 - power.leading_zeros();
-        for bit in (0..top).rev() {
+        for _ in 0..squarings {
             self.square(&mut x, &mut scratch);
-            if (power >> bit) & 1 == 1 {
-                self.double(&mut x);
-            }
         }
         x
     }
