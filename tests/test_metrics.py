@@ -21,7 +21,7 @@ from harness.jwks_server import ERROR_500
 from harness.idp import default_client
 from harness.login import login
 from harness.oidc_app import CLIENT_ID, CLIENT_SECRET, html_session, oidc_config, upstream
-from harness.plugin import jwks_cluster_name, rule
+from harness.plugin import jwks_cluster_name, plugin_config, rule
 from harness.ports import free_port
 from harness.tokens import cached_key, claims, flip_signature_bit, generate_key, sign
 
@@ -245,7 +245,7 @@ PROMETHEUS_EXAMPLE = Path(__file__).resolve().parents[1] / "envoy-local" / "prom
 def test_prometheus_example_scrapes_and_names_real_metrics(env, counted):
     """envoy-local/prometheus-example.yml: its scrape parameters work on Envoy
     1.40's admin, and every metric its alerts use is one Envoy exports."""
-    scrape_config, rules = yaml.safe_load_all(PROMETHEUS_EXAMPLE.read_text())
+    scrape_config, rules, _ = yaml.safe_load_all(PROMETHEUS_EXAMPLE.read_text())
     (job,) = scrape_config["scrape_configs"]
     params = {name: values[0] for name, values in job["params"].items()}
     reply = requests.get(f"{env['envoy'].admin_url}{job['metrics_path']}", params=params, timeout=5)
@@ -261,3 +261,24 @@ def test_prometheus_example_scrapes_and_names_real_metrics(env, counted):
             assert name in exported, f"{alert['alert']}: {name} is not an exported metric"
         for pattern in re.findall(r'__name__=~"([^"]+)"', expression):
             assert any(re.fullmatch(pattern, name) for name in exported), f"{alert['alert']}: {pattern} matches nothing"
+
+
+def test_prometheus_example_reason_label(stack, key):
+    """The example's optional Envoy fragment (document 3) turns the allow/deny
+    counters into two families with a `reason` label."""
+    _, _, fragment = yaml.safe_load_all(PROMETHEUS_EXAMPLE.read_text())
+    server = stack.jwks_server({"keys": [key.jwk()]})
+    listener = Listener("api", plugin_config(rule(ISSUER, server, audiences=[AUDIENCE]), servers=(server,)))
+    envoy = stack.envoy(listener, servers=(server,), concurrency=1, extra_bootstrap=fragment)
+    assert_status(get(envoy.url(), "/"), 401)
+    upstream_view(get(envoy.url(), "/", token=token(key)))
+    stats.wait_for(envoy.admin_url, {"requests_denied.jwt_missing": 1, "requests_allowed.token": 1})
+    text = stats.prometheus_text(envoy.admin_url)
+    samples = stats.prometheus_samples(text)
+    assert samples['oidc_filter_requests_denied{reason="jwt_missing"}'] == 1
+    assert samples['oidc_filter_requests_denied{reason="jwt_expired"}'] == 0
+    assert samples['oidc_filter_requests_allowed{reason="token"}'] == 1
+    assert stats.prometheus_types(text)["oidc_filter_requests_denied"] == "counter"
+    assert "oidc_filter_requests_denied_jwt_missing" not in text
+    # Everything else keeps its name.
+    assert "oidc_filter_jwks_fetch_succeeded{}" in samples

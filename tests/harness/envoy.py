@@ -186,7 +186,9 @@ class Envoy:
         clusters: dict[str, int] | None = None,
         concurrency: int = 2,
         name: str = "envoy",
+        extra_bootstrap: dict | None = None,
     ):
+        """`extra_bootstrap`: top-level bootstrap fields to add (stats_config...)."""
         self.wasm_path = Path(wasm_path)
         self.listeners = {listener.name: listener for listener in listeners}
         self.admin_port = free_port()
@@ -196,9 +198,8 @@ class Envoy:
         self.config_path = self.dir / "bootstrap.json"
         self.log_path = self.dir / "envoy.log"
         self.stdio_path = self.dir / "stdio.log"
-        self.config_path.write_text(
-            json.dumps(bootstrap(listeners, self.wasm_path, upstream_port, clusters or {}, self.admin_port), indent=2)
-        )
+        config = bootstrap(listeners, self.wasm_path, upstream_port, clusters or {}, self.admin_port)
+        self.config_path.write_text(json.dumps(config | (extra_bootstrap or {}), indent=2))
         self.process: subprocess.Popen | None = None
 
     # ----- addresses -----

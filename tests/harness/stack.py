@@ -46,12 +46,19 @@ class Stack:
         servers: tuple[JwksServer, ...] = (),
         clusters: dict[str, int] | None = None,
         concurrency: int = 2,
+        extra_bootstrap: dict | None = None,
     ) -> Envoy:
         """An Envoy configured with the listeners and a cluster per server, not started."""
         assert self.wasm_path is not None, "this Stack was made without a wasm_path"
         all_clusters = {**envoy_clusters(*servers), **(clusters or {})}
         envoy = Envoy(
-            self.wasm_path, list(listeners), self.upstream_port, all_clusters, concurrency=concurrency, name=self.name
+            self.wasm_path,
+            list(listeners),
+            self.upstream_port,
+            all_clusters,
+            concurrency=concurrency,
+            name=self.name,
+            extra_bootstrap=extra_bootstrap,
         )
         self._owned.append(envoy)
         return envoy
