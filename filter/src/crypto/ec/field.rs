@@ -12,8 +12,23 @@
 /// A little-endian number of N 32-bit limbs.
 pub type Limbs<const N: usize> = [u32; N];
 
-/// Adds with carry, returning (sum, carry out); `carry` is 0 or 1.
+/// Adds with carry, returning (sum mod 2^(32N), carry out).
+#[inline(always)]
 pub fn add_carry<const N: usize>(a: &Limbs<N>, b: &Limbs<N>) -> (Limbs<N>, bool) {
+    sized(a, b, b, |a, b, _| add_8(a, b))
+        .or_else(|| sized(a, b, b, |a, b, _| add_12(a, b)))
+        .unwrap_or_else(|| add_carry_generic(a, b))
+}
+
+/// Subtracts with borrow, returning (difference mod 2^(32N), borrow out).
+#[inline(always)]
+fn sub_borrow<const N: usize>(a: &Limbs<N>, b: &Limbs<N>) -> (Limbs<N>, bool) {
+    sized(a, b, b, |a, b, _| sub_8(a, b))
+        .or_else(|| sized(a, b, b, |a, b, _| sub_12(a, b)))
+        .unwrap_or_else(|| sub_borrow_generic(a, b))
+}
+
+fn add_carry_generic<const N: usize>(a: &Limbs<N>, b: &Limbs<N>) -> (Limbs<N>, bool) {
     let mut sum = [0u32; N];
     let mut carry = 0u64;
     for ((out, &x), &y) in sum.iter_mut().zip(a).zip(b) {
@@ -24,8 +39,7 @@ pub fn add_carry<const N: usize>(a: &Limbs<N>, b: &Limbs<N>) -> (Limbs<N>, bool)
     (sum, carry != 0)
 }
 
-/// Subtracts with borrow, returning (difference mod 2^(32N), borrow out).
-fn sub_borrow<const N: usize>(a: &Limbs<N>, b: &Limbs<N>) -> (Limbs<N>, bool) {
+fn sub_borrow_generic<const N: usize>(a: &Limbs<N>, b: &Limbs<N>) -> (Limbs<N>, bool) {
     let mut difference = [0u32; N];
     let mut borrow = false;
     for ((out, &x), &y) in difference.iter_mut().zip(a).zip(b) {
@@ -138,20 +152,23 @@ impl<const N: usize> Modulus<N> {
 
     /// Subtracts m once if needed; `a` must be below 2m.
     pub fn reduce_once(&self, a: &Limbs<N>) -> Limbs<N> {
-        if less_than(a, &self.m) {
+        self.reduce_wide(a, false)
+    }
+
+    /// (a + overflow·R) mod m for a value below 2m: a - m unless that borrows
+    /// without the overflow bit to cancel it (one pass, no separate comparison).
+    fn reduce_wide(&self, a: &Limbs<N>, overflow: bool) -> Limbs<N> {
+        let (difference, borrow) = sub_borrow(a, &self.m);
+        if borrow && !overflow {
             *a
         } else {
-            sub_borrow(a, &self.m).0
+            difference
         }
     }
 
     pub fn add(&self, a: &Limbs<N>, b: &Limbs<N>) -> Limbs<N> {
         let (sum, carry) = add_carry(a, b);
-        if carry || !less_than(&sum, &self.m) {
-            sub_borrow(&sum, &self.m).0
-        } else {
-            sum
-        }
+        self.reduce_wide(&sum, carry)
     }
 
     pub fn sub(&self, a: &Limbs<N>, b: &Limbs<N>) -> Limbs<N> {
@@ -193,11 +210,7 @@ impl<const N: usize> Modulus<N> {
 
     /// Reduces a CIOS result (t, whether t overflowed R) below m: it is below 2m.
     fn finish_mul(&self, (t, overflow): (Limbs<N>, bool)) -> Limbs<N> {
-        if overflow {
-            sub_borrow(&t, &self.m).0
-        } else {
-            self.reduce_once(&t)
-        }
+        self.reduce_wide(&t, overflow)
     }
 
     /// [`Self::mul`] for any limb count, as loops.
@@ -301,6 +314,7 @@ impl<const N: usize> Modulus<N> {
 }
 
 /// Runs a kernel for K limbs when N = K (known at compile time), else `None`.
+#[inline(always)]
 fn sized<const N: usize, const K: usize>(
     a: &Limbs<N>,
     b: &Limbs<N>,
@@ -347,6 +361,37 @@ macro_rules! montgomery_kernel {
         }
     };
 }
+
+/// Unrolled [`add_carry`] and [`sub_borrow`] for one size.
+macro_rules! carry_kernels {
+    ($add:ident, $sub:ident, $n:literal, [$($i:literal),*]) => {
+        fn $add(a: &Limbs<$n>, b: &Limbs<$n>) -> (Limbs<$n>, bool) {
+            let mut sum = [0u32; $n];
+            let mut carry = 0u64;
+            $(
+                let total = u64::from(a[$i]) + u64::from(b[$i]) + carry;
+                sum[$i] = total as u32;
+                carry = total >> 32;
+            )*
+            (sum, carry != 0)
+        }
+
+        fn $sub(a: &Limbs<$n>, b: &Limbs<$n>) -> (Limbs<$n>, bool) {
+            let mut difference = [0u32; $n];
+            let mut borrow = 0u64;
+            $(
+                // A borrow wraps the u64, setting its top bit.
+                let total = u64::from(a[$i]).wrapping_sub(u64::from(b[$i])).wrapping_sub(borrow);
+                difference[$i] = total as u32;
+                borrow = total >> 63;
+            )*
+            (difference, borrow != 0)
+        }
+    };
+}
+
+carry_kernels!(add_8, sub_8, 8, [0, 1, 2, 3, 4, 5, 6, 7]);
+carry_kernels!(add_12, sub_12, 12, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
 
 montgomery_kernel!(
     mul_8,
