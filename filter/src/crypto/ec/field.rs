@@ -70,16 +70,12 @@ fn is_one<const N: usize>(a: &Limbs<N>) -> bool {
     limbs.next() == Some(&1) && limbs.all(|&limb| limb == 0)
 }
 
-fn is_even<const N: usize>(a: &Limbs<N>) -> bool {
-    a.first().is_none_or(|&low| low & 1 == 0)
-}
-
-/// Shifts right by one bit, `top` becoming the most significant bit.
-fn shift_right_one<const N: usize>(a: &mut Limbs<N>, top: bool) {
-    let mut incoming = u32::from(top);
+/// Shifts right by `shift` bits (1..=31), `top` supplying the bits shifted in.
+fn shift_right<const N: usize>(a: &mut Limbs<N>, shift: u32, top: u32) {
+    let mut incoming = top << (32 - shift);
     for limb in a.iter_mut().rev() {
-        let outgoing = *limb & 1;
-        *limb = (*limb >> 1) | (incoming << 31);
+        let outgoing = *limb << (32 - shift);
+        *limb = (*limb >> shift) | incoming;
         incoming = outgoing;
     }
 }
@@ -271,17 +267,17 @@ impl<const N: usize> Modulus<N> {
         }
         let (mut u, mut v) = (*a, self.m);
         let (mut x1, mut x2) = (small::<N>(1), [0u32; N]);
-        while !is_one(&u) && !is_one(&v) {
+        loop {
             if is_zero(&u) || is_zero(&v) {
                 return None;
             }
-            while is_even(&u) {
-                shift_right_one(&mut u, false);
-                self.halve(&mut x1);
+            self.remove_twos(&mut u, &mut x1);
+            self.remove_twos(&mut v, &mut x2);
+            if is_one(&u) {
+                return Some(x1);
             }
-            while is_even(&v) {
-                shift_right_one(&mut v, false);
-                self.halve(&mut x2);
+            if is_one(&v) {
+                return Some(x2);
             }
             if less_than(&u, &v) {
                 v = sub_borrow(&v, &u).0;
@@ -291,7 +287,6 @@ impl<const N: usize> Modulus<N> {
                 x1 = self.sub(&x1, &x2);
             }
         }
-        Some(if is_one(&u) { x1 } else { x2 })
     }
 
     /// The Montgomery form of a^-1 for a Montgomery-form a.
@@ -301,15 +296,32 @@ impl<const N: usize> Modulus<N> {
             .map(|inverse| self.mul(&inverse, &self.r3))
     }
 
-    /// x/2 mod m: odd x becomes (x + m)/2, the carry of x + m shifting back in.
-    fn halve(&self, x: &mut Limbs<N>) {
-        if is_even(x) {
-            shift_right_one(x, false);
-        } else {
-            let (sum, carry) = add_carry(x, &self.m);
-            *x = sum;
-            shift_right_one(x, carry);
+    /// Divides a nonzero u by 2^k until it is odd, and x by the same 2^k mod m,
+    /// up to 31 bits per pass rather than one.
+    fn remove_twos(&self, u: &mut Limbs<N>, x: &mut Limbs<N>) {
+        loop {
+            // A zero low limb shifts by 31, and the next pass continues.
+            let shift = u.first().map_or(0, |low| low.trailing_zeros().min(31));
+            if shift == 0 {
+                return;
+            }
+            shift_right(u, shift, 0);
+            self.divide_by_power_of_two(x, shift);
         }
+    }
+
+    /// x/2^k mod m for x < m, k in 1..=31: adding c·m with c = x·(-m^-1) mod 2^k
+    /// makes the low k bits zero, and (x + c·m)/2^k < (m + (2^k - 1)·m)/2^k = m.
+    fn divide_by_power_of_two(&self, x: &mut Limbs<N>, shift: u32) {
+        let low = x.first().copied().unwrap_or(0);
+        let c = u64::from(low.wrapping_mul(self.m_neg_inv) & ((1u32 << shift) - 1));
+        let mut carry = 0u64;
+        for (limb, &m) in x.iter_mut().zip(&self.m) {
+            let total = u64::from(*limb) + c * u64::from(m) + carry;
+            *limb = total as u32;
+            carry = total >> 32;
+        }
+        shift_right(x, shift, carry as u32);
     }
 }
 
