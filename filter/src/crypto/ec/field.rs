@@ -253,7 +253,7 @@ impl<const N: usize> Modulus<N> {
         self.mul(a, &self.r2)
     }
 
-    pub fn to_plain(&self, a: &Limbs<N>) -> Limbs<N> {
+    pub fn leave_montgomery(&self, a: &Limbs<N>) -> Limbs<N> {
         self.mul(a, &small(1))
     }
 
@@ -471,7 +471,7 @@ mod tests {
         let values = samples(&modulus, 12);
         for a in &values {
             let a_mont = modulus.to_montgomery(a);
-            assert_eq!(modulus.to_plain(&a_mont), *a);
+            assert_eq!(modulus.leave_montgomery(&a_mont), *a);
             assert_eq!(modulus.sub(&modulus.add(a, &values[5]), &values[5]), *a);
             assert!(is_zero(&modulus.add(a, &modulus.neg(a))));
             for b in &values {
@@ -480,12 +480,12 @@ mod tests {
                     modulus.mul(&a_mont, &b_mont),
                     modulus.mul_generic(&a_mont, &b_mont)
                 );
-                let product = modulus.to_plain(&modulus.mul(&a_mont, &b_mont));
+                let product = modulus.leave_montgomery(&modulus.mul(&a_mont, &b_mont));
                 assert_eq!(product, reference_mul(&modulus, a, b));
             }
             if !is_zero(a) {
                 let inverse = modulus.invert_plain(a).unwrap();
-                let product = modulus.to_plain(
+                let product = modulus.leave_montgomery(
                     &modulus.mul(&modulus.to_montgomery(a), &modulus.to_montgomery(&inverse)),
                 );
                 assert_eq!(product, small(1));

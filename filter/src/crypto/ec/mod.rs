@@ -134,7 +134,7 @@ impl<const N: usize> fmt::Debug for VerifyingKey<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerifyingKey")
             .field("curve", &self.curve.name)
-            .field("x", &self.curve.p.to_plain(&self.point.x))
+            .field("x", &self.curve.p.leave_montgomery(&self.point.x))
             .finish_non_exhaustive()
     }
 }
