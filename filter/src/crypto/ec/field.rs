@@ -12,8 +12,23 @@
 /// A little-endian number of N 32-bit limbs.
 pub type Limbs<const N: usize> = [u32; N];
 
-/// Adds with carry, returning (sum, carry out); `carry` is 0 or 1.
+/// Adds with carry, returning (sum mod 2^(32N), carry out).
+#[inline(always)]
 pub fn add_carry<const N: usize>(a: &Limbs<N>, b: &Limbs<N>) -> (Limbs<N>, bool) {
+    sized(a, b, b, |a, b, _| add_8(a, b))
+        .or_else(|| sized(a, b, b, |a, b, _| add_12(a, b)))
+        .unwrap_or_else(|| add_carry_generic(a, b))
+}
+
+/// Subtracts with borrow, returning (difference mod 2^(32N), borrow out).
+#[inline(always)]
+fn sub_borrow<const N: usize>(a: &Limbs<N>, b: &Limbs<N>) -> (Limbs<N>, bool) {
+    sized(a, b, b, |a, b, _| sub_8(a, b))
+        .or_else(|| sized(a, b, b, |a, b, _| sub_12(a, b)))
+        .unwrap_or_else(|| sub_borrow_generic(a, b))
+}
+
+fn add_carry_generic<const N: usize>(a: &Limbs<N>, b: &Limbs<N>) -> (Limbs<N>, bool) {
     let mut sum = [0u32; N];
     let mut carry = 0u64;
     for ((out, &x), &y) in sum.iter_mut().zip(a).zip(b) {
@@ -24,8 +39,7 @@ pub fn add_carry<const N: usize>(a: &Limbs<N>, b: &Limbs<N>) -> (Limbs<N>, bool)
     (sum, carry != 0)
 }
 
-/// Subtracts with borrow, returning (difference mod 2^(32N), borrow out).
-fn sub_borrow<const N: usize>(a: &Limbs<N>, b: &Limbs<N>) -> (Limbs<N>, bool) {
+fn sub_borrow_generic<const N: usize>(a: &Limbs<N>, b: &Limbs<N>) -> (Limbs<N>, bool) {
     let mut difference = [0u32; N];
     let mut borrow = false;
     for ((out, &x), &y) in difference.iter_mut().zip(a).zip(b) {
@@ -56,16 +70,12 @@ fn is_one<const N: usize>(a: &Limbs<N>) -> bool {
     limbs.next() == Some(&1) && limbs.all(|&limb| limb == 0)
 }
 
-fn is_even<const N: usize>(a: &Limbs<N>) -> bool {
-    a.first().is_none_or(|&low| low & 1 == 0)
-}
-
-/// Shifts right by one bit, `top` becoming the most significant bit.
-fn shift_right_one<const N: usize>(a: &mut Limbs<N>, top: bool) {
-    let mut incoming = u32::from(top);
+/// Shifts right by `shift` bits (1..=31), `top` supplying the bits shifted in.
+fn shift_right<const N: usize>(a: &mut Limbs<N>, shift: u32, top: u32) {
+    let mut incoming = top << (32 - shift);
     for limb in a.iter_mut().rev() {
-        let outgoing = *limb & 1;
-        *limb = (*limb >> 1) | (incoming << 31);
+        let outgoing = *limb << (32 - shift);
+        *limb = (*limb >> shift) | incoming;
         incoming = outgoing;
     }
 }
@@ -138,20 +148,23 @@ impl<const N: usize> Modulus<N> {
 
     /// Subtracts m once if needed; `a` must be below 2m.
     pub fn reduce_once(&self, a: &Limbs<N>) -> Limbs<N> {
-        if less_than(a, &self.m) {
+        self.reduce_wide(a, false)
+    }
+
+    /// (a + overflow·R) mod m for a value below 2m: a - m unless that borrows
+    /// without the overflow bit to cancel it (one pass, no separate comparison).
+    fn reduce_wide(&self, a: &Limbs<N>, overflow: bool) -> Limbs<N> {
+        let (difference, borrow) = sub_borrow(a, &self.m);
+        if borrow && !overflow {
             *a
         } else {
-            sub_borrow(a, &self.m).0
+            difference
         }
     }
 
     pub fn add(&self, a: &Limbs<N>, b: &Limbs<N>) -> Limbs<N> {
         let (sum, carry) = add_carry(a, b);
-        if carry || !less_than(&sum, &self.m) {
-            sub_borrow(&sum, &self.m).0
-        } else {
-            sum
-        }
+        self.reduce_wide(&sum, carry)
     }
 
     pub fn sub(&self, a: &Limbs<N>, b: &Limbs<N>) -> Limbs<N> {
@@ -193,11 +206,7 @@ impl<const N: usize> Modulus<N> {
 
     /// Reduces a CIOS result (t, whether t overflowed R) below m: it is below 2m.
     fn finish_mul(&self, (t, overflow): (Limbs<N>, bool)) -> Limbs<N> {
-        if overflow {
-            sub_borrow(&t, &self.m).0
-        } else {
-            self.reduce_once(&t)
-        }
+        self.reduce_wide(&t, overflow)
     }
 
     /// [`Self::mul`] for any limb count, as loops.
@@ -258,17 +267,17 @@ impl<const N: usize> Modulus<N> {
         }
         let (mut u, mut v) = (*a, self.m);
         let (mut x1, mut x2) = (small::<N>(1), [0u32; N]);
-        while !is_one(&u) && !is_one(&v) {
+        loop {
             if is_zero(&u) || is_zero(&v) {
                 return None;
             }
-            while is_even(&u) {
-                shift_right_one(&mut u, false);
-                self.halve(&mut x1);
+            self.remove_twos(&mut u, &mut x1);
+            self.remove_twos(&mut v, &mut x2);
+            if is_one(&u) {
+                return Some(x1);
             }
-            while is_even(&v) {
-                shift_right_one(&mut v, false);
-                self.halve(&mut x2);
+            if is_one(&v) {
+                return Some(x2);
             }
             if less_than(&u, &v) {
                 v = sub_borrow(&v, &u).0;
@@ -278,7 +287,6 @@ impl<const N: usize> Modulus<N> {
                 x1 = self.sub(&x1, &x2);
             }
         }
-        Some(if is_one(&u) { x1 } else { x2 })
     }
 
     /// The Montgomery form of a^-1 for a Montgomery-form a.
@@ -288,19 +296,37 @@ impl<const N: usize> Modulus<N> {
             .map(|inverse| self.mul(&inverse, &self.r3))
     }
 
-    /// x/2 mod m: odd x becomes (x + m)/2, the carry of x + m shifting back in.
-    fn halve(&self, x: &mut Limbs<N>) {
-        if is_even(x) {
-            shift_right_one(x, false);
-        } else {
-            let (sum, carry) = add_carry(x, &self.m);
-            *x = sum;
-            shift_right_one(x, carry);
+    /// Divides a nonzero u by 2^k until it is odd, and x by the same 2^k mod m,
+    /// up to 31 bits per pass rather than one.
+    fn remove_twos(&self, u: &mut Limbs<N>, x: &mut Limbs<N>) {
+        loop {
+            // A zero low limb shifts by 31, and the next pass continues.
+            let shift = u.first().map_or(0, |low| low.trailing_zeros().min(31));
+            if shift == 0 {
+                return;
+            }
+            shift_right(u, shift, 0);
+            self.divide_by_power_of_two(x, shift);
         }
+    }
+
+    /// x/2^k mod m for x < m, k in 1..=31: adding c·m with c = x·(-m^-1) mod 2^k
+    /// makes the low k bits zero, and (x + c·m)/2^k < (m + (2^k - 1)·m)/2^k = m.
+    fn divide_by_power_of_two(&self, x: &mut Limbs<N>, shift: u32) {
+        let low = x.first().copied().unwrap_or(0);
+        let c = u64::from(low.wrapping_mul(self.m_neg_inv) & ((1u32 << shift) - 1));
+        let mut carry = 0u64;
+        for (limb, &m) in x.iter_mut().zip(&self.m) {
+            let total = u64::from(*limb) + c * u64::from(m) + carry;
+            *limb = total as u32;
+            carry = total >> 32;
+        }
+        shift_right(x, shift, carry as u32);
     }
 }
 
 /// Runs a kernel for K limbs when N = K (known at compile time), else `None`.
+#[inline(always)]
 fn sized<const N: usize, const K: usize>(
     a: &Limbs<N>,
     b: &Limbs<N>,
@@ -347,6 +373,37 @@ macro_rules! montgomery_kernel {
         }
     };
 }
+
+/// Unrolled [`add_carry`] and [`sub_borrow`] for one size.
+macro_rules! carry_kernels {
+    ($add:ident, $sub:ident, $n:literal, [$($i:literal),*]) => {
+        fn $add(a: &Limbs<$n>, b: &Limbs<$n>) -> (Limbs<$n>, bool) {
+            let mut sum = [0u32; $n];
+            let mut carry = 0u64;
+            $(
+                let total = u64::from(a[$i]) + u64::from(b[$i]) + carry;
+                sum[$i] = total as u32;
+                carry = total >> 32;
+            )*
+            (sum, carry != 0)
+        }
+
+        fn $sub(a: &Limbs<$n>, b: &Limbs<$n>) -> (Limbs<$n>, bool) {
+            let mut difference = [0u32; $n];
+            let mut borrow = 0u64;
+            $(
+                // A borrow wraps the u64, setting its top bit.
+                let total = u64::from(a[$i]).wrapping_sub(u64::from(b[$i])).wrapping_sub(borrow);
+                difference[$i] = total as u32;
+                borrow = total >> 63;
+            )*
+            (difference, borrow != 0)
+        }
+    };
+}
+
+carry_kernels!(add_8, sub_8, 8, [0, 1, 2, 3, 4, 5, 6, 7]);
+carry_kernels!(add_12, sub_12, 12, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
 
 montgomery_kernel!(
     mul_8,
