@@ -248,6 +248,12 @@ pub fn finish_login(
 }
 
 /// After a refresh: the renewed session, or a fresh login (browsers) / 401 (APIs).
+///
+/// The session cookie is cleared only when the session is over: the IdP refused the
+/// refresh (4xx, e.g. `invalid_grant`) or its tokens failed validation. When the IdP
+/// did not answer usefully (timeout, reset, 5xx, an unusable body) the cookie is kept,
+/// so that an outage does not cost every session its refresh token: the next request
+/// after the IdP is back renews it.
 pub fn finish_refresh(
     ctx: &Context,
     old: Session,
@@ -256,8 +262,10 @@ pub fn finish_refresh(
     keys: &KeySet,
     entropy: &mut dyn Entropy,
 ) -> (Step, Option<String>) {
-    let renewed = token_endpoint::parse_response(status, body)
-        .and_then(|tokens| refreshed_session(ctx, old, &tokens, keys));
+    let (renewed, session_over) = match token_endpoint::parse_response(status, body) {
+        Ok(tokens) => (refreshed_session(ctx, old, &tokens, keys), true),
+        Err(why) => (Err(why), matches!(status, Some(400..=499))),
+    };
     match renewed {
         Ok(session) => match seal_session(ctx, &session, entropy) {
             Some(cookies) => (allow(ctx, Rc::new(session), cookies), None),
@@ -266,7 +274,14 @@ pub fn finish_refresh(
                 Some("session too large".into()),
             ),
         },
-        Err(why) => (unauthenticated(ctx, entropy, clear_session(ctx)), Some(why)),
+        Err(why) => {
+            let clear = if session_over {
+                clear_session(ctx)
+            } else {
+                Vec::new()
+            };
+            (unauthenticated(ctx, entropy, clear), Some(why))
+        }
     }
 }
 

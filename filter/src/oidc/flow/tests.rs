@@ -390,6 +390,43 @@ fn expired_tokens_are_refreshed_or_the_user_logs_in_again() {
 }
 
 #[wasm_bindgen_test(unsupported = test)]
+fn an_unreachable_idp_does_not_end_the_session() {
+    let fixture = Fixture::new();
+    let cookie = fixture.logged_in_cookie(json!({}), Some("rt-1"));
+    let later = NOW + 1_000;
+    let keys = key_set_of(&[&fixture.idp_key]);
+    let outages: [(Option<u32>, &[u8]); 5] = [
+        (None, b""),
+        (Some(503), b"upstream connect error"),
+        (Some(500), br#"{"error":"server_error"}"#),
+        (Some(200), b"<html>maintenance</html>"),
+        (Some(200), br#"{"access_token":"#),
+    ];
+    for (status, body) in outages {
+        for request in [browser("/app", &cookie), api("/data", &cookie)] {
+            let ctx = fixture.context(&request, later);
+            let Step::Refresh { session, .. } = begin(&ctx, &mut Counter(0)) else {
+                panic!("expected a refresh")
+            };
+            let (step, failure) =
+                finish_refresh(&ctx, session, status, body, &keys, &mut Counter(9));
+            assert!(failure.is_some(), "{status:?}");
+            let (Step::LoginRedirect(reply) | Step::Reply(reply)) = step else {
+                panic!("expected a login redirect or a 401")
+            };
+            assert!(matches!(reply.status, 302 | 401), "{status:?}");
+            assert!(
+                !reply
+                    .headers
+                    .iter()
+                    .any(|(k, v)| k == "set-cookie" && v.starts_with("oidc_session=")),
+                "{status:?}: the session cookie is kept for a refresh once the IdP is back"
+            );
+        }
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
 fn logout_clears_cookies_and_ends_the_idp_session() {
     let fixture = Fixture::new();
     let cookie = fixture.logged_in_cookie(json!({}), None);
