@@ -251,9 +251,10 @@ pub fn finish_login(
 ///
 /// The session cookie is cleared only when the session is over: the IdP refused the
 /// refresh (4xx, e.g. `invalid_grant`) or its tokens failed validation. When the IdP
-/// did not answer usefully (timeout, reset, 5xx, an unusable body) the cookie is kept,
-/// so that an outage does not cost every session its refresh token: the next request
-/// after the IdP is back renews it.
+/// did not answer usefully (timeout, reset, 5xx, an unusable body), or signed with a
+/// key we have not fetched yet (it just rotated; the caller refetches), the cookie is
+/// kept, so that an outage or a rotation does not cost every session its refresh
+/// token: the next request after the IdP is back (or the keys are) renews it.
 pub fn finish_refresh(
     ctx: &Context,
     old: Session,
@@ -263,7 +264,12 @@ pub fn finish_refresh(
     entropy: &mut dyn Entropy,
 ) -> (Step, Option<String>) {
     let (renewed, session_over) = match token_endpoint::parse_response(status, body) {
-        Ok(tokens) => (refreshed_session(ctx, old, &tokens, keys), true),
+        Ok(tokens) => {
+            let renewed = refreshed_session(ctx, old, &tokens, keys);
+            let stale_keys =
+                renewed.as_ref().err().map(String::as_str) == Some(id_token::UNKNOWN_KEY);
+            (renewed, !stale_keys)
+        }
         Err(why) => (Err(why), matches!(status, Some(400..=499))),
     };
     match renewed {
