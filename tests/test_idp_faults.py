@@ -100,8 +100,8 @@ def scripted_token_endpoint(idp: FakeIdp):
 
     def reply(form: dict):
         if form.get("grant_type") == "refresh_token":
-            return json_reply({"access_token": "a2", "token_type": "Bearer", "id_token": id_token(idp.issuer, 300),
-                               "refresh_token": form["refresh_token"]})
+            return json_reply({"access_token": "a2", "token_type": "Bearer", "refresh_token": form["refresh_token"],
+                               "id_token": id_token(idp.issuer, 300, key=idp.key)})
         lifetime, _, nonce = form.get("code", "").partition(".")
         return json_reply({"access_token": "a", "token_type": "Bearer", "refresh_token": "refresh-me",
                            "id_token": id_token(idp.issuer, int(lifetime), nonce, key=idp.key)})
@@ -196,6 +196,10 @@ def with_cookies(cookies) -> requests.Session:
 def assert_session_page(browser: requests.Session, envoy) -> None:
     seen = upstream(browser.get(url(envoy, "/page"), allow_redirects=False, timeout=CLIENT_TIMEOUT))
     assert seen["headers"]["x-user-email"] == "olivia@example.test"
+
+
+def page_status(browser: requests.Session, envoy) -> int:
+    return browser.get(url(envoy, "/page"), allow_redirects=False, timeout=CLIENT_TIMEOUT).status_code
 
 
 def assert_error_page(response: requests.Response, status: int, message: str) -> None:
@@ -362,6 +366,31 @@ def test_a_refused_refresh_ends_the_session(idp, envoy, healthy, expired_session
         assert "oidc_session" not in browser.cookies
     finally:
         idp.reply = scripted_token_endpoint(idp)
+
+
+def test_a_refresh_signed_with_rotated_keys_keeps_the_session(stack):
+    """The IdP rotated its keys and the refreshed ID token is signed with the new one,
+    which the filter has not fetched yet (long cache): the refresh fails, but the
+    session stays, the keys are refetched at once, and the next request refreshes."""
+    fake = stack.own(FakeIdp(KEY).start())
+    fake.reply = scripted_token_endpoint(fake)
+    config = oidc_config(
+        fake, {"timeout": f"{TIMEOUT_SECONDS}s"},
+        jwtRules=[{"issuer": fake.issuer, "audiences": [CLIENT_ID], "timeout": f"{TIMEOUT_SECONDS}s"}],
+        clockSkewSeconds=0, jwksCacheDuration="600s", jwksMinRefetchInterval="1s",
+    )
+    envoy = stack.envoy(Listener("app", config), clusters={"idp": fake.port})
+    browser = logged_in_browser(envoy, lifetime=1)
+    time.sleep(1.5)  # the tokens expire, and the start-up fetch is over 1 s old
+    before = stats(envoy)
+    fake.keys = [generate_key("RS256", kid="faults-rotated")]
+    first = browser.get(url(envoy, "/page"), allow_redirects=False, timeout=CLIENT_TIMEOUT)
+    assert first.status_code == 302
+    assert "oidc_session" in browser.cookies, "a key rotation ended the session"
+    assert_stat_increases(envoy, "refresh.failed", before)
+    assert wait_until(lambda: page_status(browser, envoy) == 200, timeout=SETTLE_SECONDS)
+    assert_session_page(browser, envoy)
+    assert_stat_increases(envoy, "refresh.succeeded", before)
 
 
 # ----- before the first discovery -----
