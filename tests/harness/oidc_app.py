@@ -13,6 +13,7 @@ import requests
 from .envoy import Listener
 from .idp import default_client
 from .ports import free_port
+from .tcp_proxy import TcpProxy
 
 CLIENT_ID = "app"
 CLIENT_SECRET = "app-secret-for-tests"
@@ -41,9 +42,14 @@ def oidc_config(idp, oidc_fields: dict | None = None, **top_level) -> dict:
 
 
 class App:
-    """`variants` maps a name to (oidc_fields, top_level) for extra listeners."""
+    """`variants` maps a name to (oidc_fields, top_level) for extra listeners.
+    `idp_relay`: Envoy reaches the IdP through `self.relay` (a TcpProxy) that a
+    test can switch off, while the browser still reaches the IdP directly."""
 
-    def __init__(self, stack, oidc_fields=None, top_level=None, idp_options=None, client_fields=None, variants=None):
+    def __init__(
+        self, stack, oidc_fields=None, top_level=None, idp_options=None, client_fields=None, variants=None,
+        idp_relay=False,
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         client = default_client(
@@ -61,7 +67,9 @@ class App:
             listener = Listener(name, oidc_config(self.idp, fields, **(top or {})))
             listeners.append(listener)
             self.variant_urls[name] = f"http://127.0.0.1:{listener.port}"
-        self.envoy = stack.envoy(*listeners, clusters={"idp": self.idp.port})
+        self.relay = stack.own(TcpProxy(self.idp.port).start()) if idp_relay else None
+        idp_port = self.relay.port if self.relay else self.idp.port
+        self.envoy = stack.envoy(*listeners, clusters={"idp": idp_port})
 
 
 def html_session() -> requests.Session:

@@ -248,6 +248,13 @@ pub fn finish_login(
 }
 
 /// After a refresh: the renewed session, or a fresh login (browsers) / 401 (APIs).
+///
+/// The session cookie is cleared only when the session is over: the IdP refused the
+/// refresh (4xx, e.g. `invalid_grant`) or its tokens failed validation. When the IdP
+/// did not answer usefully (timeout, reset, 5xx, an unusable body), or signed with a
+/// key we have not fetched yet (it just rotated; the caller refetches), the cookie is
+/// kept, so that an outage or a rotation does not cost every session its refresh
+/// token: the next request after the IdP is back (or the keys are) renews it.
 pub fn finish_refresh(
     ctx: &Context,
     old: Session,
@@ -256,8 +263,15 @@ pub fn finish_refresh(
     keys: &KeySet,
     entropy: &mut dyn Entropy,
 ) -> (Step, Option<String>) {
-    let renewed = token_endpoint::parse_response(status, body)
-        .and_then(|tokens| refreshed_session(ctx, old, &tokens, keys));
+    let (renewed, session_over) = match token_endpoint::parse_response(status, body) {
+        Ok(tokens) => {
+            let renewed = refreshed_session(ctx, old, &tokens, keys);
+            let stale_keys =
+                renewed.as_ref().err().map(String::as_str) == Some(id_token::UNKNOWN_KEY);
+            (renewed, !stale_keys)
+        }
+        Err(why) => (Err(why), matches!(status, Some(400..=499))),
+    };
     match renewed {
         Ok(session) => match seal_session(ctx, &session, entropy) {
             Some(cookies) => (allow(ctx, Rc::new(session), cookies), None),
@@ -266,7 +280,14 @@ pub fn finish_refresh(
                 Some("session too large".into()),
             ),
         },
-        Err(why) => (unauthenticated(ctx, entropy, clear_session(ctx)), Some(why)),
+        Err(why) => {
+            let clear = if session_over {
+                clear_session(ctx)
+            } else {
+                Vec::new()
+            };
+            (unauthenticated(ctx, entropy, clear), Some(why))
+        }
     }
 }
 

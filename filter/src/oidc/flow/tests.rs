@@ -390,6 +390,90 @@ fn expired_tokens_are_refreshed_or_the_user_logs_in_again() {
 }
 
 #[wasm_bindgen_test(unsupported = test)]
+fn an_unreachable_idp_does_not_end_the_session() {
+    let fixture = Fixture::new();
+    let cookie = fixture.logged_in_cookie(json!({}), Some("rt-1"));
+    let later = NOW + 1_000;
+    let keys = key_set_of(&[&fixture.idp_key]);
+    let outages: [(Option<u32>, &[u8]); 5] = [
+        (None, b""),
+        (Some(503), b"upstream connect error"),
+        (Some(500), br#"{"error":"server_error"}"#),
+        (Some(200), b"<html>maintenance</html>"),
+        (Some(200), br#"{"access_token":"#),
+    ];
+    for (status, body) in outages {
+        for request in [browser("/app", &cookie), api("/data", &cookie)] {
+            let ctx = fixture.context(&request, later);
+            let Step::Refresh { session, .. } = begin(&ctx, &mut Counter(0)) else {
+                panic!("expected a refresh")
+            };
+            let (step, failure) =
+                finish_refresh(&ctx, session, status, body, &keys, &mut Counter(9));
+            assert!(failure.is_some(), "{status:?}");
+            let (Step::LoginRedirect(reply) | Step::Reply(reply)) = step else {
+                panic!("expected a login redirect or a 401")
+            };
+            assert!(matches!(reply.status, 302 | 401), "{status:?}");
+            assert!(
+                !reply
+                    .headers
+                    .iter()
+                    .any(|(k, v)| k == "set-cookie" && v.starts_with("oidc_session=")),
+                "{status:?}: the session cookie is kept for a refresh once the IdP is back"
+            );
+        }
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_refreshed_id_token_from_rotated_keys_does_not_end_the_session() {
+    let fixture = Fixture::new();
+    let cookie = fixture.logged_in_cookie(json!({}), Some("rt-1"));
+    let later = NOW + 1_000;
+    let request = browser("/app", &cookie);
+    let ctx = fixture.context(&request, later);
+    let Step::Refresh { session, .. } = begin(&ctx, &mut Counter(0)) else {
+        panic!("expected a refresh")
+    };
+    let rotated = TestKey::new(Algorithm::Es256, "idp-next");
+    let claims =
+        json!({"iss": ISSUER, "aud": "app", "sub": "alice", "iat": later, "exp": later + 300});
+    let signed = |key: &TestKey| {
+        json!({"access_token": "at2", "id_token": key.mint(&claims), "refresh_token": "rt-2"})
+            .to_string()
+    };
+    let old_keys = key_set_of(&[&fixture.idp_key]);
+    let refresh = |body: String, clear: bool| {
+        let (step, failure) = finish_refresh(
+            &ctx,
+            session.clone(),
+            Some(200),
+            body.as_bytes(),
+            &old_keys,
+            &mut Counter(9),
+        );
+        let Step::LoginRedirect(reply) = step else {
+            panic!("expected a login redirect")
+        };
+        let cleared = reply
+            .headers
+            .iter()
+            .any(|(k, v)| k == "set-cookie" && v.starts_with("oidc_session=;"));
+        assert_eq!(cleared, clear, "{failure:?}");
+        failure
+    };
+    // Our keys are stale: the session stays for a refresh once the new keys are in.
+    assert_eq!(
+        refresh(signed(&rotated), false).as_deref(),
+        Some(id_token::UNKNOWN_KEY)
+    );
+    // Any other validation failure ends it.
+    let forged = json!({"access_token": "at2", "id_token": "not.a.jwt"}).to_string();
+    assert!(refresh(forged, true).is_some());
+}
+
+#[wasm_bindgen_test(unsupported = test)]
 fn logout_clears_cookies_and_ends_the_idp_session() {
     let fixture = Fixture::new();
     let cookie = fixture.logged_in_cookie(json!({}), None);
