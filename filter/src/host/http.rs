@@ -147,12 +147,12 @@ impl HttpContext for Http {
 /// `testOnlyCrashHeader`: trap (not panic: no unwinding, no message) so that the
 /// VM fails the way a real bug would make it fail.
 fn crash_if_asked(plugin: &RefCell<Plugin>) {
-    let header = plugin
-        .try_borrow()
-        .ok()
-        .and_then(|state| state.config.test_only_crash_header.clone());
-    if let Some(name) = header {
-        if let Ok(Some(_)) = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, &name) {
+    let Ok(state) = plugin.try_borrow() else {
+        return;
+    };
+    // A host read does not call back into this VM, so the borrow may span it.
+    if let Some(name) = state.config.test_only_crash_header.as_deref() {
+        if let Ok(Some(_)) = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name) {
             log(
                 LogLevel::Critical,
                 "testOnlyCrashHeader present: trapping this VM",

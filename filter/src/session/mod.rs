@@ -60,8 +60,14 @@ impl Session {
     /// malformed cookies are simply no session.
     pub fn open(keys: &CookieKeys, cookie_name: &str, headers: &Headers) -> Option<Session> {
         let sealed = chunks::read(headers, cookie_name)?;
-        let plain = keys.open(cookie_name, &sealed)?;
-        serde_json::from_slice(&plain).ok()
+        Self::open_sealed(keys, cookie_name, &sealed).map(|(session, _)| session)
+    }
+
+    /// The session in one sealed value, and the size of its JSON.
+    fn open_sealed(keys: &CookieKeys, cookie_name: &str, sealed: &str) -> Option<(Session, usize)> {
+        let plain = keys.open(cookie_name, sealed)?;
+        let session = serde_json::from_slice(&plain).ok()?;
+        Some((session, plain.len()))
     }
 
     /// [`Session::open`] through `cache`. Only sessions that opened are cached, so
@@ -80,11 +86,10 @@ impl Session {
         if cached.is_some() {
             return cached;
         }
-        let plain = keys.open(cookie_name, &sealed)?;
-        let session: Session = serde_json::from_slice(&plain).ok()?;
+        let (session, json_bytes) = Self::open_sealed(keys, cookie_name, &sealed)?;
         let expires_at = session.expires_at;
         // Parsed claims and tokens cost about twice their JSON.
-        let bytes = plain.len().saturating_mul(2);
+        let bytes = json_bytes.saturating_mul(2);
         Some(cache.insert(cache_key, session, bytes, expires_at, now))
     }
 
