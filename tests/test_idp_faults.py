@@ -23,6 +23,7 @@ from harness.fake_idp import DISCOVERY, FAULTS, HANG, JWKS, TOKEN, FakeIdp, json
 from harness.login import follow, login
 from harness.oidc_app import CLIENT_ID, App, html_session, oidc_config, set_cookies, upstream
 from harness.tokens import generate_key, sign
+from harness.waiting import wait_until
 
 KEY = generate_key("RS256", kid="faults-1")
 # The filter's timeout for every IdP call in this module. 1 s would do on an idle
@@ -70,13 +71,6 @@ def assert_stat_increases(envoy, name: str, before: dict[str, int], timeout: flo
     assert wait_for_stat_increase(envoy, name, before, timeout) > 0, f"{name} did not move: {stats(envoy)}"
 
 
-def wait_until(predicate, timeout: float, interval: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def timed(call):

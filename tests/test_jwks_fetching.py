@@ -15,6 +15,7 @@ from harness.envoy import Listener
 from harness.jwks_server import DISCOVERY_PATH, DOWN, ERROR_500, GARBAGE, JWKS_PATH, NORMAL, SLOW
 from harness.plugin import jwks_cluster_name, plugin_config, rule
 from harness.tokens import cached_key, claims, generate_key, jwks_of, sign
+from harness.waiting import wait_until
 
 ISSUER = "https://issuer-fetch.test"
 NO_KEY = "Jwks doesn't have key to match kid or alg from Jwt"
@@ -30,13 +31,6 @@ def single_rule_envoy(stack, server, rule_fields=None, **top_level):
     return stack.envoy(Listener("main", config), servers=(server,))
 
 
-def wait_until(predicate, timeout: float, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 # ----- one fetch shared by the workers -----

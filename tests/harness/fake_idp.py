@@ -19,6 +19,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
+from .loopback_http import RestartableServer
 from .ports import free_port
 from .tokens import SigningKey, jwks_of
 
@@ -109,7 +110,9 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class FakeIdp:
+class FakeIdp(RestartableServer):
+    handler_class = _Handler  # type: ignore[assignment]
+
     """`reply(form) -> (status, body bytes, delay seconds)` answers the token endpoint.
 
     `keys` are published at /jwks.json (the first is `key`, which tests sign with).
@@ -194,22 +197,6 @@ class FakeIdp:
         self.stopping.set()
         self._close_socket()
 
-    def _open_socket(self) -> None:
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
-        server.daemon_threads = True
-        server.owner = self  # type: ignore[attr-defined]
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def _close_socket(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
 
 
 def json_reply(document: dict, status: int = 200, delay: float = 0) -> tuple[int, bytes, float]:

@@ -14,6 +14,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+from .loopback_http import RestartableServer
 from .ports import free_port
 
 JWKS_PATH = "/jwks.json"
@@ -66,7 +67,9 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class JwksServer:
+class JwksServer(RestartableServer):
+    handler_class = _Handler  # type: ignore[assignment]
+
     """Threaded JWKS/discovery server; use as a context manager."""
 
     def __init__(self, jwks: dict | str | None = None, port: int | None = None):
@@ -161,23 +164,6 @@ class JwksServer:
             return json.dumps({"issuer": self.issuer, "jwks_uri": self.jwks_uri}).encode()
         return None
 
-    # ----- socket -----
-    def _open_socket(self) -> None:
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
-        server.daemon_threads = True
-        server.owner = self  # type: ignore[attr-defined]
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def _close_socket(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
 
 
 def _as_text(jwks: dict | str) -> str:
