@@ -2,6 +2,7 @@
 //! derives itself. Parsed and validated once at load; a bad field is an error that
 //! names it, never a silent default.
 
+mod fields;
 mod oidc;
 
 pub use oidc::{ClientAuth, ForwardToken, OidcConfig};
@@ -11,7 +12,7 @@ use crate::authz::policy::{self, Policy, RawPolicy};
 use crate::cache::Limits;
 use crate::duration;
 use crate::jwks::{self, KeySet};
-use serde::Deserialize;
+pub(crate) use fields::{read_all, Fields};
 use std::collections::BTreeMap;
 use std::fmt;
 use url::Url;
@@ -155,17 +156,11 @@ pub struct Config {
     pub test_only_crash_header: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawConfig {
-    #[serde(default)]
     jwt_rules: Vec<RawJwtRule>,
     oidc: Option<oidc::RawOidc>,
-    #[serde(default)]
     authorization_policies: Vec<RawPolicy>,
-    #[serde(default)]
     public_paths: Vec<String>,
-    #[serde(default)]
     clusters: BTreeMap<String, String>,
     clock_skew_seconds: Option<u64>,
     jwks_cache_duration: Option<String>,
@@ -178,53 +173,116 @@ struct RawConfig {
 }
 
 /// `maxEntries: 0` turns a cache off.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawCacheLimits {
     max_entries: Option<usize>,
     max_bytes: Option<usize>,
 }
 
 /// Istio's `JWTRule`, field for field (security.istio.io/v1 RequestAuthentication).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawJwtRule {
     issuer: Option<String>,
-    #[serde(default)]
     audiences: Vec<String>,
     jwks_uri: Option<String>,
-    #[serde(rename = "jwks_uri")]
     jwks_uri_snake_case: Option<String>,
     jwks: Option<String>,
-    #[serde(default)]
     from_headers: Vec<RawHeaderLocation>,
-    #[serde(default)]
     from_params: Vec<String>,
-    #[serde(default)]
     from_cookies: Vec<String>,
-    #[serde(default)]
     forward_original_token: bool,
     output_payload_to_header: Option<String>,
-    #[serde(default)]
     output_claim_to_headers: Vec<RawClaimToHeader>,
-    #[serde(default)]
     space_delimited_claims: Vec<String>,
     timeout: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawHeaderLocation {
     name: String,
-    #[serde(default)]
     prefix: String,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawClaimToHeader {
     header: String,
     claim: String,
+}
+
+impl RawConfig {
+    fn read(mut f: Fields) -> Result<RawConfig, ConfigError> {
+        let raw = RawConfig {
+            jwt_rules: read_all(f.objects("jwtRules")?, RawJwtRule::read)?,
+            oidc: f.object("oidc")?.map(oidc::RawOidc::read).transpose()?,
+            authorization_policies: read_all(f.objects("authorizationPolicies")?, RawPolicy::read)?,
+            public_paths: f.strings("publicPaths")?,
+            clusters: f.string_map("clusters")?,
+            clock_skew_seconds: f.unsigned("clockSkewSeconds")?,
+            jwks_cache_duration: f.string("jwksCacheDuration")?,
+            jwks_min_refetch_interval: f.string("jwksMinRefetchInterval")?,
+            max_token_bytes: f.size("maxTokenBytes")?,
+            max_jwks_bytes: f.size("maxJwksBytes")?,
+            verified_token_cache: f.object("verifiedTokenCache")?.map(RawCacheLimits::read).transpose()?,
+            session_cache: f.object("sessionCache")?.map(RawCacheLimits::read).transpose()?,
+            test_only_crash_header: f.string("testOnlyCrashHeader")?,
+        };
+        f.finish()?;
+        Ok(raw)
+    }
+}
+
+impl RawCacheLimits {
+    fn read(mut f: Fields) -> Result<RawCacheLimits, ConfigError> {
+        let raw = RawCacheLimits {
+            max_entries: f.size("maxEntries")?,
+            max_bytes: f.size("maxBytes")?,
+        };
+        f.finish()?;
+        Ok(raw)
+    }
+}
+
+impl RawJwtRule {
+    fn read(mut f: Fields) -> Result<RawJwtRule, ConfigError> {
+        let raw = RawJwtRule {
+            issuer: f.string("issuer")?,
+            audiences: f.strings("audiences")?,
+            jwks_uri: f.string("jwksUri")?,
+            jwks_uri_snake_case: f.string("jwks_uri")?,
+            jwks: f.string("jwks")?,
+            from_headers: read_all(f.objects("fromHeaders")?, RawHeaderLocation::read)?,
+            from_params: f.strings("fromParams")?,
+            from_cookies: f.strings("fromCookies")?,
+            forward_original_token: f.bool("forwardOriginalToken")?.unwrap_or(false),
+            output_payload_to_header: f.string("outputPayloadToHeader")?,
+            output_claim_to_headers: read_all(
+                f.objects("outputClaimToHeaders")?,
+                RawClaimToHeader::read,
+            )?,
+            space_delimited_claims: f.strings("spaceDelimitedClaims")?,
+            timeout: f.string("timeout")?,
+        };
+        f.finish()?;
+        Ok(raw)
+    }
+}
+
+impl RawHeaderLocation {
+    fn read(mut f: Fields) -> Result<RawHeaderLocation, ConfigError> {
+        let raw = RawHeaderLocation {
+            name: f.required_string("name")?,
+            prefix: f.string("prefix")?.unwrap_or_default(),
+        };
+        f.finish()?;
+        Ok(raw)
+    }
+}
+
+impl RawClaimToHeader {
+    fn read(mut f: Fields) -> Result<RawClaimToHeader, ConfigError> {
+        let raw = RawClaimToHeader {
+            header: f.required_string("header")?,
+            claim: f.required_string("claim")?,
+        };
+        f.finish()?;
+        Ok(raw)
+    }
 }
 
 impl Config {
@@ -235,12 +293,8 @@ impl Config {
                 "the plugin configuration is empty; it needs `jwtRules`",
             ));
         }
-        let mut deserializer = serde_json::Deserializer::from_slice(text);
-        let raw: RawConfig = serde_path_to_error::deserialize(&mut deserializer)
-            .map_err(|e| error(e.path().to_string(), e.inner().to_string()))?;
-        deserializer
-            .end()
-            .map_err(|e| error("", format!("trailing data after the JSON object: {e}")))?;
+        let value = crate::strict_json::parse(text).map_err(|e| error("", e.to_string()))?;
+        let raw = RawConfig::read(Fields::new(String::new(), value)?)?;
         Self::from_raw(raw)
     }
 

@@ -185,8 +185,8 @@ pub fn jwks_uri_from_discovery(body: &[u8], issuer: &str) -> Result<Url, String>
     if body.len() > MAX_DISCOVERY_BYTES {
         return Err("discovery document is too large".into());
     }
-    let document: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| format!("discovery document is not JSON: {e}"))?;
+    let document =
+        crate::strict_json::parse(body).map_err(|e| format!("discovery document is not JSON: {e}"))?;
     let published = document
         .get("issuer")
         .and_then(|v| v.as_str())

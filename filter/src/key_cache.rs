@@ -6,7 +6,6 @@
 
 use crate::authenticator::Keys;
 use crate::jwks::KeySet;
-use serde::{Deserialize, Serialize};
 
 /// With no key set yet, a failed fetch is retried this soon; requests arriving
 /// in between fail at once instead of waiting on an IdP that just failed.
@@ -16,8 +15,12 @@ pub const REFRESH_RETRY_MS: u64 = 10_000;
 /// The lease outlives the fetch timeout by this much (dispatch and discovery).
 const LEASE_SLACK_MS: u64 = 1_000;
 
+/// The first byte of [`SharedState::to_bytes`]; bump it when the layout changes.
+const STATE_FORMAT: u8 = 1;
+const STATE_HEADER_BYTES: usize = 1 + 6 * 8;
+
 /// One remote source's fetch state, as stored in shared data.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SharedState {
     /// Bumped whenever a new key set is stored; 0 means none yet.
     pub version: u64,
@@ -128,16 +131,56 @@ impl SharedState {
         }
     }
 
+    fn numbers(&self) -> [u64; 6] {
+        [
+            self.version,
+            self.fetched_at_ms,
+            self.attempted_at_ms,
+            self.failed_at_ms,
+            self.lease_owner,
+            self.lease_until_ms,
+        ]
+    }
+
+    /// A format byte, six little-endian `u64`s, then the error text.
     pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        let mut bytes = Vec::with_capacity(STATE_HEADER_BYTES + self.last_error.len());
+        bytes.push(STATE_FORMAT);
+        for number in self.numbers() {
+            bytes.extend_from_slice(&number.to_le_bytes());
+        }
+        bytes.extend_from_slice(self.last_error.as_bytes());
+        bytes
     }
 
     /// Unreadable shared data (another plugin version, corruption) reads as empty,
     /// which only causes a fetch.
     pub fn from_bytes(bytes: Option<&[u8]>) -> SharedState {
-        bytes
-            .and_then(|bytes| serde_json::from_slice(bytes).ok())
-            .unwrap_or_default()
+        bytes.and_then(Self::decode).unwrap_or_default()
+    }
+
+    fn decode(bytes: &[u8]) -> Option<SharedState> {
+        let (&format, rest) = bytes.split_first()?;
+        if format != STATE_FORMAT {
+            return None;
+        }
+        let mut numbers = [0u64; 6];
+        let mut chunks = rest.chunks_exact(8);
+        for (number, chunk) in numbers.iter_mut().zip(&mut chunks) {
+            *number = u64::from_le_bytes(chunk.try_into().ok()?);
+        }
+        let error = rest.get(STATE_HEADER_BYTES - 1..)?;
+        let [version, fetched_at_ms, attempted_at_ms, failed_at_ms, lease_owner, lease_until_ms] =
+            numbers;
+        Some(SharedState {
+            version,
+            fetched_at_ms,
+            attempted_at_ms,
+            failed_at_ms,
+            last_error: String::from_utf8_lossy(error).into_owned(),
+            lease_owner,
+            lease_until_ms,
+        })
     }
 }
 

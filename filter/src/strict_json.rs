@@ -22,6 +22,20 @@ pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
     }
 }
 
+/// Removes `key` from `map`: `Ok(None)` when absent or null, `Err(())` when not a string.
+pub fn take_string(map: &mut Map<String, Value>, key: &str) -> Result<Option<String>, ()> {
+    match map.remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text)),
+        Some(_) => Err(()),
+    }
+}
+
+/// Removes `key` from `map`; `None` unless it is an unsigned integer.
+pub fn take_u64(map: &mut Map<String, Value>, key: &str) -> Option<u64> {
+    map.remove(key).as_ref().and_then(Value::as_u64)
+}
+
 struct StrictValue(Value);
 
 impl<'de> Deserialize<'de> for StrictValue {

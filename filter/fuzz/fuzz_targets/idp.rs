@@ -143,7 +143,7 @@ fn sealed_pending() -> String {
     let oidc = oidc_config().oidc.as_ref().unwrap();
     let name = login::login_cookie_name(oidc);
     cookie_keys()
-        .seal(&name, &serde_json::to_vec(&pending()).unwrap(), [5; 12])
+        .seal(&name, &pending().to_json().unwrap(), [5; 12])
         .unwrap()
 }
 
@@ -199,7 +199,7 @@ fn return_path(path: &str) {
         let plain = cookie_keys()
             .open(name, sealed)
             .expect("own login cookie opens");
-        let pending: PendingLogin = serde_json::from_slice(&plain).unwrap();
+        let pending = PendingLogin::from_json(&plain).unwrap();
         assert_eq!(pending.return_to, safe);
     }
 }

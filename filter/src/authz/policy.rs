@@ -2,7 +2,7 @@
 //! load into matchers.
 
 use super::pattern::Pattern;
-use serde::Deserialize;
+use crate::config::{read_all, ConfigError, Fields};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -61,70 +61,112 @@ pub struct Condition {
     pub not_values: Vec<Pattern>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawPolicy {
     action: Option<String>,
-    rules: Option<Vec<RawRule>>,
+    rules: Vec<RawRule>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawRule {
-    #[serde(default)]
     from: Vec<RawFrom>,
-    #[serde(default)]
     to: Vec<RawTo>,
-    #[serde(default)]
     when: Vec<RawCondition>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawFrom {
     source: RawSource,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawSource {
-    #[serde(default)]
     request_principals: Vec<String>,
-    #[serde(default)]
     not_request_principals: Vec<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawTo {
     operation: RawOperation,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawOperation {
-    #[serde(default)]
     paths: Vec<String>,
-    #[serde(default)]
     not_paths: Vec<String>,
-    #[serde(default)]
     methods: Vec<String>,
-    #[serde(default)]
     not_methods: Vec<String>,
-    #[serde(default)]
     hosts: Vec<String>,
-    #[serde(default)]
     not_hosts: Vec<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawCondition {
     key: String,
-    #[serde(default)]
     values: Vec<String>,
-    #[serde(default)]
     not_values: Vec<String>,
+}
+
+impl RawPolicy {
+    pub(crate) fn read(mut f: Fields) -> Result<RawPolicy, ConfigError> {
+        let raw = RawPolicy {
+            action: f.string("action")?,
+            rules: read_all(f.objects("rules")?, RawRule::read)?,
+        };
+        f.finish()?;
+        Ok(raw)
+    }
+}
+
+impl RawRule {
+    fn read(mut f: Fields) -> Result<RawRule, ConfigError> {
+        let raw = RawRule {
+            from: read_all(f.objects("from")?, RawFrom::read)?,
+            to: read_all(f.objects("to")?, RawTo::read)?,
+            when: read_all(f.objects("when")?, RawCondition::read)?,
+        };
+        f.finish()?;
+        Ok(raw)
+    }
+}
+
+impl RawFrom {
+    fn read(mut f: Fields) -> Result<RawFrom, ConfigError> {
+        let mut source = f.required_object("source")?;
+        f.finish()?;
+        let raw = RawFrom {
+            source: RawSource {
+                request_principals: source.strings("requestPrincipals")?,
+                not_request_principals: source.strings("notRequestPrincipals")?,
+            },
+        };
+        source.finish()?;
+        Ok(raw)
+    }
+}
+
+impl RawTo {
+    fn read(mut f: Fields) -> Result<RawTo, ConfigError> {
+        let mut operation = f.required_object("operation")?;
+        f.finish()?;
+        let raw = RawTo {
+            operation: RawOperation {
+                paths: operation.strings("paths")?,
+                not_paths: operation.strings("notPaths")?,
+                methods: operation.strings("methods")?,
+                not_methods: operation.strings("notMethods")?,
+                hosts: operation.strings("hosts")?,
+                not_hosts: operation.strings("notHosts")?,
+            },
+        };
+        operation.finish()?;
+        Ok(raw)
+    }
+}
+
+impl RawCondition {
+    fn read(mut f: Fields) -> Result<RawCondition, ConfigError> {
+        let raw = RawCondition {
+            key: f.required_string("key")?,
+            values: f.strings("values")?,
+            not_values: f.strings("notValues")?,
+        };
+        f.finish()?;
+        Ok(raw)
+    }
 }
 
 /// A configuration error: (field path, problem).
@@ -143,7 +185,6 @@ pub(crate) fn compile(path: &str, raw: RawPolicy) -> Result<Policy, CompileError
     };
     let rules = raw
         .rules
-        .unwrap_or_default()
         .into_iter()
         .enumerate()
         .map(|(index, rule)| compile_rule(&format!("{path}.rules[{index}]"), rule))

@@ -1,11 +1,10 @@
 //! The `oidc` block: browser login with the authorization code flow.
 
-use super::{error, header_name, http_url, ConfigError, SourceKind};
+use super::{error, header_name, http_url, read_all, ConfigError, Fields, SourceKind};
 use crate::duration;
 use crate::session::seal::KEY_BYTES;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use serde::Deserialize;
 
 pub const DEFAULT_SCOPES: [&str; 3] = ["openid", "email", "profile"];
 pub const DEFAULT_CALLBACK_PATH: &str = "/oauth2/callback";
@@ -52,8 +51,6 @@ pub struct OidcConfig {
     pub source: usize,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct RawOidc {
     issuer: Option<String>,
     client_id: Option<String>,
@@ -66,20 +63,55 @@ pub(super) struct RawOidc {
     cookie_domain: Option<String>,
     cookie_secure: Option<bool>,
     session_ttl: Option<String>,
-    #[serde(default)]
     cookie_secrets: Vec<String>,
     token_endpoint_auth_method: Option<String>,
     forward_token: Option<RawForwardToken>,
-    #[serde(default)]
     output_claim_to_headers: Vec<super::RawClaimToHeader>,
     timeout: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct RawForwardToken {
     token: String,
     header: Option<String>,
+}
+
+impl RawOidc {
+    pub(super) fn read(mut f: Fields) -> Result<RawOidc, ConfigError> {
+        let raw = RawOidc {
+            issuer: f.string("issuer")?,
+            client_id: f.string("clientId")?,
+            client_secret: f.string("clientSecret")?,
+            scopes: f.optional_strings("scopes")?,
+            callback_path: f.string("callbackPath")?,
+            logout_path: f.string("logoutPath")?,
+            post_logout_redirect_uri: f.string("postLogoutRedirectUri")?,
+            cookie_name: f.string("cookieName")?,
+            cookie_domain: f.string("cookieDomain")?,
+            cookie_secure: f.bool("cookieSecure")?,
+            session_ttl: f.string("sessionTtl")?,
+            cookie_secrets: f.strings("cookieSecrets")?,
+            token_endpoint_auth_method: f.string("tokenEndpointAuthMethod")?,
+            forward_token: f.object("forwardToken")?.map(RawForwardToken::read).transpose()?,
+            output_claim_to_headers: read_all(
+                f.objects("outputClaimToHeaders")?,
+                super::RawClaimToHeader::read,
+            )?,
+            timeout: f.string("timeout")?,
+        };
+        f.finish()?;
+        Ok(raw)
+    }
+}
+
+impl RawForwardToken {
+    fn read(mut f: Fields) -> Result<RawForwardToken, ConfigError> {
+        let raw = RawForwardToken {
+            token: f.required_string("token")?,
+            header: f.string("header")?,
+        };
+        f.finish()?;
+        Ok(raw)
+    }
 }
 
 fn required(path: &str, value: Option<String>) -> Result<String, ConfigError> {

@@ -11,7 +11,8 @@ use crate::session::chunks::{set_cookie, CookieAttributes};
 use crate::session::seal::{CookieKeys, NONCE_BYTES};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde::{Deserialize, Serialize};
+use crate::strict_json::{self, take_string, take_u64};
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use url::form_urlencoded;
@@ -28,7 +29,7 @@ pub struct LoginRandom {
 }
 
 /// What the callback needs, sealed into the login cookie.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingLogin {
     pub state: String,
     pub nonce: String,
@@ -36,6 +37,34 @@ pub struct PendingLogin {
     /// Path and query on this origin; never a full URL.
     pub return_to: String,
     pub expires_at: u64,
+}
+
+impl PendingLogin {
+    pub fn to_json(&self) -> Option<Vec<u8>> {
+        let mut map = Map::new();
+        for (key, text) in [
+            ("state", &self.state),
+            ("nonce", &self.nonce),
+            ("verifier", &self.verifier),
+            ("return_to", &self.return_to),
+        ] {
+            map.insert(key.into(), Value::String(text.clone()));
+        }
+        map.insert("expires_at".into(), Value::from(self.expires_at));
+        serde_json::to_vec(&map).ok()
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Option<PendingLogin> {
+        let mut map = strict_json::parse_object(bytes).ok()?;
+        let mut text = |key| take_string(&mut map, key).ok().flatten();
+        Some(PendingLogin {
+            state: text("state")?,
+            nonce: text("nonce")?,
+            verifier: text("verifier")?,
+            return_to: text("return_to")?,
+            expires_at: take_u64(&mut map, "expires_at")?,
+        })
+    }
 }
 
 pub struct Redirect {
@@ -137,7 +166,7 @@ pub fn start(
     let name = login_cookie_name(oidc);
     let sealed = keys.seal(
         &name,
-        &serde_json::to_vec(&pending).ok()?,
+        &pending.to_json()?,
         random.seal_nonce,
     )?;
     Some(Redirect {
@@ -232,7 +261,7 @@ pub fn check_callback(
     let pending: PendingLogin = headers
         .cookie(&name)
         .and_then(|sealed| keys.open(&name, sealed))
-        .and_then(|plain| serde_json::from_slice(&plain).ok())
+        .and_then(|plain| PendingLogin::from_json(&plain))
         .filter(|pending: &PendingLogin| pending.expires_at >= now)
         .ok_or(CallbackError::NoPendingLogin)?;
     if !bool::from(pending.state.as_bytes().ct_eq(state.as_bytes())) {

@@ -16,7 +16,7 @@ pub struct Provider {
 /// document must name the same issuer). Every endpoint must be an http(s) URL.
 pub fn parse(body: &[u8], issuer: &str) -> Result<Provider, String> {
     let document: Value =
-        serde_json::from_slice(body).map_err(|e| format!("discovery document is not JSON: {e}"))?;
+        crate::strict_json::parse(body).map_err(|e| format!("discovery document is not JSON: {e}"))?;
     let published = document
         .get("issuer")
         .and_then(Value::as_str)

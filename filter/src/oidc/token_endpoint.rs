@@ -94,7 +94,7 @@ pub fn parse_response(status: Option<u32>, body: &[u8]) -> Result<TokenResponse,
     if body.len() > MAX_REPLY_BYTES {
         return Err("token endpoint reply is too large".into());
     }
-    let document: Option<Value> = serde_json::from_slice(body).ok();
+    let document: Option<Value> = crate::strict_json::parse(body).ok();
     let text = |name: &str| -> Option<String> {
         document.as_ref()?.get(name)?.as_str().map(str::to_string)
     };

@@ -7,29 +7,24 @@ pub mod seal;
 use crate::cache::{self, BoundedCache};
 use crate::request::Headers;
 use seal::{CookieKeys, NONCE_BYTES};
-use serde::{Deserialize, Serialize};
+use crate::strict_json::{self, take_string, take_u64};
 use serde_json::{Map, Value};
 use std::rc::Rc;
 
-/// What a logged-in browser carries. Short field names keep the cookie small.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What a logged-in browser carries. Its JSON uses one-letter keys (see
+/// [`Session::to_json`]) to keep the cookie small.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Session {
     /// The ID token's claims: identity for rules and output headers.
-    #[serde(rename = "c")]
     pub claims: Map<String, Value>,
     /// Kept for `id_token_hint` at logout and for forwarding upstream.
-    #[serde(rename = "i", default, skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
     /// Kept only when the access token is forwarded upstream.
-    #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
     pub access_token: Option<String>,
-    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
     /// When the tokens expire (seconds): past it, refresh or log in again.
-    #[serde(rename = "t")]
     pub tokens_expire_at: u64,
     /// When the session ends whatever the tokens say (`sessionTtl`).
-    #[serde(rename = "e")]
     pub expires_at: u64,
 }
 
@@ -47,13 +42,48 @@ pub enum SessionState {
 }
 
 impl Session {
+    /// `{"c": claims, "i": id token, "a": access token, "r": refresh token,
+    /// "t": tokens expire at, "e": session expires at}`; absent tokens are left out.
+    fn to_json(&self) -> Option<Vec<u8>> {
+        let mut map = Map::new();
+        map.insert("c".into(), Value::Object(self.claims.clone()));
+        for (key, token) in [
+            ("i", &self.id_token),
+            ("a", &self.access_token),
+            ("r", &self.refresh_token),
+        ] {
+            if let Some(token) = token {
+                map.insert(key.into(), Value::String(token.clone()));
+            }
+        }
+        map.insert("t".into(), Value::from(self.tokens_expire_at));
+        map.insert("e".into(), Value::from(self.expires_at));
+        serde_json::to_vec(&map).ok()
+    }
+
+    /// The inverse of [`Session::to_json`]; unknown keys are ignored.
+    fn from_json(bytes: &[u8]) -> Option<Session> {
+        let mut map = strict_json::parse_object(bytes).ok()?;
+        let Some(Value::Object(claims)) = map.remove("c") else {
+            return None;
+        };
+        Some(Session {
+            claims,
+            id_token: take_string(&mut map, "i").ok()?,
+            access_token: take_string(&mut map, "a").ok()?,
+            refresh_token: take_string(&mut map, "r").ok()?,
+            tokens_expire_at: take_u64(&mut map, "t")?,
+            expires_at: take_u64(&mut map, "e")?,
+        })
+    }
+
     pub fn seal(
         &self,
         keys: &CookieKeys,
         cookie_name: &str,
         nonce: [u8; NONCE_BYTES],
     ) -> Option<String> {
-        keys.seal(cookie_name, &serde_json::to_vec(self).ok()?, nonce)
+        keys.seal(cookie_name, &self.to_json()?, nonce)
     }
 
     /// The session in the request's cookies. Tampered, truncated, foreign, old-key or
@@ -66,7 +96,7 @@ impl Session {
     /// The session in one sealed value, and the size of its JSON.
     fn open_sealed(keys: &CookieKeys, cookie_name: &str, sealed: &str) -> Option<(Session, usize)> {
         let plain = keys.open(cookie_name, sealed)?;
-        let session = serde_json::from_slice(&plain).ok()?;
+        let session = Self::from_json(&plain)?;
         Some((session, plain.len()))
     }
 
