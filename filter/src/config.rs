@@ -11,11 +11,11 @@ use crate::authz::pattern::Pattern;
 use crate::authz::policy::{self, Policy, RawPolicy};
 use crate::cache::Limits;
 use crate::duration;
+use crate::http_url::HttpUrl;
 use crate::jwks::{self, KeySet};
 pub(crate) use fields::{read_all, Fields};
 use std::collections::BTreeMap;
 use std::fmt;
-use url::Url;
 
 pub const DEFAULT_CLOCK_SKEW_SECONDS: u64 = 60;
 pub const DEFAULT_FETCH_TIMEOUT_MS: u64 = 5_000;
@@ -83,11 +83,11 @@ pub enum RuleKeys {
 /// A JWKS fetched over HTTP, shared by every rule that names the same URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceKind {
-    Jwks(Url),
+    Jwks(HttpUrl),
     /// `jwks_uri` is read from `<issuer>/.well-known/openid-configuration` first.
     Discovery {
         issuer: String,
-        url: Url,
+        url: HttpUrl,
     },
 }
 
@@ -218,8 +218,14 @@ impl RawConfig {
             jwks_min_refetch_interval: f.string("jwksMinRefetchInterval")?,
             max_token_bytes: f.size("maxTokenBytes")?,
             max_jwks_bytes: f.size("maxJwksBytes")?,
-            verified_token_cache: f.object("verifiedTokenCache")?.map(RawCacheLimits::read).transpose()?,
-            session_cache: f.object("sessionCache")?.map(RawCacheLimits::read).transpose()?,
+            verified_token_cache: f
+                .object("verifiedTokenCache")?
+                .map(RawCacheLimits::read)
+                .transpose()?,
+            session_cache: f
+                .object("sessionCache")?
+                .map(RawCacheLimits::read)
+                .transpose()?,
             test_only_crash_header: f.string("testOnlyCrashHeader")?,
         };
         f.finish()?;
@@ -638,7 +644,7 @@ fn validate_clusters(
         .collect())
 }
 
-fn http_url(path: &str, text: &str) -> Result<Url, ConfigError> {
+fn http_url(path: &str, text: &str) -> Result<HttpUrl, ConfigError> {
     crate::fetch::parse_http_url(text).map_err(|why| error(path, format!("`{text}` {why}")))
 }
 

@@ -3,7 +3,6 @@
 
 use crate::config::{Config, TokenLocation};
 use crate::request::{Edits, Headers};
-use url::form_urlencoded;
 
 /// Most tokens examined in one request; more is refused rather than verified.
 pub const MAX_TOKENS: usize = 4;

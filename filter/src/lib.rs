@@ -41,6 +41,7 @@ pub mod crypto;
 pub mod duration;
 pub mod extractor;
 pub mod fetch;
+pub mod http_url;
 pub mod jwks;
 pub mod key_cache;
 pub mod metrics;

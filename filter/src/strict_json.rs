@@ -22,12 +22,12 @@ pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
     }
 }
 
-/// Removes `key` from `map`: `Ok(None)` when absent or null, `Err(())` when not a string.
-pub fn take_string(map: &mut Map<String, Value>, key: &str) -> Result<Option<String>, ()> {
+/// Removes `key` from `map`: `Some(None)` when absent or null, `None` when not a string.
+pub fn take_string(map: &mut Map<String, Value>, key: &str) -> Option<Option<String>> {
     match map.remove(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text)),
-        Some(_) => Err(()),
+        None | Some(Value::Null) => Some(None),
+        Some(Value::String(text)) => Some(Some(text)),
+        Some(_) => None,
     }
 }
 

@@ -20,6 +20,7 @@ use fuzz_support::{
 use libfuzzer_sys::fuzz_target;
 use oidc_filter::config::{RemoteSource, SourceKind};
 use oidc_filter::fetch::{self, Next, Step};
+use oidc_filter::http_url::HttpUrl;
 use oidc_filter::metrics::Counters;
 use oidc_filter::oidc::id_token::{self, Expectations};
 use oidc_filter::oidc::login::{self, LoginRandom, PendingLogin};
@@ -73,11 +74,14 @@ fn discovery(body: &[u8]) {
             &provider.jwks_uri,
         ];
         urls.extend(provider.end_session_endpoint.as_ref());
-        for url in urls {
-            assert!(
-                matches!(url.scheme(), "http" | "https") && url.host_str().is_some(),
-                "{url}"
-            );
+        for ours in urls {
+            // Differential check against the WHATWG parser browsers follow.
+            let whatwg = Url::parse(&ours.to_string()).unwrap();
+            assert_eq!(whatwg.scheme(), ours.scheme().as_str(), "{ours}");
+            assert_eq!(whatwg.host_str(), Some(ours.host()), "{ours}");
+            assert_eq!(whatwg.port(), ours.port(), "{ours}");
+            assert_eq!(whatwg.path(), ours.path(), "{ours}");
+            assert_eq!(whatwg.query(), ours.query(), "{ours}");
         }
         if body.len() <= 64 * 1024 {
             assert_eq!(jwks_uri.as_ref().ok(), Some(&provider.jwks_uri));
@@ -87,7 +91,7 @@ fn discovery(body: &[u8]) {
     let source = RemoteSource {
         kind: SourceKind::Discovery {
             issuer: ISSUER.into(),
-            url: Url::parse(ISSUER).unwrap(),
+            url: HttpUrl::parse(ISSUER).unwrap(),
         },
         timeout_ms: 1000,
     };

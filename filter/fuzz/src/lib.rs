@@ -118,7 +118,8 @@ pub fn oidc_config() -> &'static Config {
 }
 
 pub fn provider() -> oidc_filter::oidc::provider::Provider {
-    let url = |path: &str| url::Url::parse(&format!("{ISSUER}{path}")).unwrap();
+    let url =
+        |path: &str| oidc_filter::http_url::HttpUrl::parse(&format!("{ISSUER}{path}")).unwrap();
     oidc_filter::oidc::provider::Provider {
         issuer: ISSUER.into(),
         authorization_endpoint: url("/auth"),

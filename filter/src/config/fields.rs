@@ -240,12 +240,16 @@ mod tests {
 
     #[test]
     fn reads_each_kind_and_treats_null_as_absent() {
-        let mut f = fields(json!({"s": "x", "b": true, "n": 7, "l": ["a"], "m": {"k": "v"}, "z": null}));
+        let mut f =
+            fields(json!({"s": "x", "b": true, "n": 7, "l": ["a"], "m": {"k": "v"}, "z": null}));
         assert_eq!(f.string("s").unwrap().as_deref(), Some("x"));
         assert_eq!(f.bool("b").unwrap(), Some(true));
         assert_eq!(f.size("n").unwrap(), Some(7));
         assert_eq!(f.strings("l").unwrap(), ["a"]);
-        assert_eq!(f.string_map("m").unwrap().get("k").map(String::as_str), Some("v"));
+        assert_eq!(
+            f.string_map("m").unwrap().get("k").map(String::as_str),
+            Some("v")
+        );
         assert_eq!(f.string("z").unwrap(), None);
         assert_eq!(f.strings("missing").unwrap(), Vec::<String>::new());
         f.finish().unwrap();
@@ -257,7 +261,10 @@ mod tests {
         let e = f.unsigned("n").unwrap_err();
         assert_eq!(e.path, "top.n");
         let e = f.strings("l").unwrap_err();
-        assert_eq!((e.path.as_str(), e.problem.as_str()), ("top.l[1]", "invalid type: a number, expected a string"));
+        assert_eq!(
+            (e.path.as_str(), e.problem.as_str()),
+            ("top.l[1]", "invalid type: a number, expected a string")
+        );
         let e = f.objects("o").unwrap_err();
         assert_eq!(e.path, "top.o[1]");
     }
@@ -270,7 +277,10 @@ mod tests {
         let mut f = fields(json!({}));
         f.required_object("source").unwrap();
         let e = f.finish().unwrap_err();
-        assert_eq!((e.path.as_str(), e.problem.as_str()), ("top.source", "is required"));
+        assert_eq!(
+            (e.path.as_str(), e.problem.as_str()),
+            ("top.source", "is required")
+        );
     }
 
     #[test]
@@ -279,6 +289,9 @@ mod tests {
         f.strings("jwtRules").unwrap();
         let e = f.finish().unwrap_err();
         assert_eq!(e.path, "jwtRule");
-        assert_eq!(e.problem, "unknown field `jwtRule`, expected one of `jwtRules`");
+        assert_eq!(
+            e.problem,
+            "unknown field `jwtRule`, expected one of `jwtRules`"
+        );
     }
 }

@@ -91,7 +91,10 @@ impl RawOidc {
             session_ttl: f.string("sessionTtl")?,
             cookie_secrets: f.strings("cookieSecrets")?,
             token_endpoint_auth_method: f.string("tokenEndpointAuthMethod")?,
-            forward_token: f.object("forwardToken")?.map(RawForwardToken::read).transpose()?,
+            forward_token: f
+                .object("forwardToken")?
+                .map(RawForwardToken::read)
+                .transpose()?,
             output_claim_to_headers: read_all(
                 f.objects("outputClaimToHeaders")?,
                 super::RawClaimToHeader::read,

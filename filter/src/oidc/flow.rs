@@ -463,18 +463,17 @@ fn logout(ctx: &Context) -> Step {
         .provider
         .and_then(|provider| provider.end_session_endpoint.clone());
     let location = match end_session {
-        Some(mut url) => {
-            {
-                let mut query = url.query_pairs_mut();
-                query.append_pair("client_id", &ctx.oidc.client_id);
-                if let Some(id_token) = session.as_ref().and_then(|s| s.id_token.as_deref()) {
-                    query.append_pair("id_token_hint", id_token);
-                }
-                if let Some(uri) = &after_logout {
-                    query.append_pair("post_logout_redirect_uri", uri);
-                }
-            }
-            url.to_string()
+        Some(url) => {
+            let id_token = session.as_ref().and_then(|s| s.id_token.as_deref());
+            let pairs = [
+                Some(("client_id", ctx.oidc.client_id.as_str())),
+                id_token.map(|token| ("id_token_hint", token)),
+                after_logout
+                    .as_deref()
+                    .map(|uri| ("post_logout_redirect_uri", uri)),
+            ];
+            url.with_query_pairs(pairs.into_iter().flatten())
+                .to_string()
         }
         None => after_logout.unwrap_or_else(|| "/".to_string()),
     };

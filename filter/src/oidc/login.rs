@@ -9,13 +9,12 @@ use crate::oidc::provider::Provider;
 use crate::request::Headers;
 use crate::session::chunks::{set_cookie, CookieAttributes};
 use crate::session::seal::{CookieKeys, NONCE_BYTES};
+use crate::strict_json::{self, take_string, take_u64};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use crate::strict_json::{self, take_string, take_u64};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use url::form_urlencoded;
 
 /// A login must come back within this long.
 pub const LOGIN_TTL_SECONDS: u64 = 600;
@@ -56,7 +55,7 @@ impl PendingLogin {
 
     pub fn from_json(bytes: &[u8]) -> Option<PendingLogin> {
         let mut map = strict_json::parse_object(bytes).ok()?;
-        let mut text = |key| take_string(&mut map, key).ok().flatten();
+        let mut text = |key| take_string(&mut map, key).flatten();
         Some(PendingLogin {
             state: text("state")?,
             nonce: text("nonce")?,
@@ -152,23 +151,20 @@ pub fn start(
         expires_at: now.saturating_add(LOGIN_TTL_SECONDS),
     };
     let challenge = b64(&Sha256::digest(pending.verifier.as_bytes()));
-    let mut location = provider.authorization_endpoint.clone();
-    location
-        .query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &oidc.client_id)
-        .append_pair("redirect_uri", &redirect_uri(oidc, headers))
-        .append_pair("scope", &oidc.scopes.join(" "))
-        .append_pair("state", &pending.state)
-        .append_pair("nonce", &pending.nonce)
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256");
+    let redirect_uri = redirect_uri(oidc, headers);
+    let scope = oidc.scopes.join(" ");
+    let location = provider.authorization_endpoint.with_query_pairs([
+        ("response_type", "code"),
+        ("client_id", oidc.client_id.as_str()),
+        ("redirect_uri", redirect_uri.as_str()),
+        ("scope", scope.as_str()),
+        ("state", pending.state.as_str()),
+        ("nonce", pending.nonce.as_str()),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ]);
     let name = login_cookie_name(oidc);
-    let sealed = keys.seal(
-        &name,
-        &pending.to_json()?,
-        random.seal_nonce,
-    )?;
+    let sealed = keys.seal(&name, &pending.to_json()?, random.seal_nonce)?;
     Some(Redirect {
         location: location.to_string(),
         set_cookie: set_cookie(

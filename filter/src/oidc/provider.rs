@@ -1,22 +1,22 @@
 //! The provider metadata read from `<issuer>/.well-known/openid-configuration`.
 
+use crate::http_url::HttpUrl;
 use serde_json::Value;
-use url::Url;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Provider {
     pub issuer: String,
-    pub authorization_endpoint: Url,
-    pub token_endpoint: Url,
-    pub jwks_uri: Url,
-    pub end_session_endpoint: Option<Url>,
+    pub authorization_endpoint: HttpUrl,
+    pub token_endpoint: HttpUrl,
+    pub jwks_uri: HttpUrl,
+    pub end_session_endpoint: Option<HttpUrl>,
 }
 
 /// Parses a discovery document for `issuer` (OIDC Discovery 1.0 section 4.3: the
 /// document must name the same issuer). Every endpoint must be an http(s) URL.
 pub fn parse(body: &[u8], issuer: &str) -> Result<Provider, String> {
-    let document: Value =
-        crate::strict_json::parse(body).map_err(|e| format!("discovery document is not JSON: {e}"))?;
+    let document: Value = crate::strict_json::parse(body)
+        .map_err(|e| format!("discovery document is not JSON: {e}"))?;
     let published = document
         .get("issuer")
         .and_then(Value::as_str)
@@ -26,7 +26,7 @@ pub fn parse(body: &[u8], issuer: &str) -> Result<Provider, String> {
             "discovery document names issuer `{published}`, not `{issuer}`"
         ));
     }
-    let endpoint = |name: &str| -> Result<Url, String> {
+    let endpoint = |name: &str| -> Result<HttpUrl, String> {
         let text = document
             .get(name)
             .and_then(Value::as_str)

@@ -7,7 +7,6 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use url::form_urlencoded;
 
 /// Largest token endpoint reply read; big ID tokens stay well under it.
 pub const MAX_REPLY_BYTES: usize = 64 * 1024;
@@ -140,7 +139,7 @@ pub fn parse_response(status: Option<u32>, body: &[u8]) -> Result<TokenResponse,
 mod tests {
     use super::*;
     use crate::config::Config;
-    use url::Url;
+    use crate::http_url::HttpUrl;
     use wasm_bindgen_test::wasm_bindgen_test;
 
     fn oidc(method: &str) -> OidcConfig {
@@ -152,7 +151,7 @@ mod tests {
     }
 
     fn provider() -> Provider {
-        let url = |path: &str| Url::parse(&format!("http://idp.test{path}")).unwrap();
+        let url = |path: &str| HttpUrl::parse(&format!("http://idp.test{path}")).unwrap();
         Provider {
             issuer: "http://idp.test".into(),
             authorization_endpoint: url("/auth"),

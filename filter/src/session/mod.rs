@@ -6,8 +6,8 @@ pub mod seal;
 
 use crate::cache::{self, BoundedCache};
 use crate::request::Headers;
-use seal::{CookieKeys, NONCE_BYTES};
 use crate::strict_json::{self, take_string, take_u64};
+use seal::{CookieKeys, NONCE_BYTES};
 use serde_json::{Map, Value};
 use std::rc::Rc;
 
@@ -44,7 +44,7 @@ pub enum SessionState {
 impl Session {
     /// `{"c": claims, "i": id token, "a": access token, "r": refresh token,
     /// "t": tokens expire at, "e": session expires at}`; absent tokens are left out.
-    fn to_json(&self) -> Option<Vec<u8>> {
+    pub fn to_json(&self) -> Option<Vec<u8>> {
         let mut map = Map::new();
         map.insert("c".into(), Value::Object(self.claims.clone()));
         for (key, token) in [
@@ -62,16 +62,16 @@ impl Session {
     }
 
     /// The inverse of [`Session::to_json`]; unknown keys are ignored.
-    fn from_json(bytes: &[u8]) -> Option<Session> {
+    pub fn from_json(bytes: &[u8]) -> Option<Session> {
         let mut map = strict_json::parse_object(bytes).ok()?;
         let Some(Value::Object(claims)) = map.remove("c") else {
             return None;
         };
         Some(Session {
             claims,
-            id_token: take_string(&mut map, "i").ok()?,
-            access_token: take_string(&mut map, "a").ok()?,
-            refresh_token: take_string(&mut map, "r").ok()?,
+            id_token: take_string(&mut map, "i")?,
+            access_token: take_string(&mut map, "a")?,
+            refresh_token: take_string(&mut map, "r")?,
             tokens_expire_at: take_u64(&mut map, "t")?,
             expires_at: take_u64(&mut map, "e")?,
         })

@@ -1,8 +1,8 @@
 use super::*;
+use crate::http_url::HttpUrl;
 use crate::test_keys::{key_set_of, TestKey};
 use crate::token::Algorithm;
 use serde_json::json;
-use url::Url;
 use wasm_bindgen_test::wasm_bindgen_test;
 
 /// Each call with a cold session cache: most tests are about one request.
@@ -38,7 +38,7 @@ fn config() -> Config {
 }
 
 fn provider() -> Provider {
-    let url = |path: &str| Url::parse(&format!("{ISSUER}{path}")).unwrap();
+    let url = |path: &str| HttpUrl::parse(&format!("{ISSUER}{path}")).unwrap();
     Provider {
         issuer: ISSUER.into(),
         authorization_endpoint: url("/auth"),
@@ -97,7 +97,7 @@ impl Fixture {
         let Step::LoginRedirect(redirect) = start else {
             panic!("expected a login redirect")
         };
-        let location = Url::parse(header(&redirect, "location")).unwrap();
+        let location = HttpUrl::parse(header(&redirect, "location")).unwrap();
         let state = location
             .query_pairs()
             .find(|(k, _)| k == "state")
@@ -482,7 +482,7 @@ fn logout_clears_cookies_and_ends_the_idp_session() {
         panic!()
     };
     assert_eq!(reply.status, 302);
-    let location = Url::parse(header(&reply, "location")).unwrap();
+    let location = HttpUrl::parse(header(&reply, "location")).unwrap();
     assert_eq!(location.path(), "/session/end");
     let query: Vec<(String, String)> = location.query_pairs().into_owned().collect();
     assert!(query

@@ -1,6 +1,6 @@
 use super::*;
 use crate::config::Config;
-use url::Url;
+use crate::http_url::HttpUrl;
 use wasm_bindgen_test::wasm_bindgen_test;
 
 const NOW: u64 = 1_700_000_000;
@@ -16,9 +16,9 @@ fn config() -> Config {
 fn provider() -> Provider {
     Provider {
         issuer: "http://127.0.0.1:9000".into(),
-        authorization_endpoint: Url::parse("http://127.0.0.1:9000/auth?prompt=login").unwrap(),
-        token_endpoint: Url::parse("http://127.0.0.1:9000/token").unwrap(),
-        jwks_uri: Url::parse("http://127.0.0.1:9000/jwks").unwrap(),
+        authorization_endpoint: HttpUrl::parse("http://127.0.0.1:9000/auth?prompt=login").unwrap(),
+        token_endpoint: HttpUrl::parse("http://127.0.0.1:9000/token").unwrap(),
+        jwks_uri: HttpUrl::parse("http://127.0.0.1:9000/jwks").unwrap(),
         end_session_endpoint: None,
     }
 }
@@ -54,7 +54,7 @@ fn request(path: &str, cookie: Option<&str>) -> Headers {
 }
 
 /// Starts a login from `path` and returns the redirect and the cookie pair to send back.
-fn started(config: &Config, path: &str) -> (Url, String) {
+fn started(config: &Config, path: &str) -> (HttpUrl, String) {
     let oidc = config.oidc.as_ref().unwrap();
     let redirect = start(
         oidc,
@@ -66,10 +66,10 @@ fn started(config: &Config, path: &str) -> (Url, String) {
     )
     .unwrap();
     let cookie_pair = redirect.set_cookie.split(';').next().unwrap().to_string();
-    (Url::parse(&redirect.location).unwrap(), cookie_pair)
+    (HttpUrl::parse(&redirect.location).unwrap(), cookie_pair)
 }
 
-fn query_value(url: &Url, name: &str) -> String {
+fn query_value(url: &HttpUrl, name: &str) -> String {
     url.query_pairs()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
