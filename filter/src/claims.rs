@@ -81,8 +81,21 @@ pub fn check_audience(
     }
     Err((
         AuthError::AudienceNotAllowed,
-        format!("aud {presented:?} is not one of {allowed:?}"),
+        format!(
+            "aud [{}] is not one of [{}]",
+            listed(&presented),
+            listed(allowed)
+        ),
     ))
+}
+
+/// `` `a`, `b` ``: for messages, which the log line escapes.
+fn listed(items: &[impl AsRef<str>]) -> String {
+    let quoted: Vec<String> = items
+        .iter()
+        .map(|item| format!("`{}`", item.as_ref()))
+        .collect();
+    quoted.join(", ")
 }
 
 /// A claim by name; `a.b` reaches into nested objects when no top-level claim is

@@ -65,7 +65,8 @@ impl HttpUrl {
             .find(|&c| !is_url_char(c))
         {
             return Err(format!(
-                "has a character that must be percent-encoded: {bad:?}"
+                "has a character that must be percent-encoded (U+{:04X})",
+                u32::from(bad)
             ));
         }
         Ok(HttpUrl {

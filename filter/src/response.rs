@@ -125,12 +125,20 @@ pub fn denial_log_line(status: u32, body: &str, detail: &str, request: &Headers)
     )
 }
 
+/// Printable ASCII as is, the rest escaped (`\n`, `\"`, `\u{e9}`): one line, no
+/// terminal control sequences.
 fn loggable(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .take(MAX_LOGGED_CHARS)
-        .flat_map(char::escape_debug)
-        .collect();
+    let mut out = String::new();
+    for c in text.chars().take(MAX_LOGGED_CHARS) {
+        match c {
+            '"' | '\\' => out.extend(['\\', c]),
+            ' '..='~' => out.push(c),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            other => out.extend(other.escape_unicode()),
+        }
+    }
     if text.chars().nth(MAX_LOGGED_CHARS).is_some() {
         out.push('…');
     }
@@ -271,6 +279,8 @@ mod tests {
         );
         assert!(!forged.contains('\n'), "{forged}");
         assert!(forged.contains(r"a\nfake line"));
+        let odd = denial_log_line(401, "x", "q\"\\\u{1b}[31m\u{e9}", &request("/"));
+        assert!(odd.ends_with(r#": q\"\\\u{1b}[31m\u{e9}"#), "{odd}");
         let long = denial_log_line(401, "x", &"y".repeat(10_000), &request("/"));
         assert!(long.len() < 400, "{}", long.len());
     }
