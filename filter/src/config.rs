@@ -13,7 +13,7 @@ use crate::cache::Limits;
 use crate::duration;
 use crate::http_url::HttpUrl;
 use crate::jwks::{self, KeySet};
-pub(crate) use fields::{read_all, Fields};
+pub(crate) use fields::Fields;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -206,88 +206,69 @@ struct RawClaimToHeader {
 }
 
 impl RawConfig {
-    fn read(mut f: Fields) -> Result<RawConfig, ConfigError> {
-        let raw = RawConfig {
-            jwt_rules: read_all(f.objects("jwtRules")?, RawJwtRule::read)?,
-            oidc: f.object("oidc")?.map(oidc::RawOidc::read).transpose()?,
-            authorization_policies: read_all(f.objects("authorizationPolicies")?, RawPolicy::read)?,
-            public_paths: f.strings("publicPaths")?,
-            clusters: f.string_map("clusters")?,
-            clock_skew_seconds: f.unsigned("clockSkewSeconds")?,
-            jwks_cache_duration: f.string("jwksCacheDuration")?,
-            jwks_min_refetch_interval: f.string("jwksMinRefetchInterval")?,
-            max_token_bytes: f.size("maxTokenBytes")?,
-            max_jwks_bytes: f.size("maxJwksBytes")?,
-            verified_token_cache: f
-                .object("verifiedTokenCache")?
-                .map(RawCacheLimits::read)
-                .transpose()?,
-            session_cache: f
-                .object("sessionCache")?
-                .map(RawCacheLimits::read)
-                .transpose()?,
-            test_only_crash_header: f.string("testOnlyCrashHeader")?,
-        };
-        f.finish()?;
-        Ok(raw)
+    fn read(f: &mut Fields) -> RawConfig {
+        RawConfig {
+            jwt_rules: f.objects("jwtRules", RawJwtRule::read),
+            oidc: f.object("oidc", oidc::RawOidc::read),
+            authorization_policies: f.objects("authorizationPolicies", RawPolicy::read),
+            public_paths: f.strings("publicPaths"),
+            clusters: f.string_map("clusters"),
+            clock_skew_seconds: f.unsigned("clockSkewSeconds"),
+            jwks_cache_duration: f.string("jwksCacheDuration"),
+            jwks_min_refetch_interval: f.string("jwksMinRefetchInterval"),
+            max_token_bytes: f.size("maxTokenBytes"),
+            max_jwks_bytes: f.size("maxJwksBytes"),
+            verified_token_cache: f.object("verifiedTokenCache", RawCacheLimits::read),
+            session_cache: f.object("sessionCache", RawCacheLimits::read),
+            test_only_crash_header: f.string("testOnlyCrashHeader"),
+        }
     }
 }
 
 impl RawCacheLimits {
-    fn read(mut f: Fields) -> Result<RawCacheLimits, ConfigError> {
-        let raw = RawCacheLimits {
-            max_entries: f.size("maxEntries")?,
-            max_bytes: f.size("maxBytes")?,
-        };
-        f.finish()?;
-        Ok(raw)
+    fn read(f: &mut Fields) -> RawCacheLimits {
+        RawCacheLimits {
+            max_entries: f.size("maxEntries"),
+            max_bytes: f.size("maxBytes"),
+        }
     }
 }
 
 impl RawJwtRule {
-    fn read(mut f: Fields) -> Result<RawJwtRule, ConfigError> {
-        let raw = RawJwtRule {
-            issuer: f.string("issuer")?,
-            audiences: f.strings("audiences")?,
-            jwks_uri: f.string("jwksUri")?,
-            jwks_uri_snake_case: f.string("jwks_uri")?,
-            jwks: f.string("jwks")?,
-            from_headers: read_all(f.objects("fromHeaders")?, RawHeaderLocation::read)?,
-            from_params: f.strings("fromParams")?,
-            from_cookies: f.strings("fromCookies")?,
-            forward_original_token: f.bool("forwardOriginalToken")?.unwrap_or(false),
-            output_payload_to_header: f.string("outputPayloadToHeader")?,
-            output_claim_to_headers: read_all(
-                f.objects("outputClaimToHeaders")?,
-                RawClaimToHeader::read,
-            )?,
-            space_delimited_claims: f.strings("spaceDelimitedClaims")?,
-            timeout: f.string("timeout")?,
-        };
-        f.finish()?;
-        Ok(raw)
+    fn read(f: &mut Fields) -> RawJwtRule {
+        RawJwtRule {
+            issuer: f.string("issuer"),
+            audiences: f.strings("audiences"),
+            jwks_uri: f.string("jwksUri"),
+            jwks_uri_snake_case: f.string("jwks_uri"),
+            jwks: f.string("jwks"),
+            from_headers: f.objects("fromHeaders", RawHeaderLocation::read),
+            from_params: f.strings("fromParams"),
+            from_cookies: f.strings("fromCookies"),
+            forward_original_token: f.bool("forwardOriginalToken").unwrap_or(false),
+            output_payload_to_header: f.string("outputPayloadToHeader"),
+            output_claim_to_headers: f.objects("outputClaimToHeaders", RawClaimToHeader::read),
+            space_delimited_claims: f.strings("spaceDelimitedClaims"),
+            timeout: f.string("timeout"),
+        }
     }
 }
 
 impl RawHeaderLocation {
-    fn read(mut f: Fields) -> Result<RawHeaderLocation, ConfigError> {
-        let raw = RawHeaderLocation {
-            name: f.required_string("name")?,
-            prefix: f.string("prefix")?.unwrap_or_default(),
-        };
-        f.finish()?;
-        Ok(raw)
+    fn read(f: &mut Fields) -> RawHeaderLocation {
+        RawHeaderLocation {
+            name: f.required_string("name"),
+            prefix: f.string("prefix").unwrap_or_default(),
+        }
     }
 }
 
 impl RawClaimToHeader {
-    fn read(mut f: Fields) -> Result<RawClaimToHeader, ConfigError> {
-        let raw = RawClaimToHeader {
-            header: f.required_string("header")?,
-            claim: f.required_string("claim")?,
-        };
-        f.finish()?;
-        Ok(raw)
+    fn read(f: &mut Fields) -> RawClaimToHeader {
+        RawClaimToHeader {
+            header: f.required_string("header"),
+            claim: f.required_string("claim"),
+        }
     }
 }
 
@@ -300,7 +281,7 @@ impl Config {
             ));
         }
         let value = crate::strict_json::parse(text).map_err(|e| error("", e.to_string()))?;
-        let raw = RawConfig::read(Fields::new(String::new(), value)?)?;
+        let raw = Fields::new(String::new(), value).read(RawConfig::read)?;
         Self::from_raw(raw)
     }
 

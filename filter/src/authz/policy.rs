@@ -2,7 +2,7 @@
 //! load into matchers.
 
 use super::pattern::Pattern;
-use crate::config::{read_all, ConfigError, Fields};
+use crate::config::Fields;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -101,71 +101,69 @@ struct RawCondition {
 }
 
 impl RawPolicy {
-    pub(crate) fn read(mut f: Fields) -> Result<RawPolicy, ConfigError> {
-        let raw = RawPolicy {
-            action: f.string("action")?,
-            rules: read_all(f.objects("rules")?, RawRule::read)?,
-        };
-        f.finish()?;
-        Ok(raw)
+    pub(crate) fn read(f: &mut Fields) -> RawPolicy {
+        RawPolicy {
+            action: f.string("action"),
+            rules: f.objects("rules", RawRule::read),
+        }
     }
 }
 
 impl RawRule {
-    fn read(mut f: Fields) -> Result<RawRule, ConfigError> {
-        let raw = RawRule {
-            from: read_all(f.objects("from")?, RawFrom::read)?,
-            to: read_all(f.objects("to")?, RawTo::read)?,
-            when: read_all(f.objects("when")?, RawCondition::read)?,
-        };
-        f.finish()?;
-        Ok(raw)
+    fn read(f: &mut Fields) -> RawRule {
+        RawRule {
+            from: f.objects("from", RawFrom::read),
+            to: f.objects("to", RawTo::read),
+            when: f.objects("when", RawCondition::read),
+        }
     }
 }
 
 impl RawFrom {
-    fn read(mut f: Fields) -> Result<RawFrom, ConfigError> {
-        let mut source = f.required_object("source")?;
-        f.finish()?;
-        let raw = RawFrom {
-            source: RawSource {
-                request_principals: source.strings("requestPrincipals")?,
-                not_request_principals: source.strings("notRequestPrincipals")?,
-            },
-        };
-        source.finish()?;
-        Ok(raw)
+    fn read(f: &mut Fields) -> RawFrom {
+        RawFrom {
+            source: f.required_object("source", RawSource::read),
+        }
+    }
+}
+
+impl RawSource {
+    fn read(f: &mut Fields) -> RawSource {
+        RawSource {
+            request_principals: f.strings("requestPrincipals"),
+            not_request_principals: f.strings("notRequestPrincipals"),
+        }
     }
 }
 
 impl RawTo {
-    fn read(mut f: Fields) -> Result<RawTo, ConfigError> {
-        let mut operation = f.required_object("operation")?;
-        f.finish()?;
-        let raw = RawTo {
-            operation: RawOperation {
-                paths: operation.strings("paths")?,
-                not_paths: operation.strings("notPaths")?,
-                methods: operation.strings("methods")?,
-                not_methods: operation.strings("notMethods")?,
-                hosts: operation.strings("hosts")?,
-                not_hosts: operation.strings("notHosts")?,
-            },
-        };
-        operation.finish()?;
-        Ok(raw)
+    fn read(f: &mut Fields) -> RawTo {
+        RawTo {
+            operation: f.required_object("operation", RawOperation::read),
+        }
+    }
+}
+
+impl RawOperation {
+    fn read(f: &mut Fields) -> RawOperation {
+        RawOperation {
+            paths: f.strings("paths"),
+            not_paths: f.strings("notPaths"),
+            methods: f.strings("methods"),
+            not_methods: f.strings("notMethods"),
+            hosts: f.strings("hosts"),
+            not_hosts: f.strings("notHosts"),
+        }
     }
 }
 
 impl RawCondition {
-    fn read(mut f: Fields) -> Result<RawCondition, ConfigError> {
-        let raw = RawCondition {
-            key: f.required_string("key")?,
-            values: f.strings("values")?,
-            not_values: f.strings("notValues")?,
-        };
-        f.finish()?;
-        Ok(raw)
+    fn read(f: &mut Fields) -> RawCondition {
+        RawCondition {
+            key: f.required_string("key"),
+            values: f.strings("values"),
+            not_values: f.strings("notValues"),
+        }
     }
 }
 

@@ -5,34 +5,46 @@
 //! Every error names the field's path, e.g. `jwtRules[0].fromHeaders[1].name`, and a
 //! field the reader never asked for is an error, as with `deny_unknown_fields`.
 //! `null` reads as absent, as in proto3 JSON.
+//!
+//! Readers never fail midway: a field of the wrong type reads as absent and the
+//! first such problem is kept for [`Fields::finish`]. So a reader is one plain
+//! struct literal, without an early return (and its clean-up code) per field.
 
 use super::{error, ConfigError};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-/// A JSON object whose fields are taken one at a time; [`Fields::finish`] refuses leftovers.
+/// A JSON object whose fields are taken one at a time.
 #[derive(Debug)]
 pub struct Fields {
     path: String,
     map: Map<String, Value>,
     known: Vec<&'static str>,
-    /// The first required field found absent; reported by `finish`, after any
+    /// The first wrong type or missing field, reported by `finish` after any
     /// unknown field, since a misspelt name explains a missing one.
-    missing: Option<&'static str>,
+    problem: Option<ConfigError>,
 }
 
 impl Fields {
-    /// `value` must be an object; `path` is where it sits (empty at the top).
-    pub fn new(path: String, value: Value) -> Result<Fields, ConfigError> {
-        match value {
-            Value::Object(map) => Ok(Fields {
-                path,
-                map,
-                known: Vec::new(),
-                missing: None,
-            }),
-            other => Err(wrong_type(path, &other, "an object")),
+    /// The fields of `value`, which should be an object; `path` is where it sits
+    /// (empty at the top). Anything else reads as an empty object with a problem.
+    pub fn new(path: String, value: Value) -> Fields {
+        let (map, problem) = match value {
+            Value::Object(map) => (map, None),
+            other => (Map::new(), Some(wrong_type(&path, &other, "an object"))),
+        };
+        Fields {
+            path,
+            map,
+            known: Vec::new(),
+            problem,
         }
+    }
+
+    /// Reads the whole object with `read`, then checks it.
+    pub fn read<T>(mut self, read: fn(&mut Fields) -> T) -> Result<T, ConfigError> {
+        let value = read(&mut self);
+        self.finish().map(|()| value)
     }
 
     /// The path of field `name` of this object.
@@ -40,130 +52,164 @@ impl Fields {
         child(&self.path, name)
     }
 
+    fn note(&mut self, problem: ConfigError) {
+        self.problem.get_or_insert(problem);
+    }
+
     fn take(&mut self, name: &'static str) -> Option<Value> {
         self.known.push(name);
         self.map.remove(name).filter(|value| !value.is_null())
     }
 
-    pub fn string(&mut self, name: &'static str) -> Result<Option<String>, ConfigError> {
-        self.take(name)
-            .map(|value| string(self.path_of(name), value))
-            .transpose()
-    }
-
-    /// A string that must be present (it may still be empty). When absent, an empty
-    /// placeholder is returned and [`Fields::finish`] fails.
-    pub fn required_string(&mut self, name: &'static str) -> Result<String, ConfigError> {
-        let value = self.string(name)?;
-        Ok(value.unwrap_or_else(|| self.note_missing(name, String::new())))
-    }
-
-    fn note_missing<T>(&mut self, name: &'static str, placeholder: T) -> T {
-        self.missing = self.missing.or(Some(name));
-        placeholder
-    }
-
-    pub fn bool(&mut self, name: &'static str) -> Result<Option<bool>, ConfigError> {
-        match self.take(name) {
-            None => Ok(None),
-            Some(Value::Bool(value)) => Ok(Some(value)),
-            Some(other) => Err(wrong_type(self.path_of(name), &other, "a boolean")),
+    /// Takes `name` if `convert` accepts it (it hands back what it refuses);
+    /// otherwise notes that it is not `expected`.
+    fn take_as<T>(
+        &mut self,
+        name: &'static str,
+        expected: &str,
+        convert: fn(Value) -> Result<T, Value>,
+    ) -> Option<T> {
+        match convert(self.take(name)?) {
+            Ok(converted) => Some(converted),
+            Err(value) => {
+                let problem = wrong_type(&self.path_of(name), &value, expected);
+                self.note(problem);
+                None
+            }
         }
     }
 
-    pub fn unsigned(&mut self, name: &'static str) -> Result<Option<u64>, ConfigError> {
-        match self.take(name) {
-            None => Ok(None),
-            Some(Value::Number(number)) if number.as_u64().is_some() => Ok(number.as_u64()),
-            Some(other) => Err(wrong_type(
-                self.path_of(name),
-                &other,
-                "a non-negative integer",
-            )),
-        }
+    pub fn string(&mut self, name: &'static str) -> Option<String> {
+        self.take_as(name, "a string", |value| match value {
+            Value::String(text) => Ok(text),
+            other => Err(other),
+        })
+    }
+
+    /// A string that must be present (it may still be empty); absent reads as empty.
+    pub fn required_string(&mut self, name: &'static str) -> String {
+        let value = self.string(name);
+        value.unwrap_or_else(|| self.missing(name))
+    }
+
+    fn missing<T: Default>(&mut self, name: &'static str) -> T {
+        let problem = error(self.path_of(name), "is required");
+        self.note(problem);
+        T::default()
+    }
+
+    pub fn bool(&mut self, name: &'static str) -> Option<bool> {
+        self.take_as(name, "a boolean", |value| value.as_bool().ok_or(value))
+    }
+
+    pub fn unsigned(&mut self, name: &'static str) -> Option<u64> {
+        self.take_as(name, "a non-negative integer", |value| {
+            value.as_u64().ok_or(value)
+        })
     }
 
     /// A size or count: an unsigned integer that fits `usize`.
-    pub fn size(&mut self, name: &'static str) -> Result<Option<usize>, ConfigError> {
-        let path = self.path_of(name);
-        self.unsigned(name)?
-            .map(|value| usize::try_from(value).map_err(|_| error(path, "is too large")))
-            .transpose()
-    }
-
-    /// A list of strings; absent means empty.
-    pub fn strings(&mut self, name: &'static str) -> Result<Vec<String>, ConfigError> {
-        self.optional_strings(name).map(Option::unwrap_or_default)
+    pub fn size(&mut self, name: &'static str) -> Option<usize> {
+        self.take_as(name, "a non-negative integer", |value| {
+            let size = value.as_u64().and_then(|n| usize::try_from(n).ok());
+            size.ok_or(value)
+        })
     }
 
     /// A list of strings, telling absent apart from empty.
-    pub fn optional_strings(
-        &mut self,
-        name: &'static str,
-    ) -> Result<Option<Vec<String>>, ConfigError> {
+    pub fn optional_strings(&mut self, name: &'static str) -> Option<Vec<String>> {
+        let items = self.list(name)?;
         let path = self.path_of(name);
-        self.take(name)
-            .map(|value| list(&path, value, string))
-            .transpose()
+        let mut strings = Vec::with_capacity(items.len());
+        for (index, item) in items.into_iter().enumerate() {
+            match item {
+                Value::String(text) => strings.push(text),
+                other => self.note(wrong_type(&format!("{path}[{index}]"), &other, "a string")),
+            }
+        }
+        Some(strings)
     }
 
-    pub fn object(&mut self, name: &'static str) -> Result<Option<Fields>, ConfigError> {
-        let path = self.path_of(name);
-        self.take(name)
-            .map(|value| Fields::new(path, value))
-            .transpose()
+    /// A list of strings; absent means empty.
+    pub fn strings(&mut self, name: &'static str) -> Vec<String> {
+        self.optional_strings(name).unwrap_or_default()
     }
 
-    /// As [`Fields::required_string`], with an empty object as the placeholder.
-    pub fn required_object(&mut self, name: &'static str) -> Result<Fields, ConfigError> {
-        let value = self.object(name)?;
-        let placeholder = || Fields::new(self.path_of(name), Value::Object(Map::new()));
-        match value {
-            Some(fields) => Ok(fields),
-            None => self.note_missing(name, placeholder()),
+    /// An object read with `read`.
+    pub fn object<T>(&mut self, name: &'static str, read: fn(&mut Fields) -> T) -> Option<T> {
+        let value = self.take(name)?;
+        Some(self.nested(self.path_of(name), value, read))
+    }
+
+    /// As [`Fields::object`], noting a problem (and reading `{}`) when absent.
+    pub fn required_object<T>(&mut self, name: &'static str, read: fn(&mut Fields) -> T) -> T {
+        match self.take(name) {
+            Some(value) => self.nested(self.path_of(name), value, read),
+            None => {
+                self.missing::<()>(name);
+                read(&mut Fields::new(
+                    self.path_of(name),
+                    Value::Object(Map::new()),
+                ))
+            }
         }
     }
 
-    /// A list of objects, telling absent apart from empty.
-    pub fn object_list(&mut self, name: &'static str) -> Result<Option<Vec<Fields>>, ConfigError> {
+    /// A list of objects, each read with `read`; absent means empty.
+    pub fn objects<T>(&mut self, name: &'static str, read: fn(&mut Fields) -> T) -> Vec<T> {
+        let Some(items) = self.list(name) else {
+            return Vec::new();
+        };
         let path = self.path_of(name);
-        self.take(name)
-            .map(|value| list(&path, value, Fields::new))
-            .transpose()
+        let mut objects = Vec::with_capacity(items.len());
+        for (index, item) in items.into_iter().enumerate() {
+            objects.push(self.nested(format!("{path}[{index}]"), item, read));
+        }
+        objects
     }
 
-    /// A list of objects; absent means empty.
-    pub fn objects(&mut self, name: &'static str) -> Result<Vec<Fields>, ConfigError> {
-        self.object_list(name).map(Option::unwrap_or_default)
+    fn nested<T>(&mut self, path: String, value: Value, read: fn(&mut Fields) -> T) -> T {
+        let mut fields = Fields::new(path, value);
+        let result = read(&mut fields);
+        if let Err(problem) = fields.finish() {
+            self.note(problem);
+        }
+        result
+    }
+
+    fn list(&mut self, name: &'static str) -> Option<Vec<Value>> {
+        self.take_as(name, "a list", |value| match value {
+            Value::Array(items) => Ok(items),
+            other => Err(other),
+        })
     }
 
     /// An object of string values, e.g. `clusters`; absent means empty.
-    pub fn string_map(
-        &mut self,
-        name: &'static str,
-    ) -> Result<BTreeMap<String, String>, ConfigError> {
+    pub fn string_map(&mut self, name: &'static str) -> BTreeMap<String, String> {
+        let object = self.take_as(name, "an object", |value| match value {
+            Value::Object(map) => Ok(map),
+            other => Err(other),
+        });
+        let Some(map) = object else {
+            return BTreeMap::new();
+        };
         let path = self.path_of(name);
-        let Some(value) = self.take(name) else {
-            return Ok(BTreeMap::new());
-        };
-        let Value::Object(map) = value else {
-            return Err(wrong_type(path, &value, "an object"));
-        };
-        map.into_iter()
-            .map(|(key, value)| {
-                let value = string(child(&path, &key), value)?;
-                Ok((key, value))
-            })
-            .collect()
+        let mut strings = BTreeMap::new();
+        for (key, value) in map {
+            match value {
+                Value::String(text) => {
+                    strings.insert(key, text);
+                }
+                other => self.note(wrong_type(&child(&path, &key), &other, "a string")),
+            }
+        }
+        strings
     }
 
-    /// Fails on the first field that no reader asked for, then on a missing one.
+    /// Fails on the first field that no reader asked for, then on the first problem.
     pub fn finish(self) -> Result<(), ConfigError> {
         let Some(unknown) = self.map.keys().next() else {
-            return match self.missing {
-                Some(name) => Err(error(self.path_of(name), "is required")),
-                None => Ok(()),
-            };
+            return self.problem.map_or(Ok(()), Err);
         };
         let expected = self
             .known
@@ -178,14 +224,6 @@ impl Fields {
     }
 }
 
-/// Reads each object of a list with `read`.
-pub fn read_all<T>(
-    items: Vec<Fields>,
-    read: fn(Fields) -> Result<T, ConfigError>,
-) -> Result<Vec<T>, ConfigError> {
-    items.into_iter().map(read).collect()
-}
-
 fn child(path: &str, name: &str) -> String {
     if path.is_empty() {
         name.to_string()
@@ -194,30 +232,7 @@ fn child(path: &str, name: &str) -> String {
     }
 }
 
-fn string(path: String, value: Value) -> Result<String, ConfigError> {
-    match value {
-        Value::String(text) => Ok(text),
-        other => Err(wrong_type(path, &other, "a string")),
-    }
-}
-
-/// Reads every item of a JSON array with `read`, naming items `path[i]`.
-fn list<T>(
-    path: &str,
-    value: Value,
-    read: fn(String, Value) -> Result<T, ConfigError>,
-) -> Result<Vec<T>, ConfigError> {
-    let Value::Array(items) = value else {
-        return Err(wrong_type(path.to_string(), &value, "a list"));
-    };
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(index, item)| read(format!("{path}[{index}]"), item))
-        .collect()
-}
-
-fn wrong_type(path: String, found: &Value, expected: &str) -> ConfigError {
+fn wrong_type(path: &str, found: &Value, expected: &str) -> ConfigError {
     let found = match found {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -235,47 +250,70 @@ mod tests {
     use serde_json::json;
 
     fn fields(value: Value) -> Fields {
-        Fields::new("top".into(), value).unwrap()
+        Fields::new("top".into(), value)
+    }
+
+    fn name(f: &mut Fields) -> String {
+        f.required_string("name")
     }
 
     #[test]
     fn reads_each_kind_and_treats_null_as_absent() {
         let mut f =
             fields(json!({"s": "x", "b": true, "n": 7, "l": ["a"], "m": {"k": "v"}, "z": null}));
-        assert_eq!(f.string("s").unwrap().as_deref(), Some("x"));
-        assert_eq!(f.bool("b").unwrap(), Some(true));
-        assert_eq!(f.size("n").unwrap(), Some(7));
-        assert_eq!(f.strings("l").unwrap(), ["a"]);
-        assert_eq!(
-            f.string_map("m").unwrap().get("k").map(String::as_str),
-            Some("v")
-        );
-        assert_eq!(f.string("z").unwrap(), None);
-        assert_eq!(f.strings("missing").unwrap(), Vec::<String>::new());
+        assert_eq!(f.string("s").as_deref(), Some("x"));
+        assert_eq!(f.bool("b"), Some(true));
+        assert_eq!(f.size("n"), Some(7));
+        assert_eq!(f.strings("l"), ["a"]);
+        assert_eq!(f.string_map("m").get("k").map(String::as_str), Some("v"));
+        assert_eq!(f.string("z"), None);
+        assert_eq!(f.strings("missing"), Vec::<String>::new());
         f.finish().unwrap();
     }
 
     #[test]
     fn wrong_types_name_the_field_and_the_item() {
-        let mut f = fields(json!({"n": -1, "l": ["a", 2], "o": [{}, 3]}));
-        let e = f.unsigned("n").unwrap_err();
-        assert_eq!(e.path, "top.n");
-        let e = f.strings("l").unwrap_err();
-        assert_eq!(
-            (e.path.as_str(), e.problem.as_str()),
-            ("top.l[1]", "invalid type: a number, expected a string")
-        );
-        let e = f.objects("o").unwrap_err();
-        assert_eq!(e.path, "top.o[1]");
+        let cases: [(Value, fn(&mut Fields), &str, &str); 4] = [
+            (
+                json!({"n": -1}),
+                |f| drop(f.unsigned("n")),
+                "top.n",
+                "invalid type: a number, expected a non-negative integer",
+            ),
+            (
+                json!({"l": ["a", 2]}),
+                |f| drop(f.strings("l")),
+                "top.l[1]",
+                "invalid type: a number, expected a string",
+            ),
+            (
+                json!({"o": [{}, 3]}),
+                |f| drop(f.objects("o", name)),
+                "top.o[0].name",
+                "is required",
+            ),
+            (
+                json!({"o": [{"name": ""}, 3]}),
+                |f| drop(f.objects("o", name)),
+                "top.o[1]",
+                "invalid type: a number, expected an object",
+            ),
+        ];
+        for (value, read, path, problem) in cases {
+            let mut f = fields(value);
+            read(&mut f);
+            let e = f.finish().unwrap_err();
+            assert_eq!((e.path.as_str(), e.problem.as_str()), (path, problem));
+        }
     }
 
     #[test]
     fn a_misspelt_field_is_reported_before_the_missing_one() {
         let mut f = fields(json!({"nam": "x"}));
-        assert_eq!(f.required_string("name").unwrap(), "");
+        assert_eq!(f.required_string("name"), "");
         assert_eq!(f.finish().unwrap_err().path, "top.nam");
         let mut f = fields(json!({}));
-        f.required_object("source").unwrap();
+        f.required_object("source", name);
         let e = f.finish().unwrap_err();
         assert_eq!(
             (e.path.as_str(), e.problem.as_str()),
@@ -285,9 +323,9 @@ mod tests {
 
     #[test]
     fn leftover_fields_are_unknown() {
-        let mut f = Fields::new(String::new(), json!({"jwtRule": []})).unwrap();
-        f.strings("jwtRules").unwrap();
-        let e = f.finish().unwrap_err();
+        let e = Fields::new(String::new(), json!({"jwtRule": []}))
+            .read(|f| f.strings("jwtRules"))
+            .unwrap_err();
         assert_eq!(e.path, "jwtRule");
         assert_eq!(
             e.problem,

@@ -1,6 +1,6 @@
 //! The `oidc` block: browser login with the authorization code flow.
 
-use super::{error, header_name, http_url, read_all, ConfigError, Fields, SourceKind};
+use super::{error, header_name, http_url, ConfigError, Fields, SourceKind};
 use crate::duration;
 use crate::session::seal::KEY_BYTES;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -76,44 +76,35 @@ pub(super) struct RawForwardToken {
 }
 
 impl RawOidc {
-    pub(super) fn read(mut f: Fields) -> Result<RawOidc, ConfigError> {
-        let raw = RawOidc {
-            issuer: f.string("issuer")?,
-            client_id: f.string("clientId")?,
-            client_secret: f.string("clientSecret")?,
-            scopes: f.optional_strings("scopes")?,
-            callback_path: f.string("callbackPath")?,
-            logout_path: f.string("logoutPath")?,
-            post_logout_redirect_uri: f.string("postLogoutRedirectUri")?,
-            cookie_name: f.string("cookieName")?,
-            cookie_domain: f.string("cookieDomain")?,
-            cookie_secure: f.bool("cookieSecure")?,
-            session_ttl: f.string("sessionTtl")?,
-            cookie_secrets: f.strings("cookieSecrets")?,
-            token_endpoint_auth_method: f.string("tokenEndpointAuthMethod")?,
-            forward_token: f
-                .object("forwardToken")?
-                .map(RawForwardToken::read)
-                .transpose()?,
-            output_claim_to_headers: read_all(
-                f.objects("outputClaimToHeaders")?,
-                super::RawClaimToHeader::read,
-            )?,
-            timeout: f.string("timeout")?,
-        };
-        f.finish()?;
-        Ok(raw)
+    pub(super) fn read(f: &mut Fields) -> RawOidc {
+        RawOidc {
+            issuer: f.string("issuer"),
+            client_id: f.string("clientId"),
+            client_secret: f.string("clientSecret"),
+            scopes: f.optional_strings("scopes"),
+            callback_path: f.string("callbackPath"),
+            logout_path: f.string("logoutPath"),
+            post_logout_redirect_uri: f.string("postLogoutRedirectUri"),
+            cookie_name: f.string("cookieName"),
+            cookie_domain: f.string("cookieDomain"),
+            cookie_secure: f.bool("cookieSecure"),
+            session_ttl: f.string("sessionTtl"),
+            cookie_secrets: f.strings("cookieSecrets"),
+            token_endpoint_auth_method: f.string("tokenEndpointAuthMethod"),
+            forward_token: f.object("forwardToken", RawForwardToken::read),
+            output_claim_to_headers: f
+                .objects("outputClaimToHeaders", super::RawClaimToHeader::read),
+            timeout: f.string("timeout"),
+        }
     }
 }
 
 impl RawForwardToken {
-    fn read(mut f: Fields) -> Result<RawForwardToken, ConfigError> {
-        let raw = RawForwardToken {
-            token: f.required_string("token")?,
-            header: f.string("header")?,
-        };
-        f.finish()?;
-        Ok(raw)
+    fn read(f: &mut Fields) -> RawForwardToken {
+        RawForwardToken {
+            token: f.required_string("token"),
+            header: f.string("header"),
+        }
     }
 }
 
