@@ -273,28 +273,37 @@ mod tests {
 
     #[test]
     fn wrong_types_name_the_field_and_the_item() {
-        let cases: [(Value, fn(&mut Fields), &str, &str); 4] = [
+        type Case = (Value, fn(&mut Fields), &'static str, &'static str);
+        let cases: [Case; 4] = [
             (
                 json!({"n": -1}),
-                |f| drop(f.unsigned("n")),
+                |f| {
+                    f.unsigned("n");
+                },
                 "top.n",
                 "invalid type: a number, expected a non-negative integer",
             ),
             (
                 json!({"l": ["a", 2]}),
-                |f| drop(f.strings("l")),
+                |f| {
+                    f.strings("l");
+                },
                 "top.l[1]",
                 "invalid type: a number, expected a string",
             ),
             (
                 json!({"o": [{}, 3]}),
-                |f| drop(f.objects("o", name)),
+                |f| {
+                    f.objects("o", name);
+                },
                 "top.o[0].name",
                 "is required",
             ),
             (
                 json!({"o": [{"name": ""}, 3]}),
-                |f| drop(f.objects("o", name)),
+                |f| {
+                    f.objects("o", name);
+                },
                 "top.o[1]",
                 "invalid type: a number, expected an object",
             ),
