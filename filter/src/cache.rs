@@ -24,7 +24,7 @@ pub fn key_of(domain: &[u8], credential: &[u8]) -> Key {
     hasher.finalize().into()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Limits {
     pub max_entries: usize,
     pub max_bytes: usize,
