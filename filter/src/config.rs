@@ -289,6 +289,7 @@ impl Config {
     /// Fields are taken out of `raw` (never moved) and set on `config` one by one, so
     /// every early return drops the same two values: one shared clean-up, not one per
     /// field (which was about 5 KB of the module).
+    #[allow(clippy::field_reassign_with_default)] // deliberate, see above
     fn from_raw(mut raw: RawConfig) -> Result<Config, ConfigError> {
         let mut config = Config::default();
         config.clusters = validate_clusters(take(&mut raw.clusters))?;
