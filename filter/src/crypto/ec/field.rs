@@ -1,5 +1,5 @@
 //! Arithmetic modulo an odd N×32-bit modulus: the field prime p and the group
-//! order n of a curve share this code.
+//! order n of a curve share this code, for the NIST curves and for Ed25519.
 //!
 //! Limbs are 32 bits, least significant first, because wasm32 multiplies at most
 //! 64 bits wide: a 32×32→64 product is one `i64.mul`, a 64×64→128 one is a call.
@@ -116,8 +116,9 @@ pub struct Modulus<const N: usize> {
 }
 
 impl<const N: usize> Modulus<N> {
-    /// `m` must be odd and above 2^(32N-1) (true of both curves' p and n); tests
-    /// check the constants this derives.
+    /// `m` must be odd; tests check the constants this derives. Only callers that
+    /// pass arbitrary N-limb values to [`Self::reduce_once`] also need m above
+    /// 2^(32N-1): true of the NIST curves' p and n, not of Ed25519's p and L.
     pub fn new(m: Limbs<N>) -> Self {
         let low = m.first().copied().unwrap_or(1);
         // Newton's iteration doubles the correct low bits each step: 1, 2, 4, ... 32.

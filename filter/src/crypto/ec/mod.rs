@@ -10,9 +10,11 @@
 //! message, signature) is public; never use this for signing or any secret.
 
 pub mod curves;
-mod field;
+// Shared with `ed25519`: its field and group order use the same Montgomery
+// arithmetic, its tables the same shapes and digit recoding.
+pub(super) mod field;
 mod point;
-mod table;
+pub(super) mod table;
 
 use field::{from_be_bytes, is_zero, less_than, Limbs, Modulus};
 use point::{Affine, Jacobian};

@@ -32,11 +32,11 @@ impl Shape {
         }
     }
 
-    fn half(&self) -> usize {
+    pub fn half(&self) -> usize {
         1 << (self.window - 1)
     }
 
-    fn digits(&self) -> usize {
+    pub fn digits(&self) -> usize {
         self.rows * self.stride
     }
 }
@@ -116,7 +116,7 @@ impl<const N: usize> Table<N> {
 
 /// `count` signed digits of `window` bits: each digit above 2^(w-1) becomes
 /// d - 2^w and carries one into the next. `window` must be 1..=7.
-fn signed_digits<const N: usize>(scalar: &Limbs<N>, window: usize, count: usize) -> Vec<i8> {
+pub fn signed_digits<const N: usize>(scalar: &Limbs<N>, window: usize, count: usize) -> Vec<i8> {
     let half = 1i32 << (window - 1);
     let mut carry = 0i32;
     (0..count)
