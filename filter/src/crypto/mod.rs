@@ -6,4 +6,5 @@
 //! `verifier::verify` in `filter/tests/wycheproof.rs`.
 
 pub mod ec;
+pub mod ed25519;
 pub mod rsa;
