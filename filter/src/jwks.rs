@@ -5,6 +5,7 @@
 //! broken fetch never replaces a good cached set.
 
 use crate::crypto::ec::{P256Key, P384Key};
+use crate::crypto::ed25519;
 use crate::crypto::rsa::RsaPublicKey;
 use crate::token::Algorithm;
 use base64::alphabet::URL_SAFE;
@@ -29,7 +30,7 @@ pub enum PublicKey {
     Rsa(RsaPublicKey),
     P256(P256Key),
     P384(P384Key),
-    Ed25519(ed25519_compact::PublicKey),
+    Ed25519(ed25519::VerifyingKey),
 }
 
 impl PublicKey {
@@ -220,9 +221,9 @@ fn okp_key(jwk: &Map<String, Value>) -> Result<PublicKey, String> {
     if curve != "Ed25519" {
         return Err(format!("unsupported OKP curve `{curve}`"));
     }
-    ed25519_compact::PublicKey::from_slice(&bytes_member(jwk, "x")?)
+    ed25519::VerifyingKey::from_bytes(&bytes_member(jwk, "x")?)
         .map(PublicKey::Ed25519)
-        .map_err(|_| "Ed25519 `x` must be 32 bytes".into())
+        .ok_or_else(|| "Ed25519 `x` must be 32 bytes".into())
 }
 
 #[cfg(test)]

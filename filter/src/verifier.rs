@@ -4,6 +4,7 @@
 //! vectors exercise exactly the code that verifies tokens. Only public data passes
 //! through here.
 
+use crate::crypto::ed25519;
 use crate::crypto::rsa::{verify_pkcs1v15, verify_pss, Hash};
 use crate::jwks::{KeySet, PublicKey};
 use crate::response::AuthError;
@@ -33,10 +34,7 @@ pub fn verify(algorithm: Algorithm, key: &PublicKey, message: &[u8], signature: 
         }
         (Algorithm::Es256, PublicKey::P256(key)) => key.verify(message, signature),
         (Algorithm::Es384, PublicKey::P384(key)) => key.verify(message, signature),
-        (Algorithm::EdDsa, PublicKey::Ed25519(key)) => {
-            ed25519_compact::Signature::from_slice(signature)
-                .is_ok_and(|signature| key.verify(message, &signature).is_ok())
-        }
+        (Algorithm::EdDsa, PublicKey::Ed25519(key)) => key.verify(message, signature),
         _ => false,
     }
 }
@@ -49,8 +47,7 @@ pub fn verify_with_set(set: &KeySet, jws: &Jws) -> Result<(), AuthError> {
         return Err(AuthError::KidAlgMismatch);
     }
     // jwt_verify_lib reports this apart from a failed signature.
-    if jws.algorithm == Algorithm::EdDsa && jws.signature.len() != ed25519_compact::Signature::BYTES
-    {
+    if jws.algorithm == Algorithm::EdDsa && jws.signature.len() != ed25519::SIGNATURE_BYTES {
         return Err(AuthError::Ed25519WrongLength);
     }
     let message = jws.signing_input.as_bytes();
