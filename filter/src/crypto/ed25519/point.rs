@@ -10,7 +10,7 @@
 //!
 //! Variable time: public points only.
 
-use crate::crypto::ec::field::{is_zero, less_than, Limbs, Modulus};
+use crate::crypto::ec::field::{from_be_bytes, is_zero, less_than, Limbs, Modulus};
 
 /// p = 2^255 - 19.
 const P: Limbs<8> = [
@@ -286,16 +286,12 @@ fn is_odd(value: &Limbs<8>) -> bool {
     value.first().is_some_and(|low| low & 1 == 1)
 }
 
-/// The number with these little-endian bytes, if there are exactly 32.
+/// The number with these little-endian bytes, if there are exactly 32. Reversed
+/// for the big-endian reader ECDSA already has: smaller than a second loop.
 pub fn from_le_bytes(bytes: &[u8]) -> Option<Limbs<8>> {
-    if bytes.len() != 32 {
-        return None;
-    }
-    let mut limbs = [0u32; 8];
-    for (limb, chunk) in limbs.iter_mut().zip(bytes.chunks_exact(4)) {
-        *limb = u32::from_le_bytes(chunk.try_into().ok()?);
-    }
-    Some(limbs)
+    let mut big_endian: [u8; 32] = bytes.try_into().ok()?;
+    big_endian.reverse();
+    from_be_bytes(&big_endian)
 }
 
 fn to_le_bytes(limbs: &Limbs<8>) -> Encoding {
