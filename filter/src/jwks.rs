@@ -322,6 +322,25 @@ mod tests {
     }
 
     #[wasm_bindgen_test(unsupported = test)]
+    fn ed25519_keys_are_refused_only_for_their_length() {
+        let short = json!({"kty": "OKP", "crv": "Ed25519", "x": "AAAA"});
+        let error = parse_jwks(json!({ "keys": [short] }).to_string().as_bytes(), 1 << 20);
+        assert!(error.unwrap_err().contains("Ed25519 `x` must be 32 bytes"));
+        // As in Envoy's jwt_verify_lib: 32 bytes that are no point (y = 2) still make a
+        // key, one that verifies nothing.
+        let off_curve = json!({"kty": "OKP", "crv": "Ed25519", "x": "AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"});
+        let set = parse_jwks(
+            json!({ "keys": [off_curve] }).to_string().as_bytes(),
+            1 << 20,
+        )
+        .unwrap();
+        let PublicKey::Ed25519(key) = &set.keys()[0].key else {
+            panic!("not an Ed25519 key");
+        };
+        assert!(!key.verify(b"message", &[0; 64]));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
     fn rfc8037_ed25519_public_key_parses() {
         // RFC 8037 appendix A.2.
         let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;

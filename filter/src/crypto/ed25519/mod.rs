@@ -40,7 +40,7 @@ const L: Limbs<8> = [
 
 /// Table shapes (see `ec/table.rs`) for scalars below L < 2^253. The B table has
 /// stride 1 and so needs no doublings: 43 rows × 32 points × 96 bytes = 132,096
-/// bytes per VM. Key tables use stride 2, halving their memory for four doublings
+/// bytes per VM. Key tables use stride 2, halving their memory for five doublings
 /// per verification: 26 rows × 16 points × 96 bytes = 39,936 bytes per key used.
 const BASE_SHAPE: Shape = Shape::new(253, 6, 1);
 const KEY_SHAPE: Shape = Shape::new(253, 5, 2);
@@ -79,9 +79,9 @@ impl Ed25519 {
         self.reduce_wide(&hash)
     }
 
-    /// A 64-byte little-endian number mod L. With R = 2^256, the high half h adds
-    /// h·R mod L, which is h in Montgomery form; conversion into Montgomery form
-    /// takes any value below R, so neither half needs reducing first.
+    /// A 64-byte little-endian number mod L. The high half h stands for h·2^256,
+    /// which is h in Montgomery form (the radix is 2^256); conversion into that form
+    /// takes any value below 2^256, so neither half needs reducing first.
     fn reduce_wide(&self, bytes: &[u8]) -> Option<Limbs<8>> {
         let order = &self.order;
         let (low, high) = bytes.split_at_checked(32)?;
@@ -112,6 +112,9 @@ impl Ed25519 {
 
 /// An Ed25519 public key: its encoding, and the table of its point once a
 /// verification needed it. Clones share the table.
+///
+/// Only keys that verify something get a table, so a full JWKS (`jwks::MAX_KEYS`,
+/// 64) costs at most 2.5 MB, and in practice the one or two keys an IdP signs with.
 #[derive(Clone)]
 pub struct VerifyingKey {
     encoding: Encoding,
