@@ -246,8 +246,8 @@ impl Curve {
 
     /// A root x of x^2 = u/v, u = y^2 - 1, v = d·y^2 + 1 (the curve equation solved
     /// for x), if there is one. RFC 8032 5.1.3: the candidate u·v^3·(u·v^7)^((p-5)/8)
-    /// is (u/v)^((p+3)/8) without an inversion; its square is ±u/v, and when it is
-    /// -u/v, multiplying by sqrt(-1) fixes it.
+    /// is (u/v)^((p+3)/8) without an inversion. When u/v has a root, the candidate's
+    /// square is u/v or -u/v, and in the second case multiplying by sqrt(-1) fixes it.
     fn recover_x(&self, y: &Limbs<8>) -> Option<Limbs<8>> {
         let p = &self.p;
         let yy = p.square(y);
