@@ -15,17 +15,26 @@ pub type Limbs<const N: usize> = [u32; N];
 /// Adds with carry, returning (sum mod 2^(32N), carry out).
 #[inline(always)]
 pub fn add_carry<const N: usize>(a: &Limbs<N>, b: &Limbs<N>) -> (Limbs<N>, bool) {
-    sized(a, b, b, |a, b, _| add_8(a, b))
-        .or_else(|| sized(a, b, b, |a, b, _| add_12(a, b)))
-        .unwrap_or_else(|| add_carry_generic(a, b))
+    // `if let` rather than Option combinators: at opt-level "z" those stay calls.
+    if let Some(sum) = sized(a, b, b, |a, b, _| add_8(a, b)) {
+        return sum;
+    }
+    if let Some(sum) = sized(a, b, b, |a, b, _| add_12(a, b)) {
+        return sum;
+    }
+    add_carry_generic(a, b)
 }
 
 /// Subtracts with borrow, returning (difference mod 2^(32N), borrow out).
 #[inline(always)]
 fn sub_borrow<const N: usize>(a: &Limbs<N>, b: &Limbs<N>) -> (Limbs<N>, bool) {
-    sized(a, b, b, |a, b, _| sub_8(a, b))
-        .or_else(|| sized(a, b, b, |a, b, _| sub_12(a, b)))
-        .unwrap_or_else(|| sub_borrow_generic(a, b))
+    if let Some(difference) = sized(a, b, b, |a, b, _| sub_8(a, b)) {
+        return difference;
+    }
+    if let Some(difference) = sized(a, b, b, |a, b, _| sub_12(a, b)) {
+        return difference;
+    }
+    sub_borrow_generic(a, b)
 }
 
 fn add_carry_generic<const N: usize>(a: &Limbs<N>, b: &Limbs<N>) -> (Limbs<N>, bool) {
@@ -378,6 +387,7 @@ macro_rules! montgomery_kernel {
 /// Unrolled [`add_carry`] and [`sub_borrow`] for one size.
 macro_rules! carry_kernels {
     ($add:ident, $sub:ident, $n:literal, [$($i:literal),*]) => {
+        #[inline(always)]
         fn $add(a: &Limbs<$n>, b: &Limbs<$n>) -> (Limbs<$n>, bool) {
             let mut sum = [0u32; $n];
             let mut carry = 0u64;
@@ -389,6 +399,7 @@ macro_rules! carry_kernels {
             (sum, carry != 0)
         }
 
+        #[inline(always)]
         fn $sub(a: &Limbs<$n>, b: &Limbs<$n>) -> (Limbs<$n>, bool) {
             let mut difference = [0u32; $n];
             let mut borrow = 0u64;
