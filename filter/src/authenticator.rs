@@ -140,6 +140,9 @@ fn judge(
     cache: &mut TokenCache,
     now: u64,
 ) -> Verdict {
+    if !cache.enabled() {
+        return judge_uncached(config, found, keys, now);
+    }
     let cache_key = cache::key_of(b"jwt", found.token.as_bytes());
     if let Some(entry) = cache.get(&cache_key, now) {
         if let Some(verdict) = judge_cached(config, &entry, found, keys, now) {

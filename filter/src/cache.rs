@@ -76,6 +76,11 @@ impl<V> BoundedCache<V> {
         self.bytes
     }
 
+    /// `maxEntries: 0` turns a cache off; callers then skip hashing keys at all.
+    pub fn enabled(&self) -> bool {
+        self.limits.max_entries > 0
+    }
+
     /// The entry, if present and not expired. Callers count the lookup with
     /// [`BoundedCache::count`] once they know whether the entry was usable.
     pub fn get(&mut self, key: &Key, now: u64) -> Option<Rc<V>> {
