@@ -143,7 +143,7 @@ fn judge(
     if !cache.enabled() {
         return judge_uncached(config, found, keys, now);
     }
-    let cache_key = cache::key_of(b"jwt", found.token.as_bytes());
+    let cache_key = cache.key_of(b"jwt", found.token.as_bytes());
     if let Some(entry) = cache.get(&cache_key, now) {
         if let Some(verdict) = judge_cached(config, &entry, found, keys, now) {
             cache.count(true);

@@ -12,6 +12,7 @@ use base64::alphabet::URL_SAFE;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
 use serde_json::{Map, Value};
+use sha2::{Digest as _, Sha256};
 
 /// Most keys a set may hold; real IdPs publish two or three.
 pub const MAX_KEYS: usize = 64;
@@ -96,7 +97,7 @@ pub fn parse_jwks(bytes: &[u8], max_bytes: usize) -> Result<KeySet, String> {
     let Some(Value::Array(entries)) = document.get("keys") else {
         return Err("JWKS has no `keys` array".into());
     };
-    let digest = crate::cache::key_of(b"jwks", bytes);
+    let digest = Sha256::digest(bytes);
     let mut set = KeySet {
         fingerprint: digest
             .iter()

@@ -4,6 +4,7 @@
 
 use crate::authenticator::{self, Decision, KeyLookup, KeyWait, Keys, TokenCache};
 use crate::authz::{self, Identity, DENIED_BODY};
+use crate::cache::HashSecret;
 use crate::config::Config;
 use crate::extractor;
 use crate::fetch::HttpRequest;
@@ -60,10 +61,11 @@ pub struct VmState {
 }
 
 impl VmState {
-    pub fn new(config: &Config) -> Self {
+    /// `secret` keys the caches' hashes: random, from the host.
+    pub fn new(config: &Config, secret: HashSecret) -> Self {
         Self {
-            tokens: TokenCache::new(config.token_cache),
-            sessions: SessionCache::new(config.session_cache),
+            tokens: TokenCache::new(config.token_cache, secret),
+            sessions: SessionCache::new(config.session_cache, secret),
             counters: Counters::default(),
             gauges: GaugeShares::default(),
         }

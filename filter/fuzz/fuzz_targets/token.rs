@@ -83,7 +83,7 @@ fuzz_target!(|data: &[u8]| {
         cookie_keys: &cookie_keys,
         now_ms: NOW * 1000,
     };
-    match pipeline::decide(&inputs, &mut VmState::new(config()), &mut Zeros) {
+    match pipeline::decide(&inputs, &mut VmState::new(config(), [5; 16]), &mut Zeros) {
         Verdict::Allow { edits, .. } => {
             assert!(
                 edits.remove.iter().any(|name| name == "x-sub"),

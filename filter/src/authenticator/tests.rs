@@ -8,7 +8,7 @@ const NOW: u64 = 1_700_000_000;
 
 /// Each call with a cold cache: most tests are about the first sight of a token.
 fn authenticate(config: &Config, headers: &Headers, keys: &dyn KeyLookup, now: u64) -> Decision {
-    let mut cache = TokenCache::new(config.token_cache);
+    let mut cache = TokenCache::new(config.token_cache, [1; 16]);
     super::authenticate(config, headers, keys, &mut cache, now)
 }
 const ISSUER: &str = "https://issuer.test";
@@ -325,7 +325,7 @@ fn a_verified_token_is_served_from_the_cache_with_the_same_result() {
         r#","outputClaimToHeaders":[{"header":"x-sub","claim":"sub"}]"#,
     );
     let headers = with_bearer(&key.mint(&claims()));
-    let mut cache = TokenCache::new(config.token_cache);
+    let mut cache = TokenCache::new(config.token_cache, [1; 16]);
     let first = edits(super::authenticate(
         &config, &headers, &NoRemote, &mut cache, NOW,
     ));
@@ -345,7 +345,7 @@ fn a_cached_token_still_expires() {
     let key = TestKey::new(Algorithm::Es256, "k1");
     let config = inline_config(&[&key], "");
     let headers = with_bearer(&key.mint(&claims()));
-    let mut cache = TokenCache::new(config.token_cache);
+    let mut cache = TokenCache::new(config.token_cache, [1; 16]);
     let _ = edits(super::authenticate(
         &config, &headers, &NoRemote, &mut cache, NOW,
     ));
@@ -367,7 +367,7 @@ fn a_new_key_set_means_verifying_again() {
     let key = TestKey::new(Algorithm::Es256, "k1");
     let config = remote_config();
     let headers = with_bearer(&key.mint(&claims()));
-    let mut cache = TokenCache::new(config.token_cache);
+    let mut cache = TokenCache::new(config.token_cache, [1; 16]);
     let with_key = Remote::Ready(key_set_of(&[&key]), false);
     let allowed = super::authenticate(&config, &headers, &with_key, &mut cache, NOW);
     assert!(matches!(allowed, Decision::Allow { .. }));
@@ -393,7 +393,7 @@ fn a_cached_token_in_a_location_its_issuer_does_not_accept_is_denied() {
     );
     let config = Config::parse(text.as_bytes()).unwrap();
     let token = key.mint(&claims());
-    let mut cache = TokenCache::new(config.token_cache);
+    let mut cache = TokenCache::new(config.token_cache, [1; 16]);
     let _ = edits(super::authenticate(
         &config,
         &with_bearer(&token),
@@ -413,7 +413,7 @@ fn failures_are_never_cached() {
     let key = TestKey::new(Algorithm::Rs256, "k1");
     let impostor = TestKey::other_rsa(Algorithm::Rs256, "k1");
     let config = inline_config(&[&key], r#","audiences":["api"]"#);
-    let mut cache = TokenCache::new(config.token_cache);
+    let mut cache = TokenCache::new(config.token_cache, [1; 16]);
     let bad = [
         impostor.mint(&claims()),
         key.mint(&json!({"iss": ISSUER, "aud": "other", "exp": NOW + 300})),
@@ -436,10 +436,13 @@ fn the_cache_can_be_turned_off() {
     let key = TestKey::new(Algorithm::Es256, "k1");
     let config = inline_config(&[&key], "");
     let headers = with_bearer(&key.mint(&claims()));
-    let mut cache = TokenCache::new(crate::cache::Limits {
-        max_entries: 0,
-        max_bytes: 1 << 20,
-    });
+    let mut cache = TokenCache::new(
+        crate::cache::Limits {
+            max_entries: 0,
+            max_bytes: 1 << 20,
+        },
+        [1; 16],
+    );
     for _ in 0..2 {
         let _ = edits(super::authenticate(
             &config, &headers, &NoRemote, &mut cache, NOW,

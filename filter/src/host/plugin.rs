@@ -4,6 +4,7 @@
 
 use super::{metrics, shared};
 use crate::authenticator::{KeyLookup, KeyWait, Keys};
+use crate::cache::HashSecret;
 use crate::config::{Config, SourceKind};
 use crate::fetch::Step;
 use crate::jwks::{self, KeySet};
@@ -63,7 +64,8 @@ pub struct Plugin {
 }
 
 impl Plugin {
-    pub fn new(config: Config, vm_token: u64) -> Self {
+    /// `cache_secret` must be fresh randomness (see `cache::key_of`).
+    pub fn new(config: Config, vm_token: u64, cache_secret: HashSecret) -> Self {
         let sources = config
             .sources
             .iter()
@@ -83,7 +85,7 @@ impl Plugin {
                 .map_or(&[], |oidc| &oidc.cookie_secrets),
         );
         Self {
-            vm: VmState::new(&config),
+            vm: VmState::new(&config, cache_secret),
             config,
             sources,
             waiters: Vec::new(),

@@ -6,6 +6,7 @@ use super::exchange;
 use super::http::{self, Http, Outcome, WAITING_TICK};
 use super::plugin::{Call, Plugin};
 use super::{log, now_ms, shared};
+use crate::cache::HashSecret;
 use crate::config::Config;
 use crate::fetch::{self, Next, Step};
 use crate::metrics::Counter;
@@ -240,6 +241,14 @@ impl Context for Root {
 impl RootContext for Root {
     fn on_configure(&mut self, _configuration_size: usize) -> bool {
         let text = self.get_plugin_configuration().unwrap_or_default();
+        let mut cache_secret = HashSecret::default();
+        if getrandom::fill(&mut cache_secret).is_err() {
+            log(
+                LogLevel::Error,
+                "no randomness from the host (WASI random_get)",
+            );
+            return false;
+        }
         match Config::parse(&text) {
             Ok(config) => {
                 if let Some(name) = &config.test_only_crash_header {
@@ -248,7 +257,7 @@ impl RootContext for Root {
                         &format!("testOnlyCrashHeader `{name}` is set: any request with it kills this VM"),
                     );
                 }
-                let plugin = Plugin::new(config, vm_token(self.context_id));
+                let plugin = Plugin::new(config, vm_token(self.context_id), cache_secret);
                 for local in &plugin.sources {
                     if shared::read_state(&local.id).1.is_none() {
                         shared::write_state(&local.id, &Default::default(), None);

@@ -51,7 +51,7 @@ fn verdict(config: &Config, path: &str, token: Option<&str>) -> Verdict {
         cookie_keys: &keys,
         now_ms: NOW_MS,
     };
-    decide(&inputs, &mut VmState::new(config), &mut NoEntropy)
+    decide(&inputs, &mut VmState::new(config, [3; 16]), &mut NoEntropy)
 }
 
 fn token(key: &TestKey, email: &str) -> String {

@@ -4,7 +4,7 @@
 pub mod chunks;
 pub mod seal;
 
-use crate::cache::{self, BoundedCache};
+use crate::cache::BoundedCache;
 use crate::request::Headers;
 use crate::strict_json::{self, take_string, take_u64};
 use seal::{CookieKeys, NONCE_BYTES};
@@ -114,7 +114,7 @@ impl Session {
             let (session, _) = Self::open_sealed(keys, cookie_name, &sealed)?;
             return Some(Rc::new(session));
         }
-        let cache_key = cache::key_of(cookie_name.as_bytes(), sealed.as_bytes());
+        let cache_key = cache.key_of(cookie_name.as_bytes(), sealed.as_bytes());
         let cached = cache.get(&cache_key, now);
         cache.count(cached.is_some());
         if cached.is_some() {
@@ -221,10 +221,13 @@ mod tests {
     }
 
     fn small_cache() -> SessionCache {
-        SessionCache::new(crate::cache::Limits {
-            max_entries: 16,
-            max_bytes: 1 << 20,
-        })
+        SessionCache::new(
+            crate::cache::Limits {
+                max_entries: 16,
+                max_bytes: 1 << 20,
+            },
+            [1; 16],
+        )
     }
 
     #[wasm_bindgen_test(unsupported = test)]

@@ -7,7 +7,7 @@ use wasm_bindgen_test::wasm_bindgen_test;
 
 /// Each call with a cold session cache: most tests are about one request.
 fn begin(ctx: &Context, entropy: &mut dyn Entropy) -> Step {
-    let mut sessions = SessionCache::new(ctx.config.session_cache);
+    let mut sessions = SessionCache::new(ctx.config.session_cache, [1; 16]);
     super::begin(ctx, &mut sessions, entropy)
 }
 
