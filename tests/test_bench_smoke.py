@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parent / "bench" / "bench.py"
-SETUP_TITLES = ["no auth filter"] + [
+SETUP_TITLES = ["no auth filter", "no-op Wasm filter (reference)"] + [
     f"{kind} {alg}"
     for alg in ("ES256", "RS256")
     for kind in (

@@ -37,7 +37,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 TESTS_DIR = BENCH_DIR.parent
 sys.path[:0] = [str(TESTS_DIR), str(BENCH_DIR)]
 
-from bench_envoy import BenchEnvoy, native_jwt_authn, our_filter  # noqa: E402
+from bench_envoy import BenchEnvoy, native_jwt_authn, noop_wasm_filter, our_filter  # noqa: E402
 from credentials import FixedValue, FreshTokens, bearer, bench_token, mint_workers  # noqa: E402
 from credentials import session_client, session_cookie_by_login  # noqa: E402
 from harness import tokens  # noqa: E402
@@ -52,18 +52,24 @@ REPO_ROOT = TESTS_DIR.parent
 DEFAULT_WASM = REPO_ROOT / "dist" / "oidc_filter.wasm"
 DEFAULT_OUTPUT = BENCH_DIR / "results.md"
 
+NOOP_WAT = BENCH_DIR / "noop.wat"
+WASM_AS = next(iter(sorted(REPO_ROOT.glob(".tools/binaryen-*/node_modules/.bin/wasm-as"))), None)
+
 ISSUER = "https://bench.example.test"
 AUDIENCE = "bench-api"
 ALGS = ("ES256", "RS256")
-KINDS = ("no-auth", "native-uncached", "native-cached", "ours-hot", "ours-cold", "ours-session")
+KINDS = ("no-auth", "noop-wasm", "native-uncached", "native-cached", "ours-hot", "ours-cold", "ours-session")
 KIND_TITLES = {
     "no-auth": "no auth filter",
+    "noop-wasm": "no-op Wasm filter (reference)",
     "native-uncached": "native jwt_authn, no cache",
     "native-cached": "native jwt_authn + jwt_cache_config",
     "ours-hot": "ours, hot (same token)",
     "ours-cold": "ours, cold (new token each request)",
     "ours-session": "ours, session cookie",
 }
+# Setups without a credential check (they still receive the same headers).
+UNAUTHENTICATED = ("no-auth", "noop-wasm")
 # Envoy shows the filter's own stats as wasmcustom.oidc_filter.<name>.
 VM_MEMORY_STAT = r"oidc_filter.*vm_memory_bytes$"
 CACHE_GAUGES = r"oidc_filter.*cache\.(entries|bytes)$"
@@ -105,7 +111,8 @@ class Setup:
 
 
 def all_setups() -> list[Setup]:
-    return [Setup("no-auth", None)] + [Setup(kind, alg) for alg in ALGS for kind in KINDS[1:]]
+    plain = [Setup(kind, None) for kind in UNAUTHENTICATED]
+    return plain + [Setup(kind, alg) for alg in ALGS for kind in KINDS if kind not in UNAUTHENTICATED]
 
 
 def distinct_free_ports(names: list[str]) -> dict[str, int]:
@@ -159,6 +166,15 @@ def cpu_split() -> tuple[str | None, str | None]:
     return str(cpus[0]), str(cpus[1])
 
 
+def assemble_noop(work: Path) -> Path:
+    """noop.wat as a module, with the wasm-as that `make build` installed."""
+    if WASM_AS is None:
+        raise SystemExit("Binaryen's wasm-as is missing: run `make build` first")
+    module = work / "noop.wasm"
+    subprocess.run([str(WASM_AS), str(NOOP_WAT), "-o", str(module)], check=True)
+    return module
+
+
 # ----- the world: keys, IdP, plugin configurations, header values -----
 class World:
     """Everything that lives across rounds: keys, the IdP, listener ports,
@@ -177,6 +193,7 @@ class World:
             alg: FreshTokens(work / f"cold-{alg}.txt", self.keys[alg], ISSUER, AUDIENCE, mint_workers()) for alg in ALGS
         }
         self.sessions: dict[str, FixedValue] = {}
+        self.noop_wasm = assemble_noop(work)
 
     def url(self, setup: Setup) -> str:
         return f"http://127.0.0.1:{self.ports[setup.listener]}"
@@ -206,6 +223,8 @@ class World:
     def auth_filters(self, setup: Setup) -> list[dict]:
         if setup.kind == "no-auth":
             return []
+        if setup.kind == "noop-wasm":
+            return [noop_wasm_filter(self.noop_wasm)]
         if setup.kind.startswith("native-"):
             jwks = tokens.jwks_of(self.keys[setup.alg])
             return [native_jwt_authn(ISSUER, AUDIENCE, jwks, cache=setup.kind == "native-cached")]
@@ -289,7 +308,7 @@ def check_setups_authenticate(world: World) -> None:
     must refuse a forged token (or a missing session) with 401 and accept the
     bench's credential, before anything is measured."""
     for setup in all_setups():
-        if setup.kind == "no-auth":
+        if setup.kind in UNAUTHENTICATED:
             continue
         header = world.header_for(setup)
         good = world.fixed_values(setup).path.read_text().strip()

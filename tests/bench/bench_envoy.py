@@ -72,6 +72,25 @@ def our_filter(wasm_path: Path, plugin_config: dict) -> dict:
     return wasm_filter(wasm_path, plugin_config)
 
 
+def noop_wasm_filter(wasm_path: Path) -> dict:
+    """The reference no-op module (noop.wat) in a VM of its own."""
+    return {
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": "noop",
+                "root_id": "noop",
+                "vm_config": {
+                    "vm_id": "noop",
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": str(wasm_path)}},
+                },
+            },
+        },
+    }
+
+
 def listener(name: str, port: int, auth_filters: list[dict]) -> dict:
     hcm = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",

@@ -172,11 +172,27 @@ def warnings(summary: Summary) -> list[str]:
     return found
 
 
+def reference_lines(summary: Summary) -> list[str]:
+    """How close any Wasm filter can get: the no-op module against no auth, and
+    our hot and session paths against the no-op module."""
+    noop, no_auth = summary.find("noop-wasm"), summary.find("no-auth")
+    if noop is None:
+        return []
+    lines = [f"- reference: a no-op Wasm filter reaches {_format_ratio(ratio(noop, no_auth))} of no auth"]
+    for kind, label in (("ours-hot", "hot"), ("ours-session", "session")):
+        for alg in sorted({s.alg for s in summary.setups if s.alg}):
+            ours = summary.find(kind, alg)
+            if ours:
+                lines.append(f"- reference: {label} {alg} = {_format_ratio(ratio(ours, noop))} of the no-op Wasm filter")
+    return lines
+
+
 def markdown(summary: Summary) -> str:
     parts = ["# Benchmark: oidc_filter vs Envoy's native jwt_authn", ""]
     parts += table(summary)
     parts += ["", "## Goals", ""]
     parts += [goal.line() for goal in goals(summary)]
+    parts += reference_lines(summary)
     parts += memory_lines(summary.memory)
     kib = summary.module_bytes / 1024
     parts += [f"- Release module `{summary.module_path}`: {summary.module_bytes:,} bytes ({kib:.0f} KiB)"]
