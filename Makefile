@@ -94,9 +94,10 @@ bench: build venv idp wrk ## Benchmark vs Envoy's native jwt_authn (one worker, 
 run: build venv idp ## Local demo: IdP, app and Envoy on loopback; open the printed URL, Ctrl-C stops
 	$(PY) envoy-local/demo.py
 
-bench-crypto: toolchain ## Signature verification time per algorithm under V8 (Node's WASI)
-	cargo build --release --locked --target $(WASM_TARGET) -p oidc-filter --example verify_speed
+bench-crypto: toolchain ## Signature verification and the core's hot/cold decision per request, under V8 (Node's WASI)
+	cargo build --release --locked --target $(WASM_TARGET) -p oidc-filter --example verify_speed --example hot_path
 	node --no-warnings scripts/run-wasi.mjs target/$(WASM_TARGET)/release/examples/verify_speed.wasm
+	node --no-warnings scripts/run-wasi.mjs target/$(WASM_TARGET)/release/examples/hot_path.wasm
 
 fmt: ## Format the code
 	cargo fmt --all
