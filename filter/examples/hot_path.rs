@@ -4,7 +4,7 @@
 //! Built for wasm32-wasip1 and run under Node's V8 (`make bench-crypto` runs it
 //! after `verify_speed`), it splits `make bench`'s hot-path gap to the no-op Wasm
 //! filter into the filter's own work and the host calls around it.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use jwt_simple::prelude::*;
 use oidc_filter::authenticator::{KeyLookup, Keys};
