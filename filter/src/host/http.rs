@@ -269,9 +269,15 @@ fn read_request_headers() -> Headers {
     Headers::new(
         pairs
             .into_iter()
-            .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+            .map(|(name, value)| (name, utf8_or_lossy(value)))
             .collect(),
     )
+}
+
+/// Header values are nearly always UTF-8: keep the host's buffer then.
+fn utf8_or_lossy(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes)
+        .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
 }
 
 /// The `:status` of a dispatch reply (effective context: the one that dispatched).
