@@ -4,8 +4,8 @@
 //! Entries are keyed by a 128-bit keyed hash of the whole credential (SipHash-2-4-128
 //! under a secret key drawn per VM), so no token or cookie is kept, and a different
 //! credential with the same key would take a 2^128 search by someone who cannot even
-//! see the keys. It replaced SHA-256, which cost ~6 µs per 1 KB token under V8: a
-//! quarter of a cached request. Only credentials
+//! see the keys. It replaced SHA-256, which cost ~6 µs per KB of token under V8 (7%
+//! of the hot path's throughput, 12% of the session path's). Only credentials
 //! that passed every check are inserted: an attacker cannot fill the cache (and
 //! evict good entries) without valid tokens or sessions. Eviction is CLOCK
 //! (second chance): entries used since the last sweep survive it, so a flood of
