@@ -59,15 +59,10 @@ impl HttpUrl {
             Some((path, query)) => (path, Some(query)),
             None => (rest, None),
         };
-        if let Some(bad) = path
-            .chars()
-            .chain(query.unwrap_or("").chars())
-            .find(|&c| !is_url_char(c))
-        {
-            return Err(format!(
-                "has a character that must be percent-encoded (U+{:04X})",
-                u32::from(bad)
-            ));
+        check_text(path, is_path_char)?;
+        check_text(query.unwrap_or(""), is_query_char)?;
+        if path.split('/').any(is_dot_segment) {
+            return Err("has `.` or `..` path segments".into());
         }
         Ok(HttpUrl {
             scheme,
@@ -186,24 +181,10 @@ fn parse_authority(authority: &str) -> Result<(String, Option<u16>), String> {
         return Err("must not carry user info (`user@`)".into());
     }
     let (host, port) = split_port(authority)?;
-    let valid_host = match host.strip_prefix('[') {
-        Some(address) => {
-            address.contains(':')
-                && address
-                    .trim_end_matches(']')
-                    .chars()
-                    .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
-        }
-        None => {
-            !host.is_empty()
-                && host
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
-        }
+    let host = match host.strip_prefix('[') {
+        Some(bracketed) => ipv6_host(bracketed.trim_end_matches(']'))?,
+        None => name_or_ipv4(&host)?,
     };
-    if !valid_host {
-        return Err(format!("has an invalid host `{host}`"));
-    }
     let port = match port {
         None | Some("") => None,
         Some(digits) => Some(
@@ -214,7 +195,71 @@ fn parse_authority(authority: &str) -> Result<(String, Option<u16>), String> {
                 .ok_or_else(|| format!("has an invalid port `{digits}`"))?,
         ),
     };
-    Ok((host.to_ascii_lowercase(), port))
+    Ok((host, port))
+}
+
+/// A bracketed IPv6 host in its canonical form (RFC 5952, as browsers print it).
+fn ipv6_host(address: &str) -> Result<String, String> {
+    match address.parse::<std::net::Ipv6Addr>() {
+        // Printed with a dotted IPv4 tail, which browsers do not use.
+        Ok(parsed) if parsed.to_ipv4_mapped().is_some() => Err(format!(
+            "has an IPv4-mapped IPv6 host `[{address}]`: write the IPv4 address"
+        )),
+        Ok(parsed) => Ok(format!("[{parsed}]")),
+        Err(_) => Err(format!("has an invalid IPv6 host `[{address}]`")),
+    }
+}
+
+/// A host name, lowercased, or an IPv4 address in dotted-decimal. Browsers read a
+/// host whose last label is a number as IPv4 in any of its old forms (`127.1`,
+/// `0x7f.0.0.1`, `2130706433`); only the plain form is accepted, so the filter and
+/// a browser always mean the same address.
+fn name_or_ipv4(host: &str) -> Result<String, String> {
+    let valid = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+    if !valid {
+        return Err(format!("has an invalid host `{host}`"));
+    }
+    let last_label = host.strip_suffix('.').unwrap_or(host).rsplit('.').next();
+    let numeric = last_label.is_some_and(|label| {
+        let hex = label
+            .strip_prefix("0x")
+            .or_else(|| label.strip_prefix("0X"));
+        match hex {
+            Some(digits) => digits.bytes().all(|b| b.is_ascii_hexdigit()),
+            None => !label.is_empty() && label.bytes().all(|b| b.is_ascii_digit()),
+        }
+    });
+    if numeric {
+        let canonical = host
+            .parse::<std::net::Ipv4Addr>()
+            .ok()
+            .filter(|address| address.to_string() == host);
+        if canonical.is_none() {
+            return Err(format!(
+                "has a host `{host}` that is not a dotted-decimal IPv4 address"
+            ));
+        }
+    }
+    Ok(host.to_ascii_lowercase())
+}
+
+fn check_text(text: &str, allowed: fn(char) -> bool) -> Result<(), String> {
+    match text.chars().find(|&c| !allowed(c)) {
+        Some(bad) => Err(format!(
+            "has a character that must be percent-encoded (U+{:04X})",
+            u32::from(bad)
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `.` and `..`, also percent-encoded: browsers resolve them, this filter refuses them.
+fn is_dot_segment(segment: &str) -> bool {
+    let lower = segment.to_ascii_lowercase();
+    matches!(lower.replace("%2e", ".").as_str(), "." | "..")
 }
 
 /// Splits `host[:port]`; a bracketed IPv6 host holds colons of its own.
@@ -238,11 +283,15 @@ fn split_port(authority: &str) -> Result<(String, Option<&str>), String> {
     }
 }
 
-/// Visible ASCII that needs no percent-encoding in a path or query.
-fn is_url_char(c: char) -> bool {
+/// Visible ASCII that browsers leave as is in a path (they turn `\\` into `/`).
+fn is_path_char(c: char) -> bool {
     c.is_ascii_graphic() && !matches!(c, '"' | '<' | '>' | '`' | '{' | '}' | '\\' | '#')
 }
 
+/// As [`is_path_char`]; browsers also percent-encode `'` in an http(s) query.
+fn is_query_char(c: char) -> bool {
+    is_path_char(c) && c != '\''
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,6 +317,9 @@ mod tests {
         let root = url("http://127.0.0.1:80");
         assert_eq!((root.port(), root.port_or_default()), (None, 80));
         assert_eq!(root.to_string(), "http://127.0.0.1/");
+        assert_eq!(url("http://[0:0:0:0:0:0:0:1]/").host(), "[::1]");
+        assert_eq!(url("http://[2001:DB8::A]/").host(), "[2001:db8::a]");
+        assert_eq!(url("https://idp.test/a'b").path(), "/a'b");
         let v6 = url("http://[::1]:9000/jwks");
         assert_eq!((v6.host(), v6.port()), ("[::1]", Some(9000)));
         assert_eq!(url("https://h.test:/x").port(), None);
@@ -300,6 +352,15 @@ mod tests {
             "https://x%C8%AE.test/jwks",
             "https://caf\u{e9}.test/",
             "https://idp.test/caf\u{e9}",
+            "https://idp.test/?it's",
+            "https://idp.test/a/../jwks",
+            "https://idp.test/a/%2E/jwks",
+            "http://127.1/",
+            "http://0x7f.0.0.1/",
+            "http://2130706433/",
+            "http://1.2.3.04/",
+            "http://[::ffff:1.2.3.4]/",
+            "http://10.0.0.1./",
         ] {
             assert!(HttpUrl::parse(text).is_err(), "{text}");
         }
