@@ -199,15 +199,77 @@ fn parse_authority(authority: &str) -> Result<(String, Option<u16>), String> {
 }
 
 /// A bracketed IPv6 host in its canonical form (RFC 5952, as browsers print it).
+/// An embedded dotted IPv4 tail (`::ffff:1.2.3.4`) is refused: write it in hex.
 fn ipv6_host(address: &str) -> Result<String, String> {
-    match address.parse::<std::net::Ipv6Addr>() {
-        // Printed with a dotted IPv4 tail, which browsers do not use.
-        Ok(parsed) if parsed.to_ipv4_mapped().is_some() => Err(format!(
-            "has an IPv4-mapped IPv6 host `[{address}]`: write the IPv4 address"
-        )),
-        Ok(parsed) => Ok(format!("[{parsed}]")),
-        Err(_) => Err(format!("has an invalid IPv6 host `[{address}]`")),
+    let invalid = || format!("has an invalid IPv6 host `[{address}]`");
+    let pieces = ipv6_pieces(address).ok_or_else(invalid)?;
+    Ok(format!("[{}]", ipv6_text(&pieces)))
+}
+
+/// The eight 16-bit pieces of an IPv6 address written with hex pieces and at most
+/// one `::`.
+fn ipv6_pieces(address: &str) -> Option<[u16; 8]> {
+    let parse = |part: &str| -> Option<Vec<u16>> {
+        if part.is_empty() {
+            return Some(Vec::new());
+        }
+        part.split(':')
+            .map(|piece| {
+                let valid =
+                    (1..=4).contains(&piece.len()) && piece.bytes().all(|b| b.is_ascii_hexdigit());
+                valid.then(|| u16::from_str_radix(piece, 16).ok())?
+            })
+            .collect()
+    };
+    let (head, tail) = match address.split_once("::") {
+        Some((head, tail)) => (parse(head)?, Some(parse(tail)?)),
+        None => (parse(address)?, None),
+    };
+    let mut pieces = [0u16; 8];
+    match tail {
+        None if head.len() == 8 => pieces.copy_from_slice(&head),
+        Some(tail) if head.len() + tail.len() < 8 => {
+            for (slot, piece) in pieces.iter_mut().zip(&head) {
+                *slot = *piece;
+            }
+            for (slot, piece) in pieces.iter_mut().rev().zip(tail.iter().rev()) {
+                *slot = *piece;
+            }
+        }
+        _ => return None,
     }
+    Some(pieces)
+}
+
+/// RFC 5952: lowercase hex without leading zeros, the first longest run of two or
+/// more zero pieces as `::`.
+fn ipv6_text(pieces: &[u16; 8]) -> String {
+    let mut best = (0, 0); // (start, length)
+    let mut run = (0, 0);
+    for (index, &piece) in pieces.iter().enumerate() {
+        if piece == 0 {
+            run = if run.1 == 0 {
+                (index, 1)
+            } else {
+                (run.0, run.1 + 1)
+            };
+            if run.1 > best.1 {
+                best = run;
+            }
+        } else {
+            run = (0, 0);
+        }
+    }
+    let hex = |range: &[u16]| -> String {
+        let texts: Vec<String> = range.iter().map(|piece| format!("{piece:x}")).collect();
+        texts.join(":")
+    };
+    if best.1 < 2 {
+        return hex(pieces);
+    }
+    let (before, rest) = pieces.split_at(best.0.min(8));
+    let after = rest.get(best.1..).unwrap_or_default();
+    format!("{}::{}", hex(before), hex(after))
 }
 
 /// A host name, lowercased, or an IPv4 address in dotted-decimal. Browsers read a
@@ -233,11 +295,15 @@ fn name_or_ipv4(host: &str) -> Result<String, String> {
         }
     });
     if numeric {
-        let canonical = host
-            .parse::<std::net::Ipv4Addr>()
-            .ok()
-            .filter(|address| address.to_string() == host);
-        if canonical.is_none() {
+        let parts: Vec<&str> = host.split('.').collect();
+        let canonical = parts.len() == 4
+            && parts.iter().all(|part| {
+                let digits =
+                    !part.is_empty() && part.len() <= 3 && part.bytes().all(|b| b.is_ascii_digit());
+                let no_leading_zero = *part == "0" || !part.starts_with('0');
+                digits && no_leading_zero && part.parse::<u8>().is_ok()
+            });
+        if !canonical {
             return Err(format!(
                 "has a host `{host}` that is not a dotted-decimal IPv4 address"
             ));
@@ -319,6 +385,11 @@ mod tests {
         assert_eq!(root.to_string(), "http://127.0.0.1/");
         assert_eq!(url("http://[0:0:0:0:0:0:0:1]/").host(), "[::1]");
         assert_eq!(url("http://[2001:DB8::A]/").host(), "[2001:db8::a]");
+        assert_eq!(url("http://[1:0:0:2:0:0:0:3]/").host(), "[1:0:0:2::3]");
+        assert_eq!(url("http://[1:0:2:0:3:0:4:0]/").host(), "[1:0:2:0:3:0:4:0]");
+        assert_eq!(url("http://[::]/").host(), "[::]");
+        assert_eq!(url("http://[::ffff:102:304]/").host(), "[::ffff:102:304]");
+        assert_eq!(url("http://[1:2:3:4:5:6:7:8]/").host(), "[1:2:3:4:5:6:7:8]");
         assert_eq!(url("https://idp.test/a'b").path(), "/a'b");
         let v6 = url("http://[::1]:9000/jwks");
         assert_eq!((v6.host(), v6.port()), ("[::1]", Some(9000)));
@@ -360,6 +431,10 @@ mod tests {
             "http://2130706433/",
             "http://1.2.3.04/",
             "http://[::ffff:1.2.3.4]/",
+            "http://[1:2:3:4:5:6:7:8:9]/",
+            "http://[1::2::3]/",
+            "http://[12345::1]/",
+            "http://[1:2:3:4:5:6:7::8]/",
             "http://10.0.0.1./",
         ] {
             assert!(HttpUrl::parse(text).is_err(), "{text}");
