@@ -182,12 +182,7 @@ mod tests {
     use super::*;
     use wasm_bindgen_test::wasm_bindgen_test;
 
-    fn hex(text: &str) -> Vec<u8> {
-        (0..text.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::crypto::hex;
 
     /// RFC 8032 7.1 TEST 1024: a 1023-byte message.
     const TEST_1024_MESSAGE: [&str; 32] = [
