@@ -248,6 +248,7 @@ fn wrong_type(path: &str, found: &Value, expected: &str) -> ConfigError {
 mod tests {
     use super::*;
     use serde_json::json;
+    use wasm_bindgen_test::wasm_bindgen_test;
 
     fn fields(value: Value) -> Fields {
         Fields::new("top".into(), value)
@@ -257,7 +258,7 @@ mod tests {
         f.required_string("name")
     }
 
-    #[test]
+    #[wasm_bindgen_test(unsupported = test)]
     fn reads_each_kind_and_treats_null_as_absent() {
         let mut f =
             fields(json!({"s": "x", "b": true, "n": 7, "l": ["a"], "m": {"k": "v"}, "z": null}));
@@ -271,7 +272,7 @@ mod tests {
         f.finish().unwrap();
     }
 
-    #[test]
+    #[wasm_bindgen_test(unsupported = test)]
     fn wrong_types_name_the_field_and_the_item() {
         type Case = (Value, fn(&mut Fields), &'static str, &'static str);
         let cases: [Case; 4] = [
@@ -316,7 +317,7 @@ mod tests {
         }
     }
 
-    #[test]
+    #[wasm_bindgen_test(unsupported = test)]
     fn a_misspelt_field_is_reported_before_the_missing_one() {
         let mut f = fields(json!({"nam": "x"}));
         assert_eq!(f.required_string("name"), "");
@@ -330,7 +331,7 @@ mod tests {
         );
     }
 
-    #[test]
+    #[wasm_bindgen_test(unsupported = test)]
     fn leftover_fields_are_unknown() {
         let e = Fields::new(String::new(), json!({"jwtRule": []}))
             .read(|f| f.strings("jwtRules"))
