@@ -10,6 +10,7 @@ use jwt_simple::prelude::*;
 use oidc_filter::authenticator::{KeyLookup, Keys};
 use oidc_filter::config::Config;
 use oidc_filter::oidc::flow::Entropy;
+use oidc_filter::peer::Peer;
 use oidc_filter::pipeline::{decide, Inputs, Verdict, VmState};
 use oidc_filter::request::Headers;
 use oidc_filter::session::seal::CookieKeys;
@@ -112,6 +113,7 @@ fn decide_time(alg: &str, cached: bool) -> (f64, usize) {
             keys: &NoRemote,
             provider: None,
             cookie_keys: &cookie_keys,
+            peer: &Peer::default(),
             now_ms,
         };
         let verdict = decide(&inputs, &mut vm, &mut NoEntropy);

@@ -60,9 +60,11 @@ const TOKEN_WITHOUT_EXPIRY_TTL_SECONDS: u64 = 300;
 
 #[derive(Debug)]
 pub enum Decision {
+    /// `identity` is the first valid token in configuration order: the one the
+    /// policies judge and whose claims go upstream.
     Allow {
         edits: Edits,
-        verified: Vec<Verified>,
+        identity: Verified,
     },
     Deny(Denial),
     Wait(Vec<KeyWait>),
@@ -126,9 +128,39 @@ pub fn authenticate_found(
         waits.dedup();
         return Decision::Wait(waits);
     }
+    if let Some(detail) = several_principals(&valid) {
+        return Decision::Deny(response::deny(
+            AuthError::VerificationFails,
+            detail,
+            headers,
+        ));
+    }
     let edits = upstream_edits(config, headers, &valid);
-    let verified = valid.into_iter().map(|(_, verified, _)| verified).collect();
-    Decision::Allow { edits, verified }
+    match valid.into_iter().next() {
+        Some((_, identity, _)) => Decision::Allow { edits, identity },
+        None => Decision::Deny(response::deny(
+            AuthError::Missing,
+            "no token in any configured location",
+            headers,
+        )),
+    }
+}
+
+/// One request, one identity: valid tokens of different principals (`iss` and
+/// `sub`) are refused rather than judged as one and forwarded as another.
+fn several_principals(valid: &[(&Found, Verified, Rc<str>)]) -> Option<String> {
+    let principal = |verified: &Verified| {
+        (
+            verified.claims.get("iss").cloned(),
+            verified.claims.get("sub").cloned(),
+        )
+    };
+    let (_, first, _) = valid.first()?;
+    let first = principal(first);
+    valid
+        .iter()
+        .any(|(_, other, _)| principal(other) != first)
+        .then(|| "tokens of different principals in one request".to_string())
 }
 
 /// A token seen before with the same key set skips parsing and its signature
@@ -319,7 +351,7 @@ fn rule_for<'c>(
 }
 
 /// Client-sent copies of our output headers go first; then each verified token is
-/// removed (unless forwarded) and its configured headers are set.
+/// removed (unless forwarded), and the identity's (first) token sets its headers.
 fn upstream_edits(
     config: &Config,
     headers: &Headers,
@@ -329,7 +361,7 @@ fn upstream_edits(
     for name in &config.output_headers {
         edits.remove(name);
     }
-    for (found, verified, payload_segment) in valid {
+    for (index, (found, verified, payload_segment)) in valid.iter().enumerate() {
         let Some(rule) = config.rules.get(verified.rule) else {
             continue;
         };
@@ -337,6 +369,9 @@ fn upstream_edits(
             if let Some(location) = config.locations.get(found.location) {
                 extractor::remove_from(location, headers, &mut edits);
             }
+        }
+        if index > 0 {
+            continue;
         }
         if let Some(header) = &rule.output_payload_to_header {
             edits.set(header, payload_segment.to_string());

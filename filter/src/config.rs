@@ -13,6 +13,7 @@ use crate::cache::Limits;
 use crate::duration;
 use crate::http_url::HttpUrl;
 use crate::jwks::{self, KeySet};
+use crate::peer::PeerNeeds;
 pub(crate) use fields::Fields;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -148,6 +149,14 @@ pub struct Config {
     pub policies: Vec<Policy>,
     /// Paths that skip authentication and authorization.
     pub public_paths: Vec<Pattern>,
+    /// `allowMissing`: a request with no credential is anonymous and goes to the
+    /// policies (Istio's semantics) instead of getting `401 Jwt is missing`.
+    pub allow_missing: bool,
+    /// `bypassCorsPreflight` (default on, as Istio sets it): CORS preflights skip
+    /// authentication and authorization.
+    pub bypass_cors_preflight: bool,
+    /// What of the downstream peer the policies read; the host reads only that.
+    pub peer_needs: PeerNeeds,
     /// Every rule's `spaceDelimitedClaims`, for authorization.
     pub space_delimited_claims: Vec<String>,
     pub token_cache: Limits,
@@ -162,6 +171,8 @@ struct RawConfig {
     oidc: Option<oidc::RawOidc>,
     authorization_policies: Vec<RawPolicy>,
     public_paths: Vec<String>,
+    allow_missing: bool,
+    bypass_cors_preflight: bool,
     clusters: BTreeMap<String, String>,
     clock_skew_seconds: Option<u64>,
     jwks_cache_duration: Option<String>,
@@ -213,6 +224,8 @@ impl RawConfig {
             oidc: f.object("oidc", oidc::RawOidc::read),
             authorization_policies: f.objects("authorizationPolicies", RawPolicy::read),
             public_paths: f.strings("publicPaths"),
+            allow_missing: f.bool("allowMissing").unwrap_or(false),
+            bypass_cors_preflight: f.bool("bypassCorsPreflight").unwrap_or(true),
             clusters: f.string_map("clusters"),
             clock_skew_seconds: f.unsigned("clockSkewSeconds"),
             jwks_cache_duration: f.string("jwksCacheDuration"),
@@ -321,6 +334,14 @@ impl Config {
         )?;
         config.policies = compile_policies(take(&mut raw.authorization_policies))?;
         config.public_paths = compile_public_paths(&raw.public_paths)?;
+        config.allow_missing = raw.allow_missing;
+        config.bypass_cors_preflight = raw.bypass_cors_preflight;
+        config.peer_needs = config
+            .policies
+            .iter()
+            .fold(PeerNeeds::default(), |needs, policy| {
+                needs.union(policy.peer_needs())
+            });
         config.token_cache = cache_limits(
             "verifiedTokenCache",
             raw.verified_token_cache.as_ref(),

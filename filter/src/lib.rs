@@ -47,6 +47,7 @@ pub mod key_cache;
 pub mod metrics;
 pub mod oidc;
 pub mod path;
+pub mod peer;
 pub mod pipeline;
 pub mod request;
 pub mod response;

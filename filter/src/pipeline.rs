@@ -15,8 +15,9 @@ use crate::oidc::id_token;
 use crate::oidc::login::PendingLogin;
 use crate::oidc::provider::Provider;
 use crate::path;
-use crate::request::{Edits, Headers};
-use crate::response::Denial;
+use crate::peer::Peer;
+use crate::request::{Edits, Forwarded, Headers};
+use crate::response::{self, AuthError, Denial};
 use crate::session::seal::CookieKeys;
 use crate::session::{Session, SessionCache};
 use serde_json::{Map, Value};
@@ -79,6 +80,8 @@ pub struct Inputs<'a> {
     /// The OIDC issuer's endpoints, once discovered.
     pub provider: Option<&'a Provider>,
     pub cookie_keys: &'a CookieKeys,
+    /// The downstream peer, as far as the policies read it (`Config::peer_needs`).
+    pub peer: &'a Peer,
     pub now_ms: u64,
 }
 
@@ -100,23 +103,23 @@ pub fn decide(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> V
     let Inputs {
         config, headers, ..
     } = inputs;
+    if config.bypass_cors_preflight && is_cors_preflight(headers) {
+        vm.counters.add(Counter::AllowedPreflight);
+        return unauthenticated_allow(config);
+    }
     if is_public(config, headers) {
         vm.counters.add(Counter::AllowedPublic);
-        let mut edits = Edits::default();
-        for name in &config.output_headers {
-            edits.remove(name);
-        }
-        return Verdict::Allow {
-            edits,
-            response_cookies: Vec::new(),
-        };
+        return unauthenticated_allow(config);
     }
     let found = extractor::find_tokens(config, headers);
     if let Some(context) = inputs.flow_context(!found.is_empty()) {
         match flow::begin(&context, &mut vm.sessions, entropy) {
             Step::Bearer => {}
+            Step::Anonymous => return anonymous(inputs, vm, entropy),
             step => return from_login_step(inputs, step, &mut vm.counters),
         }
+    } else if found.is_empty() && config.allow_missing {
+        return anonymous(inputs, vm, entropy);
     }
     match authenticator::authenticate_found(
         config,
@@ -126,13 +129,8 @@ pub fn decide(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> V
         &mut vm.tokens,
         inputs.now_ms / 1000,
     ) {
-        Decision::Allow { edits, verified } => {
-            let claims = verified.first().map(|v| v.claims.as_ref());
-            let allow = Verdict::Allow {
-                edits,
-                response_cookies: Vec::new(),
-            };
-            let verdict = authorized(config, claims, headers, allow);
+        Decision::Allow { edits, identity } => {
+            let verdict = authorized(inputs, Some(&identity.claims), edits, Vec::new());
             vm.counters
                 .add(allowed_or_forbidden(&verdict, Counter::AllowedToken));
             verdict
@@ -143,6 +141,56 @@ pub fn decide(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> V
         }
         Decision::Wait(waits) => Verdict::Wait(waits),
     }
+}
+
+/// Envoy's `jwt_authn` test for a CORS preflight: `OPTIONS` with a non-empty
+/// `Origin` and `Access-Control-Request-Method`.
+fn is_cors_preflight(headers: &Headers) -> bool {
+    let present = |name| headers.get(name).is_some_and(|value| !value.is_empty());
+    headers.get(":method") == Some("OPTIONS")
+        && present("origin")
+        && present("access-control-request-method")
+}
+
+/// Forwarded without an identity: only client copies of identity headers go.
+fn unauthenticated_allow(config: &Config) -> Verdict {
+    Verdict::Allow {
+        edits: identity_headers_removed(config),
+        response_cookies: Vec::new(),
+    }
+}
+
+fn identity_headers_removed(config: &Config) -> Edits {
+    let mut edits = Edits::default();
+    for name in &config.output_headers {
+        edits.remove(name);
+    }
+    edits
+}
+
+/// No credential at all, with `allowMissing`: the policies judge the request with
+/// no identity. If they deny it, an identity is what is missing: a login for a
+/// browser, `401 Jwt is missing` for anyone else (Istio answers 403 here).
+fn anonymous(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> Verdict {
+    let edits = identity_headers_removed(inputs.config);
+    let no_claims = Map::new();
+    let Err(detail) = judge(inputs, &no_claims, &edits) else {
+        vm.counters.add(Counter::AllowedAnonymous);
+        return Verdict::Allow {
+            edits,
+            response_cookies: Vec::new(),
+        };
+    };
+    if let Some(context) = inputs.flow_context(false) {
+        let step = flow::login_or_401(&context, entropy);
+        return from_login_step(inputs, step, &mut vm.counters);
+    }
+    vm.counters.add(Counter::DeniedMissing);
+    Verdict::Deny(response::deny(
+        AuthError::Missing,
+        format!("anonymous request: {detail}"),
+        inputs.headers,
+    ))
 }
 
 /// Which counter an authorized verdict goes to.
@@ -160,11 +208,7 @@ fn from_login_step(inputs: &Inputs, step: Step, counters: &mut Counters) -> Verd
             session,
             response_cookies,
         } => {
-            let allow = Verdict::Allow {
-                edits,
-                response_cookies,
-            };
-            let verdict = authorized(inputs.config, Some(&session.claims), inputs.headers, allow);
+            let verdict = authorized(inputs, Some(&session.claims), edits, response_cookies);
             counters.add(allowed_or_forbidden(&verdict, Counter::AllowedSession));
             verdict
         }
@@ -195,6 +239,12 @@ fn from_login_step(inputs: &Inputs, step: Step, counters: &mut Counters) -> Verd
             request,
             pending: Pending::Refresh(session),
         },
+        // `decide` judges anonymous requests itself; fail closed if one gets here.
+        Step::Anonymous => Verdict::Deny(response::deny(
+            AuthError::Missing,
+            "no session and no token",
+            inputs.headers,
+        )),
         Step::NeedProvider | Step::Bearer => {
             let source = inputs.config.oidc.as_ref().map_or(0, |oidc| oidc.source);
             match inputs.keys.remote_keys(source) {
@@ -290,24 +340,38 @@ fn is_public(config: &Config, headers: &Headers) -> bool {
             .any(|pattern| pattern.matches(path))
 }
 
+/// The policies' verdict on an authenticated request; `edits` make the request
+/// the policies judge the one that is forwarded.
 fn authorized(
-    config: &Config,
+    inputs: &Inputs,
     claims: Option<&Map<String, Value>>,
-    headers: &Headers,
-    allow: Verdict,
+    edits: Edits,
+    response_cookies: Vec<String>,
 ) -> Verdict {
-    if config.policies.is_empty() {
-        return allow;
-    }
     let empty = Map::new();
-    let identity = Identity {
-        claims: claims.unwrap_or(&empty),
-        space_delimited: &config.space_delimited_claims,
-    };
-    match authz::authorize(&config.policies, &identity, headers) {
-        Ok(()) => allow,
+    match judge(inputs, claims.unwrap_or(&empty), &edits) {
+        Ok(()) => Verdict::Allow {
+            edits,
+            response_cookies,
+        },
         Err(detail) => Verdict::Forbidden { detail },
     }
+}
+
+fn judge(inputs: &Inputs, claims: &Map<String, Value>, edits: &Edits) -> Result<(), String> {
+    let config = inputs.config;
+    if config.policies.is_empty() {
+        return Ok(());
+    }
+    let identity = Identity {
+        claims,
+        space_delimited: &config.space_delimited_claims,
+    };
+    let request = Forwarded {
+        headers: inputs.headers,
+        edits,
+    };
+    authz::authorize(&config.policies, &identity, request, inputs.peer)
 }
 
 /// The 403 Istio users know.

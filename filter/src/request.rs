@@ -75,6 +75,44 @@ impl Edits {
     }
 }
 
+/// The request as it will be forwarded: the client's headers after the filter's
+/// edits. Authorization reads this view, so a condition on a header sees the value
+/// the upstream will get (a claim the filter wrote, not a client's copy of it).
+#[derive(Clone, Copy)]
+pub struct Forwarded<'a> {
+    pub headers: &'a Headers,
+    pub edits: &'a Edits,
+}
+
+impl<'a> Forwarded<'a> {
+    /// Every value of `name` (lowercase) after the edits: a header we set has our
+    /// one value; a header we removed has none.
+    pub fn get_all(&self, name: &str) -> Vec<&'a str> {
+        let edits: &'a Edits = self.edits;
+        if let Some((_, value)) = edits.set.iter().find(|(key, _)| key == name) {
+            return vec![value.as_str()];
+        }
+        if edits.remove.iter().any(|key| key == name) {
+            return Vec::new();
+        }
+        let headers: &'a Headers = self.headers;
+        headers
+            .pairs
+            .iter()
+            .filter(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+            .collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        self.get_all(name).into_iter().next()
+    }
+
+    pub fn path(&self) -> &'a str {
+        self.get(":path").unwrap_or("/")
+    }
+}
+
 /// Header values we write must not smuggle a second header or end the block.
 pub fn is_safe_header_value(value: &str) -> bool {
     value

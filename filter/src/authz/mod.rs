@@ -9,10 +9,12 @@ pub mod policy;
 
 use crate::claims;
 use crate::path;
-use crate::request::Headers;
+use crate::peer::{IpBlock, Peer};
+use crate::request::Forwarded;
 use pattern::Pattern;
-use policy::{Action, Condition, Key, Operation, Policy, Rule, Source};
+use policy::{Action, Condition, Key, Operation, Policy, Rule, Source, Test};
 use serde_json::{Map, Value};
+use std::net::IpAddr;
 
 /// The text Istio users see on an RBAC denial.
 pub const DENIED_BODY: &str = "RBAC: access denied";
@@ -20,7 +22,7 @@ pub const DENIED_BODY: &str = "RBAC: access denied";
 /// Claims Istio treats as space-delimited strings by default.
 const DEFAULT_SPACE_DELIMITED: [&str; 2] = ["scope", "permission"];
 
-/// Who the request is, as authentication established it.
+/// Who the request is, as authentication established it. No claims: anonymous.
 pub struct Identity<'a> {
     pub claims: &'a Map<String, Value>,
     /// Extra claims (beyond `scope` and `permission`) whose string value is a
@@ -28,16 +30,21 @@ pub struct Identity<'a> {
     pub space_delimited: &'a [String],
 }
 
-/// `Ok` when allowed; `Err` names what denied it, for the log.
+/// `Ok` when allowed; `Err` names what denied it, for the log. `request` is the
+/// request as it will be forwarded (after the filter's header edits).
 pub fn authorize(
     policies: &[Policy],
     identity: &Identity,
-    headers: &Headers,
+    request: Forwarded,
+    peer: &Peer,
 ) -> Result<(), String> {
-    let request = RequestView::new(identity, headers);
+    let request = RequestView::new(identity, request, peer);
     for (index, policy) in policies.iter().enumerate() {
         if policy.action == Action::Deny
-            && policy.rules.iter().any(|rule| request.matches_rule(rule))
+            && policy
+                .rules
+                .iter()
+                .any(|rule| request.matches_rule(rule, Action::Deny))
         {
             return Err(format!(
                 "DENY policy authorizationPolicies[{index}] matched"
@@ -51,7 +58,12 @@ pub fn authorize(
     if allows.peek().is_none() {
         return Ok(());
     }
-    if allows.any(|policy| policy.rules.iter().any(|rule| request.matches_rule(rule))) {
+    if allows.any(|policy| {
+        policy
+            .rules
+            .iter()
+            .any(|rule| request.matches_rule(rule, Action::Allow))
+    }) {
         Ok(())
     } else {
         Err("no ALLOW policy matched".into())
@@ -60,7 +72,8 @@ pub fn authorize(
 
 struct RequestView<'a> {
     identity: &'a Identity<'a>,
-    headers: &'a Headers,
+    request: Forwarded<'a>,
+    peer: &'a Peer,
     principal: Option<String>,
     /// Normalized, so `//admin` or `/x/../admin` cannot slip past `/admin*`.
     path: String,
@@ -69,7 +82,7 @@ struct RequestView<'a> {
 }
 
 impl<'a> RequestView<'a> {
-    fn new(identity: &'a Identity<'a>, headers: &'a Headers) -> Self {
+    fn new(identity: &'a Identity<'a>, request: Forwarded<'a>, peer: &'a Peer) -> Self {
         let text = |name: &str| identity.claims.get(name).and_then(Value::as_str);
         let principal = match (text("iss"), text("sub")) {
             (Some(iss), Some(sub)) => Some(format!("{iss}/{sub}")),
@@ -77,19 +90,27 @@ impl<'a> RequestView<'a> {
         };
         Self {
             identity,
-            headers,
+            request,
+            peer,
             principal,
-            path: path::normalized(headers.path()),
-            method: headers.get(":method").unwrap_or("GET"),
-            host: headers
+            path: path::normalized(request.path()),
+            method: request.get(":method").unwrap_or("GET"),
+            host: request
                 .get(":authority")
-                .or_else(|| headers.get("host"))
+                .or_else(|| request.get("host"))
                 .unwrap_or("")
                 .to_ascii_lowercase(),
         }
     }
 
-    fn matches_rule(&self, rule: &Rule) -> bool {
+    /// A rule that reads an address Envoy could not tell (see `peer::addresses`)
+    /// fails closed: it matches in a DENY policy and not in an ALLOW policy.
+    fn matches_rule(&self, rule: &Rule, action: Action) -> bool {
+        let unknown = (rule.reads.direct_ip && self.peer.direct_ip.is_none())
+            || (rule.reads.remote_ip && self.peer.remote_ip.is_none());
+        if unknown {
+            return action == Action::Deny;
+        }
         (rule.from.is_empty() || rule.from.iter().any(|source| self.matches_source(source)))
             && (rule.to.is_empty()
                 || rule
@@ -103,8 +124,21 @@ impl<'a> RequestView<'a> {
     }
 
     fn matches_source(&self, source: &Source) -> bool {
-        let principal: Vec<&str> = self.principal.as_deref().into_iter().collect();
-        included(&source.principals, &principal) && excluded(&source.not_principals, &principal)
+        let request_principal: Vec<&str> = self.principal.as_deref().into_iter().collect();
+        let peer_principal: Vec<&str> = self.peer.principal.as_deref().into_iter().collect();
+        let namespace: Vec<&str> = self.peer.namespace().into_iter().collect();
+        let direct_ip: Vec<IpAddr> = self.peer.direct_ip.into_iter().collect();
+        let remote_ip: Vec<IpAddr> = self.peer.remote_ip.into_iter().collect();
+        included(&source.request_principals, &request_principal)
+            && excluded(&source.not_request_principals, &request_principal)
+            && included(&source.principals, &peer_principal)
+            && excluded(&source.not_principals, &peer_principal)
+            && included(&source.namespaces, &namespace)
+            && excluded(&source.not_namespaces, &namespace)
+            && included(&source.ip_blocks, &direct_ip)
+            && excluded(&source.not_ip_blocks, &direct_ip)
+            && included(&source.remote_ip_blocks, &remote_ip)
+            && excluded(&source.not_remote_ip_blocks, &remote_ip)
     }
 
     fn matches_operation(&self, operation: &Operation) -> bool {
@@ -122,9 +156,21 @@ impl<'a> RequestView<'a> {
     }
 
     fn matches_condition(&self, condition: &Condition) -> bool {
-        let values = self.values_of(&condition.key);
-        let values: Vec<&str> = values.iter().map(String::as_str).collect();
-        included(&condition.values, &values) && excluded(&condition.not_values, &values)
+        match &condition.test {
+            Test::Ip { values, not_values } => {
+                let ip = match condition.key {
+                    Key::RemoteIp => self.peer.remote_ip,
+                    _ => self.peer.direct_ip,
+                };
+                let ips: Vec<IpAddr> = ip.into_iter().collect();
+                included(values, &ips) && excluded(not_values, &ips)
+            }
+            Test::Text { values, not_values } => {
+                let found = self.values_of(&condition.key);
+                let found: Vec<&str> = found.iter().map(String::as_str).collect();
+                included(values, &found) && excluded(not_values, &found)
+            }
+        }
     }
 
     fn values_of(&self, key: &Key) -> Vec<String> {
@@ -133,12 +179,25 @@ impl<'a> RequestView<'a> {
             Key::Principal => self.principal.clone().into_iter().collect(),
             Key::Audiences => claim_values(claims.get("aud"), false),
             Key::Presenter => claim_values(claims.get("azp"), false),
-            Key::Header(name) => self.headers.get_all(name).map(str::to_string).collect(),
+            Key::Header(name) => self
+                .request
+                .get_all(name)
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
             Key::Claim(path) => {
                 let split =
                     path.len() == 1 && path.first().is_some_and(|name| self.space_delimited(name));
                 claim_values(nested(claims, path), split)
             }
+            Key::SourcePrincipal => self.peer.principal.clone().into_iter().collect(),
+            Key::SourceNamespace => self
+                .peer
+                .namespace()
+                .map(str::to_string)
+                .into_iter()
+                .collect(),
+            Key::SourceIp | Key::RemoteIp => Vec::new(),
         }
     }
 
@@ -148,14 +207,36 @@ impl<'a> RequestView<'a> {
     }
 }
 
+/// A pattern of a policy field, matched against the request's values of it.
+trait Matcher<V: ?Sized> {
+    fn matches_value(&self, value: &V) -> bool;
+}
+
+impl Matcher<&str> for Pattern {
+    fn matches_value(&self, value: &&str) -> bool {
+        self.matches(value)
+    }
+}
+
+impl Matcher<IpAddr> for IpBlock {
+    fn matches_value(&self, value: &IpAddr) -> bool {
+        self.contains(value)
+    }
+}
+
 /// An empty list is "not set" and matches; otherwise some value must match.
-fn included(patterns: &[Pattern], values: &[&str]) -> bool {
-    patterns.is_empty() || patterns.iter().any(|p| values.iter().any(|v| p.matches(v)))
+fn included<V, M: Matcher<V>>(patterns: &[M], values: &[V]) -> bool {
+    patterns.is_empty()
+        || patterns
+            .iter()
+            .any(|p| values.iter().any(|v| p.matches_value(v)))
 }
 
 /// No value may match any of the `not` patterns (an absent value matches none).
-fn excluded(patterns: &[Pattern], values: &[&str]) -> bool {
-    !patterns.iter().any(|p| values.iter().any(|v| p.matches(v)))
+fn excluded<V, M: Matcher<V>>(patterns: &[M], values: &[V]) -> bool {
+    !patterns
+        .iter()
+        .any(|p| values.iter().any(|v| p.matches_value(v)))
 }
 
 fn nested<'a>(claims: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {

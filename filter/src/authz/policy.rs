@@ -3,6 +3,7 @@
 
 use super::pattern::Pattern;
 use crate::config::Fields;
+use crate::peer::{IpBlock, PeerNeeds};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -23,12 +24,24 @@ pub struct Rule {
     pub from: Vec<Source>,
     pub to: Vec<Operation>,
     pub when: Vec<Condition>,
+    /// What of the downstream peer this rule reads.
+    pub reads: PeerNeeds,
 }
 
+/// Istio's `from.source`: the end user (`requestPrincipals`) and the downstream
+/// peer (mTLS `principals`, `namespaces`, addresses).
 #[derive(Debug, Clone, Default)]
 pub struct Source {
+    pub request_principals: Vec<Pattern>,
+    pub not_request_principals: Vec<Pattern>,
     pub principals: Vec<Pattern>,
     pub not_principals: Vec<Pattern>,
+    pub namespaces: Vec<Pattern>,
+    pub not_namespaces: Vec<Pattern>,
+    pub ip_blocks: Vec<IpBlock>,
+    pub not_ip_blocks: Vec<IpBlock>,
+    pub remote_ip_blocks: Vec<IpBlock>,
+    pub not_remote_ip_blocks: Vec<IpBlock>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -52,13 +65,34 @@ pub enum Key {
     Claim(Vec<String>),
     /// `request.headers[name]`, name lowercased.
     Header(String),
+    /// `source.principal`: the peer's mTLS identity.
+    SourcePrincipal,
+    /// `source.namespace`: the namespace in the peer's mTLS identity.
+    SourceNamespace,
+    /// `source.ip`: the direct downstream peer's address.
+    SourceIp,
+    /// `remote.ip`: the client address Envoy computed (X-Forwarded-For).
+    RemoteIp,
 }
 
 #[derive(Debug, Clone)]
 pub struct Condition {
     pub key: Key,
-    pub values: Vec<Pattern>,
-    pub not_values: Vec<Pattern>,
+    pub test: Test,
+}
+
+/// What a condition's `values` / `notValues` are: strings, or IP blocks for the
+/// address keys.
+#[derive(Debug, Clone)]
+pub enum Test {
+    Text {
+        values: Vec<Pattern>,
+        not_values: Vec<Pattern>,
+    },
+    Ip {
+        values: Vec<IpBlock>,
+        not_values: Vec<IpBlock>,
+    },
 }
 
 pub(crate) struct RawPolicy {
@@ -79,6 +113,14 @@ struct RawFrom {
 struct RawSource {
     request_principals: Vec<String>,
     not_request_principals: Vec<String>,
+    principals: Vec<String>,
+    not_principals: Vec<String>,
+    namespaces: Vec<String>,
+    not_namespaces: Vec<String>,
+    ip_blocks: Vec<String>,
+    not_ip_blocks: Vec<String>,
+    remote_ip_blocks: Vec<String>,
+    not_remote_ip_blocks: Vec<String>,
 }
 
 struct RawTo {
@@ -132,6 +174,14 @@ impl RawSource {
         RawSource {
             request_principals: f.strings("requestPrincipals"),
             not_request_principals: f.strings("notRequestPrincipals"),
+            principals: f.strings("principals"),
+            not_principals: f.strings("notPrincipals"),
+            namespaces: f.strings("namespaces"),
+            not_namespaces: f.strings("notNamespaces"),
+            ip_blocks: f.strings("ipBlocks"),
+            not_ip_blocks: f.strings("notIpBlocks"),
+            remote_ip_blocks: f.strings("remoteIpBlocks"),
+            not_remote_ip_blocks: f.strings("notRemoteIpBlocks"),
         }
     }
 }
@@ -201,19 +251,7 @@ fn compile_rule(path: &str, raw: RawRule) -> Result<Rule, CompileError> {
         .from
         .into_iter()
         .enumerate()
-        .map(|(i, f)| {
-            let p = format!("{path}.from[{i}].source");
-            Ok(Source {
-                principals: patterns(
-                    &format!("{p}.requestPrincipals"),
-                    &f.source.request_principals,
-                )?,
-                not_principals: patterns(
-                    &format!("{p}.notRequestPrincipals"),
-                    &f.source.not_request_principals,
-                )?,
-            })
-        })
+        .map(|(i, f)| compile_source(&format!("{path}.from[{i}].source"), f.source))
         .collect::<Result<Vec<_>, CompileError>>()?;
     let to = raw
         .to
@@ -227,7 +265,31 @@ fn compile_rule(path: &str, raw: RawRule) -> Result<Rule, CompileError> {
         .enumerate()
         .map(|(i, c)| compile_condition(&format!("{path}.when[{i}]"), c))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Rule { from, to, when })
+    let mut rule = Rule {
+        from,
+        to,
+        when,
+        reads: PeerNeeds::default(),
+    };
+    rule.reads = rule.peer_needs();
+    Ok(rule)
+}
+
+fn compile_source(path: &str, raw: RawSource) -> Result<Source, CompileError> {
+    let texts = |field: &str, list: &[String]| patterns(&format!("{path}.{field}"), list);
+    let blocks = |field: &str, list: &[String]| ip_blocks(&format!("{path}.{field}"), list);
+    Ok(Source {
+        request_principals: texts("requestPrincipals", &raw.request_principals)?,
+        not_request_principals: texts("notRequestPrincipals", &raw.not_request_principals)?,
+        principals: texts("principals", &raw.principals)?,
+        not_principals: texts("notPrincipals", &raw.not_principals)?,
+        namespaces: texts("namespaces", &raw.namespaces)?,
+        not_namespaces: texts("notNamespaces", &raw.not_namespaces)?,
+        ip_blocks: blocks("ipBlocks", &raw.ip_blocks)?,
+        not_ip_blocks: blocks("notIpBlocks", &raw.not_ip_blocks)?,
+        remote_ip_blocks: blocks("remoteIpBlocks", &raw.remote_ip_blocks)?,
+        not_remote_ip_blocks: blocks("notRemoteIpBlocks", &raw.not_remote_ip_blocks)?,
+    })
 }
 
 fn compile_operation(path: &str, raw: RawOperation) -> Result<Operation, CompileError> {
@@ -255,11 +317,59 @@ fn compile_condition(path: &str, raw: RawCondition) -> Result<Condition, Compile
     if raw.values.is_empty() && raw.not_values.is_empty() {
         return Err((path.to_string(), "needs `values` or `notValues`".into()));
     }
-    Ok(Condition {
-        key,
-        values: patterns(&format!("{path}.values"), &raw.values)?,
-        not_values: patterns(&format!("{path}.notValues"), &raw.not_values)?,
-    })
+    let test = if matches!(key, Key::SourceIp | Key::RemoteIp) {
+        Test::Ip {
+            values: ip_blocks(&format!("{path}.values"), &raw.values)?,
+            not_values: ip_blocks(&format!("{path}.notValues"), &raw.not_values)?,
+        }
+    } else {
+        Test::Text {
+            values: patterns(&format!("{path}.values"), &raw.values)?,
+            not_values: patterns(&format!("{path}.notValues"), &raw.not_values)?,
+        }
+    };
+    Ok(Condition { key, test })
+}
+
+fn ip_blocks(path: &str, texts: &[String]) -> Result<Vec<IpBlock>, CompileError> {
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| IpBlock::parse(text).map_err(|why| (format!("{path}[{i}]"), why)))
+        .collect()
+}
+
+impl Policy {
+    /// What of the downstream peer this policy reads.
+    pub fn peer_needs(&self) -> PeerNeeds {
+        self.rules
+            .iter()
+            .fold(PeerNeeds::default(), |needs, rule| needs.union(rule.reads))
+    }
+}
+
+impl Rule {
+    fn peer_needs(&self) -> PeerNeeds {
+        let mut needs = PeerNeeds::default();
+        for source in &self.from {
+            needs.principal |= !(source.principals.is_empty()
+                && source.not_principals.is_empty()
+                && source.namespaces.is_empty()
+                && source.not_namespaces.is_empty());
+            needs.direct_ip |= !(source.ip_blocks.is_empty() && source.not_ip_blocks.is_empty());
+            needs.remote_ip |=
+                !(source.remote_ip_blocks.is_empty() && source.not_remote_ip_blocks.is_empty());
+        }
+        for condition in &self.when {
+            match condition.key {
+                Key::SourcePrincipal | Key::SourceNamespace => needs.principal = true,
+                Key::SourceIp => needs.direct_ip = true,
+                Key::RemoteIp => needs.remote_ip = true,
+                _ => {}
+            }
+        }
+        needs
+    }
 }
 
 fn patterns(path: &str, texts: &[String]) -> Result<Vec<Pattern>, CompileError> {
@@ -276,6 +386,10 @@ pub fn parse_key(text: &str) -> Result<Key, String> {
         "request.auth.principal" => return Ok(Key::Principal),
         "request.auth.audiences" => return Ok(Key::Audiences),
         "request.auth.presenter" => return Ok(Key::Presenter),
+        "source.principal" => return Ok(Key::SourcePrincipal),
+        "source.namespace" => return Ok(Key::SourceNamespace),
+        "source.ip" => return Ok(Key::SourceIp),
+        "remote.ip" => return Ok(Key::RemoteIp),
         _ => {}
     }
     if let Some(rest) = text.strip_prefix("request.auth.claims") {
@@ -291,7 +405,8 @@ pub fn parse_key(text: &str) -> Result<Key, String> {
     }
     Err(format!(
         "`{text}` is not supported; use request.auth.principal, request.auth.audiences, \
-         request.auth.presenter, request.auth.claims[...] or request.headers[...]"
+         request.auth.presenter, request.auth.claims[...], request.headers[...], \
+         source.principal, source.namespace, source.ip or remote.ip"
     ))
 }
 

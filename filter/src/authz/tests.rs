@@ -2,6 +2,8 @@
 
 use super::*;
 use crate::config::Config;
+use crate::peer::Peer;
+use crate::request::{Edits, Headers};
 use serde_json::json;
 use wasm_bindgen_test::wasm_bindgen_test;
 
@@ -36,11 +38,22 @@ fn request(method: &str, path: &str, host: &str, extra: &[(&str, &str)]) -> Head
 }
 
 fn decide(config: &Config, claims: &Map<String, Value>, headers: &Headers) -> bool {
+    decide_with(config, claims, headers, &Edits::default(), &Peer::default())
+}
+
+fn decide_with(
+    config: &Config,
+    claims: &Map<String, Value>,
+    headers: &Headers,
+    edits: &Edits,
+    peer: &Peer,
+) -> bool {
     let identity = Identity {
         claims,
         space_delimited: &config.space_delimited_claims,
     };
-    authorize(&config.policies, &identity, headers).is_ok()
+    let request = Forwarded { headers, edits };
+    authorize(&config.policies, &identity, request, peer).is_ok()
 }
 
 /// (policies JSON, method, path, host, expected allow)
@@ -383,8 +396,20 @@ fn rules_are_validated_at_load_with_the_field_named() {
             "authorizationPolicies[0].rules[0].to[0].operation.paths",
         ),
         (
-            r#"[{"rules":[{"when":[{"key":"source.ip","values":["1.2.3.4"]}]}]}]"#,
+            r#"[{"rules":[{"when":[{"key":"destination.ip","values":["1.2.3.4"]}]}]}]"#,
             "authorizationPolicies[0].rules[0].when[0].key",
+        ),
+        (
+            r#"[{"rules":[{"when":[{"key":"source.ip","values":["1.2.3.x"]}]}]}]"#,
+            "authorizationPolicies[0].rules[0].when[0].values[0]",
+        ),
+        (
+            r#"[{"rules":[{"from":[{"source":{"ipBlocks":["10.0.0.0/40"]}}]}]}]"#,
+            "authorizationPolicies[0].rules[0].from[0].source.ipBlocks[0]",
+        ),
+        (
+            r#"[{"rules":[{"from":[{"source":{"notRemoteIpBlocks":["10.0.0.0/8","x"]}}]}]}]"#,
+            "authorizationPolicies[0].rules[0].from[0].source.notRemoteIpBlocks[1]",
         ),
         (
             r#"[{"rules":[{"when":[{"key":"request.auth.claims[]","values":["x"]}]}]}]"#,
@@ -395,8 +420,12 @@ fn rules_are_validated_at_load_with_the_field_named() {
             "authorizationPolicies[0].rules[0].when[0]",
         ),
         (
-            r#"[{"rules":[{"from":[{"source":{"principals":["x"]}}]}]}]"#,
-            "authorizationPolicies[0].rules[0].from[0].source.principals",
+            r#"[{"rules":[{"from":[{"source":{"principals":["a*b"]}}]}]}]"#,
+            "authorizationPolicies[0].rules[0].from[0].source.principals[0]",
+        ),
+        (
+            r#"[{"rules":[{"from":[{"source":{"serviceAccounts":["x"]}}]}]}]"#,
+            "authorizationPolicies[0].rules[0].from[0].source.serviceAccounts",
         ),
         (
             r#"[{"rules":[{"to":[{"operation":{"ports":["80"]}}]}]}]"#,
@@ -424,4 +453,170 @@ fn public_paths_are_validated() {
             "{bad}"
         );
     }
+}
+
+fn sleep_in_foo() -> Peer {
+    Peer {
+        principal: Some("cluster.local/ns/foo/sa/sleep".into()),
+        direct_ip: Some("10.1.2.3".parse().unwrap()),
+        remote_ip: Some("203.0.113.9".parse().unwrap()),
+    }
+}
+
+/// (policies JSON, expected allow) for the peer `sleep_in_foo`, then for a
+/// plain-text peer whose address came from X-Forwarded-For (direct peer unknown).
+const PEER_CASES: &[(&str, bool, bool)] = &[
+    (
+        r#"[{"rules":[{"from":[{"source":{"principals":["cluster.local/ns/foo/sa/sleep"]}}]}]}]"#,
+        true,
+        false,
+    ),
+    (
+        r#"[{"rules":[{"from":[{"source":{"principals":["cluster.local/ns/bar/sa/sleep"]}}]}]}]"#,
+        false,
+        false,
+    ),
+    (
+        r#"[{"rules":[{"from":[{"source":{"principals":["*"]}}]}]}]"#,
+        true,
+        false,
+    ),
+    (
+        r#"[{"rules":[{"from":[{"source":{"notPrincipals":["*/sa/sleep"]}}]}]}]"#,
+        false,
+        true,
+    ),
+    (
+        r#"[{"rules":[{"from":[{"source":{"namespaces":["foo"]}}]}]}]"#,
+        true,
+        false,
+    ),
+    (
+        r#"[{"rules":[{"from":[{"source":{"notNamespaces":["foo"]}}]}]}]"#,
+        false,
+        true,
+    ),
+    (
+        r#"[{"rules":[{"from":[{"source":{"ipBlocks":["10.0.0.0/8"]}}]}]}]"#,
+        true,
+        false,
+    ),
+    (
+        r#"[{"rules":[{"from":[{"source":{"ipBlocks":["192.168.0.0/16"]}}]}]}]"#,
+        false,
+        false,
+    ),
+    // Unknown direct peer: an ALLOW that needs it fails closed...
+    (
+        r#"[{"rules":[{"from":[{"source":{"notIpBlocks":["192.168.0.0/16"]}}]}]}]"#,
+        true,
+        false,
+    ),
+    // ...and a DENY that needs it matches.
+    (
+        r#"[{"action":"DENY","rules":[{"from":[{"source":{"ipBlocks":["192.168.0.0/16"]}}]}]}]"#,
+        true,
+        false,
+    ),
+    (
+        r#"[{"rules":[{"from":[{"source":{"remoteIpBlocks":["203.0.113.0/24"]}}]}]}]"#,
+        true,
+        true,
+    ),
+    (
+        r#"[{"rules":[{"from":[{"source":{"notRemoteIpBlocks":["203.0.113.0/24"]}}]}]}]"#,
+        false,
+        false,
+    ),
+    (
+        r#"[{"rules":[{"when":[{"key":"source.ip","values":["10.1.2.3"]}]}]}]"#,
+        true,
+        false,
+    ),
+    (
+        r#"[{"rules":[{"when":[{"key":"remote.ip","notValues":["198.51.100.0/24"]}]}]}]"#,
+        true,
+        true,
+    ),
+    (
+        r#"[{"rules":[{"when":[{"key":"source.namespace","values":["foo"]}]}]}]"#,
+        true,
+        false,
+    ),
+    (
+        r#"[{"rules":[{"when":[{"key":"source.principal","values":["*/ns/bar/sa/sleep"]}]}]}]"#,
+        false,
+        false,
+    ),
+    (
+        r#"[{"rules":[{"when":[{"key":"source.principal","values":["cluster.local/ns/foo/*"]}]}]}]"#,
+        true,
+        false,
+    ),
+    // Mesh identity and end-user identity in one rule (Istio's authentication task).
+    (
+        r#"[{"rules":[{"from":[{"source":{"principals":["cluster.local/ns/foo/sa/sleep"],"requestPrincipals":["https://idp.test/alice"]}}]}]}]"#,
+        true,
+        false,
+    ),
+];
+
+#[wasm_bindgen_test(unsupported = test)]
+fn peer_identity_and_addresses_decide_as_istio_does() {
+    let claims = alice();
+    let headers = request("GET", "/", "app", &[]);
+    let edits = Edits::default();
+    let forwarded_plain_text = Peer {
+        principal: None,
+        direct_ip: None,
+        remote_ip: Some("203.0.113.9".parse().unwrap()),
+    };
+    for (json_policies, mtls, plain) in PEER_CASES {
+        let config = policies(json_policies);
+        assert_eq!(
+            decide_with(&config, &claims, &headers, &edits, &sleep_in_foo()),
+            *mtls,
+            "mTLS peer: {json_policies}"
+        );
+        assert_eq!(
+            decide_with(&config, &claims, &headers, &edits, &forwarded_plain_text),
+            *plain,
+            "plain-text peer: {json_policies}"
+        );
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn policies_say_which_peer_attributes_they_read() {
+    let needs = |json: &str| policies(json).peer_needs;
+    assert!(!needs(r#"[{"rules":[{"from":[{"source":{"requestPrincipals":["*"]}}]}]}]"#).any());
+    let principal = needs(r#"[{"rules":[{"from":[{"source":{"namespaces":["foo"]}}]}]}]"#);
+    assert!(principal.principal && !principal.direct_ip && !principal.remote_ip);
+    let remote = needs(r#"[{"rules":[{"when":[{"key":"remote.ip","values":["1.2.3.4"]}]}]}]"#);
+    assert!(remote.remote_ip && !remote.direct_ip);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn header_conditions_read_the_request_as_forwarded() {
+    let config = policies(
+        r#"[{"rules":[{"when":[{"key":"request.headers[x-group]","values":["admin"]}]}]}]"#,
+    );
+    let claims = alice();
+    let headers = request("GET", "/", "app", &[("x-group", "admin")]);
+    let peer = Peer::default();
+    assert!(decide_with(
+        &config,
+        &claims,
+        &headers,
+        &Edits::default(),
+        &peer
+    ));
+    // The filter removes the client's copy and writes the token's value.
+    let mut edits = Edits::default();
+    edits.remove("x-group");
+    assert!(!decide_with(&config, &claims, &headers, &edits, &peer));
+    edits.set("x-group", "users".into());
+    assert!(!decide_with(&config, &claims, &headers, &edits, &peer));
+    edits.set("x-group", "admin".into());
+    assert!(decide_with(&config, &claims, &headers, &edits, &peer));
 }

@@ -54,7 +54,13 @@ pub fn finish(plugin: &RefCell<Plugin>, token: u32, body_size: usize, now_ms: u6
         }
         None => Verdict::Reply(flow::error_page(500, "Please try again.")),
     };
-    if let Outcome::Continue = apply(plugin, exchange.context_id, exchange.headers, verdict) {
+    if let Outcome::Continue = apply(
+        plugin,
+        exchange.context_id,
+        exchange.headers,
+        exchange.peer,
+        verdict,
+    ) {
         let _ = hostcalls::resume_http_request();
     }
     true

@@ -6,6 +6,7 @@ use super::plugin::{Exchange, Plugin};
 use super::{exchange, log, now_ms};
 use crate::authenticator::KeyWait;
 use crate::oidc::flow::{self, Entropy, LocalReply};
+use crate::peer::{self, Peer, PeerNeeds};
 use crate::pipeline::{forbidden_reply, Verdict};
 use crate::request::{Edits, Headers};
 use crate::response::{self, AuthError, Denial};
@@ -169,22 +170,52 @@ pub fn handle(plugin: &RefCell<Plugin>, context_id: u32, now: u64, final_attempt
     let headers = read_request_headers();
     let decision = match plugin.try_borrow_mut() {
         Ok(mut state) => {
+            let peer = read_peer(state.config.peer_needs);
             state.sync_sources_without_keys();
-            state.decide_request(&headers, now, final_attempt, &mut HostEntropy)
+            let verdict =
+                state.decide_request(&headers, &peer, now, final_attempt, &mut HostEntropy);
+            (verdict, peer)
         }
-        Err(_) => Verdict::Deny(response::deny(
-            AuthError::JwksFetchFailed,
-            "plugin state busy",
-            &headers,
-        )),
+        Err(_) => (
+            Verdict::Deny(response::deny(
+                AuthError::JwksFetchFailed,
+                "plugin state busy",
+                &headers,
+            )),
+            Peer::default(),
+        ),
     };
-    apply(plugin, context_id, headers, decision)
+    let (decision, peer) = decision;
+    apply(plugin, context_id, headers, peer, decision)
+}
+
+/// What the policies read of the downstream peer, from Envoy's attributes (see
+/// `peer::addresses` for what `source.address` holds). Nothing when no policy
+/// reads it.
+fn read_peer(needs: PeerNeeds) -> Peer {
+    let mut peer = Peer::default();
+    if needs.principal {
+        peer.principal = read_property(&["connection", "uri_san_peer_certificate"])
+            .and_then(|uri| peer::principal_from_uri_san(&uri));
+    }
+    if needs.direct_ip || needs.remote_ip {
+        if let Some(address) = read_property(&["source", "address"]) {
+            (peer.direct_ip, peer.remote_ip) = peer::addresses(&address);
+        }
+    }
+    peer
+}
+
+fn read_property(path: &[&str]) -> Option<String> {
+    let bytes = hostcalls::get_property(path.to_vec()).ok().flatten()?;
+    String::from_utf8(bytes).ok()
 }
 
 pub fn apply(
     plugin: &RefCell<Plugin>,
     context_id: u32,
     headers: Headers,
+    peer: Peer,
     decision: Verdict,
 ) -> Outcome {
     match decision {
@@ -241,6 +272,7 @@ pub fn apply(
                             context_id,
                             pending,
                             headers,
+                            peer,
                         });
                     }
                     Outcome::Dispatched

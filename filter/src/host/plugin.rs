@@ -12,6 +12,7 @@ use crate::key_cache::{Policy, SharedState};
 use crate::metrics::{Counter, Gauge};
 use crate::oidc::flow::Entropy;
 use crate::oidc::provider::{self, Provider};
+use crate::peer::Peer;
 use crate::pipeline::{self, Finished, Inputs, Pending, Verdict, VmState};
 use crate::request::Headers;
 use crate::session::seal::CookieKeys;
@@ -47,6 +48,7 @@ pub struct Exchange {
     pub context_id: u32,
     pub pending: Pending,
     pub headers: Headers,
+    pub peer: Peer,
 }
 
 pub struct Plugin {
@@ -180,6 +182,7 @@ impl Plugin {
     pub fn decide_request(
         &mut self,
         headers: &Headers,
+        peer: &Peer,
         now_ms: u64,
         final_attempt: bool,
         entropy: &mut dyn Entropy,
@@ -202,6 +205,7 @@ impl Plugin {
             keys: &lookup,
             provider,
             cookie_keys: &self.cookie_keys,
+            peer,
             now_ms,
         };
         pipeline::decide(&inputs, &mut self.vm, entropy)
@@ -237,6 +241,7 @@ impl Plugin {
             keys: &lookup,
             provider: local.and_then(|local| local.provider.as_ref()),
             cookie_keys: &self.cookie_keys,
+            peer: &exchange.peer,
             now_ms,
         };
         pipeline::finish_exchange(

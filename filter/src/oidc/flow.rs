@@ -39,6 +39,9 @@ pub struct LocalReply {
 pub enum Step {
     /// The request carries a bearer token: the token rules alone decide.
     Bearer,
+    /// No usable session and no token, with `allowMissing`: the policies judge the
+    /// request as anonymous; if they need an identity, `login_or_401` follows.
+    Anonymous,
     /// A valid session: forward with these edits; `response_cookies` go on the response.
     Allow {
         edits: Edits,
@@ -124,14 +127,27 @@ pub fn begin(ctx: &Context, sessions: &mut SessionCache, entropy: &mut dyn Entro
                 ),
                 session: Session::clone(&session),
             },
-            (Some(_), None) => unauthenticated(ctx, entropy, Vec::new()),
+            (Some(_), None) => no_session(ctx, entropy),
         },
-        SessionState::Absent => unauthenticated(ctx, entropy, Vec::new()),
+        SessionState::Absent => no_session(ctx, entropy),
     }
 }
 
-/// No usable session: a browser navigation is sent to log in, anything else gets
-/// the 401 an API client can act on. `clear` expires cookies of a dead session.
+fn no_session(ctx: &Context, entropy: &mut dyn Entropy) -> Step {
+    if ctx.config.allow_missing {
+        Step::Anonymous
+    } else {
+        login_or_401(ctx, entropy)
+    }
+}
+
+/// A request that needs an identity and has none: a browser navigation is sent to
+/// log in, anything else gets the 401 an API client can act on.
+pub fn login_or_401(ctx: &Context, entropy: &mut dyn Entropy) -> Step {
+    unauthenticated(ctx, entropy, Vec::new())
+}
+
+/// [`login_or_401`]; `clear` expires cookies of a dead session.
 fn unauthenticated(ctx: &Context, entropy: &mut dyn Entropy, mut clear: Vec<String>) -> Step {
     if !login::is_navigation(ctx.headers) {
         let denial = response::deny(AuthError::Missing, "no session and no token", ctx.headers);

@@ -49,6 +49,7 @@ fn verdict(config: &Config, path: &str, token: Option<&str>) -> Verdict {
         keys: &NoRemote,
         provider: None,
         cookie_keys: &keys,
+        peer: &Peer::default(),
         now_ms: NOW_MS,
     };
     decide(&inputs, &mut VmState::new(config, [3; 16]), &mut NoEntropy)
