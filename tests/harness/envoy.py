@@ -49,6 +49,11 @@ class Listener:
     # True: Envoy answers 200 "ok" itself after the filter instead of routing to
     # the echo upstream, so load tests measure Envoy and the filter only.
     direct_response: bool = False
+    # A DownstreamTlsContext (dict) for the listener: TLS, or mTLS when it
+    # requires client certificates. None: plain text.
+    downstream_tls: dict | None = None
+    # Extra HttpConnectionManager fields (use_remote_address, xff_num_trusted_hops...).
+    hcm_extra: dict | None = None
 
 
 # ----- bootstrap -----
@@ -131,13 +136,21 @@ def http_listener(listener: Listener, wasm_path: Path) -> dict:
             ]
         },
         "http_filters": http_filters,
+        **(listener.hcm_extra or {}),
     }
+    chain = {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}
+    if listener.downstream_tls is not None:
+        chain["transport_socket"] = {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                **listener.downstream_tls,
+            },
+        }
     return {
         "name": listener.name,
         "address": {"socket_address": {"address": "127.0.0.1", "port_value": listener.port}},
-        "filter_chains": [
-            {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}
-        ],
+        "filter_chains": [chain],
     }
 
 

@@ -1,5 +1,7 @@
 use super::*;
 use crate::test_keys::{jwks_of, TestKey};
+use crate::metrics::Counter;
+use crate::peer::Peer;
 use crate::token::Algorithm;
 use serde_json::json;
 use wasm_bindgen_test::wasm_bindgen_test;
@@ -106,4 +108,193 @@ fn the_forbidden_reply_is_istios() {
         (reply.status, reply.body.as_str()),
         (403, "RBAC: access denied")
     );
+}
+
+/// One rule with `key`'s keys (plus `rule_fields`), and `top_level` fields.
+fn config_with(key: &TestKey, rule_fields: &str, top_level: &str) -> Config {
+    let jwks = serde_json::to_string(&jwks_of(&[key])).unwrap();
+    let text = format!(
+        r#"{{"jwtRules":[{{"issuer":"{ISSUER}","jwks":{jwks}{rule_fields}}}]{top_level}}}"#
+    );
+    Config::parse(text.as_bytes()).unwrap()
+}
+
+fn decide_request(config: &Config, pairs: &[(&str, &str)]) -> (Verdict, VmState) {
+    let headers = Headers::new(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
+    let keys = CookieKeys::new(&[]);
+    let inputs = Inputs {
+        config,
+        headers: &headers,
+        keys: &NoRemote,
+        provider: None,
+        cookie_keys: &keys,
+        peer: &Peer::default(),
+        now_ms: NOW_MS,
+    };
+    let mut vm = VmState::new(config, [3; 16]);
+    let verdict = decide(&inputs, &mut vm, &mut NoEntropy);
+    (verdict, vm)
+}
+
+fn status_of(verdict: &Verdict) -> u32 {
+    match verdict {
+        Verdict::Allow { .. } => 200,
+        Verdict::Deny(denial) => denial.status,
+        Verdict::Forbidden { .. } => 403,
+        Verdict::Reply(reply) => reply.status,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Istio's authentication task: a token is required on /ip only.
+const IP_ONLY: &str = r#","allowMissing":true,"authorizationPolicies":[
+    {"rules":[{"to":[{"operation":{"notPaths":["/ip"]}}]},
+              {"from":[{"source":{"requestPrincipals":["*"]}}],"to":[{"operation":{"paths":["/ip"]}}]}]}]"#;
+
+#[wasm_bindgen_test(unsupported = test)]
+fn with_allow_missing_anonymous_requests_go_to_the_policies() {
+    let key = TestKey::new(Algorithm::Es256, "k");
+    let config = config_with(&key, "", IP_ONLY);
+    let good = token(&key, "alice@example.test");
+    let bearer = format!("Bearer {good}");
+    let cases: [(&str, Option<&str>, u32); 5] = [
+        ("/headers", None, 200),
+        ("/ip", None, 401),
+        ("/ip", Some(bearer.as_str()), 200),
+        ("/headers", Some(bearer.as_str()), 200),
+        // A present but invalid token keeps its 401 wherever it goes.
+        ("/headers", Some("Bearer not.a.token"), 401),
+    ];
+    for (path, authorization, status) in cases {
+        let mut pairs = vec![(":method", "GET"), (":path", path)];
+        pairs.extend(authorization.map(|value| ("authorization", value)));
+        let (verdict, _) = decide_request(&config, &pairs);
+        assert_eq!(status_of(&verdict), status, "{path} {authorization:?}");
+        if let Verdict::Deny(denial) = &verdict {
+            let missing = authorization.is_none();
+            assert_eq!(denial.body == "Jwt is missing", missing, "{path}");
+        }
+    }
+    let (_, vm) = decide_request(&config, &[(":method", "GET"), (":path", "/headers")]);
+    assert_eq!(vm.counters.get(Counter::AllowedAnonymous), 1);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn allow_missing_without_policies_lets_anonymous_requests_pass() {
+    let key = TestKey::new(Algorithm::Es256, "k");
+    let config = config_with(&key, "", r#","allowMissing":true"#);
+    let (verdict, _) = decide_request(&config, &[(":path", "/"), ("x-email", "spoof")]);
+    let Verdict::Allow { edits, .. } = verdict else {
+        panic!("anonymous should pass: {verdict:?}")
+    };
+    assert!(edits.remove.is_empty() || edits.remove == ["x-email"]);
+    // Without allowMissing the same request is refused.
+    let strict = config_with(&key, "", "");
+    let (verdict, _) = decide_request(&strict, &[(":path", "/")]);
+    assert_eq!(status_of(&verdict), 401);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_deny_for_anonymous_requests_answers_401() {
+    let key = TestKey::new(Algorithm::Es256, "k");
+    let config = config_with(
+        &key,
+        "",
+        r#","allowMissing":true,"authorizationPolicies":[{"action":"DENY","rules":[{"from":[{"source":{"notRequestPrincipals":["*"]}}]}]}]"#,
+    );
+    let (verdict, _) = decide_request(&config, &[(":path", "/")]);
+    let Verdict::Deny(denial) = verdict else {
+        panic!("{verdict:?}")
+    };
+    assert_eq!((denial.status, denial.body), (401, "Jwt is missing"));
+    let bearer = format!("Bearer {}", token(&key, "a@example.test"));
+    let (verdict, _) = decide_request(&config, &[(":path", "/"), ("authorization", &bearer)]);
+    assert_eq!(status_of(&verdict), 200);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn cors_preflights_pass_unless_turned_off() {
+    let key = TestKey::new(Algorithm::Es256, "k");
+    let preflight = [
+        (":method", "OPTIONS"),
+        (":path", "/api"),
+        ("origin", "https://app.example.test"),
+        ("access-control-request-method", "POST"),
+        ("x-email", "spoof"),
+    ];
+    let config = config(&key);
+    let (verdict, vm) = decide_request(&config, &preflight);
+    let Verdict::Allow { edits, .. } = verdict else {
+        panic!("preflight should pass: {verdict:?}")
+    };
+    assert_eq!(edits.remove, ["x-email"]);
+    assert_eq!(vm.counters.get(Counter::AllowedPreflight), 1);
+    // Not a preflight: judged as any request.
+    let (verdict, _) = decide_request(&config, &preflight[..3]);
+    assert_eq!(status_of(&verdict), 401);
+    let off = config_with(&key, "", r#","bypassCorsPreflight":false"#);
+    let (verdict, _) = decide_request(&off, &preflight);
+    assert_eq!(status_of(&verdict), 401);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn header_conditions_see_the_claim_not_the_clients_copy() {
+    let key = TestKey::new(Algorithm::Es256, "k");
+    let config = config_with(
+        &key,
+        r#","outputClaimToHeaders":[{"header":"x-group","claim":"group"}]"#,
+        r#","authorizationPolicies":[{"rules":[{"when":[{"key":"request.headers[x-group]","values":["admin"]}]}]}]"#,
+    );
+    let mint = |group: &str| {
+        let token = key.mint(
+            &json!({"iss": ISSUER, "sub": "u", "group": group, "exp": NOW_MS / 1000 + 60}),
+        );
+        format!("Bearer {token}")
+    };
+    let users = mint("users");
+    let (verdict, _) = decide_request(
+        &config,
+        &[(":path", "/"), ("authorization", &users), ("x-group", "admin")],
+    );
+    assert_eq!(status_of(&verdict), 403, "a client header must not pass for the claim");
+    let admins = mint("admin");
+    let (verdict, _) = decide_request(&config, &[(":path", "/"), ("authorization", &admins)]);
+    assert_eq!(status_of(&verdict), 200);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn tokens_of_two_principals_are_refused_and_one_principal_is_forwarded_once() {
+    let key = TestKey::new(Algorithm::Es256, "k");
+    let config = config_with(
+        &key,
+        r#","fromHeaders":[{"name":"authorization","prefix":"Bearer "}],"fromParams":["access_token"],"outputClaimToHeaders":[{"header":"x-email","claim":"email"}]"#,
+        "",
+    );
+    let mint = |sub: &str, email: &str| {
+        key.mint(&json!({"iss": ISSUER, "sub": sub, "email": email, "exp": NOW_MS / 1000 + 60}))
+    };
+    let corp = format!("Bearer {}", mint("alice", "alice@corp.test"));
+    let partner_path = format!("/?access_token={}", mint("mallory", "mallory@partner.test"));
+    let (verdict, _) = decide_request(
+        &config,
+        &[(":path", &partner_path), ("authorization", &corp)],
+    );
+    let Verdict::Deny(denial) = verdict else {
+        panic!("{verdict:?}")
+    };
+    assert_eq!((denial.status, denial.body), (401, "Jwt verification fails"));
+    // Two tokens of one principal: the first one's claims go upstream, and only once.
+    let same_path = format!("/?access_token={}", mint("alice", "alice@other.test"));
+    let (verdict, _) = decide_request(&config, &[(":path", &same_path), ("authorization", &corp)]);
+    let Verdict::Allow { edits, .. } = verdict else {
+        panic!("{verdict:?}")
+    };
+    let emails: Vec<_> = edits.set.iter().filter(|(k, _)| k == "x-email").collect();
+    assert_eq!(emails, [&("x-email".to_string(), "alice@corp.test".to_string())]);
+    assert!(edits.set.iter().any(|(k, v)| k == ":path" && v == "/"));
 }
