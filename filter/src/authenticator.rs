@@ -97,11 +97,7 @@ pub fn authenticate_found(
     now_seconds: u64,
 ) -> Decision {
     if found.is_empty() {
-        return Decision::Deny(response::deny(
-            AuthError::Missing,
-            "no token in any configured location",
-            headers,
-        ));
+        return missing(headers);
     }
     if found.len() > MAX_TOKENS {
         let detail = format!("more than {MAX_TOKENS} tokens in one request");
@@ -138,28 +134,28 @@ pub fn authenticate_found(
     let edits = upstream_edits(config, headers, &valid);
     match valid.into_iter().next() {
         Some((_, identity, _)) => Decision::Allow { edits, identity },
-        None => Decision::Deny(response::deny(
-            AuthError::Missing,
-            "no token in any configured location",
-            headers,
-        )),
+        None => missing(headers),
     }
+}
+
+fn missing(headers: &Headers) -> Decision {
+    Decision::Deny(response::deny(
+        AuthError::Missing,
+        "no token in any configured location",
+        headers,
+    ))
 }
 
 /// One request, one identity: valid tokens of different principals (`iss` and
 /// `sub`) are refused rather than judged as one and forwarded as another.
 fn several_principals(valid: &[(&Found, Verified, Rc<str>)]) -> Option<String> {
-    let principal = |verified: &Verified| {
-        (
-            verified.claims.get("iss").cloned(),
-            verified.claims.get("sub").cloned(),
-        )
-    };
     let (_, first, _) = valid.first()?;
-    let first = principal(first);
-    valid
-        .iter()
-        .any(|(_, other, _)| principal(other) != first)
+    let same = |name: &str| {
+        valid
+            .iter()
+            .all(|(_, other, _)| other.claims.get(name) == first.claims.get(name))
+    };
+    (!(same("iss") && same("sub")))
         .then(|| "tokens of different principals in one request".to_string())
 }
 

@@ -600,13 +600,8 @@ fn add_output_header(
 }
 
 fn compile_policies(raw: Vec<RawPolicy>) -> Result<Vec<Policy>, ConfigError> {
-    raw.into_iter()
-        .enumerate()
-        .map(|(index, policy)| {
-            policy::compile(&format!("authorizationPolicies[{index}]"), policy)
-                .map_err(|(path, problem)| error(path, problem))
-        })
-        .collect()
+    policy::compile_all("authorizationPolicies", raw)
+        .map_err(|(path, problem)| error(path, problem))
 }
 
 fn compile_public_paths(raw: &[String]) -> Result<Vec<Pattern>, ConfigError> {

@@ -186,11 +186,7 @@ fn anonymous(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> Ve
         return from_login_step(inputs, step, &mut vm.counters);
     }
     vm.counters.add(Counter::DeniedMissing);
-    Verdict::Deny(response::deny(
-        AuthError::Missing,
-        format!("anonymous request: {detail}"),
-        inputs.headers,
-    ))
+    Verdict::Deny(response::deny(AuthError::Missing, detail, inputs.headers))
 }
 
 /// Which counter an authorized verdict goes to.

@@ -88,28 +88,42 @@ impl<'a> Forwarded<'a> {
     /// Every value of `name` (lowercase) after the edits: a header we set has our
     /// one value; a header we removed has none.
     pub fn get_all(&self, name: &str) -> Vec<&'a str> {
-        let edits: &'a Edits = self.edits;
-        if let Some((_, value)) = edits.set.iter().find(|(key, _)| key == name) {
-            return vec![value.as_str()];
+        match self.edited(name) {
+            Some(value) => value.into_iter().collect(),
+            None => self.client_values(name).collect(),
         }
-        if edits.remove.iter().any(|key| key == name) {
-            return Vec::new();
-        }
-        let headers: &'a Headers = self.headers;
-        headers
-            .pairs
-            .iter()
-            .filter(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-            .collect()
     }
 
     pub fn get(&self, name: &str) -> Option<&'a str> {
-        self.get_all(name).into_iter().next()
+        match self.edited(name) {
+            Some(value) => value,
+            None => self.client_values(name).next(),
+        }
     }
 
     pub fn path(&self) -> &'a str {
         self.get(":path").unwrap_or("/")
+    }
+
+    /// `Some` when our edits decide the header: its one value, or none.
+    fn edited(&self, name: &str) -> Option<Option<&'a str>> {
+        let edits: &'a Edits = self.edits;
+        if let Some((_, value)) = edits.set.iter().find(|(key, _)| key == name) {
+            return Some(Some(value.as_str()));
+        }
+        edits.remove.iter().any(|key| key == name).then_some(None)
+    }
+
+    fn client_values<'n>(&self, name: &'n str) -> impl Iterator<Item = &'a str> + 'n
+    where
+        'a: 'n,
+    {
+        let headers: &'a Headers = self.headers;
+        headers
+            .pairs
+            .iter()
+            .filter(move |(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
     }
 }
 

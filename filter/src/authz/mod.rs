@@ -9,12 +9,11 @@ pub mod policy;
 
 use crate::claims;
 use crate::path;
-use crate::peer::{IpBlock, Peer};
+use crate::peer::{Ip, IpBlock, Peer};
 use crate::request::Forwarded;
 use pattern::Pattern;
-use policy::{Action, Condition, Key, Operation, Policy, Rule, Source, Test};
+use policy::{Action, Condition, Key, Matchers, Operation, Policy, Rule, Source, Test};
 use serde_json::{Map, Value};
-use std::net::IpAddr;
 
 /// The text Istio users see on an RBAC denial.
 pub const DENIED_BODY: &str = "RBAC: access denied";
@@ -124,21 +123,15 @@ impl<'a> RequestView<'a> {
     }
 
     fn matches_source(&self, source: &Source) -> bool {
-        let request_principal: Vec<&str> = self.principal.as_deref().into_iter().collect();
-        let peer_principal: Vec<&str> = self.peer.principal.as_deref().into_iter().collect();
-        let namespace: Vec<&str> = self.peer.namespace().into_iter().collect();
-        let direct_ip: Vec<IpAddr> = self.peer.direct_ip.into_iter().collect();
-        let remote_ip: Vec<IpAddr> = self.peer.remote_ip.into_iter().collect();
-        included(&source.request_principals, &request_principal)
-            && excluded(&source.not_request_principals, &request_principal)
-            && included(&source.principals, &peer_principal)
-            && excluded(&source.not_principals, &peer_principal)
-            && included(&source.namespaces, &namespace)
-            && excluded(&source.not_namespaces, &namespace)
-            && included(&source.ip_blocks, &direct_ip)
-            && excluded(&source.not_ip_blocks, &direct_ip)
-            && included(&source.remote_ip_blocks, &remote_ip)
-            && excluded(&source.not_remote_ip_blocks, &remote_ip)
+        admits(
+            &source.request_principals,
+            self.principal.as_deref().as_slice(),
+        ) && admits(
+            &source.principals,
+            self.peer.principal.as_deref().as_slice(),
+        ) && admits(&source.namespaces, self.peer.namespace().as_slice())
+            && admits(&source.ip_blocks, self.peer.direct_ip.as_slice())
+            && admits(&source.remote_ip_blocks, self.peer.remote_ip.as_slice())
     }
 
     fn matches_operation(&self, operation: &Operation) -> bool {
@@ -146,29 +139,24 @@ impl<'a> RequestView<'a> {
             .host
             .rsplit_once(':')
             .map_or(self.host.as_str(), |(host, _)| host);
-        let hosts = [self.host.as_str(), host_without_port];
-        included(&operation.paths, &[self.path.as_str()])
-            && excluded(&operation.not_paths, &[self.path.as_str()])
-            && included(&operation.methods, &[self.method])
-            && excluded(&operation.not_methods, &[self.method])
-            && included(&operation.hosts, &hosts)
-            && excluded(&operation.not_hosts, &hosts)
+        admits(&operation.paths, &[self.path.as_str()])
+            && admits(&operation.methods, &[self.method])
+            && admits(&operation.hosts, &[self.host.as_str(), host_without_port])
     }
 
     fn matches_condition(&self, condition: &Condition) -> bool {
         match &condition.test {
-            Test::Ip { values, not_values } => {
+            Test::Ip(blocks) => {
                 let ip = match condition.key {
                     Key::RemoteIp => self.peer.remote_ip,
                     _ => self.peer.direct_ip,
                 };
-                let ips: Vec<IpAddr> = ip.into_iter().collect();
-                included(values, &ips) && excluded(not_values, &ips)
+                admits(blocks, ip.as_slice())
             }
-            Test::Text { values, not_values } => {
+            Test::Text(patterns) => {
                 let found = self.values_of(&condition.key);
                 let found: Vec<&str> = found.iter().map(String::as_str).collect();
-                included(values, &found) && excluded(not_values, &found)
+                admits(patterns, &found)
             }
         }
     }
@@ -218,25 +206,20 @@ impl Matcher<&str> for Pattern {
     }
 }
 
-impl Matcher<IpAddr> for IpBlock {
-    fn matches_value(&self, value: &IpAddr) -> bool {
+impl Matcher<Ip> for IpBlock {
+    fn matches_value(&self, value: &Ip) -> bool {
         self.contains(value)
     }
 }
 
-/// An empty list is "not set" and matches; otherwise some value must match.
-fn included<V, M: Matcher<V>>(patterns: &[M], values: &[V]) -> bool {
-    patterns.is_empty()
-        || patterns
-            .iter()
-            .any(|p| values.iter().any(|v| p.matches_value(v)))
-}
-
-/// No value may match any of the `not` patterns (an absent value matches none).
-fn excluded<V, M: Matcher<V>>(patterns: &[M], values: &[V]) -> bool {
-    !patterns
-        .iter()
-        .any(|p| values.iter().any(|v| p.matches_value(v)))
+/// Some value matches `values` (an empty list is "not set" and matches), and
+/// none matches `not_values` (an absent value matches none).
+fn admits<V, M: Matcher<V>>(matchers: &Matchers<M>, found: &[V]) -> bool {
+    let any = |list: &[M]| {
+        list.iter()
+            .any(|m| found.iter().any(|v| m.matches_value(v)))
+    };
+    (matchers.values.is_empty() || any(&matchers.values)) && !any(&matchers.not_values)
 }
 
 fn nested<'a>(claims: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {

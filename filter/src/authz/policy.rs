@@ -28,31 +28,46 @@ pub struct Rule {
     pub reads: PeerNeeds,
 }
 
+/// One field and its `not` form (`paths` / `notPaths`): when `values` is set, some
+/// value of the request must match it; no value may match `not_values`.
+#[derive(Debug, Clone)]
+pub struct Matchers<M> {
+    pub values: Vec<M>,
+    pub not_values: Vec<M>,
+}
+
+impl<M> Default for Matchers<M> {
+    fn default() -> Self {
+        Self {
+            values: Vec::new(),
+            not_values: Vec::new(),
+        }
+    }
+}
+
+impl<M> Matchers<M> {
+    pub fn is_set(&self) -> bool {
+        !(self.values.is_empty() && self.not_values.is_empty())
+    }
+}
+
 /// Istio's `from.source`: the end user (`requestPrincipals`) and the downstream
 /// peer (mTLS `principals`, `namespaces`, addresses).
 #[derive(Debug, Clone, Default)]
 pub struct Source {
-    pub request_principals: Vec<Pattern>,
-    pub not_request_principals: Vec<Pattern>,
-    pub principals: Vec<Pattern>,
-    pub not_principals: Vec<Pattern>,
-    pub namespaces: Vec<Pattern>,
-    pub not_namespaces: Vec<Pattern>,
-    pub ip_blocks: Vec<IpBlock>,
-    pub not_ip_blocks: Vec<IpBlock>,
-    pub remote_ip_blocks: Vec<IpBlock>,
-    pub not_remote_ip_blocks: Vec<IpBlock>,
+    pub request_principals: Matchers<Pattern>,
+    pub principals: Matchers<Pattern>,
+    pub namespaces: Matchers<Pattern>,
+    pub ip_blocks: Matchers<IpBlock>,
+    pub remote_ip_blocks: Matchers<IpBlock>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Operation {
-    pub paths: Vec<Pattern>,
-    pub not_paths: Vec<Pattern>,
-    pub methods: Vec<Pattern>,
-    pub not_methods: Vec<Pattern>,
+    pub paths: Matchers<Pattern>,
+    pub methods: Matchers<Pattern>,
     /// Lowercased: hosts match case-insensitively.
-    pub hosts: Vec<Pattern>,
-    pub not_hosts: Vec<Pattern>,
+    pub hosts: Matchers<Pattern>,
 }
 
 /// A `when` key.
@@ -85,14 +100,8 @@ pub struct Condition {
 /// address keys.
 #[derive(Debug, Clone)]
 pub enum Test {
-    Text {
-        values: Vec<Pattern>,
-        not_values: Vec<Pattern>,
-    },
-    Ip {
-        values: Vec<IpBlock>,
-        not_values: Vec<IpBlock>,
-    },
+    Text(Matchers<Pattern>),
+    Ip(Matchers<IpBlock>),
 }
 
 pub(crate) struct RawPolicy {
@@ -220,7 +229,12 @@ impl RawCondition {
 /// A configuration error: (field path, problem).
 pub type CompileError = (String, String);
 
-pub(crate) fn compile(path: &str, raw: RawPolicy) -> Result<Policy, CompileError> {
+/// Every policy of `authorizationPolicies`, compiled; an error names its path.
+pub(crate) fn compile_all(path: &str, raw: Vec<RawPolicy>) -> Result<Vec<Policy>, CompileError> {
+    compile_each(path, raw, compile)
+}
+
+fn compile(path: &str, raw: RawPolicy) -> Result<Policy, CompileError> {
     let action = match raw.action.as_deref() {
         None | Some("ALLOW") => Action::Allow,
         Some("DENY") => Action::Deny,
@@ -231,13 +245,22 @@ pub(crate) fn compile(path: &str, raw: RawPolicy) -> Result<Policy, CompileError
             ))
         }
     };
-    let rules = raw
-        .rules
-        .into_iter()
-        .enumerate()
-        .map(|(index, rule)| compile_rule(&format!("{path}.rules[{index}]"), rule))
-        .collect::<Result<Vec<_>, _>>()?;
+    let rules = compile_each(&format!("{path}.rules"), raw.rules, compile_rule)?;
     Ok(Policy { action, rules })
+}
+
+/// `compile` on each item, with its path `<path>[i]`. A plain loop: the iterator
+/// adapters of `collect::<Result<..>>` cost the module kilobytes per use.
+fn compile_each<R, T>(
+    path: &str,
+    items: Vec<R>,
+    compile: fn(&str, R) -> Result<T, CompileError>,
+) -> Result<Vec<T>, CompileError> {
+    let mut compiled = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        compiled.push(compile(&format!("{path}[{i}]"), item)?);
+    }
+    Ok(compiled)
 }
 
 fn compile_rule(path: &str, raw: RawRule) -> Result<Rule, CompileError> {
@@ -247,24 +270,13 @@ fn compile_rule(path: &str, raw: RawRule) -> Result<Rule, CompileError> {
             "an empty rule would match every request; say what it matches".into(),
         ));
     }
-    let from = raw
-        .from
-        .into_iter()
-        .enumerate()
-        .map(|(i, f)| compile_source(&format!("{path}.from[{i}].source"), f.source))
-        .collect::<Result<Vec<_>, CompileError>>()?;
-    let to = raw
-        .to
-        .into_iter()
-        .enumerate()
-        .map(|(i, t)| compile_operation(&format!("{path}.to[{i}].operation"), t.operation))
-        .collect::<Result<Vec<_>, _>>()?;
-    let when = raw
-        .when
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| compile_condition(&format!("{path}.when[{i}]"), c))
-        .collect::<Result<Vec<_>, _>>()?;
+    let from = compile_each(&format!("{path}.from"), raw.from, |path, from| {
+        compile_source(&format!("{path}.source"), from.source)
+    })?;
+    let to = compile_each(&format!("{path}.to"), raw.to, |path, to| {
+        compile_operation(&format!("{path}.operation"), to.operation)
+    })?;
+    let when = compile_each(&format!("{path}.when"), raw.when, compile_condition)?;
     let mut rule = Rule {
         from,
         to,
@@ -276,19 +288,32 @@ fn compile_rule(path: &str, raw: RawRule) -> Result<Rule, CompileError> {
 }
 
 fn compile_source(path: &str, raw: RawSource) -> Result<Source, CompileError> {
-    let texts = |field: &str, list: &[String]| patterns(&format!("{path}.{field}"), list);
-    let blocks = |field: &str, list: &[String]| ip_blocks(&format!("{path}.{field}"), list);
     Ok(Source {
-        request_principals: texts("requestPrincipals", &raw.request_principals)?,
-        not_request_principals: texts("notRequestPrincipals", &raw.not_request_principals)?,
-        principals: texts("principals", &raw.principals)?,
-        not_principals: texts("notPrincipals", &raw.not_principals)?,
-        namespaces: texts("namespaces", &raw.namespaces)?,
-        not_namespaces: texts("notNamespaces", &raw.not_namespaces)?,
-        ip_blocks: blocks("ipBlocks", &raw.ip_blocks)?,
-        not_ip_blocks: blocks("notIpBlocks", &raw.not_ip_blocks)?,
-        remote_ip_blocks: blocks("remoteIpBlocks", &raw.remote_ip_blocks)?,
-        not_remote_ip_blocks: blocks("notRemoteIpBlocks", &raw.not_remote_ip_blocks)?,
+        request_principals: texts(
+            path,
+            ("requestPrincipals", &raw.request_principals),
+            ("notRequestPrincipals", &raw.not_request_principals),
+        )?,
+        principals: texts(
+            path,
+            ("principals", &raw.principals),
+            ("notPrincipals", &raw.not_principals),
+        )?,
+        namespaces: texts(
+            path,
+            ("namespaces", &raw.namespaces),
+            ("notNamespaces", &raw.not_namespaces),
+        )?,
+        ip_blocks: blocks(
+            path,
+            ("ipBlocks", &raw.ip_blocks),
+            ("notIpBlocks", &raw.not_ip_blocks),
+        )?,
+        remote_ip_blocks: blocks(
+            path,
+            ("remoteIpBlocks", &raw.remote_ip_blocks),
+            ("notRemoteIpBlocks", &raw.not_remote_ip_blocks),
+        )?,
     })
 }
 
@@ -301,14 +326,18 @@ fn compile_operation(path: &str, raw: RawOperation) -> Result<Operation, Compile
             ));
         }
     }
-    let lower = |list: Vec<Pattern>| list.iter().map(Pattern::lowercased).collect();
+    let mut hosts = texts(path, ("hosts", &raw.hosts), ("notHosts", &raw.not_hosts))?;
+    for pattern in hosts.values.iter_mut().chain(hosts.not_values.iter_mut()) {
+        *pattern = pattern.lowercased();
+    }
     Ok(Operation {
-        paths: patterns(&format!("{path}.paths"), &raw.paths)?,
-        not_paths: patterns(&format!("{path}.notPaths"), &raw.not_paths)?,
-        methods: patterns(&format!("{path}.methods"), &raw.methods)?,
-        not_methods: patterns(&format!("{path}.notMethods"), &raw.not_methods)?,
-        hosts: lower(patterns(&format!("{path}.hosts"), &raw.hosts)?),
-        not_hosts: lower(patterns(&format!("{path}.notHosts"), &raw.not_hosts)?),
+        paths: texts(path, ("paths", &raw.paths), ("notPaths", &raw.not_paths))?,
+        methods: texts(
+            path,
+            ("methods", &raw.methods),
+            ("notMethods", &raw.not_methods),
+        )?,
+        hosts,
     })
 }
 
@@ -317,26 +346,45 @@ fn compile_condition(path: &str, raw: RawCondition) -> Result<Condition, Compile
     if raw.values.is_empty() && raw.not_values.is_empty() {
         return Err((path.to_string(), "needs `values` or `notValues`".into()));
     }
+    let values: RawPair = ("values", &raw.values);
+    let not_values: RawPair = ("notValues", &raw.not_values);
     let test = if matches!(key, Key::SourceIp | Key::RemoteIp) {
-        Test::Ip {
-            values: ip_blocks(&format!("{path}.values"), &raw.values)?,
-            not_values: ip_blocks(&format!("{path}.notValues"), &raw.not_values)?,
-        }
+        Test::Ip(blocks(path, values, not_values)?)
     } else {
-        Test::Text {
-            values: patterns(&format!("{path}.values"), &raw.values)?,
-            not_values: patterns(&format!("{path}.notValues"), &raw.not_values)?,
-        }
+        Test::Text(texts(path, values, not_values)?)
     };
     Ok(Condition { key, test })
 }
 
-fn ip_blocks(path: &str, texts: &[String]) -> Result<Vec<IpBlock>, CompileError> {
-    texts
-        .iter()
-        .enumerate()
-        .map(|(i, text)| IpBlock::parse(text).map_err(|why| (format!("{path}[{i}]"), why)))
-        .collect()
+/// A field and its `not` form, each given as (name, texts).
+type RawPair<'a> = (&'a str, &'a [String]);
+
+fn texts(
+    path: &str,
+    values: RawPair,
+    not_values: RawPair,
+) -> Result<Matchers<Pattern>, CompileError> {
+    matchers(path, values, not_values, Pattern::parse)
+}
+
+fn blocks(
+    path: &str,
+    values: RawPair,
+    not_values: RawPair,
+) -> Result<Matchers<IpBlock>, CompileError> {
+    matchers(path, values, not_values, IpBlock::parse)
+}
+
+fn matchers<M>(
+    path: &str,
+    (field, values): RawPair,
+    (not_field, not_values): RawPair,
+    parse: fn(&str) -> Result<M, String>,
+) -> Result<Matchers<M>, CompileError> {
+    Ok(Matchers {
+        values: parse_each(&format!("{path}.{field}"), values, parse)?,
+        not_values: parse_each(&format!("{path}.{not_field}"), not_values, parse)?,
+    })
 }
 
 impl Policy {
@@ -352,13 +400,9 @@ impl Rule {
     fn peer_needs(&self) -> PeerNeeds {
         let mut needs = PeerNeeds::default();
         for source in &self.from {
-            needs.principal |= !(source.principals.is_empty()
-                && source.not_principals.is_empty()
-                && source.namespaces.is_empty()
-                && source.not_namespaces.is_empty());
-            needs.direct_ip |= !(source.ip_blocks.is_empty() && source.not_ip_blocks.is_empty());
-            needs.remote_ip |=
-                !(source.remote_ip_blocks.is_empty() && source.not_remote_ip_blocks.is_empty());
+            needs.principal |= source.principals.is_set() || source.namespaces.is_set();
+            needs.direct_ip |= source.ip_blocks.is_set();
+            needs.remote_ip |= source.remote_ip_blocks.is_set();
         }
         for condition in &self.when {
             match condition.key {
@@ -372,14 +416,17 @@ impl Rule {
     }
 }
 
-fn patterns(path: &str, texts: &[String]) -> Result<Vec<Pattern>, CompileError> {
-    texts
-        .iter()
-        .enumerate()
-        .map(|(i, text)| Pattern::parse(text).map_err(|why| (format!("{path}[{i}]"), why)))
-        .collect()
+fn parse_each<T>(
+    path: &str,
+    texts: &[String],
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<Vec<T>, CompileError> {
+    let mut parsed = Vec::with_capacity(texts.len());
+    for (i, text) in texts.iter().enumerate() {
+        parsed.push(parse(text).map_err(|why| (format!("{path}[{i}]"), why))?);
+    }
+    Ok(parsed)
 }
-
 /// The `when` keys we support, in Istio's spelling.
 pub fn parse_key(text: &str) -> Result<Key, String> {
     match text {

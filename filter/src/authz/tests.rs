@@ -458,8 +458,8 @@ fn public_paths_are_validated() {
 fn sleep_in_foo() -> Peer {
     Peer {
         principal: Some("cluster.local/ns/foo/sa/sleep".into()),
-        direct_ip: Some("10.1.2.3".parse().unwrap()),
-        remote_ip: Some("203.0.113.9".parse().unwrap()),
+        direct_ip: crate::peer::Ip::parse("10.1.2.3"),
+        remote_ip: crate::peer::Ip::parse("203.0.113.9"),
     }
 }
 
@@ -569,7 +569,7 @@ fn peer_identity_and_addresses_decide_as_istio_does() {
     let forwarded_plain_text = Peer {
         principal: None,
         direct_ip: None,
-        remote_ip: Some("203.0.113.9".parse().unwrap()),
+        remote_ip: crate::peer::Ip::parse("203.0.113.9"),
     };
     for (json_policies, mtls, plain) in PEER_CASES {
         let config = policies(json_policies);

@@ -1,7 +1,7 @@
 use super::*;
-use crate::test_keys::{jwks_of, TestKey};
 use crate::metrics::Counter;
 use crate::peer::Peer;
+use crate::test_keys::{jwks_of, TestKey};
 use crate::token::Algorithm;
 use serde_json::json;
 use wasm_bindgen_test::wasm_bindgen_test;
@@ -251,17 +251,24 @@ fn header_conditions_see_the_claim_not_the_clients_copy() {
         r#","authorizationPolicies":[{"rules":[{"when":[{"key":"request.headers[x-group]","values":["admin"]}]}]}]"#,
     );
     let mint = |group: &str| {
-        let token = key.mint(
-            &json!({"iss": ISSUER, "sub": "u", "group": group, "exp": NOW_MS / 1000 + 60}),
-        );
+        let token = key
+            .mint(&json!({"iss": ISSUER, "sub": "u", "group": group, "exp": NOW_MS / 1000 + 60}));
         format!("Bearer {token}")
     };
     let users = mint("users");
     let (verdict, _) = decide_request(
         &config,
-        &[(":path", "/"), ("authorization", &users), ("x-group", "admin")],
+        &[
+            (":path", "/"),
+            ("authorization", &users),
+            ("x-group", "admin"),
+        ],
     );
-    assert_eq!(status_of(&verdict), 403, "a client header must not pass for the claim");
+    assert_eq!(
+        status_of(&verdict),
+        403,
+        "a client header must not pass for the claim"
+    );
     let admins = mint("admin");
     let (verdict, _) = decide_request(&config, &[(":path", "/"), ("authorization", &admins)]);
     assert_eq!(status_of(&verdict), 200);
@@ -287,7 +294,10 @@ fn tokens_of_two_principals_are_refused_and_one_principal_is_forwarded_once() {
     let Verdict::Deny(denial) = verdict else {
         panic!("{verdict:?}")
     };
-    assert_eq!((denial.status, denial.body), (401, "Jwt verification fails"));
+    assert_eq!(
+        (denial.status, denial.body),
+        (401, "Jwt verification fails")
+    );
     // Two tokens of one principal: the first one's claims go upstream, and only once.
     let same_path = format!("/?access_token={}", mint("alice", "alice@other.test"));
     let (verdict, _) = decide_request(&config, &[(":path", &same_path), ("authorization", &corp)]);
@@ -295,6 +305,9 @@ fn tokens_of_two_principals_are_refused_and_one_principal_is_forwarded_once() {
         panic!("{verdict:?}")
     };
     let emails: Vec<_> = edits.set.iter().filter(|(k, _)| k == "x-email").collect();
-    assert_eq!(emails, [&("x-email".to_string(), "alice@corp.test".to_string())]);
+    assert_eq!(
+        emails,
+        [&("x-email".to_string(), "alice@corp.test".to_string())]
+    );
     assert!(edits.set.iter().any(|(k, v)| k == ":path" && v == "/"));
 }
