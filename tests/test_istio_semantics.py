@@ -6,6 +6,7 @@ peer identity and addresses of `from.source`."""
 
 import requests
 
+from harness import stats
 from harness.certs import Authority
 from harness.client import REQUEST_TIMEOUT, assert_denied, get
 from harness.envoy import WORK_DIR, Listener
@@ -82,7 +83,9 @@ def _bearer_urls(stack, key, partner_key):
         listener("no_bypass", allowMissing=True, bypassCorsPreflight=False, authorizationPolicies=IP_ONLY),
     ]
     envoy = stack.envoy(*listeners, servers=(server,))
-    return {name: envoy.url(name) for name in envoy.listeners}
+    urls = {name: envoy.url(name) for name in envoy.listeners}
+    urls["admin"] = envoy.admin_url
+    return urls
 
 
 def test_istio_semantics_for_bearer_tokens(stack):
@@ -122,6 +125,8 @@ def test_istio_semantics_for_bearer_tokens(stack):
     # RequestAuthentication alone never rejects a missing token; spoofed identity still goes.
     seen = seen_headers(get(urls["no_policies"], "/", headers={"x-email": "spoof@example.test"}))
     assert "x-email" not in seen
+    # /headers on ip_only, /ip on deny_path, / on no_policies.
+    stats.wait_for(urls["admin"], {"requests_allowed.anonymous": 3})
 
 
 def test_cors_preflights_pass_in_both_modes_and_other_options_are_judged(stack):
@@ -135,6 +140,7 @@ def test_cors_preflights_pass_in_both_modes_and_other_options_are_judged(stack):
         plain = requests.options(urls[name] + "/ip", headers={"Origin": "https://spa.example.test"}, timeout=REQUEST_TIMEOUT)
         assert_denied(plain, 401, "Jwt is missing")
     assert_denied(preflight(urls["no_bypass"], "/ip"), 401, "Jwt is missing")
+    stats.wait_for(urls["admin"], {"requests_allowed.cors_preflight": 2})
 
 
 def test_header_conditions_read_the_claim_the_filter_forwards(stack):
