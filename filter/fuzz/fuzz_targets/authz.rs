@@ -1,7 +1,8 @@
 //! Authorization: policies built from structured fuzz input, compiled through
 //! `Config::parse` (so invalid ones are refused, not mis-compiled), then
-//! `authz::authorize` with arbitrary claims and request attributes; plus the path
-//! normalization invariants rules rely on.
+//! `authz::authorize` with arbitrary claims, request attributes, header edits and
+//! downstream peer; plus the path normalization invariants rules rely on, and our
+//! IP parser against `std::net`'s.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -11,8 +12,10 @@ use oidc_filter::authz::policy::parse_key;
 use oidc_filter::authz::{authorize, Identity};
 use oidc_filter::config::Config;
 use oidc_filter::path;
-use oidc_filter::request::Headers;
+use oidc_filter::peer::{self, Ip, Peer};
+use oidc_filter::request::{Edits, Forwarded, Headers};
 use serde_json::{json, Map, Value};
+use std::net::IpAddr;
 
 /// Words drawn from a small vocabulary match each other often; free text covers the rest.
 #[derive(Arbitrary, Debug)]
@@ -21,7 +24,7 @@ enum Word {
     Free(String),
 }
 
-const WORDS: [&str; 24] = [
+const WORDS: [&str; 36] = [
     "*",
     "/admin*",
     "/api/*",
@@ -46,6 +49,18 @@ const WORDS: [&str; 24] = [
     "request.auth.presenter",
     "request.headers[x-tenant]",
     "payments",
+    "source.ip",
+    "remote.ip",
+    "source.namespace",
+    "source.principal",
+    "cluster.local/ns/foo/sa/sleep",
+    "cluster.local/ns/*",
+    "foo",
+    "10.0.0.0/8",
+    "10.1.2.3",
+    "::ffff:10.1.2.3",
+    "2001:db8::/32",
+    "x-tenant",
 ];
 
 impl Word {
@@ -79,9 +94,20 @@ struct Condition {
 }
 
 #[derive(Arbitrary, Debug)]
+struct PeerSource {
+    principals: Vec<Word>,
+    not_principals: Vec<Word>,
+    namespaces: Vec<Word>,
+    ip_blocks: Vec<Word>,
+    not_ip_blocks: Vec<Word>,
+    remote_ip_blocks: Vec<Word>,
+}
+
+#[derive(Arbitrary, Debug)]
 struct Rule {
     principals: Vec<Vec<Word>>,
     not_principals: Vec<Word>,
+    peers: Vec<PeerSource>,
     to: Vec<Operation>,
     when: Vec<Condition>,
 }
@@ -110,6 +136,10 @@ struct Input {
     path: String,
     host: Word,
     headers: Vec<(Word, Word)>,
+    /// Header edits the filter would make: a removal, or a set.
+    edits: Vec<(Word, Option<Word>)>,
+    peer_principal: Option<Word>,
+    source_address: Option<(Word, u16)>,
 }
 
 fn policy_json(policy: &Policy) -> Value {
@@ -130,6 +160,12 @@ fn policy_json(policy: &Policy) -> Value {
                 if !rule.not_principals.is_empty() {
                     from.push(json!({"source": {"notRequestPrincipals": texts(&rule.not_principals)}}));
                 }
+                from.extend(rule.peers.iter().map(|p| {
+                    json!({"source": {
+                        "principals": texts(&p.principals), "notPrincipals": texts(&p.not_principals),
+                        "namespaces": texts(&p.namespaces), "ipBlocks": texts(&p.ip_blocks),
+                        "notIpBlocks": texts(&p.not_ip_blocks), "remoteIpBlocks": texts(&p.remote_ip_blocks)}})
+                }));
                 let to: Vec<Value> = rule
                     .to
                     .iter()
@@ -204,10 +240,45 @@ fn request(method: &str, path: &str, host: &str, extra: &[(String, String)]) -> 
     Headers::new(pairs)
 }
 
+/// Our IP parser accepts exactly what `std::net` accepts, as the same address.
+fn check_ip(text: &str) {
+    let ours = Ip::parse(text);
+    let reference = text.parse::<IpAddr>().ok().map(|ip| ip.to_canonical());
+    assert_eq!(ours.is_some(), reference.is_some(), "{text:?}");
+    if let (Some(ours), Some(reference)) = (ours, reference) {
+        assert_eq!(Some(ours), Ip::parse(&reference.to_string()), "{text:?}");
+    }
+}
+
+fn peer_of(input: &Input) -> Peer {
+    let mut peer = Peer {
+        principal: input
+            .peer_principal
+            .as_ref()
+            .and_then(|uri| peer::principal_from_uri_san(&format!("spiffe://{}", uri.text()))),
+        ..Peer::default()
+    };
+    if let Some((ip, port)) = &input.source_address {
+        let text = ip.text();
+        check_ip(&text);
+        let address = if text.contains(':') {
+            format!("[{text}]:{port}")
+        } else {
+            format!("{text}:{port}")
+        };
+        (peer.direct_ip, peer.remote_ip) = peer::addresses(&address);
+        if *port == 0 {
+            assert!(peer.direct_ip.is_none(), "{address}");
+        }
+    }
+    peer
+}
+
 fuzz_target!(|input: Input| {
     check_path(&input.path);
     for word in input.headers.iter().flat_map(|(a, b)| [a, b]) {
         let text = word.text();
+        check_ip(&text);
         let _ = parse_key(&text);
         if let Ok(pattern) = Pattern::parse(&text) {
             assert!(!pattern.matches("") || !matches!(pattern, Pattern::Present));
@@ -243,36 +314,42 @@ fuzz_target!(|input: Input| {
         .collect();
     let method = input.method.text();
     let host = input.host.text();
-    let decision = authorize(
-        &config.policies,
-        &identity,
-        &request(&method, &input.path, &host, &extra),
-    );
+    let peer = peer_of(&input);
+    let mut edits = Edits::default();
+    for (name, value) in &input.edits {
+        let name = name.text().to_ascii_lowercase();
+        match value {
+            Some(value) => edits.set(&name, value.text()),
+            None => edits.remove(&name),
+        }
+    }
+    let judge = |identity: &Identity, headers: &Headers| {
+        let forwarded = Forwarded {
+            headers,
+            edits: &edits,
+        };
+        authorize(&config.policies, identity, forwarded, &peer)
+    };
+    let decision = judge(&identity, &request(&method, &input.path, &host, &extra));
     if config.policies.is_empty() {
         assert!(decision.is_ok());
     }
     // Rules see the normalized path: the raw and the normalized path decide alike.
     let normal = path::normalized(&input.path);
-    let again = authorize(
-        &config.policies,
-        &identity,
-        &request(&method, &normal, &host, &extra),
-    );
-    assert_eq!(
-        decision.is_ok(),
-        again.is_ok(),
-        "{:?} vs {normal:?}",
-        input.path
-    );
+    let again = judge(&identity, &request(&method, &normal, &host, &extra));
+    if !edits.set.iter().any(|(name, _)| name == ":path") {
+        assert_eq!(
+            decision.is_ok(),
+            again.is_ok(),
+            "{:?} vs {normal:?}",
+            input.path
+        );
+    }
     // No identity at all: still no panic.
     let empty = Map::new();
     let anonymous = Identity {
         claims: &empty,
         space_delimited: &[],
     };
-    let _ = authorize(
-        &config.policies,
-        &anonymous,
-        &request(&method, &input.path, &host, &extra),
-    );
+    let _ = judge(&anonymous, &request(&method, &input.path, &host, &extra));
 });

@@ -26,6 +26,7 @@ use oidc_filter::oidc::id_token::{self, Expectations};
 use oidc_filter::oidc::login::{self, LoginRandom, PendingLogin};
 use oidc_filter::oidc::provider;
 use oidc_filter::oidc::token_endpoint;
+use oidc_filter::peer::Peer;
 use oidc_filter::pipeline::{self, Inputs, Pending, Verdict};
 use oidc_filter::request::Headers;
 use oidc_filter::session::seal::CookieKeys;
@@ -226,6 +227,7 @@ fn finish_exchange(body: &[u8]) {
         keys: &FixedRemote,
         provider: Some(&provider),
         cookie_keys: &cookie_keys,
+        peer: &Peer::default(),
         now_ms: NOW * 1000,
     };
     let finished = pipeline::finish_exchange(

@@ -15,6 +15,7 @@ use fuzz_support::{
 };
 use libfuzzer_sys::fuzz_target;
 use oidc_filter::oidc::flow::Entropy;
+use oidc_filter::peer::Peer;
 use oidc_filter::pipeline::VmState;
 use oidc_filter::pipeline::{self, Inputs, Verdict};
 use oidc_filter::session::seal::CookieKeys;
@@ -81,6 +82,7 @@ fuzz_target!(|data: &[u8]| {
         keys: &FixedRemote,
         provider: None,
         cookie_keys: &cookie_keys,
+        peer: &Peer::default(),
         now_ms: NOW * 1000,
     };
     match pipeline::decide(&inputs, &mut VmState::new(config(), [5; 16]), &mut Zeros) {
