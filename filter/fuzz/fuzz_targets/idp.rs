@@ -164,7 +164,7 @@ fn callback(query: &str, cookie: &str) {
         (":authority".into(), "app.test".into()),
         ("cookie".into(), format!("{name}={cookie}")),
     ]);
-    if let Ok(callback) = login::check_callback(oidc, &cookie_keys(), &request, NOW) {
+    if let Ok(callback) = login::check_callback(oidc, &provider(), &cookie_keys(), &request, NOW) {
         assert_eq!(callback.pending, pending());
     }
 }

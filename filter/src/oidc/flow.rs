@@ -199,7 +199,7 @@ fn callback(ctx: &Context) -> Step {
     let Some(provider) = ctx.provider else {
         return Step::NeedProvider;
     };
-    match login::check_callback(ctx.oidc, ctx.cookie_keys, ctx.headers, ctx.now) {
+    match login::check_callback(ctx.oidc, provider, ctx.cookie_keys, ctx.headers, ctx.now) {
         Ok(checked) => Step::Exchange {
             request: token_endpoint::code_exchange(
                 ctx.oidc,

@@ -220,6 +220,7 @@ pub struct Callback {
 
 pub fn check_callback(
     oidc: &OidcConfig,
+    _provider: &Provider,
     keys: &CookieKeys,
     headers: &Headers,
     now: u64,

@@ -115,7 +115,7 @@ fn a_matching_callback_yields_the_code_and_return_path() {
         &format!("/oauth2/callback?code=abc&state={state}"),
         Some(&cookie),
     );
-    let checked = check_callback(oidc, &keys(&config), &callback, NOW + 10).unwrap();
+    let checked = check_callback(oidc, &provider(), &keys(&config), &callback, NOW + 10).unwrap();
     assert_eq!(checked.code, "abc");
     assert_eq!(checked.pending.return_to, "/reports?id=7");
     assert_eq!(checked.pending.verifier, URL_SAFE_NO_PAD.encode([3u8; 32]));
@@ -164,14 +164,20 @@ fn bad_callbacks_are_refused() {
         ),
     ];
     for (path, cookie, expected) in cases {
-        let result = check_callback(oidc, &keys, &request(&path, cookie.as_deref()), NOW);
+        let result = check_callback(
+            oidc,
+            &provider(),
+            &keys,
+            &request(&path, cookie.as_deref()),
+            NOW,
+        );
         assert_eq!(result.unwrap_err(), expected, "{path}");
     }
     let late = request(
         &format!("/oauth2/callback?code=abc&state={state}"),
         Some(&cookie),
     );
-    let stale = check_callback(oidc, &keys, &late, NOW + LOGIN_TTL_SECONDS + 1);
+    let stale = check_callback(oidc, &provider(), &keys, &late, NOW + LOGIN_TTL_SECONDS + 1);
     assert_eq!(stale.unwrap_err(), CallbackError::NoPendingLogin);
 }
 
