@@ -17,7 +17,8 @@
 //! - [`session`]: sealed, chunked session cookies.
 //! - [`oidc`]: browser login (redirect, callback, token endpoint, ID token, logout).
 //! - [`authz`]: authorization policies with Istio `AuthorizationPolicy` semantics.
-//! - [`pipeline`]: the whole decision for one request; [`path`]: path normalization.
+//! - [`pipeline`]: the whole decision for one request; [`path`]: path normalization;
+//!   [`peer`]: the downstream peer; [`streams`]: what is kept per request between callbacks.
 //! - `host` (wasm32-wasip1 only): the proxy-wasm contexts, the only code touching Envoy.
 //!
 //! Everything except `host` is plain Rust, tested natively and under wasm-bindgen-test.
@@ -52,6 +53,7 @@ pub mod pipeline;
 pub mod request;
 pub mod response;
 pub mod session;
+pub mod streams;
 pub mod strict_json;
 pub mod token;
 pub mod verifier;

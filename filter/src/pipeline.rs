@@ -4,7 +4,7 @@
 
 use crate::authenticator::{self, Decision, KeyLookup, KeyWait, Keys, TokenCache};
 use crate::authz::{self, Identity, DENIED_BODY};
-use crate::cache::HashSecret;
+use crate::cache::{HashSecret, Key};
 use crate::config::Config;
 use crate::extractor;
 use crate::fetch::HttpRequest;
@@ -14,19 +14,25 @@ use crate::oidc::flow::{self, Entropy, LocalReply, Step};
 use crate::oidc::id_token;
 use crate::oidc::login::PendingLogin;
 use crate::oidc::provider::Provider;
+use crate::oidc::refresh::RefreshMemo;
 use crate::path;
 use crate::peer::Peer;
 use crate::request::{Edits, Forwarded, Headers};
 use crate::response::{self, AuthError, Denial};
 use crate::session::seal::CookieKeys;
 use crate::session::{Session, SessionCache};
+use crate::streams::{Exchange, Streams};
 use serde_json::{Map, Value};
 
 /// What a request waits on at the token endpoint.
 #[derive(Debug)]
 pub enum Pending {
     Login(PendingLogin),
-    Refresh(Session),
+    /// `key` names the session in the refresh memo.
+    Refresh {
+        session: Session,
+        key: Key,
+    },
 }
 
 #[derive(Debug)]
@@ -59,6 +65,8 @@ pub struct VmState {
     pub counters: Counters,
     /// This plugin's share of the cache gauges.
     pub gauges: GaugeShares,
+    pub refreshes: RefreshMemo,
+    pub streams: Streams,
 }
 
 impl VmState {
@@ -69,6 +77,35 @@ impl VmState {
             sessions: SessionCache::new(config.session_cache, secret),
             counters: Counters::default(),
             gauges: GaugeShares::default(),
+            refreshes: RefreshMemo::default(),
+            streams: Streams::default(),
+        }
+    }
+
+    /// The request's stream ended (completed, reset or timed out): release what was
+    /// kept for it, and let a refresh it was making be retried by the next request.
+    pub fn forget(&mut self, context_id: u32) {
+        for pending in self.streams.forget(context_id) {
+            self.abandon(&pending);
+        }
+    }
+
+    /// Keeps a token endpoint call until its reply; false (and nothing kept) when
+    /// too many are in flight.
+    pub fn keep_exchange(&mut self, exchange: Exchange) -> bool {
+        match self.streams.add_exchange(exchange) {
+            Ok(()) => true,
+            Err(refused) => {
+                self.abandon(&refused.pending);
+                false
+            }
+        }
+    }
+
+    /// The call for `pending` could not be made or will never be answered.
+    pub fn abandon(&mut self, pending: &Pending) {
+        if let Pending::Refresh { key, .. } = pending {
+            self.refreshes.abandon(*key);
         }
     }
 }
@@ -113,7 +150,7 @@ pub fn decide(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> V
     }
     let found = extractor::find_tokens(config, headers);
     if let Some(context) = inputs.flow_context(!found.is_empty()) {
-        match flow::begin(&context, &mut vm.sessions, entropy) {
+        match flow::begin(&context, &mut vm.sessions, &mut vm.refreshes, entropy) {
             Step::Bearer => {}
             Step::Anonymous => return anonymous(inputs, vm, entropy),
             step => return from_login_step(inputs, step, &mut vm.counters),
@@ -231,10 +268,23 @@ fn from_login_step(inputs: &Inputs, step: Step, counters: &mut Counters) -> Verd
             request,
             pending: Pending::Login(pending),
         },
-        Step::Refresh { request, session } => Verdict::Dispatch {
+        Step::Refresh {
             request,
-            pending: Pending::Refresh(session),
+            session,
+            key,
+        } => Verdict::Dispatch {
+            request,
+            pending: Pending::Refresh { session, key },
         },
+        // Another request is refreshing this session: wait as for the issuer's keys
+        // (the same timeout), then decide again.
+        Step::AwaitRefresh => {
+            let source = inputs.config.oidc.as_ref().map_or(0, |oidc| oidc.source);
+            Verdict::Wait(vec![KeyWait {
+                source,
+                refetch: false,
+            }])
+        }
         // `decide` judges anonymous requests itself; fail closed if one gets here.
         Step::Anonymous => Verdict::Deny(response::deny(
             AuthError::Missing,
@@ -274,7 +324,7 @@ pub fn finish_exchange(
     pending: &Pending,
     reply: (Option<u32>, &[u8]),
     issuer_keys: &KeySet,
-    counters: &mut Counters,
+    vm: &mut VmState,
     entropy: &mut dyn Entropy,
 ) -> Finished {
     let (status, body) = reply;
@@ -291,30 +341,32 @@ pub fn finish_exchange(
         Pending::Login(login) => {
             match flow::finish_login(&context, login, status, body, issuer_keys, entropy) {
                 Ok(reply) => {
-                    counters.add(Counter::LoginCompleted);
+                    vm.counters.add(Counter::LoginCompleted);
                     (Verdict::Reply(reply), None)
                 }
                 Err((reply, why)) => {
-                    counters.add(Counter::LoginFailed);
+                    vm.counters.add(Counter::LoginFailed);
                     (Verdict::Reply(reply), Some(why))
                 }
             }
         }
-        Pending::Refresh(session) => {
+        Pending::Refresh { session, key } => {
             let (step, why) = flow::finish_refresh(
                 &context,
                 session.clone(),
+                *key,
+                &mut vm.refreshes,
                 status,
                 body,
                 issuer_keys,
                 entropy,
             );
-            counters.add(if why.is_none() {
+            vm.counters.add(if why.is_none() {
                 Counter::RefreshSucceeded
             } else {
                 Counter::RefreshFailed
             });
-            (from_login_step(inputs, step, counters), why)
+            (from_login_step(inputs, step, &mut vm.counters), why)
         }
     };
     let refetch_issuer_keys = failure.as_deref() == Some(id_token::UNKNOWN_KEY);

@@ -16,12 +16,8 @@ use std::cell::RefCell;
 /// the effective context, which the caller may need to restore.
 pub fn finish(plugin: &RefCell<Plugin>, token: u32, body_size: usize, now_ms: u64) -> bool {
     let exchange = match plugin.try_borrow_mut() {
-        Ok(mut state) => match state
-            .exchanges
-            .iter()
-            .position(|exchange| exchange.token == token)
-        {
-            Some(index) => state.exchanges.remove(index),
+        Ok(mut state) => match state.vm.streams.take_exchange(token) {
+            Some(exchange) => exchange,
             None => return false,
         },
         Err(_) => return false,

@@ -2,7 +2,7 @@
 //! the decision. `handle` is also called by the root context for requests that
 //! waited for keys or provider metadata.
 
-use super::plugin::{Exchange, Plugin};
+use super::plugin::Plugin;
 use super::{exchange, log, now_ms};
 use crate::authenticator::KeyWait;
 use crate::oidc::flow::{self, Entropy, LocalReply};
@@ -10,6 +10,7 @@ use crate::peer::{self, Peer, PeerNeeds};
 use crate::pipeline::{forbidden_reply, Verdict};
 use crate::request::{Edits, Headers};
 use crate::response::{self, AuthError, Denial};
+use crate::streams::Exchange;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
@@ -126,11 +127,7 @@ impl HttpContext for Http {
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         let cookies = self.plugin.as_ref().and_then(|plugin| {
             let mut state = plugin.try_borrow_mut().ok()?;
-            let index = state
-                .response_cookies
-                .iter()
-                .position(|(id, _)| *id == self.context_id)?;
-            Some(state.response_cookies.remove(index).1)
+            Some(state.vm.streams.take_response_cookies(self.context_id))
         });
         for cookie in cookies.unwrap_or_default() {
             let _ = hostcalls::add_map_value(MapType::HttpResponseHeaders, "set-cookie", &cookie);
@@ -139,8 +136,22 @@ impl HttpContext for Http {
     }
 
     fn on_log(&mut self) {
+        self.forget();
+    }
+}
+
+/// Envoy deletes a context when its stream is over, whether it completed, was reset
+/// or timed out; whatever `on_log` could not release goes here.
+impl Drop for Http {
+    fn drop(&mut self) {
+        self.forget();
+    }
+}
+
+impl Http {
+    fn forget(&self) {
         if let Some(Ok(mut plugin)) = self.plugin.as_ref().map(|plugin| plugin.try_borrow_mut()) {
-            plugin.forget(self.context_id);
+            plugin.vm.forget(self.context_id);
         }
     }
 }
@@ -226,7 +237,10 @@ pub fn apply(
             apply_edits(&edits);
             if !response_cookies.is_empty() {
                 if let Ok(mut state) = plugin.try_borrow_mut() {
-                    state.response_cookies.push((context_id, response_cookies));
+                    state
+                        .vm
+                        .streams
+                        .set_response_cookies(context_id, response_cookies);
                 }
             }
             Outcome::Continue
@@ -266,18 +280,30 @@ pub fn apply(
                 timeout,
             ) {
                 Ok(token) => {
-                    if let Ok(mut state) = plugin.try_borrow_mut() {
-                        state.exchanges.push(Exchange {
-                            token,
-                            context_id,
-                            pending,
-                            headers,
-                            peer,
-                        });
+                    let exchange = Exchange {
+                        token,
+                        context_id,
+                        pending,
+                        headers,
+                        peer,
+                    };
+                    let kept = plugin
+                        .try_borrow_mut()
+                        .is_ok_and(|mut state| state.vm.keep_exchange(exchange));
+                    if kept {
+                        return Outcome::Dispatched;
                     }
-                    Outcome::Dispatched
+                    log(LogLevel::Warn, "too many token endpoint calls in flight");
+                    send_reply(&flow::error_page(
+                        503,
+                        "Too many sign-ins at once. Please try again.",
+                    ));
+                    Outcome::Responded
                 }
                 Err(status) => {
+                    if let Ok(mut state) = plugin.try_borrow_mut() {
+                        state.vm.abandon(&pending);
+                    }
                     log(
                         LogLevel::Warn,
                         &format!(

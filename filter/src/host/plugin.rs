@@ -13,12 +13,10 @@ use crate::metrics::{Counter, Gauge};
 use crate::oidc::flow::Entropy;
 use crate::oidc::provider::{self, Provider};
 use crate::peer::Peer;
-use crate::pipeline::{self, Finished, Inputs, Pending, Verdict, VmState};
+use crate::pipeline::{self, Finished, Inputs, Verdict, VmState};
 use crate::request::Headers;
 use crate::session::seal::CookieKeys;
-
-/// Most requests one VM holds while keys are fetched; more fail closed at once.
-pub const MAX_WAITERS: usize = 1024;
+use crate::streams::{Exchange, Waiter};
 
 pub struct LocalSource {
     pub id: String,
@@ -31,34 +29,16 @@ pub struct LocalSource {
     pub refetch_wanted: bool,
 }
 
-pub struct Waiter {
-    pub context_id: u32,
-    pub deadline_ms: u64,
-}
-
 pub struct Call {
     pub token: u32,
     pub source: usize,
     pub step: Step,
 }
 
-/// A token endpoint call made for one request.
-pub struct Exchange {
-    pub token: u32,
-    pub context_id: u32,
-    pub pending: Pending,
-    pub headers: Headers,
-    pub peer: Peer,
-}
-
 pub struct Plugin {
     pub config: Config,
     pub sources: Vec<LocalSource>,
-    pub waiters: Vec<Waiter>,
     pub calls: Vec<Call>,
-    pub exchanges: Vec<Exchange>,
-    /// `Set-Cookie` values for the responses of allowed requests (renewed sessions).
-    pub response_cookies: Vec<(u32, Vec<String>)>,
     pub cookie_keys: CookieKeys,
     /// Identifies this VM as a lease owner in shared data.
     pub vm_token: u64,
@@ -90,10 +70,7 @@ impl Plugin {
             vm: VmState::new(&config, cache_secret),
             config,
             sources,
-            waiters: Vec::new(),
             calls: Vec::new(),
-            exchanges: Vec::new(),
-            response_cookies: Vec::new(),
             cookie_keys,
             vm_token,
         }
@@ -249,7 +226,7 @@ impl Plugin {
             &exchange.pending,
             (status, body),
             issuer_keys,
-            &mut self.vm.counters,
+            &mut self.vm,
             entropy,
         )
     }
@@ -285,9 +262,6 @@ impl Plugin {
 
     /// Registers a paused request; false when too many already wait.
     pub fn add_waiter(&mut self, context_id: u32, waits: &[KeyWait], now_ms: u64) -> bool {
-        if self.waiters.len() >= MAX_WAITERS {
-            return false;
-        }
         let timeout = waits
             .iter()
             .filter_map(|wait| self.config.sources.get(wait.source))
@@ -295,22 +269,14 @@ impl Plugin {
             .max()
             .unwrap_or(0);
         self.note_waits(waits);
-        self.waiters.push(Waiter {
+        self.vm.streams.add_waiter(Waiter {
             context_id,
             deadline_ms: now_ms.saturating_add(timeout),
-        });
-        true
+        })
     }
 
     pub fn is_waiting(&self, context_id: u32) -> bool {
-        self.waiters
-            .iter()
-            .any(|waiter| waiter.context_id == context_id)
-    }
-
-    pub fn forget(&mut self, context_id: u32) {
-        self.waiters
-            .retain(|waiter| waiter.context_id != context_id);
+        self.vm.streams.is_waiting(context_id)
     }
 }
 

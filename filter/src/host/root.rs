@@ -52,14 +52,14 @@ impl Root {
         }
         let waiting = plugin
             .try_borrow()
-            .map(|state| !state.waiters.is_empty())
+            .map(|state| state.vm.streams.has_waiters())
             .unwrap_or(true);
         let _ = hostcalls::set_tick_period(if waiting { WAITING_TICK } else { IDLE_TICK });
     }
 
     fn resume_waiters(&self, plugin: &Rc<RefCell<Plugin>>, now: u64) {
         let waiters = match plugin.try_borrow_mut() {
-            Ok(mut state) => std::mem::take(&mut state.waiters),
+            Ok(mut state) => state.vm.streams.take_waiters(),
             Err(_) => return,
         };
         let mut still_waiting = Vec::new();
@@ -82,7 +82,9 @@ impl Root {
         }
         let _ = hostcalls::set_effective_context(self.context_id);
         if let Ok(mut state) = plugin.try_borrow_mut() {
-            state.waiters.extend(still_waiting);
+            for waiter in still_waiting {
+                state.vm.streams.keep_waiting(waiter);
+            }
         }
     }
 

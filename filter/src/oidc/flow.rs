@@ -5,6 +5,7 @@
 //! exchange, refresh). The shell performs the dispatch and calls `finish_login` or
 //! `finish_refresh` with the reply.
 
+use crate::cache::Key;
 use crate::claims;
 use crate::config::{Config, OidcConfig};
 use crate::fetch::HttpRequest;
@@ -12,6 +13,7 @@ use crate::jwks::KeySet;
 use crate::oidc::id_token::{self, Expectations};
 use crate::oidc::login::{self, cookie_attributes, login_cookie_name, LoginRandom, PendingLogin};
 use crate::oidc::provider::Provider;
+use crate::oidc::refresh::{Refresh, RefreshMemo};
 use crate::oidc::token_endpoint::{self, TokenResponse};
 use crate::request::{is_safe_header_value, Edits, Headers};
 use crate::response::{self, AuthError};
@@ -61,11 +63,15 @@ pub enum Step {
         request: HttpRequest,
         pending: PendingLogin,
     },
-    /// Renew the session's tokens; then `finish_refresh`.
+    /// Renew the session's tokens; then `finish_refresh`. `key` names the session
+    /// in the [`RefreshMemo`].
     Refresh {
         request: HttpRequest,
         session: Session,
+        key: Key,
     },
+    /// Another request of this worker is refreshing this session: wait for it.
+    AwaitRefresh,
     /// The provider's metadata is not known yet: wait for discovery.
     NeedProvider,
 }
@@ -93,7 +99,12 @@ impl Context<'_> {
     }
 }
 
-pub fn begin(ctx: &Context, sessions: &mut SessionCache, entropy: &mut dyn Entropy) -> Step {
+pub fn begin(
+    ctx: &Context,
+    sessions: &mut SessionCache,
+    refreshes: &mut RefreshMemo,
+    entropy: &mut dyn Entropy,
+) -> Step {
     if ctx.path() == ctx.oidc.logout_path {
         return logout(ctx);
     }
@@ -115,21 +126,49 @@ pub fn begin(ctx: &Context, sessions: &mut SessionCache, entropy: &mut dyn Entro
     });
     match session {
         SessionState::Valid(session) => allow(ctx, session, Vec::new()),
-        SessionState::Refreshable(session) => match (ctx.provider, session.refresh_token.clone()) {
+        SessionState::Refreshable(session) => {
+            let sealed = chunks::read(ctx.headers, &ctx.oidc.cookie_name).unwrap_or_default();
+            let key = sessions.key_of(b"refresh", sealed.as_bytes());
+            refresh(ctx, &session, key, refreshes, entropy)
+        }
+        SessionState::Absent => no_session(ctx, entropy),
+    }
+}
+
+/// An expired session with a refresh token: at most one refresh per session at a
+/// time on this worker; other requests wait for it and are served by its result,
+/// and while the IdP cannot answer, the session backs off instead of retrying.
+fn refresh(
+    ctx: &Context,
+    session: &Session,
+    key: Key,
+    refreshes: &mut RefreshMemo,
+    entropy: &mut dyn Entropy,
+) -> Step {
+    let now_ms = ctx.now.saturating_mul(1000);
+    match refreshes.state(key, now_ms) {
+        Some(Refresh::InFlight) => Step::AwaitRefresh,
+        Some(Refresh::Renewed { session, cookies }) => allow(ctx, session, cookies),
+        Some(Refresh::Ended) => unauthenticated(ctx, entropy, clear_session(ctx)),
+        Some(Refresh::BackingOff { .. }) => no_session(ctx, entropy),
+        None => match (ctx.provider, session.refresh_token.as_deref()) {
             (None, _) => Step::NeedProvider,
-            (Some(provider), Some(refresh_token)) => Step::Refresh {
-                request: token_endpoint::refresh(
-                    ctx.oidc,
-                    provider,
-                    &ctx.config.clusters,
-                    ctx.oidc.timeout_ms,
-                    &refresh_token,
-                ),
-                session: Session::clone(&session),
-            },
+            (Some(provider), Some(refresh_token)) => {
+                refreshes.start(key, now_ms);
+                Step::Refresh {
+                    request: token_endpoint::refresh(
+                        ctx.oidc,
+                        provider,
+                        &ctx.config.clusters,
+                        ctx.oidc.timeout_ms,
+                        refresh_token,
+                    ),
+                    session: session.clone(),
+                    key,
+                }
+            }
             (Some(_), None) => no_session(ctx, entropy),
         },
-        SessionState::Absent => no_session(ctx, entropy),
     }
 }
 
@@ -271,14 +310,21 @@ pub fn finish_login(
 /// key we have not fetched yet (it just rotated; the caller refetches), the cookie is
 /// kept, so that an outage or a rotation does not cost every session its refresh
 /// token: the next request after the IdP is back (or the keys are) renews it.
+///
+/// The outcome is remembered under `key` for the requests that waited on it, and for
+/// the backoff: 1 s after a first failure to reach the IdP, doubling up to 60 s.
+#[allow(clippy::too_many_arguments)] // the reply, and where its outcome goes
 pub fn finish_refresh(
     ctx: &Context,
     old: Session,
+    key: Key,
+    refreshes: &mut RefreshMemo,
     status: Option<u32>,
     body: &[u8],
     keys: &KeySet,
     entropy: &mut dyn Entropy,
 ) -> (Step, Option<String>) {
+    let now_ms = ctx.now.saturating_mul(1000);
     let (renewed, session_over) = match token_endpoint::parse_response(status, body) {
         Ok(tokens) => {
             let renewed = refreshed_session(ctx, old, &tokens, keys);
@@ -290,22 +336,36 @@ pub fn finish_refresh(
     };
     match renewed {
         Ok(session) => match seal_session(ctx, &session, entropy) {
-            Some(cookies) => (allow(ctx, Rc::new(session), cookies), None),
-            None => (
-                unauthenticated(ctx, entropy, clear_session(ctx)),
-                Some("session too large".into()),
-            ),
+            Some(cookies) => {
+                let session = Rc::new(session);
+                refreshes.renewed(key, Rc::clone(&session), cookies.clone(), now_ms);
+                (allow(ctx, session, cookies), None)
+            }
+            None => {
+                refreshes.ended(key, now_ms);
+                (
+                    unauthenticated(ctx, entropy, clear_session(ctx)),
+                    Some("session too large".into()),
+                )
+            }
         },
         Err(why) => {
             let clear = if session_over {
+                refreshes.ended(key, now_ms);
                 clear_session(ctx)
             } else {
+                refreshes.failed(key, now_ms);
                 Vec::new()
             };
             (unauthenticated(ctx, entropy, clear), Some(why))
         }
     }
 }
+
+/// The tokens of a refresh reply without an ID token live this long when the reply
+/// has no `expires_in` either (OIDC Core 12.2 allows both to be absent).
+pub const REFRESHED_TOKENS_DEFAULT_TTL_SECONDS: u64 = 300;
+const REFRESHED_TOKENS_MIN_TTL_SECONDS: u64 = 10;
 
 fn refreshed_session(
     ctx: &Context,
@@ -328,11 +388,28 @@ fn refreshed_session(
             if nonce.is_some_and(|nonce| nonce != original) {
                 return Err("refreshed ID token has another nonce".into());
             }
+            // OIDC Core 12.2: the same issuer and subject as the session's.
+            let same = |name: &str| claims.get(name) == old.claims.get(name);
+            if !(same("iss") && same("sub")) {
+                return Err("refreshed ID token names another issuer or subject".into());
+            }
             (claims, Some(id_token.clone()))
         }
         None => (old.claims.clone(), old.id_token.clone()),
     };
+    let refreshed_id_token = tokens.id_token.is_some();
     let mut session = new_session(ctx, claims, id_token.unwrap_or_default(), tokens);
+    if !refreshed_id_token {
+        // The old ID token's `exp` is past: the renewed tokens' lifetime is the
+        // access token's, or a bounded default.
+        // At least a few seconds, so that `expires_in: 0` cannot make every request
+        // refresh.
+        let lifetime = tokens
+            .expires_in
+            .unwrap_or(REFRESHED_TOKENS_DEFAULT_TTL_SECONDS)
+            .max(REFRESHED_TOKENS_MIN_TTL_SECONDS);
+        session.tokens_expire_at = ctx.now.saturating_add(lifetime);
+    }
     session.refresh_token = tokens.refresh_token.clone().or(old.refresh_token);
     session.expires_at = old.expires_at;
     Ok(session)

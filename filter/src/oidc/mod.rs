@@ -6,4 +6,5 @@ pub mod flow;
 pub mod id_token;
 pub mod login;
 pub mod provider;
+pub mod refresh;
 pub mod token_endpoint;

@@ -5,10 +5,24 @@ use crate::token::Algorithm;
 use serde_json::json;
 use wasm_bindgen_test::wasm_bindgen_test;
 
-/// Each call with a cold session cache: most tests are about one request.
+/// Each call with a cold session cache and no refresh in flight: most tests are
+/// about one request.
 fn begin(ctx: &Context, entropy: &mut dyn Entropy) -> Step {
     let mut sessions = SessionCache::new(ctx.config.session_cache, [1; 16]);
-    super::begin(ctx, &mut sessions, entropy)
+    super::begin(ctx, &mut sessions, &mut RefreshMemo::default(), entropy)
+}
+
+/// `finish_refresh` for a refresh nobody else waits on.
+fn finish(
+    ctx: &Context,
+    old: Session,
+    status: Option<u32>,
+    body: &[u8],
+    keys: &KeySet,
+    entropy: &mut dyn Entropy,
+) -> (Step, Option<String>) {
+    let mut memo = RefreshMemo::default();
+    finish_refresh(ctx, old, 1, &mut memo, status, body, keys, entropy)
 }
 
 const NOW: u64 = 1_700_000_000;
@@ -333,6 +347,7 @@ fn expired_tokens_are_refreshed_or_the_user_logs_in_again() {
     let Step::Refresh {
         request: refresh,
         session,
+        ..
     } = begin(&ctx, &mut Counter(0))
     else {
         panic!("expected a refresh")
@@ -345,7 +360,7 @@ fn expired_tokens_are_refreshed_or_the_user_logs_in_again() {
         &json!({"iss": ISSUER, "aud": "app", "sub": "alice", "iat": later, "exp": later + 300}),
     );
     let reply = json!({"access_token": "at2", "id_token": renewed_token, "refresh_token": "rt-2", "expires_in": 300}).to_string();
-    let (step, failure) = finish_refresh(
+    let (step, failure) = finish(
         &ctx,
         session.clone(),
         Some(200),
@@ -364,7 +379,7 @@ fn expired_tokens_are_refreshed_or_the_user_logs_in_again() {
         .iter()
         .any(|c| c.starts_with("oidc_session=")));
 
-    let (step, failure) = finish_refresh(
+    let (step, failure) = finish(
         &ctx,
         session.clone(),
         Some(400),
@@ -384,7 +399,7 @@ fn expired_tokens_are_refreshed_or_the_user_logs_in_again() {
 
     let api_request = api("/data", &cookie);
     let api_ctx = fixture.context(&api_request, later);
-    let (step, _) = finish_refresh(&api_ctx, session, Some(400), b"{}", &keys, &mut Counter(9));
+    let (step, _) = finish(&api_ctx, session, Some(400), b"{}", &keys, &mut Counter(9));
     let Step::Reply(reply) = step else { panic!() };
     assert_eq!(reply.status, 401, "an API caller gets 401");
 }
@@ -408,8 +423,7 @@ fn an_unreachable_idp_does_not_end_the_session() {
             let Step::Refresh { session, .. } = begin(&ctx, &mut Counter(0)) else {
                 panic!("expected a refresh")
             };
-            let (step, failure) =
-                finish_refresh(&ctx, session, status, body, &keys, &mut Counter(9));
+            let (step, failure) = finish(&ctx, session, status, body, &keys, &mut Counter(9));
             assert!(failure.is_some(), "{status:?}");
             let (Step::LoginRedirect(reply) | Step::Reply(reply)) = step else {
                 panic!("expected a login redirect or a 401")
@@ -445,7 +459,7 @@ fn a_refreshed_id_token_from_rotated_keys_does_not_end_the_session() {
     };
     let old_keys = key_set_of(&[&fixture.idp_key]);
     let refresh = |body: String, clear: bool| {
-        let (step, failure) = finish_refresh(
+        let (step, failure) = finish(
             &ctx,
             session.clone(),
             Some(200),
@@ -526,4 +540,178 @@ fn no_randomness_no_login() {
 fn error_pages_escape_their_message() {
     let page = error_page(400, "<script>");
     assert!(page.body.contains("&lt;script&gt;") && !page.body.contains("<script>"));
+}
+
+/// One worker's memory across requests of the same expired session.
+struct Worker {
+    sessions: SessionCache,
+    refreshes: RefreshMemo,
+}
+
+impl Worker {
+    fn new(ctx: &Context) -> Self {
+        Self {
+            sessions: SessionCache::new(ctx.config.session_cache, [1; 16]),
+            refreshes: RefreshMemo::default(),
+        }
+    }
+
+    fn begin(&mut self, ctx: &Context) -> Step {
+        super::begin(
+            ctx,
+            &mut self.sessions,
+            &mut self.refreshes,
+            &mut Counter(0),
+        )
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn one_refresh_per_session_at_a_time_and_its_result_serves_the_others() {
+    let fixture = Fixture::new();
+    let cookie = fixture.logged_in_cookie(json!({}), Some("rt-1"));
+    let later = NOW + 1_000;
+    let request = browser("/app", &cookie);
+    let ctx = fixture.context(&request, later);
+    let mut worker = Worker::new(&ctx);
+    let Step::Refresh { session, key, .. } = worker.begin(&ctx) else {
+        panic!("the first request refreshes")
+    };
+    for _ in 0..3 {
+        assert!(
+            matches!(worker.begin(&ctx), Step::AwaitRefresh),
+            "the others wait"
+        );
+    }
+    let keys = key_set_of(&[&fixture.idp_key]);
+    let reply =
+        json!({"access_token": "at2", "refresh_token": "rt-2", "expires_in": 120}).to_string();
+    let (step, failure) = finish_refresh(
+        &ctx,
+        session,
+        key,
+        &mut worker.refreshes,
+        Some(200),
+        reply.as_bytes(),
+        &keys,
+        &mut Counter(9),
+    );
+    assert_eq!(failure, None);
+    let Step::Allow {
+        session: renewed, ..
+    } = step
+    else {
+        panic!("renewed")
+    };
+    // A reply without an ID token: the tokens live `expires_in` from now.
+    assert_eq!(renewed.tokens_expire_at, later + 120);
+    let Step::Allow {
+        response_cookies, ..
+    } = worker.begin(&ctx)
+    else {
+        panic!("a waiting request is served by the renewal")
+    };
+    assert!(response_cookies
+        .iter()
+        .any(|c| c.starts_with("oidc_session=")));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_refresh_without_id_token_or_expiry_gets_a_bounded_lifetime() {
+    let fixture = Fixture::new();
+    let cookie = fixture.logged_in_cookie(json!({}), Some("rt-1"));
+    let later = NOW + 1_000;
+    let request = browser("/app", &cookie);
+    let ctx = fixture.context(&request, later);
+    let Step::Refresh { session, .. } = begin(&ctx, &mut Counter(0)) else {
+        panic!("expected a refresh")
+    };
+    let keys = key_set_of(&[&fixture.idp_key]);
+    for (reply, lifetime) in [
+        (
+            r#"{"access_token":"at2"}"#,
+            REFRESHED_TOKENS_DEFAULT_TTL_SECONDS,
+        ),
+        (r#"{"access_token":"at2","expires_in":0}"#, 10),
+    ] {
+        let (step, _) = finish(
+            &ctx,
+            session.clone(),
+            Some(200),
+            reply.as_bytes(),
+            &keys,
+            &mut Counter(9),
+        );
+        let Step::Allow {
+            session: renewed, ..
+        } = step
+        else {
+            panic!("renewed")
+        };
+        assert_eq!(renewed.tokens_expire_at, later + lifetime, "{reply}");
+        assert!(renewed.judge(later + 5, 0) != SessionState::Absent);
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_refreshed_id_token_for_another_subject_ends_the_session() {
+    let fixture = Fixture::new();
+    let cookie = fixture.logged_in_cookie(json!({}), Some("rt-1"));
+    let later = NOW + 1_000;
+    let request = browser("/app", &cookie);
+    let ctx = fixture.context(&request, later);
+    let Step::Refresh { session, .. } = begin(&ctx, &mut Counter(0)) else {
+        panic!("expected a refresh")
+    };
+    let keys = key_set_of(&[&fixture.idp_key]);
+    let mallory = fixture.idp_key.mint(
+        &json!({"iss": ISSUER, "aud": "app", "sub": "mallory", "iat": later, "exp": later + 300}),
+    );
+    let reply = json!({"access_token": "at2", "id_token": mallory}).to_string();
+    let (step, failure) = finish(
+        &ctx,
+        session,
+        Some(200),
+        reply.as_bytes(),
+        &keys,
+        &mut Counter(9),
+    );
+    assert!(failure.unwrap().contains("subject"));
+    let Step::LoginRedirect(reply) = step else {
+        panic!("a login again")
+    };
+    assert!(reply
+        .headers
+        .iter()
+        .any(|(k, v)| k == "set-cookie" && v.starts_with("oidc_session=;")));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn while_the_idp_cannot_answer_a_session_backs_off() {
+    let fixture = Fixture::new();
+    let cookie = fixture.logged_in_cookie(json!({}), Some("rt-1"));
+    let later = NOW + 1_000;
+    let request = api("/data", &cookie);
+    let ctx = fixture.context(&request, later);
+    let mut worker = Worker::new(&ctx);
+    let Step::Refresh { session, key, .. } = worker.begin(&ctx) else {
+        panic!("expected a refresh")
+    };
+    let keys = key_set_of(&[&fixture.idp_key]);
+    let (step, _) = finish_refresh(
+        &ctx,
+        session,
+        key,
+        &mut worker.refreshes,
+        Some(503),
+        b"",
+        &keys,
+        &mut Counter(9),
+    );
+    assert!(matches!(step, Step::Reply(ref reply) if reply.status == 401));
+    // Within the backoff: no call to the IdP.
+    assert!(matches!(worker.begin(&ctx), Step::Reply(ref reply) if reply.status == 401));
+    // After it: one more attempt.
+    let after = fixture.context(&request, later + 2);
+    assert!(matches!(worker.begin(&after), Step::Refresh { .. }));
 }
