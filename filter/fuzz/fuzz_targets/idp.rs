@@ -21,13 +21,12 @@ use libfuzzer_sys::fuzz_target;
 use oidc_filter::config::{RemoteSource, SourceKind};
 use oidc_filter::fetch::{self, Next, Step};
 use oidc_filter::http_url::HttpUrl;
-use oidc_filter::metrics::Counters;
 use oidc_filter::oidc::id_token::{self, Expectations};
 use oidc_filter::oidc::login::{self, LoginRandom, PendingLogin};
 use oidc_filter::oidc::provider;
 use oidc_filter::oidc::token_endpoint;
 use oidc_filter::peer::Peer;
-use oidc_filter::pipeline::{self, Inputs, Pending, Verdict};
+use oidc_filter::pipeline::{self, Inputs, Pending, Verdict, VmState};
 use oidc_filter::request::Headers;
 use oidc_filter::session::seal::CookieKeys;
 use serde_json::Value;
@@ -235,7 +234,7 @@ fn finish_exchange(body: &[u8]) {
         &Pending::Login(pending()),
         (Some(200), body),
         key_set(),
-        &mut Counters::default(),
+        &mut VmState::new(config, [5; 16]),
         &mut FixedEntropy,
     );
     if let Verdict::Reply(reply) = &finished.verdict {
