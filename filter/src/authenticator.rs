@@ -6,7 +6,7 @@ use crate::claims;
 use crate::config::{Config, JwtRule, RuleKeys};
 use crate::extractor::{self, Found, MAX_TOKENS};
 use crate::jwks::KeySet;
-use crate::request::{is_safe_header_value, Edits, Headers};
+use crate::request::{self, is_safe_header_value, Edits, Headers};
 use crate::response::{self, AuthError, Denial};
 use crate::token::{self, Jws};
 use crate::verifier;
@@ -354,9 +354,7 @@ fn upstream_edits(
     valid: &[(&Found, Verified, Rc<str>)],
 ) -> Edits {
     let mut edits = Edits::default();
-    for name in &config.output_headers {
-        edits.remove(name);
-    }
+    request::remove_identity_headers(&config.output_headers, headers, &mut edits);
     for (index, (found, verified, payload_segment)) in valid.iter().enumerate() {
         let Some(rule) = config.rules.get(verified.rule) else {
             continue;

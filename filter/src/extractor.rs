@@ -2,7 +2,7 @@
 //! `fromCookies`), and how a token is removed before the upstream sees it.
 
 use crate::config::{Config, TokenLocation};
-use crate::request::{Edits, Headers};
+use crate::request::{self, Edits, Headers};
 
 /// Most tokens examined in one request; more is refused rather than verified.
 pub const MAX_TOKENS: usize = 4;
@@ -79,28 +79,8 @@ pub fn remove_from(location: &TokenLocation, headers: &Headers, edits: &mut Edit
             let path = current_value(edits, headers, ":path").unwrap_or_else(|| "/".into());
             edits.set(":path", path_without_param(&path, name));
         }
-        TokenLocation::Cookie(_) if edits.remove.iter().any(|known| known == "cookie") => {}
         TokenLocation::Cookie(name) => {
-            let cookies: Vec<String> = match current_value(edits, headers, "cookie") {
-                Some(cookie) => vec![cookie],
-                None => headers.get_all("cookie").map(str::to_string).collect(),
-            };
-            let kept: Vec<&str> = cookies
-                .iter()
-                .flat_map(|header| header.split(';'))
-                .map(str::trim)
-                .filter(|pair| !pair.is_empty())
-                .filter(|pair| {
-                    pair.split_once('=')
-                        .is_none_or(|(key, _)| key.trim() != name)
-                })
-                .collect();
-            if kept.is_empty() {
-                edits.set.retain(|(key, _)| key != "cookie");
-                edits.remove("cookie");
-            } else {
-                edits.set("cookie", kept.join("; "));
-            }
+            request::remove_cookies(headers, edits, &|cookie| cookie == name)
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::oidc::provider::Provider;
 use crate::oidc::refresh::RefreshMemo;
 use crate::path;
 use crate::peer::Peer;
-use crate::request::{Edits, Forwarded, Headers};
+use crate::request::{self, Edits, Forwarded, Headers};
 use crate::response::{self, AuthError, Denial};
 use crate::session::seal::CookieKeys;
 use crate::session::{Session, SessionCache};
@@ -137,16 +137,24 @@ impl Inputs<'_> {
 }
 
 pub fn decide(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> Verdict {
+    let mut verdict = judge_request(inputs, vm, entropy);
+    if let (Verdict::Allow { edits, .. }, Some(oidc)) = (&mut verdict, &inputs.config.oidc) {
+        flow::strip_filter_cookies(oidc, inputs.headers, edits);
+    }
+    verdict
+}
+
+fn judge_request(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> Verdict {
     let Inputs {
         config, headers, ..
     } = inputs;
     if config.bypass_cors_preflight && is_cors_preflight(headers) {
         vm.counters.add(Counter::AllowedPreflight);
-        return unauthenticated_allow(config);
+        return unauthenticated_allow(config, headers);
     }
     if is_public(config, headers) {
         vm.counters.add(Counter::AllowedPublic);
-        return unauthenticated_allow(config);
+        return unauthenticated_allow(config, headers);
     }
     let found = extractor::find_tokens(config, headers);
     if let Some(context) = inputs.flow_context(!found.is_empty()) {
@@ -190,18 +198,16 @@ fn is_cors_preflight(headers: &Headers) -> bool {
 }
 
 /// Forwarded without an identity: only client copies of identity headers go.
-fn unauthenticated_allow(config: &Config) -> Verdict {
+fn unauthenticated_allow(config: &Config, headers: &Headers) -> Verdict {
     Verdict::Allow {
-        edits: identity_headers_removed(config),
+        edits: identity_headers_removed(config, headers),
         response_cookies: Vec::new(),
     }
 }
 
-fn identity_headers_removed(config: &Config) -> Edits {
+fn identity_headers_removed(config: &Config, headers: &Headers) -> Edits {
     let mut edits = Edits::default();
-    for name in &config.output_headers {
-        edits.remove(name);
-    }
+    request::remove_identity_headers(&config.output_headers, headers, &mut edits);
     edits
 }
 
@@ -209,7 +215,7 @@ fn identity_headers_removed(config: &Config) -> Edits {
 /// no identity. If they deny it, an identity is what is missing: a login for a
 /// browser, `401 Jwt is missing` for anyone else (Istio answers 403 here).
 fn anonymous(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> Verdict {
-    let edits = identity_headers_removed(inputs.config);
+    let edits = identity_headers_removed(inputs.config, inputs.headers);
     let no_claims = Map::new();
     let Err(detail) = judge(inputs, &no_claims, &edits) else {
         vm.counters.add(Counter::AllowedAnonymous);

@@ -15,7 +15,7 @@ use crate::oidc::login::{self, cookie_attributes, login_cookie_name, LoginRandom
 use crate::oidc::provider::Provider;
 use crate::oidc::refresh::{Refresh, RefreshMemo};
 use crate::oidc::token_endpoint::{self, TokenResponse};
-use crate::request::{is_safe_header_value, Edits, Headers};
+use crate::request::{self, is_safe_header_value, Edits, Headers};
 use crate::response::{self, AuthError};
 use crate::session::chunks;
 use crate::session::seal::{CookieKeys, NONCE_BYTES};
@@ -483,10 +483,8 @@ fn clear_session(ctx: &Context) -> Vec<String> {
 /// and client copies of them removed.
 fn allow(ctx: &Context, session: Rc<Session>, response_cookies: Vec<String>) -> Step {
     let mut edits = Edits::default();
-    for name in &ctx.config.output_headers {
-        edits.remove(name);
-    }
-    strip_our_cookies(ctx, &mut edits);
+    request::remove_identity_headers(&ctx.config.output_headers, ctx.headers, &mut edits);
+    strip_filter_cookies(ctx.oidc, ctx.headers, &mut edits);
     for output in &ctx.oidc.output_claim_to_headers {
         let value = claims::lookup(&session.claims, &output.claim).and_then(claims::scalar_text);
         if let Some(value) = value.filter(|value| is_safe_header_value(value)) {
@@ -515,25 +513,20 @@ fn allow(ctx: &Context, session: Rc<Session>, response_cookies: Vec<String>) -> 
     }
 }
 
-fn strip_our_cookies(ctx: &Context, edits: &mut Edits) {
-    let session_name = &ctx.oidc.cookie_name;
-    let login_name = login_cookie_name(ctx.oidc);
-    let chunk_prefix = format!("{session_name}_");
-    let kept: Vec<String> = ctx
-        .headers
-        .cookies()
-        .filter(|(name, _)| {
-            let is_chunk = name
-                .strip_prefix(&chunk_prefix)
-                .is_some_and(|n| n.parse::<usize>().is_ok());
-            *name != session_name && *name != login_name && !is_chunk
-        })
-        .map(|(name, value)| format!("{name}={value}"))
-        .collect();
-    edits.remove("cookie");
-    if !kept.is_empty() {
-        edits.set("cookie", kept.join("; "));
-    }
+/// The filter's own cookies (session chunks and the login cookie) never reach the
+/// upstream, whatever path the request takes.
+pub fn strip_filter_cookies(oidc: &OidcConfig, headers: &Headers, edits: &mut Edits) {
+    let session_name = oidc.cookie_name.as_str();
+    let login_name = login_cookie_name(oidc);
+    let is_ours = |name: &str| {
+        name == session_name
+            || name == login_name
+            || name
+                .strip_prefix(session_name)
+                .and_then(|rest| rest.strip_prefix('_'))
+                .is_some_and(|index| !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()))
+    };
+    request::remove_cookies(headers, edits, &is_ours);
 }
 
 fn logout(ctx: &Context) -> Step {

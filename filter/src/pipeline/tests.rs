@@ -311,3 +311,59 @@ fn tokens_of_two_principals_are_refused_and_one_principal_is_forwarded_once() {
     );
     assert!(edits.set.iter().any(|(k, v)| k == ":path" && v == "/"));
 }
+
+#[wasm_bindgen_test(unsupported = test)]
+fn filter_cookies_and_underscore_identity_headers_never_reach_the_upstream() {
+    let key = TestKey::new(Algorithm::Es256, "k");
+    let config = config_with(
+        &key,
+        r#","outputClaimToHeaders":[{"header":"x-email","claim":"email"}]"#,
+        r#","publicPaths":["/healthz"],"oidc":{"issuer":"https://login.test","clientId":"app","clientSecret":"s",
+            "cookieSecrets":["AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="]}"#,
+    );
+    let cookies =
+        r#"oidc_session=s; app="v 1"; oidc_session_1=c; oidc_session_login=l; oidc_sessionx=keep"#;
+    let bearer = format!("Bearer {}", token(&key, "alice@example.test"));
+    let requests: [Vec<(&str, &str)>; 3] = [
+        vec![(":method", "GET"), (":path", "/healthz")],
+        vec![
+            (":method", "GET"),
+            (":path", "/api"),
+            ("authorization", &bearer),
+        ],
+        vec![
+            (":method", "OPTIONS"),
+            (":path", "/api"),
+            ("origin", "https://spa.test"),
+            ("access-control-request-method", "GET"),
+        ],
+    ];
+    for mut pairs in requests {
+        pairs.extend([
+            ("cookie", cookies),
+            ("x_email", "spoof"),
+            ("x-email", "spoof"),
+        ]);
+        let headers = Headers::new(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        let (verdict, _) = decide_request(&config, &pairs);
+        let Verdict::Allow { edits, .. } = verdict else {
+            panic!("{pairs:?}: {verdict:?}")
+        };
+        let forwarded = Forwarded {
+            headers: &headers,
+            edits: &edits,
+        };
+        assert_eq!(
+            forwarded.get_all("cookie"),
+            [r#"app="v 1"; oidc_sessionx=keep"#],
+            "{pairs:?}"
+        );
+        assert!(forwarded.get("x_email").is_none(), "{pairs:?}");
+        assert_ne!(forwarded.get("x-email"), Some("spoof"), "{pairs:?}");
+    }
+}
