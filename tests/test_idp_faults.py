@@ -20,7 +20,7 @@ import requests
 from harness.client import assert_denied, get, upstream_view
 from harness.envoy import Listener
 from harness.fake_idp import DISCOVERY, FAULTS, HANG, JWKS, TOKEN, FakeIdp, json_reply, now
-from harness.login import follow, login
+from harness.login import SAME_ORIGIN, follow, login
 from harness.oidc_app import CLIENT_ID, App, html_session, oidc_config, set_cookies, upstream
 from harness.tokens import generate_key, sign
 from harness.waiting import wait_until
@@ -447,7 +447,7 @@ def test_real_idp_sessions_survive_an_outage_and_logins_recover(stack):
     assert_bounded(elapsed, "the callback")
     assert_stat_increases(app.envoy, "login.failed", before)
     # Logging out needs no call from Envoy: it still answers at once.
-    logout = newcomer.get(f"{app.url}/oauth2/logout", allow_redirects=False, timeout=CLIENT_TIMEOUT)
+    logout = newcomer.get(f"{app.url}/oauth2/logout", headers=SAME_ORIGIN, allow_redirects=False, timeout=CLIENT_TIMEOUT)
     assert logout.status_code == 302 and urlsplit(logout.headers["location"]).path.endswith("/session/end")
     # Back: a new login completes without restarting Envoy, and the VM is healthy.
     before = stats(app.envoy)

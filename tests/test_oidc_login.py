@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from harness.login import follow, login, logout
+from harness.login import SAME_ORIGIN, follow, login, logout
 from harness.oidc_app import App, html_session, upstream
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def test_open_redirect_attempts_stay_on_origin(app):
 def test_logout_clears_the_session_and_ends_the_idp_session(app):
     session = html_session()
     login(session, f"{app.url}/", "frank")
-    response = session.get(f"{app.url}/oauth2/logout", allow_redirects=False)
+    response = session.get(f"{app.url}/oauth2/logout", headers=SAME_ORIGIN, allow_redirects=False)
     assert response.status_code == 302
     location = urlsplit(response.headers["location"])
     assert location.path.endswith("/session/end")

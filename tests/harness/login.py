@@ -28,6 +28,9 @@ import requests
 from .oidc import query_params
 
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+# What a browser sends when the user follows a link on the app's own pages: the
+# filter logs out only on same-origin requests.
+SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
 REQUEST_TIMEOUT = 10.0
 
 

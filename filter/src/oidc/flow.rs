@@ -106,6 +106,9 @@ pub fn begin(
     entropy: &mut dyn Entropy,
 ) -> Step {
     if ctx.path() == ctx.oidc.logout_path {
+        if !is_same_origin(ctx.headers) {
+            return Step::Reply(logout_confirmation(&ctx.oidc.logout_path));
+        }
         return logout(ctx);
     }
     if ctx.path() == ctx.oidc.callback_path {
@@ -529,6 +532,51 @@ pub fn strip_filter_cookies(oidc: &OidcConfig, headers: &Headers, edits: &mut Ed
     request::remove_cookies(headers, edits, &is_ours);
 }
 
+/// Whether the browser says the request comes from our own origin: Fetch Metadata
+/// (`same-origin`, or `none` for a typed URL or bookmark), else `Origin`, else
+/// `Referer`. Without any of them we cannot tell, and treat it as cross-site.
+fn is_same_origin(headers: &Headers) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return site == "same-origin" || site == "none";
+    }
+    let ours = login::origin(headers);
+    if let Some(origin) = headers.get("origin") {
+        return origin == ours;
+    }
+    headers.get("referer").is_some_and(|referer| {
+        referer
+            .strip_prefix(ours.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?', '#']))
+    })
+}
+
+/// A cross-site request to the logout path (a link or an image on another site)
+/// must not log the user out: it gets a page whose button POSTs from our origin.
+fn logout_confirmation(logout_path: &str) -> LocalReply {
+    let action = escape_html(logout_path);
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sign out</title></head>\
+         <body><form method=\"post\" action=\"{action}\"><p>Sign out of this site?</p>\
+         <button type=\"submit\">Sign out</button></form></body></html>"
+    );
+    LocalReply {
+        status: 200,
+        headers: vec![
+            (
+                "content-type".to_string(),
+                "text/html; charset=utf-8".to_string(),
+            ),
+            ("cache-control".to_string(), "no-store".to_string()),
+            // The button must not be framed by another site (clickjacking).
+            (
+                "content-security-policy".to_string(),
+                "frame-ancestors 'none'".to_string(),
+            ),
+        ],
+        body,
+    }
+}
+
 fn logout(ctx: &Context) -> Step {
     let session = Session::open(ctx.cookie_keys, &ctx.oidc.cookie_name, ctx.headers);
     let mut cookies = clear_session(ctx);
@@ -596,18 +644,23 @@ fn idp_failure_page(status: Option<u32>) -> LocalReply {
     }
 }
 
+fn escape_html(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '&' => escaped.push_str("&amp;"),
+            '"' => escaped.push_str("&quot;"),
+            other => escaped.push(other),
+        }
+    }
+    escaped
+}
+
 /// A small page; the message is ours, never echoed input, but is escaped anyway.
 pub fn error_page(status: u32, message: &str) -> LocalReply {
-    let escaped: String = message
-        .chars()
-        .map(|c| match c {
-            '<' => "&lt;".to_string(),
-            '>' => "&gt;".to_string(),
-            '&' => "&amp;".to_string(),
-            '"' => "&quot;".to_string(),
-            other => other.to_string(),
-        })
-        .collect();
+    let escaped = escape_html(message);
     let body = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sign-in problem</title></head>\
          <body><h1>Sign-in problem</h1><p>{escaped}</p><p><a href=\"/\">Start again</a></p></body></html>"

@@ -491,7 +491,11 @@ fn a_refreshed_id_token_from_rotated_keys_does_not_end_the_session() {
 fn logout_clears_cookies_and_ends_the_idp_session() {
     let fixture = Fixture::new();
     let cookie = fixture.logged_in_cookie(json!({}), None);
-    let request = browser("/oauth2/logout", &cookie);
+    let request = with(
+        browser("/oauth2/logout", &cookie),
+        "sec-fetch-site",
+        "same-origin",
+    );
     let Step::Logout(reply) = begin(&fixture.context(&request, NOW + 10), &mut Counter(0)) else {
         panic!()
     };
@@ -714,4 +718,58 @@ fn while_the_idp_cannot_answer_a_session_backs_off() {
     // After it: one more attempt.
     let after = fixture.context(&request, later + 2);
     assert!(matches!(worker.begin(&after), Step::Refresh { .. }));
+}
+
+fn with(headers: Headers, name: &str, value: &str) -> Headers {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for key in [
+        ":method",
+        ":scheme",
+        ":authority",
+        ":path",
+        "accept",
+        "cookie",
+    ] {
+        if let Some(value) = headers.get(key) {
+            pairs.push((key.to_string(), value.to_string()));
+        }
+    }
+    pairs.push((name.to_string(), value.to_string()));
+    Headers::new(pairs)
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn only_a_same_origin_request_logs_out() {
+    let fixture = Fixture::new();
+    let cookie = fixture.logged_in_cookie(json!({}), None);
+    let logout = browser("/oauth2/logout", &cookie);
+    let cases = [
+        ("sec-fetch-site", "same-origin", true),
+        ("sec-fetch-site", "none", true),
+        ("sec-fetch-site", "cross-site", false),
+        ("sec-fetch-site", "same-site", false),
+        ("origin", "http://app.test", true),
+        ("origin", "https://evil.test", false),
+        ("origin", "null", false),
+        ("referer", "http://app.test/settings", true),
+        ("referer", "http://app.test", true),
+        ("referer", "http://app.test.evil.test/", false),
+        ("referer", "https://evil.test/http://app.test/", false),
+        ("x-nothing", "", false),
+    ];
+    for (name, value, logs_out) in cases {
+        let request = with(logout.clone(), name, value);
+        match begin(&fixture.context(&request, NOW + 10), &mut Counter(0)) {
+            Step::Logout(reply) => assert!(logs_out, "{name}: {value}: {reply:?}"),
+            Step::Reply(page) => {
+                assert!(!logs_out, "{name}: {value}");
+                assert_eq!(page.status, 200);
+                assert!(page
+                    .body
+                    .contains(r#"<form method="post" action="/oauth2/logout">"#));
+                assert!(!page.headers.iter().any(|(k, _)| k == "set-cookie"));
+            }
+            other => panic!("{name}: {value}: {other:?}"),
+        }
+    }
 }
