@@ -11,7 +11,8 @@ pub fn parse_millis(text: &str) -> Result<u64, String> {
         return Ok(0);
     }
     let mut rest = text;
-    let mut total_nanos: u128 = 0;
+    // u64 nanoseconds reach 584 years: plenty, and no 128-bit arithmetic in Wasm.
+    let mut total_nanos: u64 = 0;
     while !rest.is_empty() {
         let number_len = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -31,11 +32,10 @@ pub fn parse_millis(text: &str) -> Result<u64, String> {
             .ok_or_else(|| format!("`{text}` is too long"))?;
         rest = next;
     }
-    let millis = total_nanos.div_ceil(1_000_000);
-    u64::try_from(millis).map_err(|_| format!("`{text}` is too long"))
+    Ok(total_nanos.div_ceil(1_000_000))
 }
 
-fn unit_nanos(unit: &str) -> Option<u128> {
+fn unit_nanos(unit: &str) -> Option<u64> {
     Some(match unit {
         "ns" => 1,
         "us" | "µs" | "μs" => 1_000,
@@ -48,12 +48,12 @@ fn unit_nanos(unit: &str) -> Option<u128> {
 }
 
 /// `number` is `digits[.digits]`; returns number × unit in nanoseconds.
-fn scaled_nanos(number: &str, unit: u128) -> Option<u128> {
+fn scaled_nanos(number: &str, unit: u64) -> Option<u64> {
     let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
     if whole.is_empty() && fraction.is_empty() || fraction.contains('.') {
         return None;
     }
-    let whole_value: u128 = if whole.is_empty() {
+    let whole_value: u64 = if whole.is_empty() {
         0
     } else {
         whole.parse().ok()?
@@ -63,7 +63,7 @@ fn scaled_nanos(number: &str, unit: u128) -> Option<u128> {
     let mut scale = unit;
     for digit in fraction.chars().take(20) {
         scale /= 10;
-        let value = u128::from(digit.to_digit(10)?);
+        let value = u64::from(digit.to_digit(10)?);
         result = result.checked_add(value.checked_mul(scale)?)?;
     }
     Some(result)
