@@ -36,25 +36,10 @@ fn config(key: &TestKey) -> Config {
 }
 
 fn verdict(config: &Config, path: &str, token: Option<&str>) -> Verdict {
-    let mut pairs = vec![
-        (":path".to_string(), path.to_string()),
-        ("x-email".to_string(), "spoof".to_string()),
-    ];
-    if let Some(token) = token {
-        pairs.push(("authorization".to_string(), format!("Bearer {token}")));
-    }
-    let headers = Headers::new(pairs);
-    let keys = CookieKeys::new(&[]);
-    let inputs = Inputs {
-        config,
-        headers: &headers,
-        keys: &NoRemote,
-        provider: None,
-        cookie_keys: &keys,
-        peer: &Peer::default(),
-        now_ms: NOW_MS,
-    };
-    decide(&inputs, &mut VmState::new(config, [3; 16]), &mut NoEntropy)
+    let bearer = token.map(|token| format!("Bearer {token}"));
+    let mut pairs = vec![(":path", path), ("x-email", "spoof")];
+    pairs.extend(bearer.as_deref().map(|value| ("authorization", value)));
+    decide_request(config, &pairs).0
 }
 
 fn token(key: &TestKey, email: &str) -> String {
