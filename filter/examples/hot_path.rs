@@ -115,6 +115,7 @@ fn decide_time(alg: &str, cached: bool) -> (f64, usize) {
             cookie_keys: &cookie_keys,
             peer: &Peer::default(),
             now_ms,
+            final_attempt: false,
         };
         let verdict = decide(&inputs, &mut vm, &mut NoEntropy);
         assert!(matches!(verdict, Verdict::Allow { .. }), "{verdict:?}");

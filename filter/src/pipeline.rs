@@ -120,6 +120,9 @@ pub struct Inputs<'a> {
     /// The downstream peer, as far as the policies read it (`Config::peer_needs`).
     pub peer: &'a Peer,
     pub now_ms: u64,
+    /// The request may not wait any longer (its wait timed out, or there is no room
+    /// to wait): decide now.
+    pub final_attempt: bool,
 }
 
 impl Inputs<'_> {
@@ -132,6 +135,7 @@ impl Inputs<'_> {
             headers: self.headers,
             now: self.now_ms / 1000,
             bearer_token_present,
+            final_attempt: self.final_attempt,
         })
     }
 }

@@ -228,6 +228,7 @@ fn finish_exchange(body: &[u8]) {
         cookie_keys: &cookie_keys,
         peer: &Peer::default(),
         now_ms: NOW * 1000,
+        final_attempt: false,
     };
     let finished = pipeline::finish_exchange(
         &inputs,

@@ -84,6 +84,7 @@ fuzz_target!(|data: &[u8]| {
         cookie_keys: &cookie_keys,
         peer: &Peer::default(),
         now_ms: NOW * 1000,
+        final_attempt: false,
     };
     match pipeline::decide(&inputs, &mut VmState::new(config(), [5; 16]), &mut Zeros) {
         Verdict::Allow { edits, .. } => {

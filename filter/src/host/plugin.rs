@@ -184,6 +184,7 @@ impl Plugin {
             cookie_keys: &self.cookie_keys,
             peer,
             now_ms,
+            final_attempt,
         };
         pipeline::decide(&inputs, &mut self.vm, entropy)
     }
@@ -220,6 +221,7 @@ impl Plugin {
             cookie_keys: &self.cookie_keys,
             peer: &exchange.peer,
             now_ms,
+            final_attempt: true,
         };
         pipeline::finish_exchange(
             &inputs,

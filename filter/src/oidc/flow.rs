@@ -86,6 +86,8 @@ pub struct Context<'a> {
     pub now: u64,
     /// A token sits in some `jwtRules` location (extracted once, by the caller).
     pub bearer_token_present: bool,
+    /// The request may not wait any longer (for keys or another request's refresh).
+    pub final_attempt: bool,
 }
 
 impl Context<'_> {
@@ -150,6 +152,7 @@ fn refresh(
 ) -> Step {
     let now_ms = ctx.now.saturating_mul(1000);
     match refreshes.state(key, now_ms) {
+        Some(Refresh::InFlight) if ctx.final_attempt => no_session(ctx, entropy),
         Some(Refresh::InFlight) => Step::AwaitRefresh,
         Some(Refresh::Renewed { session, cookies }) => allow(ctx, session, cookies),
         Some(Refresh::Ended) => unauthenticated(ctx, entropy, clear_session(ctx)),

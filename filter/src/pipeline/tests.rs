@@ -120,6 +120,7 @@ fn decide_request(config: &Config, pairs: &[(&str, &str)]) -> (Verdict, VmState)
         cookie_keys: &keys,
         peer: &Peer::default(),
         now_ms: NOW_MS,
+        final_attempt: false,
     };
     let mut vm = VmState::new(config, [3; 16]);
     let verdict = decide(&inputs, &mut vm, &mut NoEntropy);

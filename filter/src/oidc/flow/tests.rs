@@ -90,6 +90,7 @@ impl Fixture {
             headers,
             now,
             bearer_token_present: !crate::extractor::find_tokens(&self.config, headers).is_empty(),
+            final_attempt: false,
         }
     }
 
@@ -587,6 +588,10 @@ fn one_refresh_per_session_at_a_time_and_its_result_serves_the_others() {
             "the others wait"
         );
     }
+    // One that may not wait any longer (no room, or its wait timed out) is answered.
+    let mut impatient = fixture.context(&request, later);
+    impatient.final_attempt = true;
+    assert!(matches!(worker.begin(&impatient), Step::LoginRedirect(_)));
     let keys = key_set_of(&[&fixture.idp_key]);
     let reply =
         json!({"access_token": "at2", "refresh_token": "rt-2", "expires_in": 120}).to_string();
