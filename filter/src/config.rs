@@ -412,17 +412,7 @@ impl Config {
         }
         let timeout_ms = match raw.timeout {
             None => DEFAULT_FETCH_TIMEOUT_MS,
-            Some(text) => {
-                let millis = duration::parse_millis(&text)
-                    .map_err(|why| error(format!("{path}.timeout"), why))?;
-                if millis == 0 || millis > MAX_FETCH_TIMEOUT_MS {
-                    return Err(error(
-                        format!("{path}.timeout"),
-                        "must be between 1ms and 60s",
-                    ));
-                }
-                millis
-            }
+            Some(text) => fetch_timeout(&format!("{path}.timeout"), &text)?,
         };
         let keys = self.rule_keys(
             path,
@@ -675,6 +665,15 @@ fn non_empty(path: &str, value: &str) -> Result<(), ConfigError> {
         return Err(error(path, "must not be empty"));
     }
     Ok(())
+}
+
+/// A timeout of the filter's own calls: 1 ms to 60 s.
+fn fetch_timeout(path: &str, text: &str) -> Result<u64, ConfigError> {
+    let millis = duration::parse_millis(text).map_err(|why| error(path, why))?;
+    if millis == 0 || millis > MAX_FETCH_TIMEOUT_MS {
+        return Err(error(path, "must be between 1ms and 60s"));
+    }
+    Ok(millis)
 }
 
 fn bounded(path: &str, value: u64, min: u64, max: u64) -> Result<u64, ConfigError> {

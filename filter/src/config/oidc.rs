@@ -3,6 +3,7 @@
 use super::{error, header_name, http_url, ConfigError, Fields, SourceKind};
 use crate::duration;
 use crate::session::seal::KEY_BYTES;
+use crate::session::seal::MAX_KEYS;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 
@@ -193,6 +194,12 @@ impl RawOidc {
                 "at least one base64 32-byte key is required",
             ));
         }
+        if self.cookie_secrets.len() > MAX_KEYS {
+            return Err(error(
+                "oidc.cookieSecrets",
+                format!("at most {MAX_KEYS} keys (each is tried on every cookie)"),
+            ));
+        }
         let cookie_secrets = self
             .cookie_secrets
             .iter()
@@ -221,9 +228,7 @@ impl RawOidc {
         let forward_token = self.forward_token.map(compile_forward).transpose()?;
         let timeout_ms = match self.timeout {
             None => super::DEFAULT_FETCH_TIMEOUT_MS,
-            Some(text) => {
-                duration::parse_millis(&text).map_err(|why| error("oidc.timeout", why))?
-            }
+            Some(text) => super::fetch_timeout("oidc.timeout", &text)?,
         };
         let mut output_claim_to_headers = Vec::new();
         for (index, item) in self.output_claim_to_headers.into_iter().enumerate() {

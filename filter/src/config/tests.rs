@@ -79,6 +79,27 @@ fn rules_sharing_a_jwks_uri_share_one_source() {
 
 #[wasm_bindgen_test(unsupported = test)]
 fn errors_name_the_field() {
+    let key = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+    let oidc = |fields: &str| {
+        format!(r#"{{"oidc":{{"issuer":"https://i","clientId":"c","clientSecret":"s",{fields}}}}}"#)
+    };
+    let nine_keys = format!(
+        r#""cookieSecrets":[{}]"#,
+        vec![format!("\"{key}\""); 9].join(",")
+    );
+    for (text, path) in [
+        (
+            oidc(&format!(r#""cookieSecrets":["{key}"],"timeout":"0s""#)),
+            "oidc.timeout",
+        ),
+        (
+            oidc(&format!(r#""cookieSecrets":["{key}"],"timeout":"2m""#)),
+            "oidc.timeout",
+        ),
+        (oidc(&nine_keys), "oidc.cookieSecrets"),
+    ] {
+        assert_eq!(path_of(&text), path, "{text}");
+    }
     let cases = [
         (
             r#"{"jwtRules":[{"jwksUri":"https://x/j"}]}"#,
