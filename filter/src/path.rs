@@ -2,24 +2,36 @@
 //! could match a public or allowed pattern here and then reach `/admin` upstream
 //! after the app normalizes it, so rules match the normalized path, and only an
 //! already-clean path may be public.
+//!
+//! Path parameters: servlet containers (Tomcat, Jetty, Spring) cut each segment
+//! at its first `;` before they resolve dot segments, so `/static/..;/admin` is
+//! their `/admin` and `/admin;jsessionid=x` their `/admin`. Rules see the path
+//! the same way; a segment that is only parameters (`/;x/admin`) is empty and
+//! merged like `//`. Escapes are not decoded (as for `%2e`): `%3B` is data to
+//! those servers, which decode after cutting parameters, but a server that
+//! decodes first would cut there, so a path containing `;` or `%3B` is never
+//! public.
 
-/// The path without query or fragment, with `.`/`..` segments resolved and
-/// repeated slashes merged (RFC 3986 5.2.4, and Envoy's `merge_slashes`).
+/// The path without query or fragment, with path parameters (`;…`) cut from each
+/// segment, `.`/`..` segments resolved (RFC 3986 5.2.4) and repeated slashes
+/// merged (Envoy's `merge_slashes`).
 pub fn normalized(raw: &str) -> String {
     let path = without_query(raw);
     let mut segments: Vec<&str> = Vec::new();
-    for segment in path.split('/').filter(|segment| !segment.is_empty()) {
-        match segment {
-            "." => {}
+    let mut last = "";
+    for segment in path.split('/') {
+        last = segment.split(';').next().unwrap_or_default();
+        match last {
+            "" | "." => {}
             ".." => {
                 segments.pop();
             }
-            other => segments.push(other),
+            name => segments.push(name),
         }
     }
     let mut result = format!("/{}", segments.join("/"));
-    let keeps_trailing_slash = path.ends_with('/') || path.ends_with("/.") || path.ends_with("/..");
-    if keeps_trailing_slash && result.len() > 1 {
+    // `/a/b/..` names the directory `/a/`, as `/a/b/` does.
+    if matches!(last, "" | "." | "..") && result.len() > 1 {
         result.push('/');
     }
     result
@@ -29,14 +41,16 @@ pub fn without_query(raw: &str) -> &str {
     raw.split(['?', '#']).next().unwrap_or("/")
 }
 
-/// True when the path is already in normal form and hides nothing in escapes that
-/// an upstream might decode into `/`, `\` or `.`.
+/// True when the path is already in normal form and hides nothing in escapes or
+/// parameters that an upstream might turn into `/`, `\`, `.` or a cut segment.
 pub fn is_clean(raw: &str) -> bool {
     let path = without_query(raw);
     let lowered = path.to_ascii_lowercase();
-    let hidden = ["%2e", "%2f", "%5c"]
+    // `;` starts path parameters, which servers cut (see the module comment);
+    // `%3b` is one for a server that decodes before cutting.
+    let hidden = [";", "%3b", "%2e", "%2f", "%5c"]
         .iter()
-        .any(|escape| lowered.contains(escape));
+        .any(|marker| lowered.contains(marker));
     path.starts_with('/') && !hidden && !path.contains('\\') && normalized(path) == path
 }
 
@@ -55,8 +69,39 @@ mod tests {
             ("/a//b/", "/a/b/"),
             ("/../../etc", "/etc"),
             ("/a/b/..", "/a/"),
+            ("/a/b/.", "/a/b/"),
             ("/", "/"),
+            ("", "/"),
+            ("relative", "/relative"),
             ("/x?y=/../z", "/x"),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(normalized(raw), expected, "{raw}");
+        }
+    }
+
+    /// The servlet tricks: each path is what Tomcat, Jetty and Spring serve.
+    #[wasm_bindgen_test(unsupported = test)]
+    fn cuts_path_parameters_from_every_segment() {
+        let cases = [
+            ("/a;x=1/b;y", "/a/b"),
+            ("/static/..;/admin", "/admin"),
+            ("/static/..;x=1/admin", "/admin"),
+            ("/static/.;/admin", "/static/admin"),
+            ("/admin;jsessionid=ABC123", "/admin"),
+            ("/admin;jsessionid=ABC123?next=/x", "/admin"),
+            ("/admin;/", "/admin/"),
+            ("/admin;/users", "/admin/users"),
+            ("/;x/admin", "/admin"),
+            ("/;/admin;", "/admin"),
+            ("/a/b;c/../d", "/a/d"),
+            ("/a/b/..;", "/a/"),
+            ("/a;b;c", "/a"),
+            ("/api/x?q=a;b", "/api/x"),
+            // Escapes stay as they are, as for `%2e`: the servers above decode
+            // `%3B` after cutting parameters, so it is data to them.
+            ("/admin%3bx/y", "/admin%3bx/y"),
+            ("/static/..%3B/admin", "/static/..%3B/admin"),
         ];
         for (raw, expected) in cases {
             assert_eq!(normalized(raw), expected, "{raw}");
@@ -65,7 +110,13 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn only_plain_paths_are_clean() {
-        for clean in ["/", "/healthz", "/static/app.js", "/a/b/?q=../x"] {
+        for clean in [
+            "/",
+            "/healthz",
+            "/static/app.js",
+            "/a/b/?q=../x",
+            "/a?q=x;y",
+        ] {
             assert!(is_clean(clean), "{clean}");
         }
         for unclean in [
@@ -76,6 +127,14 @@ mod tests {
             "/a\\b",
             "/./a",
             "relative",
+            "/static/..;/admin",
+            "/static/app.js;jsessionid=x",
+            "/static;/app.js",
+            "/static/;x/app.js",
+            "/admin;/",
+            "/static/..%3b/admin",
+            "/static/..%3B/admin",
+            "/static/app.js%3bx",
         ] {
             assert!(!is_clean(unclean), "{unclean}");
         }

@@ -209,6 +209,8 @@ fn check_path(raw: &str) {
     assert!(normal.starts_with('/'), "{raw:?} -> {normal:?}");
     assert!(!normal.contains("//"), "{raw:?} -> {normal:?}");
     assert!(!normal.contains(['?', '#']), "{raw:?} -> {normal:?}");
+    // Path parameters are cut from every segment, as servlet containers do.
+    assert!(!normal.contains(';'), "{raw:?} -> {normal:?}");
     assert!(
         normal
             .split('/')

@@ -126,6 +126,7 @@ pub fn provider() -> oidc_filter::oidc::provider::Provider {
         token_endpoint: url("/token"),
         jwks_uri: url("/jwks"),
         end_session_endpoint: Some(url("/logout")),
+        callback_iss_required: false,
     }
 }
 

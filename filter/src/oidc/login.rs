@@ -187,6 +187,9 @@ pub enum CallbackError {
     NoPendingLogin,
     /// `state` differs from the one this browser was sent with.
     StateMismatch,
+    /// `iss` names another issuer, is repeated, or is missing when the IdP says
+    /// it sends one (RFC 9207): the response may come from another IdP (mix-up).
+    WrongIssuer,
 }
 
 impl CallbackError {
@@ -206,7 +209,11 @@ impl CallbackError {
             Self::NoPendingLogin => {
                 "This login has expired or was already used. Please start again.".into()
             }
-            Self::StateMismatch => "The login callback does not match this browser's login.".into(),
+            // One text for both: to the user each is a callback that is not the
+            // login they started, and the module is near its size budget.
+            Self::StateMismatch | Self::WrongIssuer => {
+                "The login callback does not match this browser's login.".into()
+            }
         }
     }
 }
@@ -218,9 +225,13 @@ pub struct Callback {
     pub pending: PendingLogin,
 }
 
+/// Checks a callback against the login this browser started. An `iss` parameter
+/// must name our issuer (RFC 9207, which compares the decoded value as a plain
+/// string), and must be there when the IdP promised it, except on an error
+/// response: that ends the login anyway, and anyone can forge one as a link.
 pub fn check_callback(
     oidc: &OidcConfig,
-    _provider: &Provider,
+    provider: &Provider,
     keys: &CookieKeys,
     headers: &Headers,
     now: u64,
@@ -232,10 +243,14 @@ pub fn check_callback(
     let mut code = None;
     let mut state = None;
     let mut refused = None;
+    // Whether `iss` named our issuer; a second `iss` makes it false, as two
+    // values could each satisfy a different reader.
+    let mut iss_matches = None;
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
         match key.as_ref() {
             "code" => code = Some(value.into_owned()),
             "state" => state = Some(value.into_owned()),
+            "iss" => iss_matches = Some(iss_matches.is_none() && value == provider.issuer.as_str()),
             "error" => {
                 refused = Some(
                     value
@@ -247,6 +262,9 @@ pub fn check_callback(
             }
             _ => {}
         }
+    }
+    if !iss_matches.unwrap_or(refused.is_some() || !provider.callback_iss_required) {
+        return Err(CallbackError::WrongIssuer);
     }
     if let Some(error) = refused {
         return Err(CallbackError::Refused { error });

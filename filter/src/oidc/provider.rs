@@ -10,6 +10,9 @@ pub struct Provider {
     pub token_endpoint: HttpUrl,
     pub jwks_uri: HttpUrl,
     pub end_session_endpoint: Option<HttpUrl>,
+    /// Every login callback must carry `iss` (RFC 9207): the document's
+    /// `authorization_response_iss_parameter_supported` is there and not `false`.
+    pub callback_iss_required: bool,
 }
 
 /// Parses a discovery document for `issuer` (OIDC Discovery 1.0 section 4.3: the
@@ -39,6 +42,13 @@ pub fn parse(body: &[u8], issuer: &str) -> Result<Provider, String> {
         token_endpoint: endpoint("token_endpoint")?,
         jwks_uri: endpoint("jwks_uri")?,
         end_session_endpoint: endpoint("end_session_endpoint").ok(),
+        // RFC 9207: absent means false. Any other value than `false` (`"true"`,
+        // `1`, `null`) is read as a promise to send `iss`: holding the IdP to it
+        // fails closed and costs only logins, where refusing the whole document
+        // would also stop the bearer tokens that share its keys.
+        callback_iss_required: document
+            .get("authorization_response_iss_parameter_supported")
+            .is_some_and(|value| value != false),
     })
 }
 
@@ -77,5 +87,33 @@ mod tests {
         let javascript = br#"{"issuer":"http://127.0.0.1:9000","authorization_endpoint":"javascript:alert(1)","token_endpoint":"http://a/t","jwks_uri":"http://a/j"}"#;
         assert!(parse(javascript, ISSUER).is_err());
         assert!(parse(b"<html>", ISSUER).is_err());
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn reads_whether_callbacks_carry_iss() {
+        let cases = [
+            ("", false),
+            ("false", false),
+            ("true", true),
+            // Not booleans: held to the promise (fails closed, logins only).
+            (r#""true""#, true),
+            (r#""false""#, true),
+            ("null", true),
+            ("0", true),
+            ("{}", true),
+        ];
+        for (value, required) in cases {
+            let flag = if value.is_empty() {
+                String::new()
+            } else {
+                format!(r#","authorization_response_iss_parameter_supported":{value}"#)
+            };
+            let body = format!(
+                r#"{{"issuer":"{ISSUER}","authorization_endpoint":"http://a/auth",
+                "token_endpoint":"http://a/token","jwks_uri":"http://a/jwks"{flag}}}"#
+            );
+            let provider = parse(body.as_bytes(), ISSUER).unwrap();
+            assert_eq!(provider.callback_iss_required, required, "{value}");
+        }
     }
 }

@@ -158,6 +158,7 @@ mod tests {
             token_endpoint: url("/token"),
             jwks_uri: url("/jwks"),
             end_session_endpoint: None,
+            callback_iss_required: false,
         }
     }
 

@@ -59,6 +59,7 @@ fn provider() -> Provider {
         token_endpoint: url("/token"),
         jwks_uri: url("/jwks"),
         end_session_endpoint: Some(url("/session/end")),
+        callback_iss_required: false,
     }
 }
 

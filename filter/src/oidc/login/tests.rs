@@ -20,6 +20,7 @@ fn provider() -> Provider {
         token_endpoint: HttpUrl::parse("http://127.0.0.1:9000/token").unwrap(),
         jwks_uri: HttpUrl::parse("http://127.0.0.1:9000/jwks").unwrap(),
         end_session_endpoint: None,
+        callback_iss_required: false,
     }
 }
 
@@ -179,6 +180,97 @@ fn bad_callbacks_are_refused() {
     );
     let stale = check_callback(oidc, &provider(), &keys, &late, NOW + LOGIN_TTL_SECONDS + 1);
     assert_eq!(stale.unwrap_err(), CallbackError::NoPendingLogin);
+}
+
+/// RFC 9207: `iss` in the callback must be our issuer, and must be there when
+/// discovery says the IdP sends it.
+#[wasm_bindgen_test(unsupported = test)]
+fn callback_iss_must_name_our_issuer() {
+    let config = config();
+    let oidc = config.oidc.as_ref().unwrap();
+    let keys = keys(&config);
+    let (location, cookie) = started(&config, "/");
+    let state = query_value(&location, "state");
+    let ours = "&iss=http%3A%2F%2F127.0.0.1%3A9000";
+    let evil = "&iss=http%3A%2F%2Fevil.test";
+    let cases = [
+        // (iss parameters, IdP promised iss, accepted)
+        (String::new(), false, true),
+        (String::new(), true, false),
+        (ours.to_string(), false, true),
+        (ours.to_string(), true, true),
+        ("&iss=http://127.0.0.1:9000".to_string(), true, true),
+        (evil.to_string(), false, false),
+        (evil.to_string(), true, false),
+        // A plain string comparison, as RFC 9207 asks: no URL normalization.
+        (
+            "&iss=http%3A%2F%2F127.0.0.1%3A9000%2F".to_string(),
+            true,
+            false,
+        ),
+        (
+            "&iss=HTTP%3A%2F%2F127.0.0.1%3A9000".to_string(),
+            true,
+            false,
+        ),
+        ("&iss=".to_string(), true, false),
+        ("&iss=".to_string(), false, false),
+        (format!("{ours}{ours}"), true, false),
+        (format!("{ours}{ours}"), false, false),
+        (format!("{ours}{evil}"), false, false),
+        (format!("{evil}{ours}"), false, false),
+    ];
+    for (iss, required, accepted) in cases {
+        let provider = Provider {
+            callback_iss_required: required,
+            ..provider()
+        };
+        let callback = request(
+            &format!("/oauth2/callback?code=abc{iss}&state={state}"),
+            Some(&cookie),
+        );
+        let result = check_callback(oidc, &provider, &keys, &callback, NOW);
+        match result {
+            Ok(checked) => assert!(accepted, "{iss} {required}: {checked:?}"),
+            Err(error) => {
+                assert!(!accepted, "{iss} {required}: {error:?}");
+                assert_eq!(error, CallbackError::WrongIssuer, "{iss} {required}");
+                assert_eq!(error.status(), 400);
+            }
+        }
+    }
+}
+
+/// An error response ends the login either way: without `iss` it still shows
+/// the IdP's error, but a wrong `iss` says the response is not from our IdP.
+#[wasm_bindgen_test(unsupported = test)]
+fn error_responses_and_iss() {
+    let config = config();
+    let oidc = config.oidc.as_ref().unwrap();
+    let keys = keys(&config);
+    let promised = Provider {
+        callback_iss_required: true,
+        ..provider()
+    };
+    let check = |path: &str| check_callback(oidc, &promised, &keys, &request(path, None), NOW);
+    assert_eq!(
+        check("/oauth2/callback?error=access_denied&state=x").unwrap_err(),
+        CallbackError::Refused {
+            error: "access_denied".into()
+        }
+    );
+    assert_eq!(
+        check("/oauth2/callback?error=access_denied&state=x&iss=http%3A%2F%2F127.0.0.1%3A9000")
+            .unwrap_err(),
+        CallbackError::Refused {
+            error: "access_denied".into()
+        }
+    );
+    assert_eq!(
+        check("/oauth2/callback?error=access_denied&state=x&iss=http%3A%2F%2Fevil.test")
+            .unwrap_err(),
+        CallbackError::WrongIssuer
+    );
 }
 
 #[wasm_bindgen_test(unsupported = test)]
