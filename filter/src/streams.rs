@@ -85,7 +85,7 @@ impl Streams {
     }
 
     pub fn set_response_cookies(&mut self, context_id: u32, cookies: Vec<String>) {
-        self.response_cookies.retain(|(id, _)| *id != context_id);
+        let _ = self.take_response_cookies(context_id);
         if cookies.is_empty() {
             return;
         }
@@ -110,8 +110,8 @@ impl Streams {
     /// The stream is over: drop everything kept for it. Returns what its token
     /// endpoint calls were waiting for, so that their bookkeeping can be released.
     pub fn forget(&mut self, context_id: u32) -> Vec<Pending> {
-        self.waiters.retain(|w| w.context_id != context_id);
-        self.response_cookies.retain(|(id, _)| *id != context_id);
+        remove_where(&mut self.waiters, &|w| w.context_id == context_id);
+        let _ = self.take_response_cookies(context_id);
         let mut abandoned = Vec::new();
         let mut index = 0;
         while let Some(exchange) = self.exchanges.get(index) {
@@ -131,6 +131,19 @@ impl Streams {
             self.exchanges.len(),
             self.response_cookies.len(),
         )
+    }
+}
+
+/// Removes the items `unwanted` picks (order not kept). One small loop per item
+/// type instead of a `retain` per closure: the module is size-bounded.
+pub fn remove_where<T>(items: &mut Vec<T>, unwanted: &dyn Fn(&T) -> bool) {
+    let mut index = 0;
+    while let Some(item) = items.get(index) {
+        if unwanted(item) {
+            items.swap_remove(index);
+        } else {
+            index += 1;
+        }
     }
 }
 

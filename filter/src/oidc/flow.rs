@@ -549,7 +549,7 @@ fn is_same_origin(headers: &Headers) -> bool {
     headers.get("referer").is_some_and(|referer| {
         referer
             .strip_prefix(ours.as_str())
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?', '#']))
+            .is_some_and(|rest| matches!(rest.bytes().next(), None | Some(b'/' | b'?' | b'#')))
     })
 }
 

@@ -4,6 +4,7 @@
 
 use crate::cache::Key;
 use crate::session::Session;
+use crate::streams::remove_where;
 use std::rc::Rc;
 
 /// Most sessions remembered at once; the oldest entry goes first beyond it.
@@ -53,7 +54,7 @@ impl RefreshMemo {
     /// What is known about the session behind `key` now. `None`: nothing, so the
     /// caller may refresh (and must call [`RefreshMemo::start`]).
     pub fn state(&mut self, key: Key, now_ms: u64) -> Option<Refresh> {
-        self.entries.retain(|entry| entry.forget_at_ms > now_ms);
+        remove_where(&mut self.entries, &|entry| entry.forget_at_ms <= now_ms);
         self.entries
             .iter()
             .find(|entry| entry.key == key && entry.until_ms > now_ms)
@@ -97,8 +98,9 @@ impl RefreshMemo {
     /// The request that was refreshing went away before the reply: let the next
     /// request try again.
     pub fn abandon(&mut self, key: Key) {
-        self.entries
-            .retain(|entry| !(entry.key == key && matches!(entry.state, Refresh::InFlight)));
+        remove_where(&mut self.entries, &|entry| {
+            entry.key == key && matches!(entry.state, Refresh::InFlight)
+        });
     }
 
     pub fn len(&self) -> usize {
@@ -117,10 +119,14 @@ impl RefreshMemo {
     }
 
     fn put(&mut self, key: Key, state: Refresh, until_ms: u64, failures: u32) {
-        self.entries.retain(|entry| entry.key != key);
+        remove_where(&mut self.entries, &|entry| entry.key == key);
         if self.entries.len() >= MAX_ENTRIES {
-            // Oldest first: entries are pushed in time order.
-            self.entries.remove(0);
+            // The entry that would be forgotten first goes first.
+            let soonest = (0..self.entries.len())
+                .min_by_key(|&i| self.entries.get(i).map_or(0, |entry| entry.forget_at_ms));
+            if let Some(index) = soonest {
+                self.entries.swap_remove(index);
+            }
         }
         self.entries.push(Entry {
             key,
