@@ -141,14 +141,6 @@ impl Inputs<'_> {
 }
 
 pub fn decide(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> Verdict {
-    let mut verdict = judge_request(inputs, vm, entropy);
-    if let (Verdict::Allow { edits, .. }, Some(oidc)) = (&mut verdict, &inputs.config.oidc) {
-        flow::strip_filter_cookies(oidc, inputs.headers, edits);
-    }
-    verdict
-}
-
-fn judge_request(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> Verdict {
     let Inputs {
         config, headers, ..
     } = inputs;
@@ -178,7 +170,11 @@ fn judge_request(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -
         &mut vm.tokens,
         inputs.now_ms / 1000,
     ) {
-        Decision::Allow { edits, identity } => {
+        Decision::Allow {
+            mut edits,
+            identity,
+        } => {
+            strip_filter_cookies(config, headers, &mut edits);
             let verdict = authorized(inputs, Some(&identity.claims), edits, Vec::new());
             vm.counters
                 .add(allowed_or_forbidden(&verdict, Counter::AllowedToken));
@@ -209,10 +205,19 @@ fn unauthenticated_allow(config: &Config, headers: &Headers) -> Verdict {
     }
 }
 
+/// What a request forwarded without a session loses: client copies of identity
+/// headers, and the filter's cookies (the session path strips them in `flow`).
 fn identity_headers_removed(config: &Config, headers: &Headers) -> Edits {
     let mut edits = Edits::default();
     request::remove_identity_headers(&config.output_headers, headers, &mut edits);
+    strip_filter_cookies(config, headers, &mut edits);
     edits
+}
+
+fn strip_filter_cookies(config: &Config, headers: &Headers, edits: &mut Edits) {
+    if let Some(oidc) = &config.oidc {
+        flow::strip_filter_cookies(oidc, headers, edits);
+    }
 }
 
 /// No credential at all, with `allowMissing`: the policies judge the request with

@@ -113,6 +113,19 @@ pub fn remove_identity_headers(output_headers: &[String], headers: &Headers, edi
     }
 }
 
+#[cfg(test)]
+impl Headers {
+    /// Request headers from literal pairs, for tests.
+    pub fn of(pairs: &[(&str, &str)]) -> Headers {
+        Headers::new(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+}
+
 /// Header changes for the upstream request, applied in order: removals, then sets.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Edits {
@@ -199,12 +212,7 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test;
 
     fn headers(pairs: &[(&str, &str)]) -> Headers {
-        Headers::new(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        Headers::of(pairs)
     }
 
     #[wasm_bindgen_test(unsupported = test)]

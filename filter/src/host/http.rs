@@ -179,7 +179,7 @@ fn crash_if_asked(plugin: &RefCell<Plugin>) {
 /// back into this VM (for example `on_log` after a local reply).
 pub fn handle(plugin: &RefCell<Plugin>, context_id: u32, now: u64, final_attempt: bool) -> Outcome {
     let headers = read_request_headers();
-    let decision = match plugin.try_borrow_mut() {
+    let (decision, peer) = match plugin.try_borrow_mut() {
         Ok(mut state) => {
             let peer = read_peer(state.config.peer_needs);
             state.sync_sources_without_keys();
@@ -196,7 +196,6 @@ pub fn handle(plugin: &RefCell<Plugin>, context_id: u32, now: u64, final_attempt
             Peer::default(),
         ),
     };
-    let (decision, peer) = decision;
     apply(plugin, context_id, headers, peer, decision)
 }
 

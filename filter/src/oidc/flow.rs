@@ -156,7 +156,7 @@ fn refresh(
         Some(Refresh::InFlight) => Step::AwaitRefresh,
         Some(Refresh::Renewed { session, cookies }) => allow(ctx, session, cookies),
         Some(Refresh::Ended) => unauthenticated(ctx, entropy, clear_session(ctx)),
-        Some(Refresh::BackingOff { .. }) => no_session(ctx, entropy),
+        Some(Refresh::BackingOff) => no_session(ctx, entropy),
         None => match (ctx.provider, session.refresh_token.as_deref()) {
             (None, _) => Step::NeedProvider,
             (Some(provider), Some(refresh_token)) => {
@@ -523,14 +523,14 @@ fn allow(ctx: &Context, session: Rc<Session>, response_cookies: Vec<String>) -> 
 /// upstream, whatever path the request takes.
 pub fn strip_filter_cookies(oidc: &OidcConfig, headers: &Headers, edits: &mut Edits) {
     let session_name = oidc.cookie_name.as_str();
-    let login_name = login_cookie_name(oidc);
-    let is_ours = |name: &str| {
-        name == session_name
-            || name == login_name
-            || name
-                .strip_prefix(session_name)
-                .and_then(|rest| rest.strip_prefix('_'))
-                .is_some_and(|index| !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()))
+    // `<name>`, its chunks `<name>_<n>`, and the login cookie `<name>_login`
+    // (`login_cookie_name`), without building names on every request.
+    let is_ours = |name: &str| match name.strip_prefix(session_name) {
+        Some("") => true,
+        Some(rest) => rest.strip_prefix('_').is_some_and(|suffix| {
+            suffix == "login" || (!suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()))
+        }),
+        None => false,
     };
     request::remove_cookies(headers, edits, &is_ours);
 }

@@ -30,8 +30,8 @@ pub enum Refresh {
     },
     /// The IdP ended the session (e.g. `invalid_grant`).
     Ended,
-    /// The IdP could not answer; no new attempt before `retry_at_ms`.
-    BackingOff { failures: u32 },
+    /// The IdP could not answer; no new attempt until the backoff is over.
+    BackingOff,
 }
 
 #[derive(Debug)]
@@ -42,7 +42,17 @@ struct Entry {
     until_ms: u64,
     /// Consecutive failures; kept a while past a backoff so the next one doubles.
     failures: u32,
-    forget_at_ms: u64,
+}
+
+impl Entry {
+    /// When the entry goes: at the end of its state, except that a backoff's
+    /// failure count outlives it so that the next failure doubles the wait.
+    fn forget_at_ms(&self) -> u64 {
+        match self.state {
+            Refresh::BackingOff => self.until_ms.saturating_add(MAX_BACKOFF_MS),
+            _ => self.until_ms,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -54,7 +64,7 @@ impl RefreshMemo {
     /// What is known about the session behind `key` now. `None`: nothing, so the
     /// caller may refresh (and must call [`RefreshMemo::start`]).
     pub fn state(&mut self, key: Key, now_ms: u64) -> Option<Refresh> {
-        remove_where(&mut self.entries, &|entry| entry.forget_at_ms <= now_ms);
+        remove_where(&mut self.entries, &|entry| entry.forget_at_ms() <= now_ms);
         self.entries
             .iter()
             .find(|entry| entry.key == key && entry.until_ms > now_ms)
@@ -87,12 +97,12 @@ impl RefreshMemo {
             .checked_shl(failures.saturating_sub(1))
             .unwrap_or(MAX_BACKOFF_MS)
             .min(MAX_BACKOFF_MS);
-        let state = Refresh::BackingOff { failures };
-        let until_ms = now_ms.saturating_add(backoff);
-        self.put(key, state, until_ms, failures);
-        if let Some(entry) = self.entries.last_mut() {
-            entry.forget_at_ms = until_ms.saturating_add(MAX_BACKOFF_MS);
-        }
+        self.put(
+            key,
+            Refresh::BackingOff,
+            now_ms.saturating_add(backoff),
+            failures,
+        );
     }
 
     /// The request that was refreshing went away before the reply: let the next
@@ -123,7 +133,7 @@ impl RefreshMemo {
         if self.entries.len() >= MAX_ENTRIES {
             // The entry that would be forgotten first goes first.
             let soonest = (0..self.entries.len())
-                .min_by_key(|&i| self.entries.get(i).map_or(0, |entry| entry.forget_at_ms));
+                .min_by_key(|&i| self.entries.get(i).map_or(0, Entry::forget_at_ms));
             if let Some(index) = soonest {
                 self.entries.swap_remove(index);
             }
@@ -133,7 +143,6 @@ impl RefreshMemo {
             state,
             until_ms,
             failures,
-            forget_at_ms: until_ms,
         });
     }
 }
@@ -182,7 +191,7 @@ mod tests {
             memo.start(1, now);
             memo.failed(1, now);
             let mut wait = 0;
-            while matches!(memo.state(1, now + wait), Some(Refresh::BackingOff { .. })) {
+            while matches!(memo.state(1, now + wait), Some(Refresh::BackingOff)) {
                 wait += 500;
             }
             waits.push(wait);

@@ -105,12 +105,7 @@ fn config_with(key: &TestKey, rule_fields: &str, top_level: &str) -> Config {
 }
 
 fn decide_request(config: &Config, pairs: &[(&str, &str)]) -> (Verdict, VmState) {
-    let headers = Headers::new(
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    );
+    let headers = Headers::of(pairs);
     let keys = CookieKeys::new(&[]);
     let inputs = Inputs {
         config,
@@ -330,12 +325,7 @@ fn filter_cookies_and_underscore_identity_headers_never_reach_the_upstream() {
             ("x_email", "spoof"),
             ("x-email", "spoof"),
         ]);
-        let headers = Headers::new(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        );
+        let headers = Headers::of(&pairs);
         let (verdict, _) = decide_request(&config, &pairs);
         let Verdict::Allow { edits, .. } = verdict else {
             panic!("{pairs:?}: {verdict:?}")

@@ -26,6 +26,8 @@ fn finish(
 }
 
 const NOW: u64 = 1_700_000_000;
+/// Long after a session's tokens expired.
+const LATER: u64 = NOW + 1_000;
 const ISSUER: &str = "http://127.0.0.1:9000";
 
 struct Counter(u8);
@@ -343,7 +345,7 @@ fn login_failures_give_clear_pages() {
 fn expired_tokens_are_refreshed_or_the_user_logs_in_again() {
     let fixture = Fixture::new();
     let cookie = fixture.logged_in_cookie(json!({}), Some("rt-1"));
-    let later = NOW + 1_000;
+    let later = LATER;
     let request = browser("/app", &cookie);
     let ctx = fixture.context(&request, later);
     let Step::Refresh {
@@ -410,7 +412,7 @@ fn expired_tokens_are_refreshed_or_the_user_logs_in_again() {
 fn an_unreachable_idp_does_not_end_the_session() {
     let fixture = Fixture::new();
     let cookie = fixture.logged_in_cookie(json!({}), Some("rt-1"));
-    let later = NOW + 1_000;
+    let later = LATER;
     let keys = key_set_of(&[&fixture.idp_key]);
     let outages: [(Option<u32>, &[u8]); 5] = [
         (None, b""),
@@ -422,9 +424,7 @@ fn an_unreachable_idp_does_not_end_the_session() {
     for (status, body) in outages {
         for request in [browser("/app", &cookie), api("/data", &cookie)] {
             let ctx = fixture.context(&request, later);
-            let Step::Refresh { session, .. } = begin(&ctx, &mut Counter(0)) else {
-                panic!("expected a refresh")
-            };
+            let (session, _) = refresh_of(begin(&ctx, &mut Counter(0)));
             let (step, failure) = finish(&ctx, session, status, body, &keys, &mut Counter(9));
             assert!(failure.is_some(), "{status:?}");
             let (Step::LoginRedirect(reply) | Step::Reply(reply)) = step else {
@@ -446,12 +446,10 @@ fn an_unreachable_idp_does_not_end_the_session() {
 fn a_refreshed_id_token_from_rotated_keys_does_not_end_the_session() {
     let fixture = Fixture::new();
     let cookie = fixture.logged_in_cookie(json!({}), Some("rt-1"));
-    let later = NOW + 1_000;
+    let later = LATER;
     let request = browser("/app", &cookie);
     let ctx = fixture.context(&request, later);
-    let Step::Refresh { session, .. } = begin(&ctx, &mut Counter(0)) else {
-        panic!("expected a refresh")
-    };
+    let (session, _) = refresh_of(begin(&ctx, &mut Counter(0)));
     let rotated = TestKey::new(Algorithm::Es256, "idp-next");
     let claims =
         json!({"iss": ISSUER, "aud": "app", "sub": "alice", "iat": later, "exp": later + 300});
@@ -548,6 +546,14 @@ fn error_pages_escape_their_message() {
     assert!(page.body.contains("&lt;script&gt;") && !page.body.contains("<script>"));
 }
 
+/// The session and memo key of a step that must be a refresh.
+fn refresh_of(step: Step) -> (Session, Key) {
+    let Step::Refresh { session, key, .. } = step else {
+        panic!("expected a refresh, got {step:?}")
+    };
+    (session, key)
+}
+
 /// One worker's memory across requests of the same expired session.
 struct Worker {
     sessions: SessionCache,
@@ -576,13 +582,11 @@ impl Worker {
 fn one_refresh_per_session_at_a_time_and_its_result_serves_the_others() {
     let fixture = Fixture::new();
     let cookie = fixture.logged_in_cookie(json!({}), Some("rt-1"));
-    let later = NOW + 1_000;
+    let later = LATER;
     let request = browser("/app", &cookie);
     let ctx = fixture.context(&request, later);
     let mut worker = Worker::new(&ctx);
-    let Step::Refresh { session, key, .. } = worker.begin(&ctx) else {
-        panic!("the first request refreshes")
-    };
+    let (session, key) = refresh_of(worker.begin(&ctx));
     for _ in 0..3 {
         assert!(
             matches!(worker.begin(&ctx), Step::AwaitRefresh),
@@ -630,12 +634,10 @@ fn one_refresh_per_session_at_a_time_and_its_result_serves_the_others() {
 fn a_refresh_without_id_token_or_expiry_gets_a_bounded_lifetime() {
     let fixture = Fixture::new();
     let cookie = fixture.logged_in_cookie(json!({}), Some("rt-1"));
-    let later = NOW + 1_000;
+    let later = LATER;
     let request = browser("/app", &cookie);
     let ctx = fixture.context(&request, later);
-    let Step::Refresh { session, .. } = begin(&ctx, &mut Counter(0)) else {
-        panic!("expected a refresh")
-    };
+    let (session, _) = refresh_of(begin(&ctx, &mut Counter(0)));
     let keys = key_set_of(&[&fixture.idp_key]);
     for (reply, lifetime) in [
         (
@@ -667,12 +669,10 @@ fn a_refresh_without_id_token_or_expiry_gets_a_bounded_lifetime() {
 fn a_refreshed_id_token_for_another_subject_ends_the_session() {
     let fixture = Fixture::new();
     let cookie = fixture.logged_in_cookie(json!({}), Some("rt-1"));
-    let later = NOW + 1_000;
+    let later = LATER;
     let request = browser("/app", &cookie);
     let ctx = fixture.context(&request, later);
-    let Step::Refresh { session, .. } = begin(&ctx, &mut Counter(0)) else {
-        panic!("expected a refresh")
-    };
+    let (session, _) = refresh_of(begin(&ctx, &mut Counter(0)));
     let keys = key_set_of(&[&fixture.idp_key]);
     let mallory = fixture.idp_key.mint(
         &json!({"iss": ISSUER, "aud": "app", "sub": "mallory", "iat": later, "exp": later + 300}),
@@ -700,13 +700,11 @@ fn a_refreshed_id_token_for_another_subject_ends_the_session() {
 fn while_the_idp_cannot_answer_a_session_backs_off() {
     let fixture = Fixture::new();
     let cookie = fixture.logged_in_cookie(json!({}), Some("rt-1"));
-    let later = NOW + 1_000;
+    let later = LATER;
     let request = api("/data", &cookie);
     let ctx = fixture.context(&request, later);
     let mut worker = Worker::new(&ctx);
-    let Step::Refresh { session, key, .. } = worker.begin(&ctx) else {
-        panic!("expected a refresh")
-    };
+    let (session, key) = refresh_of(worker.begin(&ctx));
     let keys = key_set_of(&[&fixture.idp_key]);
     let (step, _) = finish_refresh(
         &ctx,
