@@ -3,8 +3,10 @@
 Debian's /usr/bin/chromium and /usr/bin/chromedriver (install them with
 tests/install-browser.sh); Selenium Manager is never used, so nothing is
 downloaded. Every Chromium gets a fresh temporary profile, resolves no host
-name but 127.0.0.1 and localhost (nothing leaves the machine), and has page
-load and script timeouts; every wait is explicit and bounded.
+name but 127.0.0.1, localhost and *.localhost (Chromium itself maps those to
+loopback, RFC 6761: `grafana.localhost` and `wiki.localhost` are two hosts of
+one Envoy listener; nothing leaves the machine), and has page load and script
+timeouts; every wait is explicit and bounded.
 
     with Browser(name="login") as browser:
         browser.get(auth_url)
@@ -67,8 +69,9 @@ CHROMIUM_ARGS = (
     "--use-mock-keychain",
     "--disable-features=Translate,OptimizationHints,MediaRouter,AutofillServerCommunication,"
     "CertificateTransparencyComponentUpdater,PasswordLeakDetection,HttpsUpgrades",
-    # Loopback only: every other host name fails to resolve at once.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+    # Loopback only: every other host name fails to resolve at once. Chromium
+    # resolves *.localhost to loopback without asking DNS.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost, EXCLUDE *.localhost",
     "--window-size=1280,900",
 )
 

@@ -7,6 +7,7 @@ process started here is stopped (SIGTERM, then SIGKILL) by its owner.
 
 import ctypes
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -54,6 +55,10 @@ class Listener:
     downstream_tls: dict | None = None
     # Extra HttpConnectionManager fields (use_remote_address, xff_num_trusted_hops...).
     hcm_extra: dict | None = None
+    # The VM's environment, Envoy's vm_config.environment_variables as a dict:
+    # {"host_env_keys": [names of the Envoy process's own variables to pass],
+    #  "key_values": {name: value}}. None: the VM sees no variables.
+    vm_environment: dict | None = None
 
 
 # ----- bootstrap -----
@@ -67,8 +72,10 @@ def wasm_filter(
     fail_open: bool = False,
     failure_policy: str | None = None,
     reload_base_ms: int | None = None,
+    environment_variables: dict | None = None,
 ) -> dict:
-    """The envoy.filters.http.wasm stanza of the contract."""
+    """The envoy.filters.http.wasm stanza of the contract; `environment_variables`
+    is vm_config.environment_variables (host_env_keys, key_values)."""
     stanza = {
         "name": "envoy.filters.http.wasm",
         "typed_config": {
@@ -96,6 +103,8 @@ def wasm_filter(
         config["failure_policy"] = failure_policy
     if reload_base_ms is not None:
         config["reload_config"] = {"backoff": {"base_interval": f"{reload_base_ms / 1000}s"}}
+    if environment_variables is not None:
+        config["vm_config"]["environment_variables"] = environment_variables
     return stanza
 
 
@@ -115,6 +124,7 @@ def http_listener(listener: Listener, wasm_path: Path) -> dict:
                 listener.fail_open,
                 listener.failure_policy,
                 listener.reload_base_ms,
+                listener.vm_environment,
             )
         )
     http_filters.append(
@@ -200,9 +210,16 @@ class Envoy:
         concurrency: int = 2,
         name: str = "envoy",
         extra_bootstrap: dict | None = None,
+        env: dict[str, str | None] | None = None,
+        log_level: str = "info",
     ):
-        """`extra_bootstrap`: top-level bootstrap fields to add (stats_config...)."""
+        """`extra_bootstrap`: top-level bootstrap fields to add (stats_config...).
+        `env`: variables added to (or, with None as a value, removed from) the
+        Envoy process's environment, e.g. for a listener's `host_env_keys`.
+        `log_level`: Envoy's `-l` (the wasm component logs at debug whatever it is)."""
         self.wasm_path = Path(wasm_path)
+        self.env = dict(env or {})
+        self.log_level = log_level
         self.listeners = {listener.name: listener for listener in listeners}
         self.admin_port = free_port()
         self.concurrency = concurrency
@@ -247,12 +264,24 @@ class Envoy:
             # Several Envoys run at once in a test session: no shared memory.
             "--disable-hot-restart",
             "--log-path", str(self.log_path),
-            "-l", "info",
+            "-l", self.log_level,
             "--component-log-level", "wasm:debug",
             "--drain-time-s", "0",
             # Flush the log often: tests read it while Envoy runs.
             "--file-flush-interval-msec", "100",
         ]  # fmt: skip
+
+    def process_env(self) -> dict[str, str] | None:
+        """The environment Envoy starts with: pytest's, changed by `env` (None: pytest's as is)."""
+        if not self.env:
+            return None
+        merged = dict(os.environ)
+        for name, value in self.env.items():
+            if value is None:
+                merged.pop(name, None)
+            else:
+                merged[name] = value
+        return merged
 
     def launch(self) -> "Envoy":
         """Start the process without waiting for it to be ready."""
@@ -262,6 +291,7 @@ class Envoy:
                 stdout=stdio,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                env=self.process_env(),
                 preexec_fn=_die_with_parent,
             )
         RUNNING.add(self)

@@ -47,8 +47,11 @@ class Stack:
         clusters: dict[str, int] | None = None,
         concurrency: int = 2,
         extra_bootstrap: dict | None = None,
+        env: dict[str, str | None] | None = None,
+        log_level: str = "info",
     ) -> Envoy:
-        """An Envoy configured with the listeners and a cluster per server, not started."""
+        """An Envoy configured with the listeners and a cluster per server, not
+        started; `env` changes its process environment (see harness.envoy.Envoy)."""
         assert self.wasm_path is not None, "this Stack was made without a wasm_path"
         all_clusters = {**envoy_clusters(*servers), **(clusters or {})}
         envoy = Envoy(
@@ -59,6 +62,8 @@ class Stack:
             concurrency=concurrency,
             name=self.name,
             extra_bootstrap=extra_bootstrap,
+            env=env,
+            log_level=log_level,
         )
         self._owned.append(envoy)
         return envoy
