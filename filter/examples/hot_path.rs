@@ -13,7 +13,6 @@ use oidc_filter::oidc::flow::Entropy;
 use oidc_filter::peer::Peer;
 use oidc_filter::pipeline::{decide, Inputs, Verdict, VmState};
 use oidc_filter::request::Headers;
-use oidc_filter::session::seal::CookieKeys;
 use std::time::Instant;
 
 const P256_PEM: &str = include_str!("../testdata/p256.pem");
@@ -102,17 +101,16 @@ fn token_and_config(alg: &str, cache_entries: usize) -> (String, Config) {
 fn decide_time(alg: &str, cached: bool) -> (f64, usize) {
     let (token, config) = token_and_config(alg, if cached { 8192 } else { 0 });
     let mut vm = VmState::new(&config, [7; 16]);
-    let cookie_keys = CookieKeys::new(&[]);
     let now_ms = Clock::now_since_epoch().as_millis();
     let pairs = request(&token);
     let micros = time_per_call(|| {
         let headers = Headers::new(pairs.clone());
         let inputs = Inputs {
             config: &config,
+            app: &config.top_level,
             headers: &headers,
             keys: &NoRemote,
             provider: None,
-            cookie_keys: &cookie_keys,
             peer: &Peer::default(),
             now_ms,
             final_attempt: false,

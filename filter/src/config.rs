@@ -2,11 +2,13 @@
 //! derives itself. Parsed and validated once at load; a bad field is an error that
 //! names it, never a silent default.
 
+mod apps;
 mod fields;
 mod oidc;
 
 pub use oidc::{ClientAuth, ForwardToken, OidcConfig};
 
+use crate::apps::App;
 use crate::authz::pattern::Pattern;
 use crate::authz::policy::{self, Policy, RawPolicy};
 use crate::cache::Limits;
@@ -58,6 +60,9 @@ impl fmt::Display for ConfigError {
         }
     }
 }
+
+/// The VM's environment variables (WASI), for secrets given by name.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 fn error(path: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     ConfigError {
@@ -144,18 +149,15 @@ pub struct Config {
     pub max_jwks_bytes: usize,
     /// Headers the filter sets; client-sent copies are always removed.
     pub output_headers: Vec<String>,
-    pub oidc: Option<OidcConfig>,
-    /// `authorizationPolicies`, compiled.
-    pub policies: Vec<Policy>,
-    /// Paths that skip authentication and authorization.
-    pub public_paths: Vec<Pattern>,
-    /// `allowMissing`: a request with no credential is anonymous and goes to the
-    /// policies (Istio's semantics) instead of getting `401 Jwt is missing`.
-    pub allow_missing: bool,
+    /// `oidc`, `authorizationPolicies`, `publicPaths` and `allowMissing`: for
+    /// requests that match no app.
+    pub top_level: App,
+    /// `apps`, each with the top-level settings it does not set itself.
+    pub apps: Vec<App>,
     /// `bypassCorsPreflight` (default on, as Istio sets it): CORS preflights skip
     /// authentication and authorization.
     pub bypass_cors_preflight: bool,
-    /// What of the downstream peer the policies read; the host reads only that.
+    /// What of the downstream peer any app's policies read; the host reads only that.
     pub peer_needs: PeerNeeds,
     /// Every rule's `spaceDelimitedClaims`, for authorization.
     pub space_delimited_claims: Vec<String>,
@@ -172,6 +174,7 @@ struct RawConfig {
     authorization_policies: Vec<RawPolicy>,
     public_paths: Vec<String>,
     allow_missing: bool,
+    apps: Vec<apps::RawApp>,
     bypass_cors_preflight: bool,
     clusters: BTreeMap<String, String>,
     clock_skew_seconds: Option<u64>,
@@ -225,6 +228,7 @@ impl RawConfig {
             authorization_policies: f.objects("authorizationPolicies", RawPolicy::read),
             public_paths: f.strings("publicPaths"),
             allow_missing: f.bool("allowMissing").unwrap_or(false),
+            apps: f.objects("apps", apps::RawApp::read),
             bypass_cors_preflight: f.bool("bypassCorsPreflight").unwrap_or(true),
             clusters: f.string_map("clusters"),
             clock_skew_seconds: f.unsigned("clockSkewSeconds"),
@@ -287,7 +291,13 @@ impl RawClaimToHeader {
 }
 
 impl Config {
+    /// A configuration that names no environment variable.
     pub fn parse(text: &[u8]) -> Result<Config, ConfigError> {
+        Self::parse_with_env(text, &|_| None)
+    }
+
+    /// `env` looks up the variables that `...FromEnv` fields name.
+    pub fn parse_with_env(text: &[u8], env: Env) -> Result<Config, ConfigError> {
         if text.iter().all(u8::is_ascii_whitespace) {
             return Err(error(
                 "",
@@ -296,14 +306,14 @@ impl Config {
         }
         let value = crate::strict_json::parse(text).map_err(|e| error("", e.to_string()))?;
         let raw = Fields::new(String::new(), value).read(RawConfig::read)?;
-        Self::from_raw(raw)
+        Self::from_raw(raw, env)
     }
 
     /// Fields are taken out of `raw` (never moved) and set on `config` one by one, so
     /// every early return drops the same two values: one shared clean-up, not one per
     /// field (which was about 5 KB of the module).
     #[allow(clippy::field_reassign_with_default)] // deliberate, see above
-    fn from_raw(mut raw: RawConfig) -> Result<Config, ConfigError> {
+    fn from_raw(mut raw: RawConfig, env: Env) -> Result<Config, ConfigError> {
         let mut config = Config::default();
         config.clusters = validate_clusters(take(&mut raw.clusters))?;
         config.clock_skew_seconds = bounded(
@@ -332,16 +342,13 @@ impl Config {
             raw.max_jwks_bytes.unwrap_or(DEFAULT_MAX_JWKS_BYTES),
             JWKS_BYTES_RANGE,
         )?;
-        config.policies = compile_policies(take(&mut raw.authorization_policies))?;
-        config.public_paths = compile_public_paths(&raw.public_paths)?;
-        config.allow_missing = raw.allow_missing;
+        config.top_level.policies = compile_policies(
+            "authorizationPolicies",
+            take(&mut raw.authorization_policies),
+        )?;
+        config.top_level.public_paths = compile_public_paths("publicPaths", &raw.public_paths)?;
+        config.top_level.allow_missing = raw.allow_missing;
         config.bypass_cors_preflight = raw.bypass_cors_preflight;
-        config.peer_needs = config
-            .policies
-            .iter()
-            .fold(PeerNeeds::default(), |needs, policy| {
-                needs.union(policy.peer_needs())
-            });
         config.token_cache = cache_limits(
             "verifiedTokenCache",
             raw.verified_token_cache.as_ref(),
@@ -361,23 +368,27 @@ impl Config {
         if config.jwks_cache_duration_ms < 1_000 {
             return Err(error("jwksCacheDuration", "must be at least 1s"));
         }
-        if raw.jwt_rules.is_empty() && raw.oidc.is_none() {
+        let any_oidc = raw.oidc.is_some() || raw.apps.iter().any(apps::RawApp::has_oidc);
+        if raw.jwt_rules.is_empty() && !any_oidc {
             return Err(error(
                 "jwtRules",
                 "at least one rule (or an `oidc` block) is required",
             ));
         }
         if let Some(raw_oidc) = take(&mut raw.oidc) {
-            let mut sources = std::mem::take(&mut config.sources);
-            let mut output_headers = std::mem::take(&mut config.output_headers);
-            let oidc = raw_oidc.compile(
-                &mut |kind, timeout_ms| add_source(&mut sources, kind, timeout_ms),
-                &mut |path, name| add_output_header(&mut output_headers, path, name),
-            );
-            config.sources = sources;
-            config.output_headers = output_headers;
-            config.oidc = Some(oidc?);
+            config.top_level.oidc = Some(config.compile_oidc(raw_oidc, "oidc", None, env)?);
         }
+        for (index, raw_app) in take(&mut raw.apps).into_iter().enumerate() {
+            let app = apps::compile(&mut config, index, raw_app, env)?;
+            config.apps.push(app);
+        }
+        apps::check_cookie_collisions(&config)?;
+        config.peer_needs = std::iter::once(&config.top_level)
+            .chain(&config.apps)
+            .flat_map(|app| &app.policies)
+            .fold(PeerNeeds::default(), |needs, policy| {
+                needs.union(policy.peer_needs())
+            });
         for (index, raw_rule) in take(&mut raw.jwt_rules).into_iter().enumerate() {
             let rule = config.add_rule(&format!("jwtRules[{index}]"), raw_rule)?;
             if let Some(earlier) = config.rules.iter().position(|r| r.issuer == rule.issuer) {
@@ -397,6 +408,31 @@ impl Config {
             config.rules.push(rule);
         }
         Ok(config)
+    }
+
+    /// An `oidc` block at `path`; `app` names the app it belongs to, if any.
+    fn compile_oidc(
+        &mut self,
+        raw: oidc::RawOidc,
+        path: &str,
+        app: Option<&str>,
+        env: Env,
+    ) -> Result<OidcConfig, ConfigError> {
+        let mut sources = take(&mut self.sources);
+        let mut output_headers = take(&mut self.output_headers);
+        let compiled = raw.compile(
+            &oidc::Place { path, app, env },
+            &mut |kind, timeout_ms| add_source(&mut sources, kind, timeout_ms),
+            &mut |path, name| add_output_header(&mut output_headers, path, name),
+        );
+        self.sources = sources;
+        self.output_headers = output_headers;
+        compiled
+    }
+
+    /// The settings for a request with these headers (see [`crate::apps`]).
+    pub fn app_for(&self, headers: &crate::request::Headers) -> &App {
+        crate::apps::select(self, headers)
     }
 
     fn add_rule(&mut self, path: &str, raw: RawJwtRule) -> Result<JwtRule, ConfigError> {
@@ -589,16 +625,15 @@ fn add_output_header(
     Ok(name)
 }
 
-fn compile_policies(raw: Vec<RawPolicy>) -> Result<Vec<Policy>, ConfigError> {
-    policy::compile_all("authorizationPolicies", raw)
-        .map_err(|(path, problem)| error(path, problem))
+fn compile_policies(path: &str, raw: Vec<RawPolicy>) -> Result<Vec<Policy>, ConfigError> {
+    policy::compile_all(path, raw).map_err(|(path, problem)| error(path, problem))
 }
 
-fn compile_public_paths(raw: &[String]) -> Result<Vec<Pattern>, ConfigError> {
+fn compile_public_paths(path: &str, raw: &[String]) -> Result<Vec<Pattern>, ConfigError> {
     raw.iter()
         .enumerate()
         .map(|(index, text)| {
-            let path = format!("publicPaths[{index}]");
+            let path = format!("{path}[{index}]");
             if text != "*" && !text.starts_with('/') && !text.starts_with('*') {
                 return Err(error(
                     path,

@@ -33,6 +33,7 @@
     )
 )]
 
+pub mod apps;
 pub mod authenticator;
 pub mod authz;
 pub mod cache;

@@ -92,6 +92,43 @@ impl Counter {
     fn index(self) -> usize {
         self as usize
     }
+
+    /// Whether the request was forwarded (`Some(Allowed)`) or answered 401/403
+    /// (`Some(Denied)`), for the per-app counters; `None` for everything else.
+    pub fn outcome(self) -> Option<AppCounter> {
+        let name = self.name();
+        if name.starts_with("requests_allowed.") {
+            Some(AppCounter::Allowed)
+        } else if name.starts_with("requests_denied.") {
+            Some(AppCounter::Denied)
+        } else {
+            None
+        }
+    }
+}
+
+/// Each app's own count of allowed and denied requests, so that an operator of a
+/// gateway sees which app fails: `<PREFIX>.app.<name>.requests_allowed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppCounter {
+    Allowed,
+    Denied,
+}
+
+impl AppCounter {
+    pub const ALL: [AppCounter; 2] = [AppCounter::Allowed, AppCounter::Denied];
+
+    /// The stat name without [`PREFIX`].
+    pub fn name(self, app: &str) -> String {
+        match self {
+            AppCounter::Allowed => format!("app.{app}.requests_allowed"),
+            AppCounter::Denied => format!("app.{app}.requests_denied"),
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// Gauges, set from the VM's state when stats are copied out.
@@ -160,11 +197,53 @@ impl GaugeShares {
 pub struct Counters {
     counts: Vec<u64>,
     reported: Vec<u64>,
+    /// Per app (by position in `apps`), per [`AppCounter`]: counted, reported.
+    apps: Vec<[(u64, u64); 2]>,
 }
 
 impl Counters {
     pub fn add(&mut self, counter: Counter) {
         self.add_many(counter, 1);
+    }
+
+    /// [`Counters::add`], and for a request of app `app` (`None`: the top level)
+    /// its allowed or denied count too.
+    pub fn add_for(&mut self, app: Option<usize>, counter: Counter) {
+        self.add(counter);
+        let (Some(app), Some(outcome)) = (app, counter.outcome()) else {
+            return;
+        };
+        if self.apps.len() <= app {
+            self.apps.resize(app.saturating_add(1), [(0, 0); 2]);
+        }
+        if let Some((count, _)) = self
+            .apps
+            .get_mut(app)
+            .and_then(|counts| counts.get_mut(outcome.index()))
+        {
+            *count = count.saturating_add(1);
+        }
+    }
+
+    pub fn get_for(&self, app: usize, counter: AppCounter) -> u64 {
+        self.apps
+            .get(app)
+            .and_then(|counts| counts.get(counter.index()))
+            .map_or(0, |(count, _)| *count)
+    }
+
+    /// What changed per app since the last call, marking it reported.
+    pub fn take_unreported_apps(&mut self) -> Vec<(usize, AppCounter, u64)> {
+        let mut changed = Vec::new();
+        for (app, counts) in self.apps.iter_mut().enumerate() {
+            for (counter, (count, reported)) in AppCounter::ALL.iter().zip(counts.iter_mut()) {
+                if count > reported {
+                    changed.push((app, *counter, *count - *reported));
+                    *reported = *count;
+                }
+            }
+        }
+        changed
     }
 
     pub fn add_many(&mut self, counter: Counter, amount: u64) {
@@ -267,5 +346,52 @@ mod tests {
         counters.set_total(Counter::TokenCacheHit, 10);
         counters.set_total(Counter::TokenCacheHit, 4);
         assert_eq!(counters.take_unreported(), [(Counter::TokenCacheHit, 7)]);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn apps_count_their_allowed_and_denied_requests_only() {
+        let mut counters = Counters::default();
+        counters.add_for(Some(1), Counter::AllowedSession);
+        counters.add_for(Some(1), Counter::AllowedPublic);
+        counters.add_for(Some(1), Counter::DeniedRbac);
+        counters.add_for(Some(1), Counter::LoginStarted);
+        counters.add_for(Some(0), Counter::DeniedMissing);
+        counters.add_for(None, Counter::AllowedToken);
+        assert_eq!(counters.get_for(1, AppCounter::Allowed), 2);
+        assert_eq!(counters.get_for(1, AppCounter::Denied), 1);
+        assert_eq!(counters.get_for(0, AppCounter::Denied), 1);
+        assert_eq!(counters.get_for(2, AppCounter::Allowed), 0);
+        assert_eq!(counters.get(Counter::AllowedToken), 1);
+        assert_eq!(counters.get(Counter::LoginStarted), 1);
+        assert_eq!(
+            counters.take_unreported_apps(),
+            [
+                (0, AppCounter::Denied, 1),
+                (1, AppCounter::Allowed, 2),
+                (1, AppCounter::Denied, 1)
+            ]
+        );
+        counters.add_for(Some(0), Counter::DeniedExpired);
+        assert_eq!(
+            counters.take_unreported_apps(),
+            [(0, AppCounter::Denied, 1)]
+        );
+        assert_eq!(
+            AppCounter::Allowed.name("grafana"),
+            "app.grafana.requests_allowed"
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn every_request_counter_is_an_allowed_or_denied_outcome() {
+        for counter in Counter::ALL {
+            let request = counter.name().starts_with("requests_");
+            assert_eq!(counter.outcome().is_some(), request, "{counter:?}");
+        }
+        assert_eq!(Counter::DeniedNoSession.outcome(), Some(AppCounter::Denied));
+        assert_eq!(
+            Counter::AllowedAnonymous.outcome(),
+            Some(AppCounter::Allowed)
+        );
     }
 }

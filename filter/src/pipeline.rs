@@ -2,6 +2,7 @@
 //! tokens, then authorization. The host gathers the inputs and carries out the
 //! verdict; nothing here touches it.
 
+use crate::apps::App;
 use crate::authenticator::{self, Decision, KeyLookup, KeyWait, Keys, TokenCache};
 use crate::authz::{self, Identity, DENIED_BODY};
 use crate::cache::{HashSecret, Key};
@@ -19,7 +20,6 @@ use crate::path;
 use crate::peer::Peer;
 use crate::request::{self, Edits, Forwarded, Headers};
 use crate::response::{self, AuthError, Denial};
-use crate::session::seal::CookieKeys;
 use crate::session::{Session, SessionCache};
 use crate::streams::{Exchange, Streams};
 use serde_json::{Map, Value};
@@ -112,11 +112,12 @@ impl VmState {
 
 pub struct Inputs<'a> {
     pub config: &'a Config,
+    /// The settings chosen for this request's host ([`Config::app_for`]).
+    pub app: &'a App,
     pub headers: &'a Headers,
     pub keys: &'a dyn KeyLookup,
-    /// The OIDC issuer's endpoints, once discovered.
+    /// The app's OIDC issuer's endpoints, once discovered.
     pub provider: Option<&'a Provider>,
-    pub cookie_keys: &'a CookieKeys,
     /// The downstream peer, as far as the policies read it (`Config::peer_needs`).
     pub peer: &'a Peer,
     pub now_ms: u64,
@@ -127,13 +128,15 @@ pub struct Inputs<'a> {
 
 impl Inputs<'_> {
     fn flow_context(&self, bearer_token_present: bool) -> Option<flow::Context<'_>> {
+        let oidc = self.app.oidc.as_ref()?;
         Some(flow::Context {
             config: self.config,
-            oidc: self.config.oidc.as_ref()?,
+            oidc,
             provider: self.provider,
-            cookie_keys: self.cookie_keys,
+            cookie_keys: &oidc.cookie_keys,
             headers: self.headers,
             now: self.now_ms / 1000,
+            allow_missing: self.app.allow_missing,
             bearer_token_present,
             final_attempt: self.final_attempt,
         })
@@ -145,12 +148,14 @@ pub fn decide(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> V
         config, headers, ..
     } = inputs;
     if config.bypass_cors_preflight && is_cors_preflight(headers) {
-        vm.counters.add(Counter::AllowedPreflight);
-        return unauthenticated_allow(config, headers);
+        vm.counters
+            .add_for(inputs.app.index, Counter::AllowedPreflight);
+        return unauthenticated_allow(inputs);
     }
-    if is_public(config, headers) {
-        vm.counters.add(Counter::AllowedPublic);
-        return unauthenticated_allow(config, headers);
+    if is_public(inputs.app, headers) {
+        vm.counters
+            .add_for(inputs.app.index, Counter::AllowedPublic);
+        return unauthenticated_allow(inputs);
     }
     let found = extractor::find_tokens(config, headers);
     if let Some(context) = inputs.flow_context(!found.is_empty()) {
@@ -159,7 +164,7 @@ pub fn decide(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> V
             Step::Anonymous => return anonymous(inputs, vm, entropy),
             step => return from_login_step(inputs, step, &mut vm.counters),
         }
-    } else if found.is_empty() && config.allow_missing {
+    } else if found.is_empty() && inputs.app.allow_missing {
         return anonymous(inputs, vm, entropy);
     }
     match authenticator::authenticate_found(
@@ -174,14 +179,17 @@ pub fn decide(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> V
             mut edits,
             identity,
         } => {
-            strip_filter_cookies(config, headers, &mut edits);
+            strip_filter_cookies(inputs.app, headers, &mut edits);
             let verdict = authorized(inputs, Some(&identity.claims), edits, Vec::new());
-            vm.counters
-                .add(allowed_or_forbidden(&verdict, Counter::AllowedToken));
+            vm.counters.add_for(
+                inputs.app.index,
+                allowed_or_forbidden(&verdict, Counter::AllowedToken),
+            );
             verdict
         }
         Decision::Deny(denial) => {
-            vm.counters.add(Counter::denied(denial.error));
+            vm.counters
+                .add_for(inputs.app.index, Counter::denied(denial.error));
             Verdict::Deny(denial)
         }
         Decision::Wait(waits) => Verdict::Wait(waits),
@@ -198,24 +206,25 @@ fn is_cors_preflight(headers: &Headers) -> bool {
 }
 
 /// Forwarded without an identity: only client copies of identity headers go.
-fn unauthenticated_allow(config: &Config, headers: &Headers) -> Verdict {
+fn unauthenticated_allow(inputs: &Inputs) -> Verdict {
     Verdict::Allow {
-        edits: identity_headers_removed(config, headers),
+        edits: identity_headers_removed(inputs),
         response_cookies: Vec::new(),
     }
 }
 
 /// What a request forwarded without a session loses: client copies of identity
 /// headers, and the filter's cookies (the session path strips them in `flow`).
-fn identity_headers_removed(config: &Config, headers: &Headers) -> Edits {
+fn identity_headers_removed(inputs: &Inputs) -> Edits {
     let mut edits = Edits::default();
-    request::remove_identity_headers(&config.output_headers, headers, &mut edits);
-    strip_filter_cookies(config, headers, &mut edits);
+    let headers = inputs.headers;
+    request::remove_identity_headers(&inputs.config.output_headers, headers, &mut edits);
+    strip_filter_cookies(inputs.app, headers, &mut edits);
     edits
 }
 
-fn strip_filter_cookies(config: &Config, headers: &Headers, edits: &mut Edits) {
-    if let Some(oidc) = &config.oidc {
+fn strip_filter_cookies(app: &App, headers: &Headers, edits: &mut Edits) {
+    if let Some(oidc) = &app.oidc {
         flow::strip_filter_cookies(oidc, headers, edits);
     }
 }
@@ -224,10 +233,11 @@ fn strip_filter_cookies(config: &Config, headers: &Headers, edits: &mut Edits) {
 /// no identity. If they deny it, an identity is what is missing: a login for a
 /// browser, `401 Jwt is missing` for anyone else (Istio answers 403 here).
 fn anonymous(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> Verdict {
-    let edits = identity_headers_removed(inputs.config, inputs.headers);
+    let edits = identity_headers_removed(inputs);
     let no_claims = Map::new();
     let Err(detail) = judge(inputs, &no_claims, &edits) else {
-        vm.counters.add(Counter::AllowedAnonymous);
+        vm.counters
+            .add_for(inputs.app.index, Counter::AllowedAnonymous);
         return Verdict::Allow {
             edits,
             response_cookies: Vec::new(),
@@ -237,7 +247,8 @@ fn anonymous(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> Ve
         let step = flow::login_or_401(&context, entropy);
         return from_login_step(inputs, step, &mut vm.counters);
     }
-    vm.counters.add(Counter::DeniedMissing);
+    vm.counters
+        .add_for(inputs.app.index, Counter::DeniedMissing);
     Verdict::Deny(response::deny(AuthError::Missing, detail, inputs.headers))
 }
 
@@ -257,26 +268,29 @@ fn from_login_step(inputs: &Inputs, step: Step, counters: &mut Counters) -> Verd
             response_cookies,
         } => {
             let verdict = authorized(inputs, Some(&session.claims), edits, response_cookies);
-            counters.add(allowed_or_forbidden(&verdict, Counter::AllowedSession));
+            counters.add_for(
+                inputs.app.index,
+                allowed_or_forbidden(&verdict, Counter::AllowedSession),
+            );
             verdict
         }
         Step::Reply(reply) => {
             // The only plain reply before a login is the 401 for API clients.
             if reply.status == 401 {
-                counters.add(Counter::DeniedNoSession);
+                counters.add_for(inputs.app.index, Counter::DeniedNoSession);
             }
             Verdict::Reply(reply)
         }
         Step::LoginRedirect(reply) => {
-            counters.add(Counter::LoginStarted);
+            counters.add_for(inputs.app.index, Counter::LoginStarted);
             Verdict::Reply(reply)
         }
         Step::CallbackRejected(reply) => {
-            counters.add(Counter::LoginFailed);
+            counters.add_for(inputs.app.index, Counter::LoginFailed);
             Verdict::Reply(reply)
         }
         Step::Logout(reply) => {
-            counters.add(Counter::Logout);
+            counters.add_for(inputs.app.index, Counter::Logout);
             Verdict::Reply(reply)
         }
         Step::Exchange { request, pending } => Verdict::Dispatch {
@@ -294,7 +308,7 @@ fn from_login_step(inputs: &Inputs, step: Step, counters: &mut Counters) -> Verd
         // Another request is refreshing this session: wait as for the issuer's keys
         // (the same timeout), then decide again.
         Step::AwaitRefresh => {
-            let source = inputs.config.oidc.as_ref().map_or(0, |oidc| oidc.source);
+            let source = inputs.app.oidc.as_ref().map_or(0, |oidc| oidc.source);
             Verdict::Wait(vec![KeyWait {
                 source,
                 refetch: false,
@@ -307,7 +321,7 @@ fn from_login_step(inputs: &Inputs, step: Step, counters: &mut Counters) -> Verd
             inputs.headers,
         )),
         Step::NeedProvider | Step::Bearer => {
-            let source = inputs.config.oidc.as_ref().map_or(0, |oidc| oidc.source);
+            let source = inputs.app.oidc.as_ref().map_or(0, |oidc| oidc.source);
             match inputs.keys.remote_keys(source) {
                 Keys::Failed => Verdict::Reply(flow::error_page(
                     502,
@@ -328,9 +342,10 @@ pub struct Finished {
     pub verdict: Verdict,
     /// Why a login or refresh failed, for the log.
     pub failure: Option<String>,
-    /// The ID token named a key we do not have: the IdP rotated its keys, so the
-    /// issuer's JWKS should be fetched again (rate-limited like any unknown kid).
-    pub refetch_issuer_keys: bool,
+    /// The ID token named a key we do not have: the IdP rotated its keys, so this
+    /// source (the issuer's JWKS) should be fetched again (rate-limited like any
+    /// unknown kid).
+    pub refetch_issuer_keys: Option<usize>,
 }
 
 /// The token endpoint's reply for a request that waited on it.
@@ -349,18 +364,19 @@ pub fn finish_exchange(
         return Finished {
             verdict,
             failure: None,
-            refetch_issuer_keys: false,
+            refetch_issuer_keys: None,
         };
     };
     let (verdict, failure) = match pending {
         Pending::Login(login) => {
             match flow::finish_login(&context, login, status, body, issuer_keys, entropy) {
                 Ok(reply) => {
-                    vm.counters.add(Counter::LoginCompleted);
+                    vm.counters
+                        .add_for(inputs.app.index, Counter::LoginCompleted);
                     (Verdict::Reply(reply), None)
                 }
                 Err((reply, why)) => {
-                    vm.counters.add(Counter::LoginFailed);
+                    vm.counters.add_for(inputs.app.index, Counter::LoginFailed);
                     (Verdict::Reply(reply), Some(why))
                 }
             }
@@ -376,15 +392,23 @@ pub fn finish_exchange(
                 issuer_keys,
                 entropy,
             );
-            vm.counters.add(if why.is_none() {
-                Counter::RefreshSucceeded
-            } else {
-                Counter::RefreshFailed
-            });
+            vm.counters.add_for(
+                inputs.app.index,
+                if why.is_none() {
+                    Counter::RefreshSucceeded
+                } else {
+                    Counter::RefreshFailed
+                },
+            );
             (from_login_step(inputs, step, &mut vm.counters), why)
         }
     };
-    let refetch_issuer_keys = failure.as_deref() == Some(id_token::UNKNOWN_KEY);
+    let refetch_issuer_keys = inputs
+        .app
+        .oidc
+        .as_ref()
+        .filter(|_| failure.as_deref() == Some(id_token::UNKNOWN_KEY))
+        .map(|oidc| oidc.source);
     Finished {
         verdict,
         failure,
@@ -393,14 +417,10 @@ pub fn finish_exchange(
 }
 
 /// Only a path already in normal form may be public: `/static/../admin` is not.
-fn is_public(config: &Config, headers: &Headers) -> bool {
+fn is_public(app: &App, headers: &Headers) -> bool {
     let raw = headers.path();
     let path = path::without_query(raw);
-    path::is_clean(raw)
-        && config
-            .public_paths
-            .iter()
-            .any(|pattern| pattern.matches(path))
+    path::is_clean(raw) && app.public_paths.iter().any(|pattern| pattern.matches(path))
 }
 
 /// The policies' verdict on an authenticated request; `edits` make the request
@@ -422,19 +442,19 @@ fn authorized(
 }
 
 fn judge(inputs: &Inputs, claims: &Map<String, Value>, edits: &Edits) -> Result<(), String> {
-    let config = inputs.config;
-    if config.policies.is_empty() {
+    let policies = &inputs.app.policies;
+    if policies.is_empty() {
         return Ok(());
     }
     let identity = Identity {
         claims,
-        space_delimited: &config.space_delimited_claims,
+        space_delimited: &inputs.config.space_delimited_claims,
     };
     let request = Forwarded {
         headers: inputs.headers,
         edits,
     };
-    authz::authorize(&config.policies, &identity, request, inputs.peer)
+    authz::authorize(policies, &identity, request, inputs.peer)
 }
 
 /// The 403 Istio users know.

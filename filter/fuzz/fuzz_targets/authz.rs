@@ -330,10 +330,10 @@ fuzz_target!(|input: Input| {
             headers,
             edits: &edits,
         };
-        authorize(&config.policies, identity, forwarded, &peer)
+        authorize(&config.top_level.policies, identity, forwarded, &peer)
     };
     let decision = judge(&identity, &request(&method, &input.path, &host, &extra));
-    if config.policies.is_empty() {
+    if config.top_level.policies.is_empty() {
         assert!(decision.is_ok());
     }
     // Rules see the normalized path: the raw and the normalized path decide alike.

@@ -75,7 +75,10 @@ fn check(bytes: &[u8]) {
             return;
         }
     };
-    assert!(!config.rules.is_empty() || config.oidc.is_some());
+    let logins = std::iter::once(&config.top_level)
+        .chain(&config.apps)
+        .filter_map(|app| app.oidc.as_ref());
+    assert!(!config.rules.is_empty() || logins.clone().next().is_some());
     for rule in &config.rules {
         assert!(!rule.issuer.is_empty());
         assert!(!rule.locations.is_empty(), "a rule with no token location");
@@ -94,7 +97,7 @@ fn check(bytes: &[u8]) {
     for header in &config.output_headers {
         assert_eq!(header, &header.to_ascii_lowercase());
     }
-    if let Some(oidc) = &config.oidc {
+    for oidc in logins {
         assert!(oidc.source < config.sources.len());
         assert!(!oidc.cookie_secrets.is_empty());
         assert!(oidc.callback_path.starts_with('/') && oidc.logout_path.starts_with('/'));

@@ -148,16 +148,15 @@ fn cookie_keys() -> CookieKeys {
 }
 
 fn sealed_pending() -> String {
-    let oidc = oidc_config().oidc.as_ref().unwrap();
-    let name = login::login_cookie_name(oidc);
+    let oidc = oidc_config().top_level.oidc.as_ref().unwrap();
     cookie_keys()
-        .seal(&name, &pending().to_json().unwrap(), [5; 12])
+        .seal(&oidc.login_purpose, &pending().to_json().unwrap(), [5; 12])
         .unwrap()
 }
 
 fn callback(query: &str, cookie: &str) {
-    let oidc = oidc_config().oidc.as_ref().unwrap();
-    let name = login::login_cookie_name(oidc);
+    let oidc = oidc_config().top_level.oidc.as_ref().unwrap();
+    let name = &oidc.login_cookie_name;
     let request = Headers::new(vec![
         (":path".into(), format!("{}?{query}", oidc.callback_path)),
         (":authority".into(), "app.test".into()),
@@ -186,7 +185,7 @@ fn return_path(path: &str) {
         );
     }
     // The login redirect built for a request to this path.
-    let oidc = oidc_config().oidc.as_ref().unwrap();
+    let oidc = oidc_config().top_level.oidc.as_ref().unwrap();
     let request = Headers::new(vec![
         (":path".into(), path.into()),
         (":authority".into(), "app.test".into()),
@@ -218,14 +217,13 @@ fn finish_exchange(body: &[u8]) {
         (":path".into(), "/oauth2/callback?code=c&state=st4te".into()),
         (":authority".into(), "app.test".into()),
     ]);
-    let cookie_keys = cookie_keys();
     let provider = provider();
     let inputs = Inputs {
         config,
+        app: config.app_for(&request),
         headers: &request,
         keys: &FixedRemote,
         provider: Some(&provider),
-        cookie_keys: &cookie_keys,
         peer: &Peer::default(),
         now_ms: NOW * 1000,
         final_attempt: false,

@@ -105,7 +105,7 @@ fuzz_target!(|input: Input| {
         Input::Open(values) => {
             let pairs: Vec<(&str, &str)> = values.iter().map(|v| ("cookie", v.as_str())).collect();
             let request = headers(&pairs);
-            let _ = Session::open(&keys, NAME, &request);
+            let _ = Session::open(&keys, NAME, NAME, &request);
             let _ = chunks::present(&request, NAME);
             for value in &values {
                 let _ = keys.open(NAME, value);
@@ -124,7 +124,7 @@ fuzz_target!(|input: Input| {
             if let Some(value) = chunks::read(&request, NAME) {
                 assert!(value.len() <= cookie.join("; ").len());
             }
-            let _ = Session::open(&keys, NAME, &request);
+            let _ = Session::open(&keys, NAME, NAME, &request);
         }
         Input::Tamper { claims, flips } => {
             let session = Session {
@@ -149,7 +149,7 @@ fuzz_target!(|input: Input| {
             }
             let tampered = String::from_utf8_lossy(&bytes).into_owned();
             let request = headers(&[("cookie", &format!("{NAME}={tampered}"))]);
-            let opened = Session::open(&keys, NAME, &request);
+            let opened = Session::open(&keys, NAME, NAME, &request);
             if let Some(opened) = opened {
                 // base64url decoding may ignore nothing: a change must not open...
                 // ...unless the flips cancelled out.
@@ -193,7 +193,7 @@ fuzz_target!(|input: Input| {
                 fuzz_support::assert_safe_header_value("set-cookie", header);
             }
             let request = headers(&[("cookie", &cookie_header(&set_cookies))]);
-            let opened = Session::open(&keys, NAME, &request).expect("a stored session opens");
+            let opened = Session::open(&keys, NAME, NAME, &request).expect("a stored session opens");
             assert_eq!(opened, session);
         }
     }

@@ -18,7 +18,6 @@ use oidc_filter::oidc::flow::Entropy;
 use oidc_filter::peer::Peer;
 use oidc_filter::pipeline::VmState;
 use oidc_filter::pipeline::{self, Inputs, Verdict};
-use oidc_filter::session::seal::CookieKeys;
 use oidc_filter::{token, verifier};
 use url::form_urlencoded;
 
@@ -75,13 +74,12 @@ fuzz_target!(|data: &[u8]| {
     pairs.push(("x-sub", "spoofed".to_string()));
     let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let request = headers(&pairs);
-    let cookie_keys = CookieKeys::new(&[]);
     let inputs = Inputs {
         config: config(),
+        app: &config().top_level,
         headers: &request,
         keys: &FixedRemote,
         provider: None,
-        cookie_keys: &cookie_keys,
         peer: &Peer::default(),
         now_ms: NOW * 1000,
         final_attempt: false,

@@ -53,7 +53,7 @@ fn decide_with(
         space_delimited: &config.space_delimited_claims,
     };
     let request = Forwarded { headers, edits };
-    authorize(&config.policies, &identity, request, peer).is_ok()
+    authorize(&config.top_level.policies, &identity, request, peer).is_ok()
 }
 
 /// (policies JSON, method, path, host, expected allow)

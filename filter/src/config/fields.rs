@@ -157,15 +157,23 @@ impl Fields {
 
     /// A list of objects, each read with `read`; absent means empty.
     pub fn objects<T>(&mut self, name: &'static str, read: fn(&mut Fields) -> T) -> Vec<T> {
-        let Some(items) = self.list(name) else {
-            return Vec::new();
-        };
+        self.optional_objects(name, read).unwrap_or_default()
+    }
+
+    /// A list of objects, each read with `read`; `None` when absent (an empty list
+    /// is present).
+    pub fn optional_objects<T>(
+        &mut self,
+        name: &'static str,
+        read: fn(&mut Fields) -> T,
+    ) -> Option<Vec<T>> {
+        let items = self.list(name)?;
         let path = self.path_of(name);
         let mut objects = Vec::with_capacity(items.len());
         for (index, item) in items.into_iter().enumerate() {
             objects.push(self.nested(format!("{path}[{index}]"), item, read));
         }
-        objects
+        Some(objects)
     }
 
     fn nested<T>(&mut self, path: String, value: Value, read: fn(&mut Fields) -> T) -> T {

@@ -1,9 +1,8 @@
 //! The `oidc` block: browser login with the authorization code flow.
 
-use super::{error, header_name, http_url, ConfigError, Fields, SourceKind};
+use super::{error, header_name, http_url, ConfigError, Env, Fields, SourceKind};
 use crate::duration;
-use crate::session::seal::KEY_BYTES;
-use crate::session::seal::MAX_KEYS;
+use crate::session::seal::{CookieKeys, KEY_BYTES, MAX_KEYS};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 
@@ -39,10 +38,20 @@ pub struct OidcConfig {
     pub logout_path: String,
     pub post_logout_redirect_uri: Option<String>,
     pub cookie_name: String,
+    /// `<cookieName>_login`: the state, nonce and PKCE verifier of a login under way.
+    pub login_cookie_name: String,
+    /// What the session and login cookies are sealed for (their associated data):
+    /// the cookie's name, and for an app's own login also the app, so that a
+    /// cookie of one app never opens in another even under the same keys.
+    pub session_purpose: String,
+    pub login_purpose: String,
     pub cookie_domain: Option<String>,
     pub cookie_secure: bool,
     pub session_ttl_ms: u64,
     pub cookie_secrets: Vec<[u8; KEY_BYTES]>,
+    pub cookie_keys: CookieKeys,
+    /// The app whose own `oidc` block this is; `None` at the top level.
+    pub app: Option<String>,
     pub client_auth: ClientAuth,
     pub forward_token: Option<ForwardToken>,
     /// Claims of a session's ID token copied to upstream headers, as for bearer tokens.
@@ -56,6 +65,7 @@ pub(super) struct RawOidc {
     issuer: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
+    client_secret_from_env: Option<String>,
     scopes: Option<Vec<String>>,
     callback_path: Option<String>,
     logout_path: Option<String>,
@@ -64,7 +74,8 @@ pub(super) struct RawOidc {
     cookie_domain: Option<String>,
     cookie_secure: Option<bool>,
     session_ttl: Option<String>,
-    cookie_secrets: Vec<String>,
+    cookie_secrets: Option<Vec<String>>,
+    cookie_secrets_from_env: Option<String>,
     token_endpoint_auth_method: Option<String>,
     forward_token: Option<RawForwardToken>,
     output_claim_to_headers: Vec<super::RawClaimToHeader>,
@@ -82,6 +93,7 @@ impl RawOidc {
             issuer: f.string("issuer"),
             client_id: f.string("clientId"),
             client_secret: f.string("clientSecret"),
+            client_secret_from_env: f.string("clientSecretFromEnv"),
             scopes: f.optional_strings("scopes"),
             callback_path: f.string("callbackPath"),
             logout_path: f.string("logoutPath"),
@@ -90,7 +102,8 @@ impl RawOidc {
             cookie_domain: f.string("cookieDomain"),
             cookie_secure: f.bool("cookieSecure"),
             session_ttl: f.string("sessionTtl"),
-            cookie_secrets: f.strings("cookieSecrets"),
+            cookie_secrets: f.optional_strings("cookieSecrets"),
+            cookie_secrets_from_env: f.string("cookieSecretsFromEnv"),
             token_endpoint_auth_method: f.string("tokenEndpointAuthMethod"),
             forward_token: f.object("forwardToken", RawForwardToken::read),
             output_claim_to_headers: f
@@ -127,112 +140,208 @@ fn local_path(path: &str, value: Option<String>, default: &str) -> Result<String
     Ok(value)
 }
 
-/// A 32-byte key, written in standard or URL-safe base64.
-fn cookie_secret(path: &str, text: &str) -> Result<[u8; KEY_BYTES], ConfigError> {
+/// A 32-byte key, written in standard or URL-safe base64. The problem never
+/// quotes the text: it is a secret.
+fn cookie_secret(text: &str) -> Result<[u8; KEY_BYTES], String> {
     let trimmed = text.trim_end_matches('=');
     let bytes = STANDARD
         .decode(text)
         .or_else(|_| URL_SAFE_NO_PAD.decode(trimmed))
-        .map_err(|_| error(path, "is not base64"))?;
-    <[u8; KEY_BYTES]>::try_from(bytes.as_slice()).map_err(|_| {
-        error(
-            path,
-            format!("must decode to {KEY_BYTES} bytes, not {}", bytes.len()),
-        )
-    })
+        .map_err(|_| "is not base64".to_string())?;
+    <[u8; KEY_BYTES]>::try_from(bytes.as_slice())
+        .map_err(|_| format!("must decode to {KEY_BYTES} bytes, not {}", bytes.len()))
+}
+
+/// Where an `oidc` block sits: its path (`oidc`, `apps[1].oidc`), the app it
+/// belongs to, and the environment its `...FromEnv` fields read.
+pub(super) struct Place<'a> {
+    pub path: &'a str,
+    pub app: Option<&'a str>,
+    pub env: Env<'a>,
+}
+
+impl Place<'_> {
+    fn field(&self, name: &str) -> String {
+        format!("{}.{name}", self.path)
+    }
+
+    /// The value of the variable named in field `field`: set and not blank.
+    /// Errors name the variable, never its value.
+    fn env_value(&self, field: &str, variable: &str) -> Result<String, ConfigError> {
+        if variable.is_empty() {
+            return Err(error(
+                self.field(field),
+                "must name an environment variable",
+            ));
+        }
+        match (self.env)(variable) {
+            None => Err(error(
+                self.field(field),
+                format!("environment variable `{variable}` is not set"),
+            )),
+            Some(value) if value.trim().is_empty() => Err(error(
+                self.field(field),
+                format!("environment variable `{variable}` is empty"),
+            )),
+            Some(value) => Ok(value),
+        }
+    }
+
+    /// `clientSecret` or `clientSecretFromEnv`: exactly one.
+    fn client_secret(
+        &self,
+        inline: Option<String>,
+        from_env: Option<String>,
+    ) -> Result<String, ConfigError> {
+        match (inline, from_env) {
+            (Some(_), Some(_)) => Err(error(
+                self.path,
+                "set only one of `clientSecret` and `clientSecretFromEnv`",
+            )),
+            (None, Some(variable)) => self
+                .env_value("clientSecretFromEnv", &variable)
+                .map(|value| value.trim().to_string()),
+            (inline, None) => required(&self.field("clientSecret"), inline),
+        }
+    }
+
+    /// `cookieSecrets` or `cookieSecretsFromEnv` (keys separated by commas or
+    /// whitespace): exactly one, with 1 to 8 keys.
+    fn cookie_secrets(
+        &self,
+        inline: Option<Vec<String>>,
+        from_env: Option<String>,
+    ) -> Result<Vec<[u8; KEY_BYTES]>, ConfigError> {
+        let (field, texts, variable) = match (inline, from_env) {
+            (Some(_), Some(_)) => {
+                return Err(error(
+                    self.path,
+                    "set only one of `cookieSecrets` and `cookieSecretsFromEnv`",
+                ))
+            }
+            (None, Some(variable)) => {
+                let value = self.env_value("cookieSecretsFromEnv", &variable)?;
+                let texts = value
+                    .split(|c: char| c == ',' || c.is_whitespace())
+                    .filter(|text| !text.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                ("cookieSecretsFromEnv", texts, Some(variable))
+            }
+            (inline, None) => ("cookieSecrets", inline.unwrap_or_default(), None),
+        };
+        if texts.is_empty() {
+            return Err(error(
+                self.field(field),
+                "at least one base64 32-byte key is required",
+            ));
+        }
+        if texts.len() > MAX_KEYS {
+            return Err(error(
+                self.field(field),
+                format!("at most {MAX_KEYS} keys (each is tried on every cookie)"),
+            ));
+        }
+        let mut keys = Vec::with_capacity(texts.len());
+        for (index, text) in texts.iter().enumerate() {
+            let key = cookie_secret(text).map_err(|problem| match &variable {
+                None => error(format!("{}[{index}]", self.field(field)), problem),
+                Some(variable) => error(
+                    self.field(field),
+                    format!(
+                        "key {} in environment variable `{variable}` {problem}",
+                        index + 1
+                    ),
+                ),
+            })?;
+            keys.push(key);
+        }
+        Ok(keys)
+    }
 }
 
 impl RawOidc {
-    /// The validated block; `add_source` registers the issuer's discovery and returns its index.
-    /// `add_source` registers the issuer's discovery; `add_output_header` validates
-    /// and registers a header the filter sets.
+    /// The validated block. `add_source` registers the issuer's discovery and
+    /// returns its index; `add_output_header` validates and registers a header the
+    /// filter sets.
     pub(super) fn compile(
         self,
+        place: &Place,
         add_source: &mut dyn FnMut(SourceKind, u64) -> usize,
         add_output_header: &mut dyn FnMut(&str, &str) -> Result<String, ConfigError>,
     ) -> Result<OidcConfig, ConfigError> {
-        let issuer = required("oidc.issuer", self.issuer)?;
-        let issuer_url = http_url("oidc.issuer", &issuer)?;
-        let client_id = required("oidc.clientId", self.client_id)?;
-        let client_secret = required("oidc.clientSecret", self.client_secret)?;
+        let field = |name: &str| place.field(name);
+        let issuer = required(&field("issuer"), self.issuer)?;
+        let issuer_url = http_url(&field("issuer"), &issuer)?;
+        let client_id = required(&field("clientId"), self.client_id)?;
+        let client_secret = place.client_secret(self.client_secret, self.client_secret_from_env)?;
         let scopes = self
             .scopes
             .unwrap_or_else(|| DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect());
         if !scopes.iter().any(|scope| scope == "openid") {
-            return Err(error("oidc.scopes", "must include `openid`"));
+            return Err(error(field("scopes"), "must include `openid`"));
         }
         if let Some(index) = scopes
             .iter()
             .position(|s| s.is_empty() || s.contains(char::is_whitespace))
         {
             return Err(error(
-                format!("oidc.scopes[{index}]"),
+                format!("{}[{index}]", field("scopes")),
                 "must be one non-empty word",
             ));
         }
         let callback_path = local_path(
-            "oidc.callbackPath",
+            &field("callbackPath"),
             self.callback_path,
             DEFAULT_CALLBACK_PATH,
         )?;
-        let logout_path = local_path("oidc.logoutPath", self.logout_path, DEFAULT_LOGOUT_PATH)?;
+        let logout_path = local_path(&field("logoutPath"), self.logout_path, DEFAULT_LOGOUT_PATH)?;
         if callback_path == logout_path {
-            return Err(error("oidc.logoutPath", "must differ from callbackPath"));
+            return Err(error(field("logoutPath"), "must differ from callbackPath"));
         }
         if let Some(uri) = &self.post_logout_redirect_uri {
             if !uri.starts_with('/') || uri.starts_with("//") {
-                http_url("oidc.postLogoutRedirectUri", uri)?;
+                http_url(&field("postLogoutRedirectUri"), uri)?;
             }
         }
-        let cookie_name = self
-            .cookie_name
-            .unwrap_or_else(|| DEFAULT_COOKIE_NAME.to_string());
-        header_name("oidc.cookieName", &cookie_name)?;
-        if self.cookie_secrets.is_empty() {
-            return Err(error(
-                "oidc.cookieSecrets",
-                "at least one base64 32-byte key is required",
-            ));
-        }
-        if self.cookie_secrets.len() > MAX_KEYS {
-            return Err(error(
-                "oidc.cookieSecrets",
-                format!("at most {MAX_KEYS} keys (each is tried on every cookie)"),
-            ));
-        }
-        let cookie_secrets = self
-            .cookie_secrets
-            .iter()
-            .enumerate()
-            .map(|(index, text)| cookie_secret(&format!("oidc.cookieSecrets[{index}]"), text))
-            .collect::<Result<Vec<_>, _>>()?;
+        let cookie_name = match (self.cookie_name, place.app) {
+            (Some(name), _) => name,
+            (None, Some(app)) => format!("{DEFAULT_COOKIE_NAME}_{app}"),
+            (None, None) => DEFAULT_COOKIE_NAME.to_string(),
+        };
+        header_name(&field("cookieName"), &cookie_name)?;
+        let cookie_secrets =
+            place.cookie_secrets(self.cookie_secrets, self.cookie_secrets_from_env)?;
         let session_ttl_ms = match self.session_ttl {
             None => DEFAULT_SESSION_TTL_MS,
             Some(text) => {
-                duration::parse_millis(&text).map_err(|why| error("oidc.sessionTtl", why))?
+                duration::parse_millis(&text).map_err(|why| error(field("sessionTtl"), why))?
             }
         };
         if session_ttl_ms < 60_000 {
-            return Err(error("oidc.sessionTtl", "must be at least 1m"));
+            return Err(error(field("sessionTtl"), "must be at least 1m"));
         }
         let client_auth = match self.token_endpoint_auth_method.as_deref() {
             None | Some("client_secret_basic") => ClientAuth::Basic,
             Some("client_secret_post") => ClientAuth::Post,
             Some(other) => {
                 return Err(error(
-                    "oidc.tokenEndpointAuthMethod",
+                    field("tokenEndpointAuthMethod"),
                     format!("`{other}`: use client_secret_basic or client_secret_post"),
                 ))
             }
         };
-        let forward_token = self.forward_token.map(compile_forward).transpose()?;
+        let forward_token = self
+            .forward_token
+            .map(|raw| compile_forward(&field("forwardToken"), raw))
+            .transpose()?;
         let timeout_ms = match self.timeout {
             None => super::DEFAULT_FETCH_TIMEOUT_MS,
-            Some(text) => super::fetch_timeout("oidc.timeout", &text)?,
+            Some(text) => super::fetch_timeout(&field("timeout"), &text)?,
         };
         let mut output_claim_to_headers = Vec::new();
         for (index, item) in self.output_claim_to_headers.into_iter().enumerate() {
-            let path = format!("oidc.outputClaimToHeaders[{index}]");
+            let path = format!("{}[{index}]", field("outputClaimToHeaders"));
             if item.claim.is_empty() {
                 return Err(error(format!("{path}.claim"), "must not be empty"));
             }
@@ -249,7 +358,7 @@ impl RawOidc {
             .as_ref()
             .filter(|f| f.header != "authorization")
         {
-            add_output_header("oidc.forwardToken.header", &forward.header)?;
+            add_output_header(&field("forwardToken.header"), &forward.header)?;
         }
         let source = add_source(
             SourceKind::Discovery {
@@ -258,6 +367,11 @@ impl RawOidc {
             },
             timeout_ms,
         );
+        let login_cookie_name = format!("{cookie_name}_login");
+        let purpose = |name: &str| match place.app {
+            Some(app) => format!("{name} app={app}"),
+            None => name.to_string(),
+        };
         Ok(OidcConfig {
             issuer,
             client_id,
@@ -266,11 +380,16 @@ impl RawOidc {
             callback_path,
             logout_path,
             post_logout_redirect_uri: self.post_logout_redirect_uri,
+            session_purpose: purpose(&cookie_name),
+            login_purpose: purpose(&login_cookie_name),
             cookie_name,
+            login_cookie_name,
             cookie_domain: self.cookie_domain,
             cookie_secure: self.cookie_secure.unwrap_or(true),
             session_ttl_ms,
+            cookie_keys: CookieKeys::new(&cookie_secrets),
             cookie_secrets,
+            app: place.app.map(str::to_string),
             client_auth,
             forward_token,
             output_claim_to_headers,
@@ -280,19 +399,19 @@ impl RawOidc {
     }
 }
 
-fn compile_forward(raw: RawForwardToken) -> Result<ForwardToken, ConfigError> {
+fn compile_forward(path: &str, raw: RawForwardToken) -> Result<ForwardToken, ConfigError> {
     let id_token = match raw.token.as_str() {
         "id_token" => true,
         "access_token" => false,
         other => {
             return Err(error(
-                "oidc.forwardToken.token",
+                format!("{path}.token"),
                 format!("`{other}`: use id_token or access_token"),
             ))
         }
     };
     let header = header_name(
-        "oidc.forwardToken.header",
+        &format!("{path}.header"),
         raw.header.as_deref().unwrap_or("authorization"),
     )?;
     Ok(ForwardToken { id_token, header })

@@ -43,8 +43,8 @@ pub fn finish(plugin: &RefCell<Plugin>, token: u32, body_size: usize, now_ms: u6
                 Some(why) => log(LogLevel::Warn, &format!("login or refresh failed: {why}")),
                 None => log(LogLevel::Debug, "token endpoint exchange completed"),
             }
-            if finished.refetch_issuer_keys {
-                request_issuer_refetch(plugin);
+            if let Some(source) = finished.refetch_issuer_keys {
+                request_issuer_refetch(plugin, source);
             }
             finished.verdict
         }
@@ -64,14 +64,12 @@ pub fn finish(plugin: &RefCell<Plugin>, token: u32, body_size: usize, now_ms: u6
 
 /// The IdP signed with a key we lack: ask the root context to fetch its JWKS again
 /// on its next tick (subject to `jwksMinRefetchInterval`).
-fn request_issuer_refetch(plugin: &RefCell<Plugin>) {
+fn request_issuer_refetch(plugin: &RefCell<Plugin>, source: usize) {
     if let Ok(mut state) = plugin.try_borrow_mut() {
-        if let Some(source) = state.config.oidc.as_ref().map(|oidc| oidc.source) {
-            state.note_waits(&[KeyWait {
-                source,
-                refetch: true,
-            }]);
-        }
+        state.note_waits(&[KeyWait {
+            source,
+            refetch: true,
+        }]);
     }
     // Sooner than the idle tick: the user is about to try again.
     let _ = hostcalls::set_tick_period(WAITING_TICK);

@@ -4,7 +4,7 @@
 //! panic kills the VM. These call the same host functions but treat every status
 //! as a plain result.
 
-use crate::metrics::{Counter, Counters, Gauge, GaugeShares, PREFIX};
+use crate::metrics::{AppCounter, Counter, Counters, Gauge, GaugeShares, PREFIX};
 use std::cell::RefCell;
 
 #[link(wasm_import_module = "env")]
@@ -98,6 +98,28 @@ pub fn report(counters: &mut Counters, shares: &mut GaugeShares, gauges: &[(Gaug
             }
         }
     });
+}
+
+/// Each app's counter ids, by [`AppCounter`]; `None` where Envoy refused one.
+pub type AppIds = [Option<u32>; 2];
+
+/// Defines the per-app counters of apps named `names`, in order.
+pub fn define_app_counters<'a>(names: impl Iterator<Item = &'a str>) -> Vec<AppIds> {
+    names
+        .map(|name| AppCounter::ALL.map(|counter| define(COUNTER, &counter.name(name))))
+        .collect()
+}
+
+/// Passes on what each app counted since the last call.
+pub fn report_apps(counters: &mut Counters, ids: &[AppIds]) {
+    for (app, counter, delta) in counters.take_unreported_apps() {
+        let id = ids.get(app).and_then(|ids| ids.get(counter as usize));
+        if let Some(Some(id)) = id {
+            let offset = i64::try_from(delta).unwrap_or(i64::MAX);
+            // SAFETY: plain integers.
+            let _ = unsafe { proxy_increment_metric(*id, offset) };
+        }
+    }
 }
 
 fn position<T: PartialEq>(all: &[T], item: &T) -> Option<usize> {

@@ -3,6 +3,7 @@
 //! for keys, and dispatch calls in flight.
 
 use super::{metrics, shared};
+use crate::apps::App;
 use crate::authenticator::{KeyLookup, KeyWait, Keys};
 use crate::cache::HashSecret;
 use crate::config::{Config, SourceKind};
@@ -15,7 +16,6 @@ use crate::oidc::provider::{self, Provider};
 use crate::peer::Peer;
 use crate::pipeline::{self, Finished, Inputs, Verdict, VmState};
 use crate::request::Headers;
-use crate::session::seal::CookieKeys;
 use crate::streams::{Exchange, Waiter};
 
 pub struct LocalSource {
@@ -39,9 +39,10 @@ pub struct Plugin {
     pub config: Config,
     pub sources: Vec<LocalSource>,
     pub calls: Vec<Call>,
-    pub cookie_keys: CookieKeys,
     /// Identifies this VM as a lease owner in shared data.
     pub vm_token: u64,
+    /// The per-app counters, defined on the first report.
+    app_metric_ids: Option<Vec<metrics::AppIds>>,
     pub vm: VmState,
 }
 
@@ -60,18 +61,12 @@ impl Plugin {
                 refetch_wanted: false,
             })
             .collect();
-        let cookie_keys = CookieKeys::new(
-            config
-                .oidc
-                .as_ref()
-                .map_or(&[], |oidc| &oidc.cookie_secrets),
-        );
         Self {
             vm: VmState::new(&config, cache_secret),
             config,
             sources,
             calls: Vec::new(),
-            cookie_keys,
+            app_metric_ids: None,
             vm_token,
         }
     }
@@ -170,18 +165,14 @@ impl Plugin {
             now_ms,
             final_attempt,
         };
-        let provider = self
-            .config
-            .oidc
-            .as_ref()
-            .and_then(|oidc| self.sources.get(oidc.source))
-            .and_then(|local| local.provider.as_ref());
+        let app = self.config.app_for(headers);
+        let provider = issuer_source(&self.sources, app).and_then(|local| local.provider.as_ref());
         let inputs = Inputs {
             config: &self.config,
+            app,
             headers,
             keys: &lookup,
             provider,
-            cookie_keys: &self.cookie_keys,
             peer,
             now_ms,
             final_attempt,
@@ -204,21 +195,18 @@ impl Plugin {
             now_ms,
             final_attempt: true,
         };
-        let local = self
-            .config
-            .oidc
-            .as_ref()
-            .and_then(|oidc| self.sources.get(oidc.source));
+        let app = self.config.app_for(&exchange.headers);
+        let local = issuer_source(&self.sources, app);
         let no_keys = KeySet::default();
         let issuer_keys = local
             .and_then(|local| local.keys.as_ref())
             .unwrap_or(&no_keys);
         let inputs = Inputs {
             config: &self.config,
+            app,
             headers: &exchange.headers,
             keys: &lookup,
             provider: local.and_then(|local| local.provider.as_ref()),
-            cookie_keys: &self.cookie_keys,
             peer: &exchange.peer,
             now_ms,
             final_attempt: true,
@@ -252,6 +240,11 @@ impl Plugin {
             (Gauge::SessionCacheBytes, size(vm.sessions.bytes())),
         ];
         metrics::report(&mut vm.counters, &mut vm.gauges, &gauges);
+        let apps = &self.config.apps;
+        let ids = self.app_metric_ids.get_or_insert_with(|| {
+            metrics::define_app_counters(apps.iter().map(|app| app.name.as_str()))
+        });
+        metrics::report_apps(&mut vm.counters, ids);
     }
 
     pub fn note_waits(&mut self, waits: &[KeyWait]) {
@@ -280,6 +273,11 @@ impl Plugin {
     pub fn is_waiting(&self, context_id: u32) -> bool {
         self.vm.streams.is_waiting(context_id)
     }
+}
+
+/// The discovery source of the app's OIDC issuer.
+fn issuer_source<'a>(sources: &'a [LocalSource], app: &App) -> Option<&'a LocalSource> {
+    app.oidc.as_ref().and_then(|oidc| sources.get(oidc.source))
 }
 
 fn policy(config: &Config, source: usize) -> Policy {

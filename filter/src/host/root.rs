@@ -251,7 +251,9 @@ impl RootContext for Root {
             );
             return false;
         }
-        match Config::parse(&text) {
+        // Secrets named by `...FromEnv` come from the VM's environment (WASI), which
+        // Envoy fills from `vm_config.environment_variables`.
+        match Config::parse_with_env(&text, &|name| std::env::var(name).ok()) {
             Ok(config) => {
                 if let Some(name) = &config.test_only_crash_header {
                     log(

@@ -11,7 +11,7 @@ use crate::config::{Config, OidcConfig};
 use crate::fetch::HttpRequest;
 use crate::jwks::KeySet;
 use crate::oidc::id_token::{self, Expectations};
-use crate::oidc::login::{self, cookie_attributes, login_cookie_name, LoginRandom, PendingLogin};
+use crate::oidc::login::{self, cookie_attributes, LoginRandom, PendingLogin};
 use crate::oidc::provider::Provider;
 use crate::oidc::refresh::{Refresh, RefreshMemo};
 use crate::oidc::token_endpoint::{self, TokenResponse};
@@ -84,6 +84,8 @@ pub struct Context<'a> {
     pub cookie_keys: &'a CookieKeys,
     pub headers: &'a Headers,
     pub now: u64,
+    /// The app's `allowMissing`: no session and no token is an anonymous request.
+    pub allow_missing: bool,
     /// A token sits in some `jwtRules` location (extracted once, by the caller).
     pub bearer_token_present: bool,
     /// The request may not wait any longer (for keys or another request's refresh).
@@ -122,6 +124,7 @@ pub fn begin(
     let session = Session::open_cached(
         ctx.cookie_keys,
         &ctx.oidc.cookie_name,
+        &ctx.oidc.session_purpose,
         ctx.headers,
         sessions,
         ctx.now,
@@ -179,7 +182,7 @@ fn refresh(
 }
 
 fn no_session(ctx: &Context, entropy: &mut dyn Entropy) -> Step {
-    if ctx.config.allow_missing {
+    if ctx.allow_missing {
         Step::Anonymous
     } else {
         login_or_401(ctx, entropy)
@@ -295,9 +298,8 @@ pub fn finish_login(
             "session too large".into(),
         )
     })?;
-    let login_cookie = login_cookie_name(ctx.oidc);
     cookies.push(chunks::set_cookie(
-        &login_cookie,
+        &ctx.oidc.login_cookie_name,
         "",
         Some(0),
         &cookie_attributes(ctx.oidc),
@@ -466,7 +468,7 @@ fn seal_session(
     if !entropy.fill(&mut nonce) {
         return None;
     }
-    let sealed = session.seal(ctx.cookie_keys, &ctx.oidc.cookie_name, nonce)?;
+    let sealed = session.seal(ctx.cookie_keys, &ctx.oidc.session_purpose, nonce)?;
     let max_age = session.expires_at.saturating_sub(ctx.now);
     let present = chunks::present(ctx.headers, &ctx.oidc.cookie_name);
     chunks::store(
@@ -581,10 +583,15 @@ fn logout_confirmation(logout_path: &str) -> LocalReply {
 }
 
 fn logout(ctx: &Context) -> Step {
-    let session = Session::open(ctx.cookie_keys, &ctx.oidc.cookie_name, ctx.headers);
+    let session = Session::open(
+        ctx.cookie_keys,
+        &ctx.oidc.cookie_name,
+        &ctx.oidc.session_purpose,
+        ctx.headers,
+    );
     let mut cookies = clear_session(ctx);
     cookies.push(chunks::set_cookie(
-        &login_cookie_name(ctx.oidc),
+        &ctx.oidc.login_cookie_name,
         "",
         Some(0),
         &cookie_attributes(ctx.oidc),

@@ -71,10 +71,6 @@ pub struct Redirect {
     pub set_cookie: String,
 }
 
-pub fn login_cookie_name(oidc: &OidcConfig) -> String {
-    format!("{}_login", oidc.cookie_name)
-}
-
 pub fn cookie_attributes(oidc: &OidcConfig) -> CookieAttributes {
     CookieAttributes {
         domain: oidc.cookie_domain.clone(),
@@ -163,12 +159,11 @@ pub fn start(
         ("code_challenge", challenge.as_str()),
         ("code_challenge_method", "S256"),
     ]);
-    let name = login_cookie_name(oidc);
-    let sealed = keys.seal(&name, &pending.to_json()?, random.seal_nonce)?;
+    let sealed = keys.seal(&oidc.login_purpose, &pending.to_json()?, random.seal_nonce)?;
     Some(Redirect {
         location: location.to_string(),
         set_cookie: set_cookie(
-            &name,
+            &oidc.login_cookie_name,
             &sealed,
             Some(LOGIN_TTL_SECONDS),
             &cookie_attributes(oidc),
@@ -272,10 +267,9 @@ pub fn check_callback(
     let (Some(code), Some(state)) = (code, state) else {
         return Err(CallbackError::Malformed);
     };
-    let name = login_cookie_name(oidc);
     let pending: PendingLogin = headers
-        .cookie(&name)
-        .and_then(|sealed| keys.open(&name, sealed))
+        .cookie(&oidc.login_cookie_name)
+        .and_then(|sealed| keys.open(&oidc.login_purpose, sealed))
         .and_then(|plain| PendingLogin::from_json(&plain))
         .filter(|pending: &PendingLogin| pending.expires_at >= now)
         .ok_or(CallbackError::NoPendingLogin)?;

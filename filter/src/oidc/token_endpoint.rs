@@ -147,7 +147,11 @@ mod tests {
             r#"{{"oidc":{{"issuer":"http://idp.test","clientId":"my app","clientSecret":"s:e/c","tokenEndpointAuthMethod":"{method}",
                 "cookieSecrets":["AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="]}}}}"#
         );
-        Config::parse(text.as_bytes()).unwrap().oidc.unwrap()
+        Config::parse(text.as_bytes())
+            .unwrap()
+            .top_level
+            .oidc
+            .unwrap()
     }
 
     fn provider() -> Provider {

@@ -106,13 +106,12 @@ fn config_with(key: &TestKey, rule_fields: &str, top_level: &str) -> Config {
 
 fn decide_request(config: &Config, pairs: &[(&str, &str)]) -> (Verdict, VmState) {
     let headers = Headers::of(pairs);
-    let keys = CookieKeys::new(&[]);
     let inputs = Inputs {
         config,
+        app: config.app_for(&headers),
         headers: &headers,
         keys: &NoRemote,
         provider: None,
-        cookie_keys: &keys,
         peer: &Peer::default(),
         now_ms: NOW_MS,
         final_attempt: false,

@@ -77,25 +77,32 @@ impl Session {
         })
     }
 
+    /// Sealed for `purpose` (see [`CookieKeys::seal`]), which only the same
+    /// purpose opens.
     pub fn seal(
         &self,
         keys: &CookieKeys,
-        cookie_name: &str,
+        purpose: &str,
         nonce: [u8; NONCE_BYTES],
     ) -> Option<String> {
-        keys.seal(cookie_name, &self.to_json()?, nonce)
+        keys.seal(purpose, &self.to_json()?, nonce)
     }
 
-    /// The session in the request's cookies. Tampered, truncated, foreign, old-key or
-    /// malformed cookies are simply no session.
-    pub fn open(keys: &CookieKeys, cookie_name: &str, headers: &Headers) -> Option<Session> {
+    /// The session in the request's cookie `cookie_name`, sealed for `purpose`.
+    /// Tampered, truncated, foreign, old-key or malformed cookies are simply no session.
+    pub fn open(
+        keys: &CookieKeys,
+        cookie_name: &str,
+        purpose: &str,
+        headers: &Headers,
+    ) -> Option<Session> {
         let sealed = chunks::read(headers, cookie_name)?;
-        Self::open_sealed(keys, cookie_name, &sealed).map(|(session, _)| session)
+        Self::open_sealed(keys, purpose, &sealed).map(|(session, _)| session)
     }
 
     /// The session in one sealed value, and the size of its JSON.
-    fn open_sealed(keys: &CookieKeys, cookie_name: &str, sealed: &str) -> Option<(Session, usize)> {
-        let plain = keys.open(cookie_name, sealed)?;
+    fn open_sealed(keys: &CookieKeys, purpose: &str, sealed: &str) -> Option<(Session, usize)> {
+        let plain = keys.open(purpose, sealed)?;
         let session = Self::from_json(&plain)?;
         Some((session, plain.len()))
     }
@@ -105,22 +112,23 @@ impl Session {
     pub fn open_cached(
         keys: &CookieKeys,
         cookie_name: &str,
+        purpose: &str,
         headers: &Headers,
         cache: &mut SessionCache,
         now: u64,
     ) -> Option<Rc<Session>> {
         let sealed = chunks::read(headers, cookie_name)?;
         if !cache.enabled() {
-            let (session, _) = Self::open_sealed(keys, cookie_name, &sealed)?;
+            let (session, _) = Self::open_sealed(keys, purpose, &sealed)?;
             return Some(Rc::new(session));
         }
-        let cache_key = cache.key_of(cookie_name.as_bytes(), sealed.as_bytes());
+        let cache_key = cache.key_of(purpose.as_bytes(), sealed.as_bytes());
         let cached = cache.get(&cache_key, now);
         cache.count(cached.is_some());
         if cached.is_some() {
             return cached;
         }
-        let (session, json_bytes) = Self::open_sealed(keys, cookie_name, &sealed)?;
+        let (session, json_bytes) = Self::open_sealed(keys, purpose, &sealed)?;
         let expires_at = session.expires_at;
         // Parsed claims and tokens cost about twice their JSON.
         let bytes = json_bytes.saturating_mul(2);
@@ -184,7 +192,7 @@ mod tests {
             .collect::<Vec<_>>()
             .join("; ");
         let headers = Headers::new(vec![("cookie".into(), cookie)]);
-        assert_eq!(Session::open(&keys, "sess", &headers), Some(big));
+        assert_eq!(Session::open(&keys, "sess", "sess", &headers), Some(big));
     }
 
     #[wasm_bindgen_test(unsupported = test)]
@@ -217,7 +225,7 @@ mod tests {
         let keys = CookieKeys::new(&[[9; 32]]);
         let sealed = session(None).seal(&keys, "other", [1; 12]).unwrap();
         let headers = Headers::new(vec![("cookie".into(), format!("sess={sealed}"))]);
-        assert_eq!(Session::open(&keys, "sess", &headers), None);
+        assert_eq!(Session::open(&keys, "sess", "sess", &headers), None);
     }
 
     fn small_cache() -> SessionCache {
@@ -236,12 +244,13 @@ mod tests {
         let sealed = session(None).seal(&keys, "sess", [1; 12]).unwrap();
         let headers = Headers::new(vec![("cookie".into(), format!("sess={sealed}"))]);
         let mut cache = small_cache();
-        let first = Session::open_cached(&keys, "sess", &headers, &mut cache, 100).unwrap();
-        let again = Session::open_cached(&keys, "sess", &headers, &mut cache, 101).unwrap();
+        let first = Session::open_cached(&keys, "sess", "sess", &headers, &mut cache, 100).unwrap();
+        let again = Session::open_cached(&keys, "sess", "sess", &headers, &mut cache, 101).unwrap();
         assert!(Rc::ptr_eq(&first, &again));
         assert_eq!((cache.misses, cache.hits), (1, 1));
         // `expires_at` (5_000) ends the entry with the session.
-        let late = Session::open_cached(&keys, "sess", &headers, &mut cache, 5_000).unwrap();
+        let late =
+            Session::open_cached(&keys, "sess", "sess", &headers, &mut cache, 5_000).unwrap();
         assert!(!Rc::ptr_eq(&first, &late));
         assert_eq!(late.judge(5_000, 0), SessionState::Absent);
     }
@@ -258,7 +267,7 @@ mod tests {
         ] {
             let headers = Headers::new(vec![("cookie".into(), cookie)]);
             assert_eq!(
-                Session::open_cached(&keys, "sess", &headers, &mut cache, 100),
+                Session::open_cached(&keys, "sess", "sess", &headers, &mut cache, 100),
                 None
             );
         }

@@ -12,8 +12,16 @@ pub const NONCE_BYTES: usize = 12;
 /// Most secrets configured at once; each one is a trial decryption.
 pub const MAX_KEYS: usize = 8;
 
+#[derive(Clone, Default)]
 pub struct CookieKeys {
     ciphers: Vec<Aes256Gcm>,
+}
+
+/// Never the keys themselves.
+impl std::fmt::Debug for CookieKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CookieKeys({} keys)", self.ciphers.len())
+    }
 }
 
 impl CookieKeys {

@@ -75,7 +75,7 @@ struct Fixture {
 impl Fixture {
     fn new() -> Self {
         let config = config();
-        let keys = CookieKeys::new(&config.oidc.as_ref().unwrap().cookie_secrets);
+        let keys = CookieKeys::new(&config.top_level.oidc.as_ref().unwrap().cookie_secrets);
         Self {
             config,
             provider: provider(),
@@ -87,11 +87,12 @@ impl Fixture {
     fn context<'a>(&'a self, headers: &'a Headers, now: u64) -> Context<'a> {
         Context {
             config: &self.config,
-            oidc: self.config.oidc.as_ref().unwrap(),
+            oidc: self.config.top_level.oidc.as_ref().unwrap(),
             provider: Some(&self.provider),
             cookie_keys: &self.keys,
             headers,
             now,
+            allow_missing: self.config.top_level.allow_missing,
             bearer_token_present: !crate::extractor::find_tokens(&self.config, headers).is_empty(),
             final_attempt: false,
         }

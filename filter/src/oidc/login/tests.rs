@@ -25,7 +25,7 @@ fn provider() -> Provider {
 }
 
 fn keys(config: &Config) -> CookieKeys {
-    CookieKeys::new(&config.oidc.as_ref().unwrap().cookie_secrets)
+    CookieKeys::new(&config.top_level.oidc.as_ref().unwrap().cookie_secrets)
 }
 
 fn random() -> LoginRandom {
@@ -56,7 +56,7 @@ fn request(path: &str, cookie: Option<&str>) -> Headers {
 
 /// Starts a login from `path` and returns the redirect and the cookie pair to send back.
 fn started(config: &Config, path: &str) -> (HttpUrl, String) {
-    let oidc = config.oidc.as_ref().unwrap();
+    let oidc = config.top_level.oidc.as_ref().unwrap();
     let redirect = start(
         oidc,
         &provider(),
@@ -109,7 +109,7 @@ fn login_redirect_carries_state_nonce_and_pkce() {
 #[wasm_bindgen_test(unsupported = test)]
 fn a_matching_callback_yields_the_code_and_return_path() {
     let config = config();
-    let oidc = config.oidc.as_ref().unwrap();
+    let oidc = config.top_level.oidc.as_ref().unwrap();
     let (location, cookie) = started(&config, "/reports?id=7");
     let state = query_value(&location, "state");
     let callback = request(
@@ -125,7 +125,7 @@ fn a_matching_callback_yields_the_code_and_return_path() {
 #[wasm_bindgen_test(unsupported = test)]
 fn bad_callbacks_are_refused() {
     let config = config();
-    let oidc = config.oidc.as_ref().unwrap();
+    let oidc = config.top_level.oidc.as_ref().unwrap();
     let keys = keys(&config);
     let (location, cookie) = started(&config, "/");
     let state = query_value(&location, "state");
@@ -187,7 +187,7 @@ fn bad_callbacks_are_refused() {
 #[wasm_bindgen_test(unsupported = test)]
 fn callback_iss_must_name_our_issuer() {
     let config = config();
-    let oidc = config.oidc.as_ref().unwrap();
+    let oidc = config.top_level.oidc.as_ref().unwrap();
     let keys = keys(&config);
     let (location, cookie) = started(&config, "/");
     let state = query_value(&location, "state");
@@ -246,7 +246,7 @@ fn callback_iss_must_name_our_issuer() {
 #[wasm_bindgen_test(unsupported = test)]
 fn error_responses_and_iss() {
     let config = config();
-    let oidc = config.oidc.as_ref().unwrap();
+    let oidc = config.top_level.oidc.as_ref().unwrap();
     let keys = keys(&config);
     let promised = Provider {
         callback_iss_required: true,
