@@ -4,7 +4,8 @@ Starts the test IdP (npm oidc-provider, dev login form: any user name and
 password), a small app that shows who the request came from, and Envoy with
 dist/oidc_filter.wasm configured from envoy-local/demo.yaml. Ports come from
 DEMO_ENVOY_PORT, DEMO_IDP_PORT, DEMO_APP_PORT and DEMO_ADMIN_PORT (defaults
-8080, 9400, 9401, 9901).
+8080, 9400, 9401, 9901). The client secret and a cookie key drawn at start go
+into Envoy's environment, as a deployment would pass them, not into its config.
 """
 
 import base64
@@ -32,6 +33,9 @@ START_TIMEOUT = 30.0
 
 CLIENT_ID = "demo-app"
 CLIENT_SECRET = "demo-secret"
+# The variables the plugin configuration names; demo.yaml lists them in host_env_keys.
+CLIENT_SECRET_ENV = "OIDC_CLIENT_SECRET"
+COOKIE_SECRETS_ENV = "OIDC_COOKIE_SECRETS"
 
 
 def die_with_parent() -> None:
@@ -55,8 +59,9 @@ def plugin_config(idp_issuer: str, idp_authority: str) -> dict:
         "oidc": {
             "issuer": idp_issuer,
             "clientId": CLIENT_ID,
-            "clientSecret": CLIENT_SECRET,
-            "cookieSecrets": [base64.b64encode(secrets.token_bytes(32)).decode()],
+            # Read from the VM's environment when the filter loads (see envoy_environment).
+            "clientSecretFromEnv": CLIENT_SECRET_ENV,
+            "cookieSecretsFromEnv": COOKIE_SECRETS_ENV,
             "cookieSecure": False,  # plain HTTP on loopback only
             "postLogoutRedirectUri": "/signed-out",
             "outputClaimToHeaders": identity_headers,
@@ -70,6 +75,16 @@ def plugin_config(idp_issuer: str, idp_authority: str) -> dict:
             {"action": "DENY", "rules": [{"when": [{"key": "request.auth.claims[groups]", "values": ["contractors"]}]}]}
         ],
         "clusters": {idp_authority: "idp"},
+    }
+
+
+def envoy_environment() -> dict:
+    """Envoy's process environment: ours plus the two secrets, a new cookie key
+    each start (so sessions end when the demo stops)."""
+    return {
+        **os.environ,
+        CLIENT_SECRET_ENV: CLIENT_SECRET,
+        COOKIE_SECRETS_ENV: base64.b64encode(secrets.token_bytes(32)).decode(),
     }
 
 
@@ -204,7 +219,7 @@ def main() -> int:
         envoy_log = work / "envoy.log"
         command = [str(ENVOY), "-c", str(work / "envoy.yaml"), "--disable-hot-restart", "--log-path", str(envoy_log), "--component-log-level", "wasm:debug"]
         with open(work / "envoy.out", "wb") as out:
-            processes.append(subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent))
+            processes.append(subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=envoy_environment(), preexec_fn=die_with_parent))
         wait_for_port(envoy_port, processes[-1], "Envoy", envoy_log)
 
         print(f"Open {app_url}/ and sign in with any user name and password.", flush=True)
