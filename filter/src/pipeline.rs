@@ -467,4 +467,4 @@ pub fn forbidden_reply() -> LocalReply {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

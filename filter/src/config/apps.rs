@@ -5,6 +5,7 @@ use super::oidc::RawOidc;
 use super::{compile_policies, compile_public_paths, error, Config, ConfigError, Env, Fields};
 use crate::apps::{App, HostPattern};
 use crate::authz::policy::RawPolicy;
+use crate::session::chunks;
 
 pub(super) struct RawApp {
     name: Option<String>,
@@ -128,11 +129,7 @@ pub(super) fn check_cookie_collisions(config: &Config) -> Result<(), ConfigError
     for (later_index, (later_path, later)) in logins.iter().enumerate() {
         for (earlier_path, earlier) in logins.iter().take(later_index) {
             let (a, b) = (&earlier.cookie_name, &later.cookie_name);
-            let overlapping = a == b
-                || b.strip_prefix(a.as_str())
-                    .is_some_and(|rest| rest.starts_with('_'))
-                || a.strip_prefix(b.as_str())
-                    .is_some_and(|rest| rest.starts_with('_'));
+            let overlapping = chunks::is_set_by(a, b) || chunks::is_set_by(b, a);
             if overlapping && earlier.cookie_domain == later.cookie_domain {
                 return Err(error(
                     format!("{later_path}.cookieName"),
@@ -146,3 +143,6 @@ pub(super) fn check_cookie_collisions(config: &Config) -> Result<(), ConfigError
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

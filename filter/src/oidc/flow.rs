@@ -524,16 +524,7 @@ fn allow(ctx: &Context, session: Rc<Session>, response_cookies: Vec<String>) -> 
 /// The filter's own cookies (session chunks and the login cookie) never reach the
 /// upstream, whatever path the request takes.
 pub fn strip_filter_cookies(oidc: &OidcConfig, headers: &Headers, edits: &mut Edits) {
-    let session_name = oidc.cookie_name.as_str();
-    // `<name>`, its chunks `<name>_<n>`, and the login cookie `<name>_login`
-    // (`login_cookie_name`), without building names on every request.
-    let is_ours = |name: &str| match name.strip_prefix(session_name) {
-        Some("") => true,
-        Some(rest) => rest.strip_prefix('_').is_some_and(|suffix| {
-            suffix == "login" || (!suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()))
-        }),
-        None => false,
-    };
+    let is_ours = |name: &str| chunks::is_set_by(&oidc.cookie_name, name);
     request::remove_cookies(headers, edits, &is_ours);
 }
 

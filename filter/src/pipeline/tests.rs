@@ -9,7 +9,7 @@ use wasm_bindgen_test::wasm_bindgen_test;
 const NOW_MS: u64 = 1_700_000_000_000;
 const ISSUER: &str = "https://idp.test";
 
-struct NoRemote;
+pub(crate) struct NoRemote;
 
 impl KeyLookup for NoRemote {
     fn remote_keys(&self, _source: usize) -> Keys<'_> {
@@ -17,7 +17,7 @@ impl KeyLookup for NoRemote {
     }
 }
 
-struct NoEntropy;
+pub(crate) struct NoEntropy;
 
 impl Entropy for NoEntropy {
     fn fill(&mut self, _bytes: &mut [u8]) -> bool {

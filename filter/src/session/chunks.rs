@@ -16,6 +16,18 @@ pub struct CookieAttributes {
     pub secure: bool,
 }
 
+/// Whether a login whose session cookie is `name` sets `cookie`: `name` itself,
+/// its chunks `<name>_<n>`, or its login cookie `<name>_login`.
+pub fn is_set_by(name: &str, cookie: &str) -> bool {
+    match cookie.strip_prefix(name) {
+        Some("") => true,
+        Some(rest) => rest.strip_prefix('_').is_some_and(|suffix| {
+            suffix == "login" || (!suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()))
+        }),
+        None => false,
+    }
+}
+
 fn chunk_name(name: &str, index: usize) -> String {
     format!("{name}_{index}")
 }
