@@ -6,6 +6,7 @@ use crate::authz::pattern::Pattern;
 use crate::authz::policy::Policy;
 use crate::config::{Config, OidcConfig};
 use crate::request::Headers;
+use std::rc::Rc;
 
 /// A `hosts` entry: `example.com` exactly, or `*.example.com` for any subdomain
 /// (at any depth, as Istio's `hosts` match) but not `example.com` itself.
@@ -64,11 +65,12 @@ pub struct App {
     pub index: Option<usize>,
     pub name: String,
     pub hosts: Vec<HostPattern>,
-    pub oidc: Option<OidcConfig>,
+    /// Shared (`Rc`) with the apps that inherit it: inheriting copies nothing.
+    pub oidc: Option<Rc<OidcConfig>>,
     /// `authorizationPolicies`, compiled.
-    pub policies: Vec<Policy>,
+    pub policies: Rc<[Policy]>,
     /// Paths that skip authentication and authorization.
-    pub public_paths: Vec<Pattern>,
+    pub public_paths: Rc<[Pattern]>,
     /// `allowMissing`: a request with no credential is anonymous and goes to the
     /// policies (Istio's semantics) instead of getting `401 Jwt is missing`.
     pub allow_missing: bool,

@@ -345,8 +345,10 @@ impl Config {
         config.top_level.policies = compile_policies(
             "authorizationPolicies",
             take(&mut raw.authorization_policies),
-        )?;
-        config.top_level.public_paths = compile_public_paths("publicPaths", &raw.public_paths)?;
+        )?
+        .into();
+        config.top_level.public_paths =
+            compile_public_paths("publicPaths", &raw.public_paths)?.into();
         config.top_level.allow_missing = raw.allow_missing;
         config.bypass_cors_preflight = raw.bypass_cors_preflight;
         config.token_cache = cache_limits(
@@ -376,7 +378,7 @@ impl Config {
             ));
         }
         if let Some(raw_oidc) = take(&mut raw.oidc) {
-            config.top_level.oidc = Some(config.compile_oidc(raw_oidc, "oidc", None, env)?);
+            config.top_level.oidc = Some(config.compile_oidc(raw_oidc, "oidc", None, env)?.into());
         }
         for (index, raw_app) in take(&mut raw.apps).into_iter().enumerate() {
             let app = apps::compile(&mut config, index, raw_app, env)?;
@@ -385,7 +387,7 @@ impl Config {
         apps::check_cookie_collisions(&config)?;
         config.peer_needs = std::iter::once(&config.top_level)
             .chain(&config.apps)
-            .flat_map(|app| &app.policies)
+            .flat_map(|app| app.policies.iter())
             .fold(PeerNeeds::default(), |needs, policy| {
                 needs.union(policy.peer_needs())
             });

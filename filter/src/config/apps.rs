@@ -65,17 +65,19 @@ pub(super) fn compile(
         ));
     }
     let oidc = match raw.oidc {
-        Some(raw_oidc) => {
-            Some(config.compile_oidc(raw_oidc, &format!("{path}.oidc"), Some(&name), env)?)
-        }
+        Some(raw_oidc) => Some(
+            config
+                .compile_oidc(raw_oidc, &format!("{path}.oidc"), Some(&name), env)?
+                .into(),
+        ),
         None => config.top_level.oidc.clone(),
     };
     let policies = match raw.authorization_policies {
-        Some(raw) => compile_policies(&format!("{path}.authorizationPolicies"), raw)?,
+        Some(raw) => compile_policies(&format!("{path}.authorizationPolicies"), raw)?.into(),
         None => config.top_level.policies.clone(),
     };
     let public_paths = match raw.public_paths {
-        Some(raw) => compile_public_paths(&format!("{path}.publicPaths"), &raw)?,
+        Some(raw) => compile_public_paths(&format!("{path}.publicPaths"), &raw)?.into(),
         None => config.top_level.public_paths.clone(),
     };
     Ok(App {

@@ -147,11 +147,8 @@ mod tests {
             r#"{{"oidc":{{"issuer":"http://idp.test","clientId":"my app","clientSecret":"s:e/c","tokenEndpointAuthMethod":"{method}",
                 "cookieSecrets":["AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="]}}}}"#
         );
-        Config::parse(text.as_bytes())
-            .unwrap()
-            .top_level
-            .oidc
-            .unwrap()
+        let oidc = Config::parse(text.as_bytes()).unwrap().top_level.oidc;
+        std::rc::Rc::unwrap_or_clone(oidc.unwrap())
     }
 
     fn provider() -> Provider {
