@@ -6,7 +6,7 @@ use crate::authz::pattern::Pattern;
 use crate::authz::policy::Policy;
 use crate::config::{Config, OidcConfig};
 use crate::request::Headers;
-use std::rc::Rc;
+use std::sync::Arc;
 
 /// A `hosts` entry: `example.com` exactly, or `*.example.com` for any subdomain
 /// (at any depth, as Istio's `hosts` match) but not `example.com` itself.
@@ -65,12 +65,13 @@ pub struct App {
     pub index: Option<usize>,
     pub name: String,
     pub hosts: Vec<HostPattern>,
-    /// Shared (`Rc`) with the apps that inherit it: inheriting copies nothing.
-    pub oidc: Option<Rc<OidcConfig>>,
+    /// Shared with the apps that inherit it, so inheriting copies nothing (`Arc`:
+    /// the fuzz targets share one configuration between threads).
+    pub oidc: Option<Arc<OidcConfig>>,
     /// `authorizationPolicies`, compiled.
-    pub policies: Rc<[Policy]>,
+    pub policies: Arc<[Policy]>,
     /// Paths that skip authentication and authorization.
-    pub public_paths: Rc<[Pattern]>,
+    pub public_paths: Arc<[Pattern]>,
     /// `allowMissing`: a request with no credential is anonymous and goes to the
     /// policies (Istio's semantics) instead of getting `401 Jwt is missing`.
     pub allow_missing: bool,

@@ -148,7 +148,7 @@ mod tests {
                 "cookieSecrets":["AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="]}}}}"#
         );
         let oidc = Config::parse(text.as_bytes()).unwrap().top_level.oidc;
-        std::rc::Rc::unwrap_or_clone(oidc.unwrap())
+        std::sync::Arc::unwrap_or_clone(oidc.unwrap())
     }
 
     fn provider() -> Provider {
