@@ -18,6 +18,10 @@ use sha2::{Digest as _, Sha256};
 pub const MAX_KEYS: usize = 64;
 /// Most keys tried for one token that carries no usable `kid`.
 pub const MAX_CANDIDATES: usize = 8;
+/// Keys of a set whose tables are built when the set arrives ([`KeySet::prepare`]);
+/// the rest build theirs on first use. IdPs sign with one to three keys, listed
+/// first, and a full set of tables (`MAX_KEYS`) would cost megabytes per VM.
+pub const PREPARED_KEYS: usize = 8;
 const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "k"];
 
 /// Key material is base64url; some IdPs pad it, which is harmless to accept.
@@ -35,6 +39,17 @@ pub enum PublicKey {
 }
 
 impl PublicKey {
+    /// Builds what the key's verifications need (precomputed tables) now.
+    /// RSA keys need nothing beyond what parsing computed.
+    pub fn prepare(&self) {
+        match self {
+            Self::Rsa(_) => {}
+            Self::P256(key) => key.prepare(),
+            Self::P384(key) => key.prepare(),
+            Self::Ed25519(key) => key.prepare(),
+        }
+    }
+
     fn fits(&self, algorithm: Algorithm) -> bool {
         use Algorithm::*;
         matches!(
@@ -68,6 +83,15 @@ pub struct KeySet {
 impl KeySet {
     pub fn keys(&self) -> &[Jwk] {
         &self.keys
+    }
+
+    /// Called when a set arrives (at load for inline `jwks`, after each fetch):
+    /// the first [`PREPARED_KEYS`] keys build their tables, and the curves theirs,
+    /// so no request waits for them. Clones of the set share the tables.
+    pub fn prepare(&self) {
+        for jwk in self.keys.iter().take(PREPARED_KEYS) {
+            jwk.key.prepare();
+        }
     }
 
     /// Keys that may verify a token with this `alg` and `kid`, as Envoy selects them:
@@ -246,6 +270,47 @@ mod tests {
         let set = parse_jwks(jwks_of(&refs).as_bytes(), 1 << 20).unwrap();
         assert_eq!(set.keys().len(), keys.len());
         assert!(set.skipped.is_empty(), "{:?}", set.skipped);
+    }
+
+    fn table_bytes(jwk: &Jwk) -> Option<usize> {
+        match &jwk.key {
+            PublicKey::P256(key) => key.table_bytes(),
+            PublicKey::P384(key) => key.table_bytes(),
+            PublicKey::Ed25519(key) => key.table_bytes(),
+            PublicKey::Rsa(_) => Some(0),
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_prepared_set_has_the_tables_of_its_first_keys_and_clones_share_them() {
+        let keys: Vec<TestKey> = (0..PREPARED_KEYS + 1)
+            .map(|i| {
+                let alg = [Algorithm::Es256, Algorithm::EdDsa, Algorithm::Es384][i % 3];
+                TestKey::new(alg, &format!("k{i}"))
+            })
+            .collect();
+        let refs: Vec<&TestKey> = keys.iter().collect();
+        let set = parse_jwks(jwks_of(&refs).as_bytes(), 1 << 20).unwrap();
+        assert!(set.keys().iter().all(|jwk| table_bytes(jwk).is_none()));
+        let clone = set.clone();
+        set.prepare();
+        let (first, rest) = clone.keys().split_at(PREPARED_KEYS);
+        assert!(first
+            .iter()
+            .all(|jwk| table_bytes(jwk).is_some_and(|bytes| bytes > 0)));
+        assert!(rest.iter().all(|jwk| table_bytes(jwk).is_none()));
+        // A prepared key still verifies (and an unprepared one builds on first use).
+        for (key, jwk) in keys.iter().zip(clone.keys()) {
+            let (message, signature) = key.signed_message();
+            let alg = key.algorithm;
+            assert!(crate::verifier::verify(
+                alg,
+                &jwk.key,
+                message.as_bytes(),
+                &signature
+            ));
+        }
+        assert!(table_bytes(&clone.keys()[PREPARED_KEYS]).is_some());
     }
 
     #[wasm_bindgen_test(unsupported = test)]

@@ -6,7 +6,7 @@ use super::{metrics, shared};
 use crate::apps::App;
 use crate::authenticator::{KeyLookup, KeyWait, Keys};
 use crate::cache::HashSecret;
-use crate::config::{Config, SourceKind};
+use crate::config::{Config, RuleKeys, SourceKind};
 use crate::fetch::Step;
 use crate::jwks::{self, KeySet};
 use crate::key_cache::{Policy, SharedState};
@@ -61,6 +61,11 @@ impl Plugin {
                 refetch_wanted: false,
             })
             .collect();
+        for rule in &config.rules {
+            if let RuleKeys::Inline(keys) = &rule.keys {
+                keys.prepare();
+            }
+        }
         Self {
             vm: VmState::new(&config, cache_secret),
             config,
@@ -88,6 +93,7 @@ impl Plugin {
             let parsed =
                 shared::read_jwks(&local.id).map(|text| jwks::parse_jwks(&text, max_jwks_bytes));
             if let Some(Ok(keys)) = parsed {
+                keys.prepare();
                 local.keys = Some(keys);
                 local.loaded_version = state.version;
                 loaded = true;
@@ -131,6 +137,7 @@ impl Plugin {
     }
 
     pub fn store_keys(&mut self, source: usize, keys: KeySet, state: SharedState) {
+        keys.prepare();
         if let Some(local) = self.sources.get_mut(source) {
             local.loaded_version = state.version;
             local.keys = Some(keys);

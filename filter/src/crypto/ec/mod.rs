@@ -165,6 +165,13 @@ impl<const N: usize> VerifyingKey<N> {
             .as_ref()
     }
 
+    /// Builds this key's table and the curve's generator table now, so that the
+    /// first token it verifies does not pay for them.
+    pub fn prepare(&self) {
+        let _ = self.curve.g_table();
+        let _ = self.table();
+    }
+
     /// Bytes held by this key's table, once built (for tests and measurements).
     pub fn table_bytes(&self) -> Option<usize> {
         self.table.get()?.as_ref().map(Table::bytes)

@@ -171,6 +171,13 @@ impl VerifyingKey {
             .as_ref()
     }
 
+    /// Builds this key's table and the base point's table now, so that the first
+    /// token it verifies does not pay for them.
+    pub fn prepare(&self) {
+        let _ = ed25519().base_table();
+        let _ = self.table();
+    }
+
     /// Bytes held by this key's table, once built (for tests and measurements).
     pub fn table_bytes(&self) -> Option<usize> {
         self.table.get()?.as_ref().map(Table::bytes)
