@@ -6,6 +6,7 @@ use crate::claims;
 use crate::config::{Config, JwtRule, RuleKeys};
 use crate::extractor::{self, Found, MAX_TOKENS};
 use crate::jwks::KeySet;
+use crate::profile::{self, Phase};
 use crate::request::{self, is_safe_header_value, Edits, Headers};
 use crate::response::{self, AuthError, Denial};
 use crate::token::{self, Jws};
@@ -171,8 +172,11 @@ fn judge(
     if !cache.enabled() {
         return judge_uncached(config, found, keys, now);
     }
+    let lookup = profile::span(Phase::CacheLookup);
     let cache_key = cache.key_of(b"jwt", found.token.as_bytes());
-    if let Some(entry) = cache.get(&cache_key, now) {
+    let cached = cache.get(&cache_key, now);
+    lookup.end();
+    if let Some(entry) = cached {
         if let Some(verdict) = judge_cached(config, &entry, found, keys, now) {
             cache.count(true);
             return verdict;
@@ -181,6 +185,7 @@ fn judge(
     cache.count(false);
     let verdict = judge_uncached(config, found, keys, now);
     if let Verdict::Valid(verified, payload_segment) = &verdict {
+        let _span = profile::span(Phase::CacheInsert);
         remember(
             config,
             cache,
@@ -264,10 +269,13 @@ fn keys_fingerprint(rule: &JwtRule, keys: &dyn KeyLookup) -> Option<u64> {
 }
 
 fn judge_uncached(config: &Config, found: &Found, keys: &dyn KeyLookup, now: u64) -> Verdict {
+    let parse = profile::span(Phase::Parse);
     let jws = match token::parse(&found.token, config.max_token_bytes) {
         Ok(jws) => jws,
         Err(why) => return Verdict::Invalid(why.auth_error(), why.to_string()),
     };
+    parse.end();
+    let claims_span = profile::span(Phase::Claims);
     let (index, rule) = match rule_for(config, &jws, found.location) {
         Ok(found) => found,
         Err(why) => return Verdict::Invalid(AuthError::UnknownIssuer, why),
@@ -277,6 +285,7 @@ fn judge_uncached(config: &Config, found: &Found, keys: &dyn KeyLookup, now: u64
     if let Err((error, detail)) = checks {
         return Verdict::Invalid(error, detail);
     }
+    claims_span.end();
     let (set, may_refetch) = match &rule.keys {
         RuleKeys::Inline(set) => (set, false),
         RuleKeys::Remote(source) => match keys.remote_keys(*source) {
@@ -295,7 +304,10 @@ fn judge_uncached(config: &Config, found: &Found, keys: &dyn KeyLookup, now: u64
             }
         },
     };
-    match verifier::verify_with_set(set, &jws) {
+    let verify = profile::span(Phase::Verify);
+    let verified = verifier::verify_with_set(set, &jws);
+    verify.end();
+    match verified {
         Err(AuthError::KidAlgMismatch) if may_refetch && jws.kid.is_some() => {
             if let RuleKeys::Remote(source) = rule.keys {
                 return Verdict::Wait(KeyWait {

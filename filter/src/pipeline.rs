@@ -18,6 +18,7 @@ use crate::oidc::provider::Provider;
 use crate::oidc::refresh::RefreshMemo;
 use crate::path;
 use crate::peer::Peer;
+use crate::profile::{self, Phase};
 use crate::request::{self, Edits, Forwarded, Headers};
 use crate::response::{self, AuthError, Denial};
 use crate::session::{Session, SessionCache};
@@ -144,6 +145,7 @@ impl Inputs<'_> {
 }
 
 pub fn decide(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> Verdict {
+    let _span = profile::span(Phase::Decide);
     let Inputs {
         config, headers, ..
     } = inputs;
@@ -157,7 +159,10 @@ pub fn decide(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> V
             .add_for(inputs.app.index, Counter::AllowedPublic);
         return unauthenticated_allow(inputs);
     }
-    let found = extractor::find_tokens(config, headers);
+    let found = {
+        let _span = profile::span(Phase::Extract);
+        extractor::find_tokens(config, headers)
+    };
     if let Some(context) = inputs.flow_context(!found.is_empty()) {
         match flow::begin(&context, &mut vm.sessions, &mut vm.refreshes, entropy) {
             Step::Bearer => {}
@@ -446,6 +451,7 @@ fn judge(inputs: &Inputs, claims: &Map<String, Value>, edits: &Edits) -> Result<
     if policies.is_empty() {
         return Ok(());
     }
+    let _span = profile::span(Phase::Authorize);
     let identity = Identity {
         claims,
         space_delimited: &inputs.config.space_delimited_claims,

@@ -8,6 +8,7 @@ use crate::authenticator::KeyWait;
 use crate::oidc::flow::{self, Entropy, LocalReply};
 use crate::peer::{self, Peer, PeerNeeds};
 use crate::pipeline::{forbidden_reply, Verdict};
+use crate::profile::{self, Phase};
 use crate::request::{Edits, Headers};
 use crate::response::{self, AuthError, Denial};
 use crate::streams::Exchange;
@@ -79,6 +80,8 @@ impl Context for Http {
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        profile::time_the_clock();
+        let _span = profile::span(Phase::Callback);
         let Some(plugin) = &self.plugin else {
             let headers = read_request_headers();
             let denial = response::deny(
@@ -322,6 +325,7 @@ pub fn apply(
 }
 
 fn read_request_headers() -> Headers {
+    let _span = profile::span(Phase::ReadHeaders);
     let pairs = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
     Headers::new(
         pairs
@@ -356,6 +360,7 @@ pub fn call_body(body_size: usize) -> Option<Vec<u8>> {
 }
 
 fn apply_edits(edits: &Edits) {
+    let _span = profile::span(Phase::ApplyEdits);
     for name in &edits.remove {
         let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None);
     }

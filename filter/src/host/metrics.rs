@@ -100,6 +100,35 @@ pub fn report(counters: &mut Counters, shares: &mut GaugeShares, gauges: &[(Gaug
     });
 }
 
+/// Adds each phase's time and count to `profile.<phase>.ns` / `.spans`, defining
+/// those counters on first use (`ids`).
+#[cfg(feature = "profile")]
+pub fn report_profile(ids: &mut Vec<[Option<u32>; 2]>) {
+    if ids.is_empty() {
+        *ids = crate::profile::Phase::ALL
+            .iter()
+            .map(|phase| {
+                [
+                    define(COUNTER, &format!("profile.{}.ns", phase.name())),
+                    define(COUNTER, &format!("profile.{}.spans", phase.name())),
+                ]
+            })
+            .collect();
+    }
+    for (phase, nanos, spans) in crate::profile::take() {
+        let Some([ns_id, spans_id]) = ids.get(phase as usize) else {
+            continue;
+        };
+        for (id, amount) in [(ns_id, nanos), (spans_id, spans)] {
+            if let Some(id) = id {
+                let offset = i64::try_from(amount).unwrap_or(i64::MAX);
+                // SAFETY: plain integers.
+                let _ = unsafe { proxy_increment_metric(*id, offset) };
+            }
+        }
+    }
+}
+
 /// Each app's counter ids, by [`AppCounter`]; `None` where Envoy refused one.
 pub type AppIds = [Option<u32>; 2];
 

@@ -37,6 +37,35 @@ pub(crate) fn now_ms() -> u64 {
         })
 }
 
+/// Set in the VM's environment (`vm_config.environment_variables`) by tests and
+/// the bench: time the phases of each request (see `crate::profile`).
+#[cfg(feature = "profile")]
+const PROFILE_VARIABLE: &str = "OIDC_FILTER_TEST_ONLY_PROFILE";
+
+/// Installs the profiling clock if the environment asks for it; whether it did.
+#[cfg(feature = "profile")]
+pub(crate) fn profile_if_asked() -> bool {
+    let asked = std::env::var_os(PROFILE_VARIABLE).is_some_and(|value| value == "1");
+    if asked {
+        crate::profile::install(monotonic_nanos);
+    }
+    asked
+}
+
+/// Only a module built with the `profile` feature can time requests.
+#[cfg(not(feature = "profile"))]
+pub(crate) fn profile_if_asked() -> bool {
+    false
+}
+
+/// WASI's monotonic clock, from the first call.
+#[cfg(feature = "profile")]
+fn monotonic_nanos() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let elapsed = START.get_or_init(std::time::Instant::now).elapsed();
+    u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
+}
+
 pub(crate) fn log(level: LogLevel, message: &str) {
     let _ = hostcalls::log(level, message);
 }

@@ -43,6 +43,10 @@ pub struct Plugin {
     pub vm_token: u64,
     /// The per-app counters, defined on the first report.
     app_metric_ids: Option<Vec<metrics::AppIds>>,
+    /// `OIDC_FILTER_TEST_ONLY_PROFILE`: phase timings are reported as counters.
+    pub profiling: bool,
+    #[cfg(feature = "profile")]
+    profile_ids: Vec<[Option<u32>; 2]>,
     pub vm: VmState,
 }
 
@@ -72,6 +76,9 @@ impl Plugin {
             sources,
             calls: Vec::new(),
             app_metric_ids: None,
+            profiling: false,
+            #[cfg(feature = "profile")]
+            profile_ids: Vec::new(),
             vm_token,
         }
     }
@@ -252,6 +259,10 @@ impl Plugin {
             metrics::define_app_counters(apps.iter().map(|app| app.name.as_str()))
         });
         metrics::report_apps(&mut vm.counters, ids);
+        #[cfg(feature = "profile")]
+        if self.profiling {
+            metrics::report_profile(&mut self.profile_ids);
+        }
     }
 
     pub fn note_waits(&mut self, waits: &[KeyWait]) {

@@ -261,7 +261,14 @@ impl RootContext for Root {
                         &format!("testOnlyCrashHeader `{name}` is set: any request with it kills this VM"),
                     );
                 }
-                let plugin = Plugin::new(config, vm_token(self.context_id), cache_secret);
+                let mut plugin = Plugin::new(config, vm_token(self.context_id), cache_secret);
+                plugin.profiling = super::profile_if_asked();
+                if plugin.profiling {
+                    log(
+                        LogLevel::Warn,
+                        "OIDC_FILTER_TEST_ONLY_PROFILE=1: timing every request (tests only)",
+                    );
+                }
                 for local in &plugin.sources {
                     if shared::read_state(&local.id).1.is_none() {
                         shared::write_state(&local.id, &Default::default(), None);
