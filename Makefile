@@ -31,7 +31,7 @@ WASM_OPT_FLAGS := --remove-exports --pass-arg=remove-exports@$(UNUSED_EXPORTS) -
                   --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
                   --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types
 
-.PHONY: help run build test test-unit test-wasm test-e2e lint fmt toolchain venv idp browser wrk bench bench-crypto clean
+.PHONY: help run build test test-unit test-wasm test-e2e lint fmt toolchain venv idp browser wrk auth-hop bench bench-crypto clean
 
 help: ## Show the available targets
 	@echo "Targets:"
@@ -76,6 +76,9 @@ browser: ## Install Debian chromium and chromium-driver for the browser tests (i
 wrk: ## Install Debian wrk, the load generator of the bench (idempotent)
 	bash tests/install-wrk.sh
 
+auth-hop: ## Install Debian apache2-bin + mod_auth_openidc, the bench's ext_authz auth server (idempotent)
+	bash tests/install-auth-hop.sh
+
 # Not --locked: the CLI's own lock file pins a yanked webpki-roots release.
 $(WASM_BINDGEN_RUNNER): Cargo.lock
 	cargo install --quiet wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --root $(TOOLS)
@@ -93,13 +96,13 @@ test-wasm: toolchain $(WASM_BINDGEN_RUNNER) ## The core's unit and vector tests 
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(ROOT)/$(WASM_BINDGEN_RUNNER) \
 	  cargo test --locked -p oidc-filter --target wasm32-unknown-unknown --tests
 
-test-e2e: build venv idp browser oci-tools wrk ## End-to-end tests: real Envoy 1.40 with dist/oidc_filter.wasm, real IdP, headless Chromium, OCI registry
+test-e2e: build venv idp browser oci-tools wrk auth-hop ## End-to-end tests: real Envoy 1.40 with dist/oidc_filter.wasm, real IdP, headless Chromium, OCI registry
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 test: lint test-unit test-wasm fuzz-smoke test-e2e ## Everything: lint, unit, wasm and end-to-end tests
 
 # BENCH_ARGS: e.g. --rounds 5 --seconds 6, or --quick.
-bench: build venv idp wrk ## Benchmark vs Envoy's native jwt_authn (one worker, wrk); table to tests/bench/results.md
+bench: build venv idp wrk auth-hop ## Benchmark vs Envoy's native jwt_authn and the ext_authz hop (one worker, wrk); table to tests/bench/results.md
 	$(PY) tests/bench/bench.py $(BENCH_ARGS)
 
 run: build venv idp ## Local demo: IdP, app and Envoy on loopback; open the printed URL, Ctrl-C stops

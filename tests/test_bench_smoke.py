@@ -3,6 +3,10 @@
 The bench itself exits 1 when any response of any setup is not 2xx (a bench
 measuring an error path is broken); this test runs it with `--quick` (one
 round, one second per setup, a few thousand tokens) and checks the table.
+The auth hop's rows are in it too (Envoy's ext_authz calling Apache with
+mod_auth_openidc, which `make test-e2e` installs with `make auth-hop`): before
+measuring, the bench has checked that the hop refuses a forged token, another
+audience and another issuer.
 """
 
 import subprocess
@@ -18,6 +22,8 @@ SETUP_TITLES = ["no auth filter", "no-op Wasm filter (reference)"] + [
     for kind in (
         "native jwt_authn, no cache",
         "native jwt_authn + jwt_cache_config",
+        "hop: ext_authz → Apache mod_auth_openidc, hot (same token)",
+        "hop: ext_authz → Apache mod_auth_openidc, cold (new token each request)",
         "ours, hot (same token)",
         "ours, cold (new token each request)",
         "ours, session cookie",
@@ -55,3 +61,11 @@ def test_quick_bench_serves_only_2xx_and_writes_the_table(wasm_path, tmp_path):
     text = output.read_text()
     assert f"{wasm_path.stat().st_size:,} bytes" in text, "the module size is reported"
     assert "Wasm VM memory after" in text
+    # Ours against the hop: a ratio in the "× the hop" column and a goal line per algorithm.
+    header = rows[0]
+    hop_column = header.index("× the hop (same alg and path)")
+    for alg in ("ES256", "RS256"):
+        for path in ("ours, hot (same token)", "ours, cold (new token each request)"):
+            assert row_of(rows, f"{path} {alg}")[hop_column].endswith("×"), f"no hop ratio for {path} {alg}"
+        assert f"- goal: cold {alg} vs the hop cold: " in text
+    assert "what mod_auth_openidc caches" in text

@@ -1,21 +1,24 @@
 #!/usr/bin/env python3
-"""`make bench`: our filter side by side with Envoy's native jwt_authn.
+"""`make bench`: our filter side by side with Envoy's native jwt_authn and with the auth hop it replaces.
 
 One Envoy with one worker serves a listener per setup, every listener
 answering with the same direct_response 200; wrk (Debian's) loads one setup at
 a time with the same Lua script. Setups: no auth filter; native jwt_authn
-without and with its JWT cache; our filter with the same token repeated (hot),
-a never-seen token on every request (cold) and a browser session cookie —
-each for ES256 and RS256. Every round starts a fresh Envoy (so cold tokens are
-new to it, and the pool of distinct tokens only needs to cover one round)
-and runs the setups in a rotated order; the table shows medians over rounds.
+without and with its JWT cache; the auth hop (Envoy's ext_authz HTTP filter
+calling Apache httpd with mod_auth_openidc, auth_hop.py) with the same token
+repeated (hot) and a new token on every request (cold); our filter hot, cold
+(a never-seen token on every request) and with a browser session cookie —
+each for ES256 and RS256. Every round starts a fresh Envoy and a fresh Apache
+(so cold tokens are new to them, and the pool of distinct tokens only needs
+to cover one round) and runs the setups in a rotated order; the table shows
+medians over rounds.
 A last phase sends 100k distinct tokens to a fresh Envoy and reads the Wasm
 VM's memory gauge.
 
 Every response must be 2xx: anything else means the bench measures an error
 path, and it stops with exit status 1.
 
-    .venv/bin/python tests/bench/bench.py [--quick] [--rounds N] [--seconds S]
+    .venv/bin/python tests/bench/bench.py [--quick] [--rounds N] [--seconds S] [--no-hop]
 """
 
 import argparse
@@ -37,6 +40,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 TESTS_DIR = BENCH_DIR.parent
 sys.path[:0] = [str(TESTS_DIR), str(BENCH_DIR)]
 
+import auth_hop  # noqa: E402
+from auth_hop import AuthHop, HopError  # noqa: E402
 from bench_envoy import BenchEnvoy, native_jwt_authn, noop_wasm_filter, our_filter  # noqa: E402
 from credentials import FixedValue, FreshTokens, bearer, bench_token, mint_workers  # noqa: E402
 from credentials import session_client, session_cookie_by_login  # noqa: E402
@@ -58,18 +63,34 @@ WASM_AS = next(iter(sorted(REPO_ROOT.glob(".tools/binaryen-*/node_modules/.bin/w
 ISSUER = "https://bench.example.test"
 AUDIENCE = "bench-api"
 ALGS = ("ES256", "RS256")
-KINDS = ("no-auth", "noop-wasm", "native-uncached", "native-cached", "ours-hot", "ours-cold", "ours-session")
+KINDS = (
+    "no-auth",
+    "noop-wasm",
+    "native-uncached",
+    "native-cached",
+    "hop-hot",
+    "hop-cold",
+    "ours-hot",
+    "ours-cold",
+    "ours-session",
+)
 KIND_TITLES = {
     "no-auth": "no auth filter",
     "noop-wasm": "no-op Wasm filter (reference)",
     "native-uncached": "native jwt_authn, no cache",
     "native-cached": "native jwt_authn + jwt_cache_config",
+    "hop-hot": "hop: ext_authz → Apache mod_auth_openidc, hot (same token)",
+    "hop-cold": "hop: ext_authz → Apache mod_auth_openidc, cold (new token each request)",
     "ours-hot": "ours, hot (same token)",
     "ours-cold": "ours, cold (new token each request)",
     "ours-session": "ours, session cookie",
 }
 # Setups without a credential check (they still receive the same headers).
 UNAUTHENTICATED = ("no-auth", "noop-wasm")
+# The auth hop's setups: Envoy's ext_authz calling Apache (auth_hop.py).
+HOP_KINDS = ("hop-hot", "hop-cold")
+# Setups sending a token never sent before on every request, from the cold pool.
+COLD_KINDS = ("hop-cold", "ours-cold")
 # Envoy shows the filter's own stats as wasmcustom.oidc_filter.<name>.
 VM_MEMORY_STAT = r"oidc_filter.*vm_memory_bytes$"
 CACHE_GAUGES = r"oidc_filter.*cache\.(entries|bytes)$"
@@ -94,6 +115,7 @@ class Options:
     envoy_cpus: str | None
     wasm: Path
     output: Path
+    hop: bool  # with the auth hop's setups
 
 
 @dataclass(frozen=True)
@@ -110,9 +132,10 @@ class Setup:
         return KIND_TITLES[self.kind] + (f" {self.alg}" if self.alg else "")
 
 
-def all_setups() -> list[Setup]:
+def all_setups(hop: bool = True) -> list[Setup]:
     plain = [Setup(kind, None) for kind in UNAUTHENTICATED]
-    return plain + [Setup(kind, alg) for alg in ALGS for kind in KINDS if kind not in UNAUTHENTICATED]
+    kinds = [kind for kind in KINDS if kind not in UNAUTHENTICATED and (hop or kind not in HOP_KINDS)]
+    return plain + [Setup(kind, alg) for alg in ALGS for kind in kinds]
 
 
 def distinct_free_ports(names: list[str]) -> dict[str, int]:
@@ -136,6 +159,9 @@ def parse_options(argv: list[str]) -> Options:
     parser.add_argument("--memory-tokens", type=int, default=100_000)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--no-pin", action="store_true", help="do not pin Envoy and wrk to separate CPUs")
+    parser.add_argument(
+        "--no-hop", action="store_true", help="leave out the auth hop (ext_authz + Apache mod_auth_openidc)"
+    )
     parser.add_argument("--wasm", type=Path, default=DEFAULT_WASM)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
@@ -153,6 +179,7 @@ def parse_options(argv: list[str]) -> Options:
         envoy_cpus=envoy_cpus,
         wasm=args.wasm,
         output=args.output,
+        hop=not args.no_hop,
     )
 
 
@@ -177,14 +204,17 @@ def assemble_noop(work: Path) -> Path:
 
 # ----- the world: keys, IdP, plugin configurations, header values -----
 class World:
-    """Everything that lives across rounds: keys, the IdP, listener ports,
-    plugin configurations and the header values of every setup."""
+    """Everything that lives across rounds: keys, the IdP, the auth hop's
+    JWKS server, listener ports, plugin configurations and the header values
+    of every setup."""
 
     def __init__(self, stack: Stack, options: Options, work: Path):
         self.options = options
         self.work = work
+        self.setups = all_setups(options.hop)
         self.keys = {alg: tokens.generate_key(alg, kid=f"bench-{alg.lower()}") for alg in ALGS}
-        self.ports = distinct_free_ports([setup.listener for setup in all_setups()])
+        hop_names = [f"hop-apache-{alg}" for alg in ALGS] + ["hop-jwks"] if options.hop else []
+        self.ports = distinct_free_ports([setup.listener for setup in self.setups] + hop_names)
         self.idp = self._start_idp(stack)
         self.session_configs = {alg: self._session_config(alg) for alg in ALGS}
         self.hot_tokens = {alg: bench_token(self.keys[alg], ISSUER, AUDIENCE, serial=-1) for alg in ALGS}
@@ -194,6 +224,14 @@ class World:
         }
         self.sessions: dict[str, FixedValue] = {}
         self.noop_wasm = assemble_noop(work)
+        self.hop = stack.own(self._auth_hop(work).start()) if options.hop else None
+
+    def _auth_hop(self, work: Path) -> AuthHop:
+        """Apache's virtual host per algorithm checks the same tokens against
+        the same keys, fetched over https from the hop's own JWKS server."""
+        jwks = {alg: tokens.jwks_of(self.keys[alg]) for alg in ALGS}
+        apache_ports = {alg: self.ports[f"hop-apache-{alg}"] for alg in ALGS}
+        return AuthHop(work, ISSUER, AUDIENCE, jwks, apache_ports, self.ports["hop-jwks"])
 
     def url(self, setup: Setup) -> str:
         return f"http://127.0.0.1:{self.ports[setup.listener]}"
@@ -228,16 +266,28 @@ class World:
         if setup.kind.startswith("native-"):
             jwks = tokens.jwks_of(self.keys[setup.alg])
             return [native_jwt_authn(ISSUER, AUDIENCE, jwks, cache=setup.kind == "native-cached")]
+        if setup.kind in HOP_KINDS:
+            return [self.hop.ext_authz_filter(setup.alg)]
         if setup.kind == "ours-session":
             return [our_filter(self.options.wasm, self.session_configs[setup.alg])]
         return [our_filter(self.options.wasm, self.jwt_plugin_config(setup.alg))]
 
     def new_envoy(self, stack: Stack, setups: list[Setup] | None = None) -> BenchEnvoy:
-        """A started Envoy with a listener for each setup (default: all)."""
-        chosen = all_setups() if setups is None else setups
+        """A started Envoy with a listener for each setup (default: all);
+        with hop setups among them, a fresh Apache too, on Envoy's CPU."""
+        chosen = self.setups if setups is None else setups
+        with_hop = any(s.kind in HOP_KINDS for s in chosen)
+        if with_hop:
+            self.hop.start_apache(self.options.envoy_cpus, self.hot_tokens)
         listeners = {s.listener: (self.ports[s.listener], self.auth_filters(s)) for s in chosen}
-        envoy = BenchEnvoy(self.options.wasm, listeners, {"idp": self.idp.port}, self.options.envoy_cpus)
+        extra_clusters = self.hop.clusters() if with_hop else []
+        clusters = {"idp": self.idp.port}
+        envoy = BenchEnvoy(self.options.wasm, listeners, clusters, self.options.envoy_cpus, extra_clusters)
         return stack.own(envoy.start())
+
+    def stop_apache(self) -> None:
+        if self.hop is not None:
+            self.hop.stop_apache()
 
     def log_in_once(self) -> None:
         """A real login per session listener (needs a running Envoy); the
@@ -263,39 +313,50 @@ class BrokenBench(RuntimeError):
 
 
 class Runner:
-    """Runs setups against one Envoy; cold setups take fresh tokens from a
-    cursor into their pool that starts over with each new Envoy."""
+    """Runs setups against one Envoy (and Apache); cold setups take fresh
+    tokens from a cursor into their algorithm's pool that starts over with
+    each new Envoy. Each cold setup has its own cursor: our filter and the
+    hop never see each other's tokens (separate listeners, and Apache
+    starts afresh with Envoy), so each can start at the pool's first line."""
 
     def __init__(self, world: World, envoy: BenchEnvoy):
         self.world = world
         self.envoy = envoy
         self.options = world.options
-        self.cold_cursor = {alg: 1 for alg in ALGS}
+        self.cold_cursor = {setup: 1 for setup in world.setups if setup.kind in COLD_KINDS}
 
-    def measure(self, setup: Setup) -> tuple[WrkResult, float]:
-        """Warm up, then one measured run: (result, Envoy's CPU share)."""
+    def measure(self, setup: Setup) -> tuple[WrkResult, float, float | None]:
+        """Warm up, then one measured run: (result, Envoy's CPU share,
+        Apache's CPU share for a hop setup)."""
         warmup = None
         if self.options.warmup_seconds:
             warmup = self.checked_run(setup, self.options.warmup_seconds, expected_rps=None)
+        apache = self.world.hop.apache if setup.kind in HOP_KINDS else None
         cpu_before = process_cpu_seconds(self.envoy.pid)
+        apache_before = apache.cpu_seconds() if apache else 0.0
         # The warm-up's rate sizes the cold pool for the measured run.
         result = self.checked_run(setup, self.options.seconds, expected_rps=warmup.rps if warmup else None)
-        return result, (process_cpu_seconds(self.envoy.pid) - cpu_before) / result.seconds
+        envoy_cpu = (process_cpu_seconds(self.envoy.pid) - cpu_before) / result.seconds
+        apache_cpu = (apache.cpu_seconds() - apache_before) / result.seconds if apache else None
+        return result, envoy_cpu, apache_cpu
 
     def checked_run(self, setup: Setup, seconds: int, expected_rps: float | None) -> WrkResult:
         values, first_line = self.values_for(setup, seconds, expected_rps)
         result = run_wrk(self.world.url(setup), values, self.world.header_for(setup), first_line, seconds, self.options.load)
         if not result.all_2xx:
-            raise BrokenBench(f"{setup.title}: not all responses 2xx: {result.failure()}\n{self.envoy.log_tail(30)}")
-        if setup.kind == "ours-cold":
+            logs = self.envoy.log_tail(30)
+            if setup.kind in HOP_KINDS:
+                logs += f"\nApache's error log:\n{self.world.hop.apache.log_tail(30)}"
+            raise BrokenBench(f"{setup.title}: not all responses 2xx: {result.failure()}\n{logs}")
+        if setup.kind in COLD_KINDS:
             # Requests in flight when wrk stopped took values too.
-            self.cold_cursor[setup.alg] = first_line + result.requests + self.options.load.connections
+            self.cold_cursor[setup] = first_line + result.requests + self.options.load.connections
         return result
 
     def values_for(self, setup: Setup, seconds: int, expected_rps: float | None) -> tuple[Path, int]:
-        if setup.kind != "ours-cold":
+        if setup.kind not in COLD_KINDS:
             return self.world.fixed_values(setup).path, 1
-        pool, first = self.world.cold[setup.alg], self.cold_cursor[setup.alg]
+        pool, first = self.world.cold[setup.alg], self.cold_cursor[setup]
         if expected_rps is None:
             pool.ensure(first + COLD_WARMUP_TOKENS)
         else:
@@ -306,17 +367,27 @@ class Runner:
 def check_setups_authenticate(world: World) -> None:
     """A filter that let everything through would look fast: every auth setup
     must refuse a forged token (or a missing session) with 401 and accept the
-    bench's credential, before anything is measured."""
-    for setup in all_setups():
+    bench's credential, before anything is measured. The hop must also refuse
+    validly signed tokens of another audience or issuer (its Require claim
+    lines), so a misconfigured Apache that lets everyone in makes no rows."""
+    for setup in world.setups:
         if setup.kind in UNAUTHENTICATED:
             continue
         header = world.header_for(setup)
         good = world.fixed_values(setup).path.read_text().strip()
         forged = "" if setup.kind == "ours-session" else bearer(tokens.flip_signature_bit(world.hot_tokens[setup.alg]))
-        for value, expected in ((good, 200), (forged, 401)):
+        cases = [("valid", good, 200), ("forged", forged, 401)]
+        if setup.kind in HOP_KINDS:
+            key = world.keys[setup.alg]
+            for what, claims in (
+                ("another audience", tokens.claims(ISSUER, 300, aud="not-" + AUDIENCE)),
+                ("another issuer", tokens.claims(ISSUER + ".other", 300, aud=AUDIENCE)),
+            ):
+                cases.append((what, bearer(tokens.sign({}, claims, key)), 401))
+        for what, value, expected in cases:
             status = requests.get(world.url(setup), headers={header: value}, timeout=10).status_code
             if status != expected:
-                raise BrokenBench(f"{setup.title}: {header} {'forged' if expected == 401 else 'valid'}: {status}, not {expected}")
+                raise BrokenBench(f"{setup.title}: {header} {what}: {status}, not {expected}")
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -334,21 +405,24 @@ def rotated(setups: list[Setup], round_index: int, rounds: int) -> list[Setup]:
 
 
 def run_rounds(stack: Stack, world: World) -> list[Measured]:
-    setups = all_setups()
+    setups = world.setups
     measured = {s: Measured(s.title, s.kind, s.alg) for s in setups}
     for round_index in range(world.options.rounds):
-        say(f"round {round_index + 1} of {world.options.rounds}: a fresh Envoy")
+        say(f"round {round_index + 1} of {world.options.rounds}: a fresh Envoy" + (" and Apache" if world.hop else ""))
         envoy = world.new_envoy(stack)
         if not world.sessions:
             world.log_in_once()
             check_setups_authenticate(world)
         runner = Runner(world, envoy)
         for setup in rotated(setups, round_index, world.options.rounds):
-            result, envoy_cpu = runner.measure(setup)
+            result, envoy_cpu, apache_cpu = runner.measure(setup)
             measured[setup].runs.append(result)
             measured[setup].envoy_cpu.append(envoy_cpu)
+            if apache_cpu is not None:
+                measured[setup].hop_cpu.append(apache_cpu)
             say(f"  round {round_index + 1}: {setup.title}: {result.rps:,.0f} req/s, p99 {result.p99_us / 1000:.2f} ms")
         envoy.stop()
+        world.stop_apache()
     return [measured[s] for s in setups]
 
 
@@ -398,13 +472,41 @@ def say(message: str) -> None:
 
 # ----- context -----
 def context_lines(options: Options, load_before: str) -> list[str]:
+    lines = _run_lines(options, load_before)
+    if options.hop:
+        lines += hop_lines(options)
+    return lines
+
+
+def hop_lines(options: Options) -> list[str]:
+    """How the auth hop ran, and what mod_auth_openidc caches."""
+    cpu = f"pinned to CPU {options.envoy_cpus}, Envoy's" if options.envoy_cpus else "not pinned"
+    return [
+        f"the hop: Envoy's `ext_authz` HTTP filter (HTTP service, {auth_hop.CHECK_TIMEOUT} timeout, "
+        f"`failure_mode_allow: false`) → {auth_hop.versions()} as an OAuth 2.0 resource server "
+        "(`AuthType oauth20`, `OIDCOAuthVerifyJwksUri` over https on loopback with a test CA in "
+        "`OIDCCABundlePath`, `<RequireAll>` of `Require claim iss:…` and `Require claim aud:…`), "
+        "one virtual host per algorithm; Envoy's cluster to it: HTTP/1.1 keep-alive, "
+        f"{auth_hop.ENVOY_IDLE_SECONDS} s idle timeout",
+        f"Apache: a fresh one per round, `mpm_event`, 1 process × {auth_hop.APACHE_THREADS} threads, "
+        f"KeepAlive on (unlimited requests, {auth_hop.APACHE_KEEPALIVE_SECONDS} s), LogLevel warn, no access log; "
+        f"{cpu} (the hop costs the proxy host's CPU: Envoy and Apache share that core, wrk has the other)",
+        "what mod_auth_openidc caches (its defaults, as users run it): the JWKS, in its `shm` cache "
+        "(`OIDCCacheType` default) for `OIDCJWKSRefreshInterval` (3600 s); no validated JWT: its token cache "
+        "(`OIDCOAuthTokenIntrospectionInterval`) holds remote introspection results only, so hot and cold "
+        "both parse the JWT and verify its signature on every request",
+    ]
+
+
+def _run_lines(options: Options, load_before: str) -> list[str]:
     envoy_version = subprocess.run([str(ENVOY_BIN), "--version"], capture_output=True, text=True).stdout.strip()
     # `wrk -v` prints "wrk debian/4.1.0-3+b2 [epoll] Copyright ..." (and exits 1).
     wrk_version = " ".join(subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()[:2])
     return [
         f"{options.rounds} round(s), {options.warmup_seconds} s warm-up + {options.seconds} s measured per setup; "
-        "setups in a rotated order per round, a fresh Envoy per round; medians over rounds, "
-        "spread = (max − min) / median of the rounds' req/s; ratios = median of per-round ratios",
+        f"setups in a rotated order per round, a fresh Envoy{' and Apache' if options.hop else ''} per round; "
+        "medians over rounds, spread = (max − min) / median of the rounds' req/s; "
+        "ratios = median of per-round ratios",
         f"{wrk_version}; -t{options.load.threads} -c{options.load.connections}, "
         f"pinned to CPU {options.load.cpus or '(not pinned)'}",
         f"Envoy: `--concurrency 1`, pinned to CPU {options.envoy_cpus or '(not pinned)'}; "
@@ -443,6 +545,9 @@ def main(argv: list[str]) -> int:
     if not options.wasm.is_file():
         print(f"{options.wasm} is missing: run `make build`", file=sys.stderr)
         return 2
+    if options.hop and auth_hop.missing():
+        print(f"the auth hop cannot run: {auth_hop.missing()}", file=sys.stderr)
+        return 2
     load_before = load_average()
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     stack = Stack(name="bench")
@@ -452,7 +557,7 @@ def main(argv: list[str]) -> int:
             setups = run_rounds(stack, world)
             cold_es256 = next(s for s in setups if s.kind == "ours-cold" and s.alg == "ES256")
             memory = memory_phase(stack, world, cold_es256.rps())
-    except BrokenBench as broken:
+    except (BrokenBench, HopError) as broken:
         print(f"BROKEN BENCH: {broken}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

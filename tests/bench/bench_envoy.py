@@ -2,7 +2,8 @@
 
 Every listener routes `/` to the same `direct_response` 200, so no upstream
 server is measured; listeners differ only in their auth filter (none,
-Envoy's native jwt_authn with or without its JWT cache, or our Wasm filter).
+Envoy's native jwt_authn with or without its JWT cache, ext_authz calling the
+auth hop's Apache, or our Wasm filter).
 Start-up, readiness and shutdown are the harness's (harness.envoy.Envoy).
 """
 
@@ -113,7 +114,8 @@ class BenchEnvoy(Envoy):
     would be measured too).
 
     listeners: name -> (port, auth filters); clusters: name -> loopback port
-    (the IdP's, for the session setups)."""
+    (the IdP's, for the session setups); extra_clusters: complete cluster
+    definitions (the auth hop's)."""
 
     def __init__(
         self,
@@ -121,6 +123,7 @@ class BenchEnvoy(Envoy):
         listeners: dict[str, tuple[int, list[dict]]],
         clusters: dict[str, int],
         cpus: str | None,
+        extra_clusters: list[dict] | None = None,
     ):
         harness_listeners = [Listener(name, None, port=port) for name, (port, _) in listeners.items()]
         super().__init__(wasm_path, harness_listeners, upstream_port=0, clusters=clusters, concurrency=1, name="bench")
@@ -129,14 +132,17 @@ class BenchEnvoy(Envoy):
         self.cpus = cpus
         # The harness wrote its own bootstrap (routes to an echo upstream);
         # the bench's replaces it before launch.
-        self.config_path.write_text(json.dumps(self._bootstrap(listeners, clusters), indent=2))
+        bootstrap = self._bootstrap(listeners, clusters, extra_clusters or [])
+        self.config_path.write_text(json.dumps(bootstrap, indent=2))
 
-    def _bootstrap(self, listeners: dict[str, tuple[int, list[dict]]], clusters: dict[str, int]) -> dict:
+    def _bootstrap(
+        self, listeners: dict[str, tuple[int, list[dict]]], clusters: dict[str, int], extra_clusters: list[dict]
+    ) -> dict:
         return {
             "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": self.admin_port}}},
             "static_resources": {
                 "listeners": [listener(name, port, filters) for name, (port, filters) in listeners.items()],
-                "clusters": [static_cluster(name, port) for name, port in clusters.items()],
+                "clusters": [static_cluster(name, port) for name, port in clusters.items()] + extra_clusters,
             },
         }
 
