@@ -15,6 +15,7 @@ WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/[
 WASM_BINDGEN_RUNNER  := $(TOOLS)/bin/wasm-bindgen-test-runner
 PYTEST_ARGS   ?=
 BENCH_ARGS    ?=
+PROFILE_ARGS  ?=
 
 IDP_MODULES   := tests/idp/node_modules/.package-lock.json
 # Binaryen's wasm-opt from npm: pinned, so every machine shrinks the module to the same bytes.
@@ -31,7 +32,7 @@ WASM_OPT_FLAGS := --remove-exports --pass-arg=remove-exports@$(UNUSED_EXPORTS) -
                   --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
                   --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types
 
-.PHONY: help run build test test-unit test-wasm test-e2e lint fmt toolchain venv idp browser wrk auth-hop bench bench-crypto clean
+.PHONY: help run build test test-unit test-wasm test-e2e lint fmt toolchain venv idp browser wrk auth-hop bench bench-crypto profile clean
 
 help: ## Show the available targets
 	@echo "Targets:"
@@ -112,6 +113,15 @@ bench-crypto: toolchain ## Signature verification and the core's hot/cold decisi
 	$(WASM_RUSTFLAGS) cargo build --release --locked --target $(WASM_TARGET) -p oidc-filter --example verify_speed --example hot_path
 	node --no-warnings scripts/run-wasi.mjs target/$(WASM_TARGET)/release/examples/verify_speed.wasm
 	node --no-warnings scripts/run-wasi.mjs target/$(WASM_TARGET)/release/examples/hot_path.wasm
+
+# The cold path timed inside Envoy: a module built with the `profile` feature (its own
+# target directory, so the release build stays cached), in the bench's setups.
+PROFILE_WASM := dist/oidc_filter_profile.wasm
+profile: toolchain $(WASM_OPT) venv idp wrk ## Time each phase of a request inside Envoy (module built with --features profile); table to stdout
+	$(WASM_RUSTFLAGS) cargo build --release --locked --target $(WASM_TARGET) -p oidc-filter --features profile --target-dir target/profile
+	@mkdir -p dist
+	$(WASM_OPT) $(WASM_OPT_FLAGS) target/profile/$(WASM_TARGET)/release/oidc_filter.wasm -o $(PROFILE_WASM)
+	$(PY) tests/bench/profile.py --wasm $(PROFILE_WASM) $(PROFILE_ARGS)
 
 fmt: ## Format the code
 	cargo fmt --all
