@@ -3,6 +3,7 @@
 //! names it, never a silent default.
 
 mod apps;
+mod at;
 mod fields;
 mod oidc;
 
@@ -16,6 +17,7 @@ use crate::duration;
 use crate::http_url::HttpUrl;
 use crate::jwks::{self, KeySet};
 use crate::peer::PeerNeeds;
+pub(crate) use at::At;
 pub(crate) use fields::Fields;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -299,12 +301,9 @@ impl Config {
     /// `env` looks up the variables that `...FromEnv` fields name.
     pub fn parse_with_env(text: &[u8], env: Env) -> Result<Config, ConfigError> {
         if text.iter().all(u8::is_ascii_whitespace) {
-            return Err(error(
-                "",
-                "the plugin configuration is empty; it needs `jwtRules`",
-            ));
+            return Err(At::Root.error("the plugin configuration is empty; it needs `jwtRules`"));
         }
-        let value = crate::strict_json::parse(text).map_err(|e| error("", e.to_string()))?;
+        let value = crate::strict_json::parse(text).map_err(|e| At::Root.error(e.to_string()))?;
         let raw = Fields::new(String::new(), value).read(RawConfig::read)?;
         Self::from_raw(raw, env)
     }
@@ -317,68 +316,68 @@ impl Config {
         let mut config = Config::default();
         config.clusters = validate_clusters(take(&mut raw.clusters))?;
         config.clock_skew_seconds = bounded(
-            "clockSkewSeconds",
+            &At::top("clockSkewSeconds"),
             raw.clock_skew_seconds.unwrap_or(DEFAULT_CLOCK_SKEW_SECONDS),
             0,
             MAX_CLOCK_SKEW_SECONDS,
         )?;
         config.jwks_cache_duration_ms = optional_duration(
-            "jwksCacheDuration",
+            &At::top("jwksCacheDuration"),
             raw.jwks_cache_duration.as_deref(),
             DEFAULT_JWKS_CACHE_DURATION_MS,
         )?;
         config.jwks_min_refetch_interval_ms = optional_duration(
-            "jwksMinRefetchInterval",
+            &At::top("jwksMinRefetchInterval"),
             raw.jwks_min_refetch_interval.as_deref(),
             DEFAULT_JWKS_MIN_REFETCH_INTERVAL_MS,
         )?;
         config.max_token_bytes = bounded_size(
-            "maxTokenBytes",
+            &At::top("maxTokenBytes"),
             raw.max_token_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES),
             TOKEN_BYTES_RANGE,
         )?;
         config.max_jwks_bytes = bounded_size(
-            "maxJwksBytes",
+            &At::top("maxJwksBytes"),
             raw.max_jwks_bytes.unwrap_or(DEFAULT_MAX_JWKS_BYTES),
             JWKS_BYTES_RANGE,
         )?;
         config.top_level.policies = compile_policies(
-            "authorizationPolicies",
+            &At::top("authorizationPolicies"),
             take(&mut raw.authorization_policies),
         )?
         .into();
         config.top_level.public_paths =
-            compile_public_paths("publicPaths", &raw.public_paths)?.into();
+            compile_public_paths(&At::top("publicPaths"), &raw.public_paths)?.into();
         config.top_level.allow_missing = raw.allow_missing;
         config.bypass_cors_preflight = raw.bypass_cors_preflight;
         config.token_cache = cache_limits(
-            "verifiedTokenCache",
+            &At::top("verifiedTokenCache"),
             raw.verified_token_cache.as_ref(),
             DEFAULT_TOKEN_CACHE,
         )?;
         config.session_cache = cache_limits(
-            "sessionCache",
+            &At::top("sessionCache"),
             raw.session_cache.as_ref(),
             DEFAULT_SESSION_CACHE,
         )?;
         config.test_only_crash_header = match take(&mut raw.test_only_crash_header) {
             Some(name) if name.is_empty() || name.starts_with(':') => {
-                return Err(error("testOnlyCrashHeader", "must be a plain header name"));
+                return Err(At::top("testOnlyCrashHeader").error("must be a plain header name"));
             }
             name => name.map(|name| name.to_ascii_lowercase()),
         };
         if config.jwks_cache_duration_ms < 1_000 {
-            return Err(error("jwksCacheDuration", "must be at least 1s"));
+            return Err(At::top("jwksCacheDuration").error("must be at least 1s"));
         }
         let any_oidc = raw.oidc.is_some() || raw.apps.iter().any(apps::RawApp::has_oidc);
         if raw.jwt_rules.is_empty() && !any_oidc {
-            return Err(error(
-                "jwtRules",
-                "at least one rule (or an `oidc` block) is required",
-            ));
+            return Err(
+                At::top("jwtRules").error("at least one rule (or an `oidc` block) is required")
+            );
         }
         if let Some(raw_oidc) = take(&mut raw.oidc) {
-            config.top_level.oidc = Some(config.compile_oidc(raw_oidc, "oidc", None, env)?.into());
+            let at = At::top("oidc");
+            config.top_level.oidc = Some(config.compile_oidc(raw_oidc, &at, None, env)?.into());
         }
         for (index, raw_app) in take(&mut raw.apps).into_iter().enumerate() {
             let app = apps::compile(&mut config, index, raw_app, env)?;
@@ -391,16 +390,15 @@ impl Config {
             .fold(PeerNeeds::default(), |needs, policy| {
                 needs.union(policy.peer_needs())
             });
+        let rules = At::top("jwtRules");
         for (index, raw_rule) in take(&mut raw.jwt_rules).into_iter().enumerate() {
-            let rule = config.add_rule(&format!("jwtRules[{index}]"), raw_rule)?;
+            let at = rules.item(index);
+            let rule = config.add_rule(&at, raw_rule)?;
             if let Some(earlier) = config.rules.iter().position(|r| r.issuer == rule.issuer) {
-                return Err(error(
-                    format!("jwtRules[{index}].issuer"),
-                    format!(
-                        "`{}` is already configured in jwtRules[{earlier}]",
-                        rule.issuer
-                    ),
-                ));
+                return Err(at.field("issuer").error(format!(
+                    "`{}` is already configured in jwtRules[{earlier}]",
+                    rule.issuer
+                )));
             }
             for claim in &rule.space_delimited_claims {
                 if !config.space_delimited_claims.contains(claim) {
@@ -416,20 +414,11 @@ impl Config {
     fn compile_oidc(
         &mut self,
         raw: oidc::RawOidc,
-        path: &str,
+        at: &At,
         app: Option<&str>,
         env: Env,
     ) -> Result<OidcConfig, ConfigError> {
-        let mut sources = take(&mut self.sources);
-        let mut output_headers = take(&mut self.output_headers);
-        let compiled = raw.compile(
-            &oidc::Place { path, app, env },
-            &mut |kind, timeout_ms| add_source(&mut sources, kind, timeout_ms),
-            &mut |path, name| add_output_header(&mut output_headers, path, name),
-        );
-        self.sources = sources;
-        self.output_headers = output_headers;
-        compiled
+        raw.compile(&oidc::Place { at, app, env }, self)
     }
 
     /// The settings for a request with these headers (see [`crate::apps`]).
@@ -437,23 +426,20 @@ impl Config {
         crate::apps::select(self, headers)
     }
 
-    fn add_rule(&mut self, path: &str, raw: RawJwtRule) -> Result<JwtRule, ConfigError> {
+    fn add_rule(&mut self, at: &At, raw: RawJwtRule) -> Result<JwtRule, ConfigError> {
         let issuer = match raw.issuer {
             Some(issuer) if !issuer.is_empty() => issuer,
-            _ => return Err(error(format!("{path}.issuer"), "is required")),
+            _ => return Err(at.field("issuer").error("is required")),
         };
         if let Some(index) = raw.audiences.iter().position(String::is_empty) {
-            return Err(error(
-                format!("{path}.audiences[{index}]"),
-                "must not be empty",
-            ));
+            return Err(at.field("audiences").item(index).error("must not be empty"));
         }
         let timeout_ms = match raw.timeout {
             None => DEFAULT_FETCH_TIMEOUT_MS,
-            Some(text) => fetch_timeout(&format!("{path}.timeout"), &text)?,
+            Some(text) => fetch_timeout(&at.field("timeout"), &text)?,
         };
         let keys = self.rule_keys(
-            path,
+            at,
             &issuer,
             raw.jwks_uri,
             raw.jwks_uri_snake_case,
@@ -461,26 +447,16 @@ impl Config {
             timeout_ms,
         )?;
         let locations =
-            self.rule_locations(path, raw.from_headers, raw.from_params, raw.from_cookies)?;
+            self.rule_locations(at, raw.from_headers, raw.from_params, raw.from_cookies)?;
         let output_payload_to_header = match raw.output_payload_to_header {
             None => None,
             Some(name) if name.is_empty() => None,
-            Some(name) => {
-                Some(self.output_header(&format!("{path}.outputPayloadToHeader"), &name)?)
-            }
+            Some(name) => Some(self.output_header(&at.field("outputPayloadToHeader"), &name)?),
         };
-        let mut output_claim_to_headers = Vec::new();
-        for (index, item) in raw.output_claim_to_headers.into_iter().enumerate() {
-            let item_path = format!("{path}.outputClaimToHeaders[{index}]");
-            if item.claim.is_empty() {
-                return Err(error(format!("{item_path}.claim"), "must not be empty"));
-            }
-            let header = self.output_header(&format!("{item_path}.header"), &item.header)?;
-            output_claim_to_headers.push(ClaimToHeader {
-                header,
-                claim: item.claim,
-            });
-        }
+        let output_claim_to_headers = self.claims_to_headers(
+            &at.field("outputClaimToHeaders"),
+            raw.output_claim_to_headers,
+        )?;
         Ok(JwtRule {
             issuer,
             audiences: raw.audiences,
@@ -494,9 +470,30 @@ impl Config {
         })
     }
 
+    /// `outputClaimToHeaders` of a rule or an `oidc` block, at `at`.
+    fn claims_to_headers(
+        &mut self,
+        at: &At,
+        raw: Vec<RawClaimToHeader>,
+    ) -> Result<Vec<ClaimToHeader>, ConfigError> {
+        let mut claims = Vec::with_capacity(raw.len());
+        for (index, item) in raw.into_iter().enumerate() {
+            let at = at.item(index);
+            if item.claim.is_empty() {
+                return Err(at.field("claim").error("must not be empty"));
+            }
+            let header = self.output_header(&at.field("header"), &item.header)?;
+            claims.push(ClaimToHeader {
+                header,
+                claim: item.claim,
+            });
+        }
+        Ok(claims)
+    }
+
     fn rule_keys(
         &mut self,
-        path: &str,
+        at: &At,
         issuer: &str,
         jwks_uri: Option<String>,
         jwks_uri_snake_case: Option<String>,
@@ -505,26 +502,25 @@ impl Config {
     ) -> Result<RuleKeys, ConfigError> {
         let uri = match (jwks_uri, jwks_uri_snake_case) {
             (Some(_), Some(_)) => {
-                return Err(error(path, "set only one of `jwksUri` and `jwks_uri`"));
+                return Err(at.error("set only one of `jwksUri` and `jwks_uri`"));
             }
-            (Some(uri), None) => Some((format!("{path}.jwksUri"), uri)),
-            (None, Some(uri)) => Some((format!("{path}.jwks_uri"), uri)),
+            (Some(uri), None) => Some(("jwksUri", uri)),
+            (None, Some(uri)) => Some(("jwks_uri", uri)),
             (None, None) => None,
         };
         let kind = match (uri, inline) {
             (Some(_), Some(_)) => {
-                return Err(error(path, "set only one of `jwksUri` and `jwks`"));
+                return Err(at.error("set only one of `jwksUri` and `jwks`"));
             }
             (None, Some(text)) => {
                 return jwks::parse_jwks(text.as_bytes(), self.max_jwks_bytes)
                     .map(RuleKeys::Inline)
-                    .map_err(|why| error(format!("{path}.jwks"), why));
+                    .map_err(|why| at.field("jwks").error(why));
             }
-            (Some((uri_path, uri)), None) => SourceKind::Jwks(http_url(&uri_path, &uri)?),
+            (Some((field, uri)), None) => SourceKind::Jwks(http_url(&at.field(field), &uri)?),
             (None, None) => {
-                let issuer_url = http_url(&format!("{path}.issuer"), issuer).map_err(|_| {
-                    error(
-                        path,
+                let issuer_url = crate::fetch::parse_http_url(issuer).map_err(|_| {
+                    at.error(
                         "has no `jwksUri` or `jwks`, and its issuer is not an http(s) URL \
                          to discover them from",
                     )
@@ -538,31 +534,43 @@ impl Config {
         Ok(RuleKeys::Remote(self.add_source(kind, timeout_ms)))
     }
 
+    /// Sources are shared by every rule (and `oidc` block) naming the same URL.
     fn add_source(&mut self, kind: SourceKind, timeout_ms: u64) -> usize {
-        add_source(&mut self.sources, kind, timeout_ms)
+        let sources = &mut self.sources;
+        if let Some(index) = sources.iter().position(|source| source.kind == kind) {
+            if let Some(source) = sources.get_mut(index) {
+                source.timeout_ms = source.timeout_ms.max(timeout_ms);
+            }
+            return index;
+        }
+        sources.push(RemoteSource { kind, timeout_ms });
+        sources.len() - 1
     }
 
     fn rule_locations(
         &mut self,
-        path: &str,
+        at: &At,
         headers: Vec<RawHeaderLocation>,
         params: Vec<String>,
         cookies: Vec<String>,
     ) -> Result<Vec<usize>, ConfigError> {
         let mut wanted = Vec::new();
+        let headers_at = at.field("fromHeaders");
         for (index, header) in headers.into_iter().enumerate() {
-            let name = header_name(&format!("{path}.fromHeaders[{index}].name"), &header.name)?;
+            let name = header_name(&headers_at.item(index).field("name"), &header.name)?;
             wanted.push(TokenLocation::Header {
                 name,
                 prefix: header.prefix,
             });
         }
+        let params_at = at.field("fromParams");
         for (index, param) in params.into_iter().enumerate() {
-            non_empty(&format!("{path}.fromParams[{index}]"), &param)?;
+            non_empty(&params_at.item(index), &param)?;
             wanted.push(TokenLocation::Param(param));
         }
+        let cookies_at = at.field("fromCookies");
         for (index, cookie) in cookies.into_iter().enumerate() {
-            cookie_name(&format!("{path}.fromCookies[{index}]"), &cookie)?;
+            cookie_name(&cookies_at.item(index), &cookie)?;
             wanted.push(TokenLocation::Cookie(cookie));
         }
         if wanted.is_empty() {
@@ -573,10 +581,11 @@ impl Config {
             });
             wanted.push(TokenLocation::Param("access_token".into()));
         }
-        Ok(wanted
-            .into_iter()
-            .map(|location| self.add_location(location))
-            .collect())
+        let mut indices = Vec::with_capacity(wanted.len());
+        for location in wanted {
+            indices.push(self.add_location(location));
+        }
+        Ok(indices)
     }
 
     fn add_location(&mut self, location: TokenLocation) -> usize {
@@ -589,79 +598,55 @@ impl Config {
         }
     }
 
-    fn output_header(&mut self, path: &str, name: &str) -> Result<String, ConfigError> {
-        add_output_header(&mut self.output_headers, path, name)
-    }
-}
-
-/// Sources are shared by every rule (and the `oidc` block) naming the same URL.
-fn add_source(sources: &mut Vec<RemoteSource>, kind: SourceKind, timeout_ms: u64) -> usize {
-    if let Some(index) = sources.iter().position(|source| source.kind == kind) {
-        if let Some(source) = sources.get_mut(index) {
-            source.timeout_ms = source.timeout_ms.max(timeout_ms);
+    /// A header the filter sets (its client-sent copies are removed): validated,
+    /// lowercased, registered once.
+    fn output_header(&mut self, at: &At, name: &str) -> Result<String, ConfigError> {
+        let valid = name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if name.is_empty() || !valid {
+            return Err(at.error(format!(
+                "`{name}` is not a valid header name ([-_A-Za-z0-9]+)"
+            )));
         }
-        return index;
+        let name = name.to_ascii_lowercase();
+        if !self.output_headers.contains(&name) {
+            self.output_headers.push(name.clone());
+        }
+        Ok(name)
     }
-    sources.push(RemoteSource { kind, timeout_ms });
-    sources.len() - 1
 }
 
-fn add_output_header(
-    output_headers: &mut Vec<String>,
-    path: &str,
-    name: &str,
-) -> Result<String, ConfigError> {
-    let valid = name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if name.is_empty() || !valid {
-        return Err(error(
-            path,
-            format!("`{name}` is not a valid header name ([-_A-Za-z0-9]+)"),
-        ));
-    }
-    let name = name.to_ascii_lowercase();
-    if !output_headers.contains(&name) {
-        output_headers.push(name.clone());
-    }
-    Ok(name)
+fn compile_policies(at: &At, raw: Vec<RawPolicy>) -> Result<Vec<Policy>, ConfigError> {
+    policy::compile_all(at, raw)
 }
 
-fn compile_policies(path: &str, raw: Vec<RawPolicy>) -> Result<Vec<Policy>, ConfigError> {
-    policy::compile_all(path, raw).map_err(|(path, problem)| error(path, problem))
-}
-
-fn compile_public_paths(path: &str, raw: &[String]) -> Result<Vec<Pattern>, ConfigError> {
-    raw.iter()
-        .enumerate()
-        .map(|(index, text)| {
-            let path = format!("{path}[{index}]");
-            if text != "*" && !text.starts_with('/') && !text.starts_with('*') {
-                return Err(error(
-                    path,
-                    format!("`{text}` is not a path pattern (start it with `/`)"),
-                ));
-            }
-            Pattern::parse(text).map_err(|why| error(path, why))
-        })
-        .collect()
+fn compile_public_paths(at: &At, raw: &[String]) -> Result<Vec<Pattern>, ConfigError> {
+    let mut patterns = Vec::with_capacity(raw.len());
+    for (index, text) in raw.iter().enumerate() {
+        let at = at.item(index);
+        if text != "*" && !text.starts_with('/') && !text.starts_with('*') {
+            return Err(at.error(format!(
+                "`{text}` is not a path pattern (start it with `/`)"
+            )));
+        }
+        patterns.push(Pattern::parse(text).map_err(|why| at.error(why))?);
+    }
+    Ok(patterns)
 }
 
 fn validate_clusters(
     clusters: BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, ConfigError> {
+    let at = At::top("clusters");
     for (authority, cluster) in &clusters {
         if authority.is_empty() || authority.contains('/') {
-            return Err(error(
-                format!("clusters.{authority}"),
-                "keys are URL authorities: `host` or `host:port`",
-            ));
+            return Err(at
+                .field(authority)
+                .error("keys are URL authorities: `host` or `host:port`"));
         }
         if cluster.is_empty() {
-            return Err(error(
-                format!("clusters.{authority}"),
-                "cluster name must not be empty",
-            ));
+            return Err(at.field(authority).error("cluster name must not be empty"));
         }
     }
     Ok(clusters
@@ -670,24 +655,21 @@ fn validate_clusters(
         .collect())
 }
 
-fn http_url(path: &str, text: &str) -> Result<HttpUrl, ConfigError> {
-    crate::fetch::parse_http_url(text).map_err(|why| error(path, format!("`{text}` {why}")))
+fn http_url(at: &At, text: &str) -> Result<HttpUrl, ConfigError> {
+    crate::fetch::parse_http_url(text).map_err(|why| at.error(format!("`{text}` {why}")))
 }
 
-fn header_name(path: &str, name: &str) -> Result<String, ConfigError> {
+fn header_name(at: &At, name: &str) -> Result<String, ConfigError> {
     let valid = !name.is_empty() && name.bytes().all(is_token_byte);
     if !valid {
-        return Err(error(
-            path,
-            format!("`{name}` is not a valid HTTP header name"),
-        ));
+        return Err(at.error(format!("`{name}` is not a valid HTTP header name")));
     }
     Ok(name.to_ascii_lowercase())
 }
 
-fn cookie_name(path: &str, name: &str) -> Result<(), ConfigError> {
+fn cookie_name(at: &At, name: &str) -> Result<(), ConfigError> {
     if name.is_empty() || !name.bytes().all(is_token_byte) {
-        return Err(error(path, format!("`{name}` is not a valid cookie name")));
+        return Err(at.error(format!("`{name}` is not a valid cookie name")));
     }
     Ok(())
 }
@@ -697,42 +679,38 @@ fn is_token_byte(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
 }
 
-fn non_empty(path: &str, value: &str) -> Result<(), ConfigError> {
+fn non_empty(at: &At, value: &str) -> Result<(), ConfigError> {
     if value.is_empty() {
-        return Err(error(path, "must not be empty"));
+        return Err(at.error("must not be empty"));
     }
     Ok(())
 }
 
 /// A timeout of the filter's own calls: 1 ms to 60 s.
-fn fetch_timeout(path: &str, text: &str) -> Result<u64, ConfigError> {
-    let millis = duration::parse_millis(text).map_err(|why| error(path, why))?;
+fn fetch_timeout(at: &At, text: &str) -> Result<u64, ConfigError> {
+    let millis = duration::parse_millis(text).map_err(|why| at.error(why))?;
     if millis == 0 || millis > MAX_FETCH_TIMEOUT_MS {
-        return Err(error(path, "must be between 1ms and 60s"));
+        return Err(at.error("must be between 1ms and 60s"));
     }
     Ok(millis)
 }
 
-fn bounded(path: &str, value: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+fn bounded(at: &At, value: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
     if value < min || value > max {
-        return Err(error(path, format!("{value} is outside {min}..={max}")));
+        return Err(at.error(format!("{value} is outside {min}..={max}")));
     }
     Ok(value)
 }
 
-fn bounded_size(
-    path: &str,
-    value: usize,
-    (min, max): (usize, usize),
-) -> Result<usize, ConfigError> {
+fn bounded_size(at: &At, value: usize, (min, max): (usize, usize)) -> Result<usize, ConfigError> {
     if value < min || value > max {
-        return Err(error(path, format!("{value} is outside {min}..={max}")));
+        return Err(at.error(format!("{value} is outside {min}..={max}")));
     }
     Ok(value)
 }
 
 fn cache_limits(
-    path: &str,
+    at: &At,
     raw: Option<&RawCacheLimits>,
     default: Limits,
 ) -> Result<Limits, ConfigError> {
@@ -741,22 +719,22 @@ fn cache_limits(
     };
     Ok(Limits {
         max_entries: bounded_size(
-            &format!("{path}.maxEntries"),
+            &at.field("maxEntries"),
             raw.max_entries.unwrap_or(default.max_entries),
             (0, CACHE_ENTRIES_MAX),
         )?,
         max_bytes: bounded_size(
-            &format!("{path}.maxBytes"),
+            &at.field("maxBytes"),
             raw.max_bytes.unwrap_or(default.max_bytes),
             (64 * 1024, CACHE_BYTES_MAX),
         )?,
     })
 }
 
-fn optional_duration(path: &str, text: Option<&str>, default_ms: u64) -> Result<u64, ConfigError> {
+fn optional_duration(at: &At, text: Option<&str>, default_ms: u64) -> Result<u64, ConfigError> {
     match text {
         None => Ok(default_ms),
-        Some(text) => duration::parse_millis(text).map_err(|why| error(path, why)),
+        Some(text) => duration::parse_millis(text).map_err(|why| at.error(why)),
     }
 }
 

@@ -2,7 +2,7 @@
 //! load into matchers.
 
 use super::pattern::Pattern;
-use crate::config::Fields;
+use crate::config::{At, ConfigError, Fields};
 use crate::peer::{IpBlock, PeerNeeds};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,57 +226,50 @@ impl RawCondition {
     }
 }
 
-/// A configuration error: (field path, problem).
-pub type CompileError = (String, String);
-
-/// Every policy of `authorizationPolicies`, compiled; an error names its path.
-pub(crate) fn compile_all(path: &str, raw: Vec<RawPolicy>) -> Result<Vec<Policy>, CompileError> {
-    compile_each(path, raw, compile)
+/// Every policy of `authorizationPolicies` (at `at`), compiled; an error names its path.
+pub(crate) fn compile_all(at: &At, raw: Vec<RawPolicy>) -> Result<Vec<Policy>, ConfigError> {
+    compile_each(at, raw, compile)
 }
 
-fn compile(path: &str, raw: RawPolicy) -> Result<Policy, CompileError> {
+fn compile(at: &At, raw: RawPolicy) -> Result<Policy, ConfigError> {
     let action = match raw.action.as_deref() {
         None | Some("ALLOW") => Action::Allow,
         Some("DENY") => Action::Deny,
         Some(other) => {
-            return Err((
-                format!("{path}.action"),
-                format!("`{other}`: use ALLOW or DENY (AUDIT and CUSTOM are not supported)"),
-            ))
+            return Err(at.field("action").error(format!(
+                "`{other}`: use ALLOW or DENY (AUDIT and CUSTOM are not supported)"
+            )))
         }
     };
-    let rules = compile_each(&format!("{path}.rules"), raw.rules, compile_rule)?;
+    let rules = compile_each(&at.field("rules"), raw.rules, compile_rule)?;
     Ok(Policy { action, rules })
 }
 
-/// `compile` on each item, with its path `<path>[i]`. A plain loop: the iterator
-/// adapters of `collect::<Result<..>>` cost the module kilobytes per use.
+/// `compile` on each item, at `at[i]`. A plain loop: the iterator adapters of
+/// `collect::<Result<..>>` cost the module kilobytes per use.
 fn compile_each<R, T>(
-    path: &str,
+    at: &At,
     items: Vec<R>,
-    compile: fn(&str, R) -> Result<T, CompileError>,
-) -> Result<Vec<T>, CompileError> {
+    compile: fn(&At, R) -> Result<T, ConfigError>,
+) -> Result<Vec<T>, ConfigError> {
     let mut compiled = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        compiled.push(compile(&format!("{path}[{i}]"), item)?);
+        compiled.push(compile(&at.item(i), item)?);
     }
     Ok(compiled)
 }
 
-fn compile_rule(path: &str, raw: RawRule) -> Result<Rule, CompileError> {
+fn compile_rule(at: &At, raw: RawRule) -> Result<Rule, ConfigError> {
     if raw.from.is_empty() && raw.to.is_empty() && raw.when.is_empty() {
-        return Err((
-            path.to_string(),
-            "an empty rule would match every request; say what it matches".into(),
-        ));
+        return Err(at.error("an empty rule would match every request; say what it matches"));
     }
-    let from = compile_each(&format!("{path}.from"), raw.from, |path, from| {
-        compile_source(&format!("{path}.source"), from.source)
+    let from = compile_each(&at.field("from"), raw.from, |at, from| {
+        compile_source(&at.field("source"), from.source)
     })?;
-    let to = compile_each(&format!("{path}.to"), raw.to, |path, to| {
-        compile_operation(&format!("{path}.operation"), to.operation)
+    let to = compile_each(&at.field("to"), raw.to, |at, to| {
+        compile_operation(&at.field("operation"), to.operation)
     })?;
-    let when = compile_each(&format!("{path}.when"), raw.when, compile_condition)?;
+    let when = compile_each(&at.field("when"), raw.when, compile_condition)?;
     let mut rule = Rule {
         from,
         to,
@@ -287,53 +280,52 @@ fn compile_rule(path: &str, raw: RawRule) -> Result<Rule, CompileError> {
     Ok(rule)
 }
 
-fn compile_source(path: &str, raw: RawSource) -> Result<Source, CompileError> {
+fn compile_source(at: &At, raw: RawSource) -> Result<Source, ConfigError> {
     Ok(Source {
         request_principals: texts(
-            path,
+            at,
             ("requestPrincipals", &raw.request_principals),
             ("notRequestPrincipals", &raw.not_request_principals),
         )?,
         principals: texts(
-            path,
+            at,
             ("principals", &raw.principals),
             ("notPrincipals", &raw.not_principals),
         )?,
         namespaces: texts(
-            path,
+            at,
             ("namespaces", &raw.namespaces),
             ("notNamespaces", &raw.not_namespaces),
         )?,
         ip_blocks: blocks(
-            path,
+            at,
             ("ipBlocks", &raw.ip_blocks),
             ("notIpBlocks", &raw.not_ip_blocks),
         )?,
         remote_ip_blocks: blocks(
-            path,
+            at,
             ("remoteIpBlocks", &raw.remote_ip_blocks),
             ("notRemoteIpBlocks", &raw.not_remote_ip_blocks),
         )?,
     })
 }
 
-fn compile_operation(path: &str, raw: RawOperation) -> Result<Operation, CompileError> {
+fn compile_operation(at: &At, raw: RawOperation) -> Result<Operation, ConfigError> {
     for (field, list) in [("paths", &raw.paths), ("notPaths", &raw.not_paths)] {
         if let Some(bad) = list.iter().find(|p| p.contains('{')) {
-            return Err((
-                format!("{path}.{field}"),
-                format!("`{bad}`: path templates are not supported"),
-            ));
+            return Err(at
+                .field(field)
+                .error(format!("`{bad}`: path templates are not supported")));
         }
     }
-    let mut hosts = texts(path, ("hosts", &raw.hosts), ("notHosts", &raw.not_hosts))?;
+    let mut hosts = texts(at, ("hosts", &raw.hosts), ("notHosts", &raw.not_hosts))?;
     for pattern in hosts.values.iter_mut().chain(hosts.not_values.iter_mut()) {
         *pattern = pattern.lowercased();
     }
     Ok(Operation {
-        paths: texts(path, ("paths", &raw.paths), ("notPaths", &raw.not_paths))?,
+        paths: texts(at, ("paths", &raw.paths), ("notPaths", &raw.not_paths))?,
         methods: texts(
-            path,
+            at,
             ("methods", &raw.methods),
             ("notMethods", &raw.not_methods),
         )?,
@@ -341,17 +333,17 @@ fn compile_operation(path: &str, raw: RawOperation) -> Result<Operation, Compile
     })
 }
 
-fn compile_condition(path: &str, raw: RawCondition) -> Result<Condition, CompileError> {
-    let key = parse_key(&raw.key).map_err(|why| (format!("{path}.key"), why))?;
+fn compile_condition(at: &At, raw: RawCondition) -> Result<Condition, ConfigError> {
+    let key = parse_key(&raw.key).map_err(|why| at.field("key").error(why))?;
     if raw.values.is_empty() && raw.not_values.is_empty() {
-        return Err((path.to_string(), "needs `values` or `notValues`".into()));
+        return Err(at.error("needs `values` or `notValues`"));
     }
     let values: RawPair = ("values", &raw.values);
     let not_values: RawPair = ("notValues", &raw.not_values);
     let test = if matches!(key, Key::SourceIp | Key::RemoteIp) {
-        Test::Ip(blocks(path, values, not_values)?)
+        Test::Ip(blocks(at, values, not_values)?)
     } else {
-        Test::Text(texts(path, values, not_values)?)
+        Test::Text(texts(at, values, not_values)?)
     };
     Ok(Condition { key, test })
 }
@@ -359,31 +351,23 @@ fn compile_condition(path: &str, raw: RawCondition) -> Result<Condition, Compile
 /// A field and its `not` form, each given as (name, texts).
 type RawPair<'a> = (&'a str, &'a [String]);
 
-fn texts(
-    path: &str,
-    values: RawPair,
-    not_values: RawPair,
-) -> Result<Matchers<Pattern>, CompileError> {
-    matchers(path, values, not_values, Pattern::parse)
+fn texts(at: &At, values: RawPair, not_values: RawPair) -> Result<Matchers<Pattern>, ConfigError> {
+    matchers(at, values, not_values, Pattern::parse)
 }
 
-fn blocks(
-    path: &str,
-    values: RawPair,
-    not_values: RawPair,
-) -> Result<Matchers<IpBlock>, CompileError> {
-    matchers(path, values, not_values, IpBlock::parse)
+fn blocks(at: &At, values: RawPair, not_values: RawPair) -> Result<Matchers<IpBlock>, ConfigError> {
+    matchers(at, values, not_values, IpBlock::parse)
 }
 
 fn matchers<M>(
-    path: &str,
+    at: &At,
     (field, values): RawPair,
     (not_field, not_values): RawPair,
     parse: fn(&str) -> Result<M, String>,
-) -> Result<Matchers<M>, CompileError> {
+) -> Result<Matchers<M>, ConfigError> {
     Ok(Matchers {
-        values: parse_each(&format!("{path}.{field}"), values, parse)?,
-        not_values: parse_each(&format!("{path}.{not_field}"), not_values, parse)?,
+        values: parse_each(&at.field(field), values, parse)?,
+        not_values: parse_each(&at.field(not_field), not_values, parse)?,
     })
 }
 
@@ -417,13 +401,13 @@ impl Rule {
 }
 
 fn parse_each<T>(
-    path: &str,
+    at: &At,
     texts: &[String],
     parse: fn(&str) -> Result<T, String>,
-) -> Result<Vec<T>, CompileError> {
+) -> Result<Vec<T>, ConfigError> {
     let mut parsed = Vec::with_capacity(texts.len());
     for (i, text) in texts.iter().enumerate() {
-        parsed.push(parse(text).map_err(|why| (format!("{path}[{i}]"), why))?);
+        parsed.push(parse(text).map_err(|why| at.item(i).error(why))?);
     }
     Ok(parsed)
 }

@@ -2,7 +2,7 @@
 //! its requests; one it leaves out is the top level's.
 
 use super::oidc::RawOidc;
-use super::{compile_policies, compile_public_paths, error, Config, ConfigError, Env, Fields};
+use super::{compile_policies, compile_public_paths, error, At, Config, ConfigError, Env, Fields};
 use crate::apps::{App, HostPattern};
 use crate::authz::policy::RawPolicy;
 use crate::session::chunks;
@@ -40,44 +40,40 @@ pub(super) fn compile(
     raw: RawApp,
     env: Env,
 ) -> Result<App, ConfigError> {
-    let path = format!("apps[{index}]");
-    let name = app_name(config, &path, raw.name)?;
+    let apps = At::top("apps");
+    let at = apps.item(index);
+    let name = app_name(config, &at.field("name"), raw.name)?;
+    let hosts_at = at.field("hosts");
     let mut hosts = Vec::new();
     for (host_index, text) in raw.hosts.iter().enumerate() {
-        let host_path = format!("{path}.hosts[{host_index}]");
-        let pattern = HostPattern::parse(text).map_err(|why| error(&host_path, why))?;
+        let host_at = hosts_at.item(host_index);
+        let pattern = HostPattern::parse(text).map_err(|why| host_at.error(why))?;
         if let Some(earlier) = config
             .apps
             .iter()
             .position(|app| app.hosts.contains(&pattern))
         {
-            return Err(error(
-                host_path,
-                format!("`{text}` is already a host of apps[{earlier}]"),
-            ));
+            return Err(host_at.error(format!("`{text}` is already a host of apps[{earlier}]")));
         }
         hosts.push(pattern);
     }
     if hosts.is_empty() {
-        return Err(error(
-            format!("{path}.hosts"),
-            "at least one host is required",
-        ));
+        return Err(hosts_at.error("at least one host is required"));
     }
     let oidc = match raw.oidc {
         Some(raw_oidc) => Some(
             config
-                .compile_oidc(raw_oidc, &format!("{path}.oidc"), Some(&name), env)?
+                .compile_oidc(raw_oidc, &at.field("oidc"), Some(&name), env)?
                 .into(),
         ),
         None => config.top_level.oidc.clone(),
     };
     let policies = match raw.authorization_policies {
-        Some(raw) => compile_policies(&format!("{path}.authorizationPolicies"), raw)?.into(),
+        Some(raw) => compile_policies(&at.field("authorizationPolicies"), raw)?.into(),
         None => config.top_level.policies.clone(),
     };
     let public_paths = match raw.public_paths {
-        Some(raw) => compile_public_paths(&format!("{path}.publicPaths"), &raw)?.into(),
+        Some(raw) => compile_public_paths(&at.field("publicPaths"), &raw)?.into(),
         None => config.top_level.public_paths.clone(),
     };
     Ok(App {
@@ -92,23 +88,19 @@ pub(super) fn compile(
 }
 
 /// A DNS label, as Kubernetes names are: it is part of stat and cookie names.
-fn app_name(config: &Config, path: &str, name: Option<String>) -> Result<String, ConfigError> {
+fn app_name(config: &Config, at: &At, name: Option<String>) -> Result<String, ConfigError> {
     let name = name.unwrap_or_default();
     let label = name
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if name.is_empty() || name.len() > 63 || !label || name.starts_with('-') || name.ends_with('-')
     {
-        return Err(error(
-            format!("{path}.name"),
-            format!("`{name}` is not a name of lowercase letters, digits and inner `-` (1-63)"),
-        ));
+        return Err(at.error(format!(
+            "`{name}` is not a name of lowercase letters, digits and inner `-` (1-63)"
+        )));
     }
     if let Some(earlier) = config.apps.iter().position(|app| app.name == name) {
-        return Err(error(
-            format!("{path}.name"),
-            format!("`{name}` is already the name of apps[{earlier}]"),
-        ));
+        return Err(at.error(format!("`{name}` is already the name of apps[{earlier}]")));
     }
     Ok(name)
 }
@@ -116,34 +108,45 @@ fn app_name(config: &Config, path: &str, name: Option<String>) -> Result<String,
 /// Two logins whose cookies a browser would mix up: the same `cookieDomain` and a
 /// cookie name equal to the other's, or to one of its chunks or its login cookie.
 pub(super) fn check_cookie_collisions(config: &Config) -> Result<(), ConfigError> {
-    let mut logins = vec![("oidc".to_string(), config.top_level.oidc.as_ref())];
+    // Each login with its app's index (`None`: the top level's), named only in an error.
+    let mut logins = Vec::new();
+    if let Some(oidc) = &config.top_level.oidc {
+        logins.push((None, oidc));
+    }
     for app in &config.apps {
         let own = app
             .oidc
             .as_ref()
             .filter(|oidc| oidc.app.as_deref() == Some(&app.name));
-        logins.push((format!("apps[{}].oidc", app.index.unwrap_or_default()), own));
+        if let Some(oidc) = own {
+            logins.push((Some(app.index.unwrap_or_default()), oidc));
+        }
     }
-    let logins: Vec<_> = logins
-        .into_iter()
-        .filter_map(|(path, oidc)| Some((path, oidc?)))
-        .collect();
-    for (later_index, (later_path, later)) in logins.iter().enumerate() {
-        for (earlier_path, earlier) in logins.iter().take(later_index) {
+    for (later_index, (later_app, later)) in logins.iter().enumerate() {
+        for (earlier_app, earlier) in logins.iter().take(later_index) {
             let (a, b) = (&earlier.cookie_name, &later.cookie_name);
             let overlapping = chunks::is_set_by(a, b) || chunks::is_set_by(b, a);
             if overlapping && earlier.cookie_domain == later.cookie_domain {
                 return Err(error(
-                    format!("{later_path}.cookieName"),
+                    format!("{}.cookieName", login_path(*later_app)),
                     format!(
-                        "`{b}` collides with `{a}` of {earlier_path} on the same cookieDomain; \
-                         give each login its own cookie name"
+                        "`{b}` collides with `{a}` of {} on the same cookieDomain; \
+                         give each login its own cookie name",
+                        login_path(*earlier_app)
                     ),
                 ));
             }
         }
     }
     Ok(())
+}
+
+/// `apps[index].oidc`, or the top level's `oidc` (`None`).
+fn login_path(app: Option<usize>) -> String {
+    match app {
+        Some(index) => format!("apps[{index}].oidc"),
+        None => "oidc".to_string(),
+    }
 }
 
 #[cfg(test)]

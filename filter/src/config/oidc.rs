@@ -1,6 +1,6 @@
 //! The `oidc` block: browser login with the authorization code flow.
 
-use super::{error, header_name, http_url, ConfigError, Env, Fields, SourceKind};
+use super::{header_name, http_url, At, Config, ConfigError, Env, Fields, SourceKind};
 use crate::duration;
 use crate::session::seal::{CookieKeys, KEY_BYTES, MAX_KEYS};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -122,20 +122,19 @@ impl RawForwardToken {
     }
 }
 
-fn required(path: &str, value: Option<String>) -> Result<String, ConfigError> {
+fn required(at: &At, value: Option<String>) -> Result<String, ConfigError> {
     match value {
         Some(value) if !value.is_empty() => Ok(value),
-        _ => Err(error(path, "is required")),
+        _ => Err(at.error("is required")),
     }
 }
 
-fn local_path(path: &str, value: Option<String>, default: &str) -> Result<String, ConfigError> {
+fn local_path(at: &At, value: Option<String>, default: &str) -> Result<String, ConfigError> {
     let value = value.unwrap_or_else(|| default.to_string());
     if !value.starts_with('/') || value.starts_with("//") || value.contains(['?', '#']) {
-        return Err(error(
-            path,
-            format!("`{value}` must be a path starting with a single `/`, without query"),
-        ));
+        return Err(at.error(format!(
+            "`{value}` must be a path starting with a single `/`, without query"
+        )));
     }
     Ok(value)
 }
@@ -155,34 +154,28 @@ fn cookie_secret(text: &str) -> Result<[u8; KEY_BYTES], String> {
 /// Where an `oidc` block sits: its path (`oidc`, `apps[1].oidc`), the app it
 /// belongs to, and the environment its `...FromEnv` fields read.
 pub(super) struct Place<'a> {
-    pub path: &'a str,
+    pub at: &'a At<'a>,
     pub app: Option<&'a str>,
     pub env: Env<'a>,
 }
 
-impl Place<'_> {
-    fn field(&self, name: &str) -> String {
-        format!("{}.{name}", self.path)
+impl<'a> Place<'a> {
+    fn field(&self, name: &'a str) -> At<'a> {
+        self.at.field(name)
     }
 
     /// The value of the variable named in field `field`: set and not blank.
     /// Errors name the variable, never its value.
-    fn env_value(&self, field: &str, variable: &str) -> Result<String, ConfigError> {
+    fn env_value(&self, field: &'a str, variable: &str) -> Result<String, ConfigError> {
+        let at = self.field(field);
         if variable.is_empty() {
-            return Err(error(
-                self.field(field),
-                "must name an environment variable",
-            ));
+            return Err(at.error("must name an environment variable"));
         }
         match (self.env)(variable) {
-            None => Err(error(
-                self.field(field),
-                format!("environment variable `{variable}` is not set"),
-            )),
-            Some(value) if value.trim().is_empty() => Err(error(
-                self.field(field),
-                format!("environment variable `{variable}` is empty"),
-            )),
+            None => Err(at.error(format!("environment variable `{variable}` is not set"))),
+            Some(value) if value.trim().is_empty() => {
+                Err(at.error(format!("environment variable `{variable}` is empty")))
+            }
             Some(value) => Ok(value),
         }
     }
@@ -194,10 +187,9 @@ impl Place<'_> {
         from_env: Option<String>,
     ) -> Result<String, ConfigError> {
         match (inline, from_env) {
-            (Some(_), Some(_)) => Err(error(
-                self.path,
-                "set only one of `clientSecret` and `clientSecretFromEnv`",
-            )),
+            (Some(_), Some(_)) => Err(self
+                .at
+                .error("set only one of `clientSecret` and `clientSecretFromEnv`")),
             (None, Some(variable)) => self
                 .env_value("clientSecretFromEnv", &variable)
                 .map(|value| value.trim().to_string()),
@@ -214,10 +206,9 @@ impl Place<'_> {
     ) -> Result<Vec<[u8; KEY_BYTES]>, ConfigError> {
         let (field, texts, variable) = match (inline, from_env) {
             (Some(_), Some(_)) => {
-                return Err(error(
-                    self.path,
-                    "set only one of `cookieSecrets` and `cookieSecretsFromEnv`",
-                ))
+                return Err(self
+                    .at
+                    .error("set only one of `cookieSecrets` and `cookieSecretsFromEnv`"))
             }
             (None, Some(variable)) => {
                 let value = self.env_value("cookieSecretsFromEnv", &variable)?;
@@ -230,29 +221,23 @@ impl Place<'_> {
             }
             (inline, None) => ("cookieSecrets", inline.unwrap_or_default(), None),
         };
+        let at = self.field(field);
         if texts.is_empty() {
-            return Err(error(
-                self.field(field),
-                "at least one base64 32-byte key is required",
-            ));
+            return Err(at.error("at least one base64 32-byte key is required"));
         }
         if texts.len() > MAX_KEYS {
-            return Err(error(
-                self.field(field),
-                format!("at most {MAX_KEYS} keys (each is tried on every cookie)"),
-            ));
+            return Err(at.error(format!(
+                "at most {MAX_KEYS} keys (each is tried on every cookie)"
+            )));
         }
         let mut keys = Vec::with_capacity(texts.len());
         for (index, text) in texts.iter().enumerate() {
             let key = cookie_secret(text).map_err(|problem| match &variable {
-                None => error(format!("{}[{index}]", self.field(field)), problem),
-                Some(variable) => error(
-                    self.field(field),
-                    format!(
-                        "key {} in environment variable `{variable}` {problem}",
-                        index + 1
-                    ),
-                ),
+                None => at.item(index).error(problem),
+                Some(variable) => at.error(format!(
+                    "key {} in environment variable `{variable}` {problem}",
+                    index + 1
+                )),
             })?;
             keys.push(key);
         }
@@ -261,47 +246,44 @@ impl Place<'_> {
 }
 
 impl RawOidc {
-    /// The validated block. `add_source` registers the issuer's discovery and
-    /// returns its index; `add_output_header` validates and registers a header the
-    /// filter sets.
+    /// The validated block. The issuer's discovery and the headers the filter sets
+    /// are registered in `config`.
     pub(super) fn compile(
         self,
         place: &Place,
-        add_source: &mut dyn FnMut(SourceKind, u64) -> usize,
-        add_output_header: &mut dyn FnMut(&str, &str) -> Result<String, ConfigError>,
+        config: &mut Config,
     ) -> Result<OidcConfig, ConfigError> {
-        let field = |name: &str| place.field(name);
-        let issuer = required(&field("issuer"), self.issuer)?;
-        let issuer_url = http_url(&field("issuer"), &issuer)?;
-        let client_id = required(&field("clientId"), self.client_id)?;
+        let issuer_at = place.field("issuer");
+        let issuer = required(&issuer_at, self.issuer)?;
+        let issuer_url = http_url(&issuer_at, &issuer)?;
+        let client_id = required(&place.field("clientId"), self.client_id)?;
         let client_secret = place.client_secret(self.client_secret, self.client_secret_from_env)?;
         let scopes = self
             .scopes
             .unwrap_or_else(|| DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect());
+        let scopes_at = place.field("scopes");
         if !scopes.iter().any(|scope| scope == "openid") {
-            return Err(error(field("scopes"), "must include `openid`"));
+            return Err(scopes_at.error("must include `openid`"));
         }
         if let Some(index) = scopes
             .iter()
             .position(|s| s.is_empty() || s.contains(char::is_whitespace))
         {
-            return Err(error(
-                format!("{}[{index}]", field("scopes")),
-                "must be one non-empty word",
-            ));
+            return Err(scopes_at.item(index).error("must be one non-empty word"));
         }
         let callback_path = local_path(
-            &field("callbackPath"),
+            &place.field("callbackPath"),
             self.callback_path,
             DEFAULT_CALLBACK_PATH,
         )?;
-        let logout_path = local_path(&field("logoutPath"), self.logout_path, DEFAULT_LOGOUT_PATH)?;
+        let logout_at = place.field("logoutPath");
+        let logout_path = local_path(&logout_at, self.logout_path, DEFAULT_LOGOUT_PATH)?;
         if callback_path == logout_path {
-            return Err(error(field("logoutPath"), "must differ from callbackPath"));
+            return Err(logout_at.error("must differ from callbackPath"));
         }
         if let Some(uri) = &self.post_logout_redirect_uri {
             if !uri.starts_with('/') || uri.starts_with("//") {
-                http_url(&field("postLogoutRedirectUri"), uri)?;
+                http_url(&place.field("postLogoutRedirectUri"), uri)?;
             }
         }
         let cookie_name = match (self.cookie_name, place.app) {
@@ -309,48 +291,39 @@ impl RawOidc {
             (None, Some(app)) => format!("{DEFAULT_COOKIE_NAME}_{app}"),
             (None, None) => DEFAULT_COOKIE_NAME.to_string(),
         };
-        header_name(&field("cookieName"), &cookie_name)?;
+        header_name(&place.field("cookieName"), &cookie_name)?;
         let cookie_secrets =
             place.cookie_secrets(self.cookie_secrets, self.cookie_secrets_from_env)?;
+        let ttl_at = place.field("sessionTtl");
         let session_ttl_ms = match self.session_ttl {
             None => DEFAULT_SESSION_TTL_MS,
-            Some(text) => {
-                duration::parse_millis(&text).map_err(|why| error(field("sessionTtl"), why))?
-            }
+            Some(text) => duration::parse_millis(&text).map_err(|why| ttl_at.error(why))?,
         };
         if session_ttl_ms < 60_000 {
-            return Err(error(field("sessionTtl"), "must be at least 1m"));
+            return Err(ttl_at.error("must be at least 1m"));
         }
         let client_auth = match self.token_endpoint_auth_method.as_deref() {
             None | Some("client_secret_basic") => ClientAuth::Basic,
             Some("client_secret_post") => ClientAuth::Post,
             Some(other) => {
-                return Err(error(
-                    field("tokenEndpointAuthMethod"),
-                    format!("`{other}`: use client_secret_basic or client_secret_post"),
-                ))
+                return Err(place.field("tokenEndpointAuthMethod").error(format!(
+                    "`{other}`: use client_secret_basic or client_secret_post"
+                )))
             }
         };
-        let forward_token = self
-            .forward_token
-            .map(|raw| compile_forward(&field("forwardToken"), raw))
-            .transpose()?;
+        let forward_at = place.field("forwardToken");
+        let forward_token = match self.forward_token {
+            Some(raw) => Some(compile_forward(&forward_at, raw)?),
+            None => None,
+        };
         let timeout_ms = match self.timeout {
             None => super::DEFAULT_FETCH_TIMEOUT_MS,
-            Some(text) => super::fetch_timeout(&field("timeout"), &text)?,
+            Some(text) => super::fetch_timeout(&place.field("timeout"), &text)?,
         };
-        let mut output_claim_to_headers = Vec::new();
-        for (index, item) in self.output_claim_to_headers.into_iter().enumerate() {
-            let path = format!("{}[{index}]", field("outputClaimToHeaders"));
-            if item.claim.is_empty() {
-                return Err(error(format!("{path}.claim"), "must not be empty"));
-            }
-            let header = add_output_header(&format!("{path}.header"), &item.header)?;
-            output_claim_to_headers.push(super::ClaimToHeader {
-                header,
-                claim: item.claim,
-            });
-        }
+        let output_claim_to_headers = config.claims_to_headers(
+            &place.field("outputClaimToHeaders"),
+            self.output_claim_to_headers,
+        )?;
         // A forwarded token in any header but `Authorization` is an identity header:
         // client copies are stripped. `Authorization` is replaced outright instead,
         // since bearer clients send their own tokens there.
@@ -358,9 +331,9 @@ impl RawOidc {
             .as_ref()
             .filter(|f| f.header != "authorization")
         {
-            add_output_header(&field("forwardToken.header"), &forward.header)?;
+            config.output_header(&forward_at.field("header"), &forward.header)?;
         }
-        let source = add_source(
+        let source = config.add_source(
             SourceKind::Discovery {
                 issuer: issuer.clone(),
                 url: issuer_url,
@@ -399,19 +372,18 @@ impl RawOidc {
     }
 }
 
-fn compile_forward(path: &str, raw: RawForwardToken) -> Result<ForwardToken, ConfigError> {
+fn compile_forward(at: &At, raw: RawForwardToken) -> Result<ForwardToken, ConfigError> {
     let id_token = match raw.token.as_str() {
         "id_token" => true,
         "access_token" => false,
         other => {
-            return Err(error(
-                format!("{path}.token"),
-                format!("`{other}`: use id_token or access_token"),
-            ))
+            return Err(at
+                .field("token")
+                .error(format!("`{other}`: use id_token or access_token")))
         }
     };
     let header = header_name(
-        &format!("{path}.header"),
+        &at.field("header"),
         raw.header.as_deref().unwrap_or("authorization"),
     )?;
     Ok(ForwardToken { id_token, header })
