@@ -2,29 +2,94 @@
 //! changes the core asks the host to make.
 
 /// Request headers with lowercase names (Envoy's form), pseudo-headers included.
+/// Every name and value sits in one string: reading a request's headers is two
+/// allocations, not two per header.
 #[derive(Debug, Clone, Default)]
 pub struct Headers {
-    pairs: Vec<(String, String)>,
+    text: String,
+    /// Byte offsets in `text`: name start, name end (= value start), value end.
+    pairs: Vec<[u32; 3]>,
 }
 
 impl Headers {
     pub fn new(pairs: Vec<(String, String)>) -> Self {
-        Self { pairs }
+        let mut headers = Self::default();
+        for (name, value) in &pairs {
+            headers.push(name, value);
+        }
+        headers
+    }
+
+    /// Headers as proxy-wasm serializes a header map: a little-endian u32 count,
+    /// a (name length, value length) u32 pair per header, then each name and
+    /// value followed by a NUL. Bytes that are not UTF-8 are replaced (U+FFFD);
+    /// a map cut short keeps the headers read so far.
+    pub fn from_map_bytes(bytes: &[u8]) -> Self {
+        let mut headers = Self::default();
+        let word = |at: usize| {
+            bytes
+                .get(at..at.saturating_add(4))
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(|b| u32::from_le_bytes(b) as usize)
+        };
+        let Some(count) = word(0) else {
+            return headers;
+        };
+        let mut data = count.saturating_mul(8).saturating_add(4);
+        headers.text.reserve(bytes.len().saturating_sub(data));
+        headers.pairs.reserve(count.min(bytes.len() / 8));
+        for index in 0..count {
+            let sizes = (word(4 + index * 8), word(8 + index * 8));
+            let (Some(name_len), Some(value_len)) = sizes else {
+                break;
+            };
+            let name_end = data.saturating_add(name_len);
+            let value_start = name_end.saturating_add(1);
+            let value_end = value_start.saturating_add(value_len);
+            let (Some(name), Some(value)) =
+                (bytes.get(data..name_end), bytes.get(value_start..value_end))
+            else {
+                break;
+            };
+            headers.push(
+                &String::from_utf8_lossy(name),
+                &String::from_utf8_lossy(value),
+            );
+            data = value_end.saturating_add(1);
+        }
+        headers
+    }
+
+    fn push(&mut self, name: &str, value: &str) {
+        let offset = |text: &String| u32::try_from(text.len()).unwrap_or(u32::MAX);
+        let start = offset(&self.text);
+        self.text.push_str(name);
+        let middle = offset(&self.text);
+        self.text.push_str(value);
+        self.pairs.push([start, middle, offset(&self.text)]);
+    }
+
+    /// Every (name, value), in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.pairs.iter().map(|[start, middle, end]| {
+            let slice = |from: &u32, to: &u32| {
+                self.text
+                    .get(*from as usize..*to as usize)
+                    .unwrap_or_default()
+            };
+            (slice(start, middle), slice(middle, end))
+        })
     }
 
     /// The first value of `name` (lowercase).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
+        self.get_all(name).next()
     }
 
-    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.pairs
-            .iter()
-            .filter(move |(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
+    pub fn get_all<'s: 'n, 'n>(&'s self, name: &'n str) -> impl Iterator<Item = &'s str> + 'n {
+        self.iter()
+            .filter(move |(key, _)| *key == name)
+            .map(|(_, value)| value)
     }
 
     pub fn path(&self) -> &str {
@@ -100,11 +165,10 @@ pub fn remove_cookies(headers: &Headers, edits: &mut Edits, is_removed: &dyn Fn(
 /// their underscore spellings (`x_user_email` for `x-user-email`), which CGI, WSGI
 /// and PHP upstreams read as the same header.
 pub fn remove_identity_headers(output_headers: &[String], headers: &Headers, edits: &mut Edits) {
-    for name in output_headers {
-        edits.remove(name);
-    }
-    for (name, _) in &headers.pairs {
-        if name.contains('_') {
+    for (name, _) in headers.iter() {
+        if output_headers.iter().any(|output| output == name) {
+            edits.remove(name);
+        } else if name.contains('_') {
             let dashed = name.replace('_', "-");
             if output_headers.contains(&dashed) {
                 edits.remove(name);
@@ -191,11 +255,7 @@ impl<'a> Forwarded<'a> {
         'a: 'n,
     {
         let headers: &'a Headers = self.headers;
-        headers
-            .pairs
-            .iter()
-            .filter(move |(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
+        headers.get_all(name)
     }
 }
 
@@ -255,6 +315,74 @@ mod tests {
         assert_eq!(pairs, [("a", "1"), ("b", "2"), ("", "3")]);
     }
 
+    /// proxy-wasm's serialization of a header map.
+    fn map_bytes(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let mut bytes = (pairs.len() as u32).to_le_bytes().to_vec();
+        for (name, value) in pairs {
+            bytes.extend((name.len() as u32).to_le_bytes());
+            bytes.extend((value.len() as u32).to_le_bytes());
+        }
+        for (name, value) in pairs {
+            bytes.extend(*name);
+            bytes.push(0);
+            bytes.extend(*value);
+            bytes.push(0);
+        }
+        bytes
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_serialized_header_map_reads_back_in_order() {
+        let bytes = map_bytes(&[
+            (b":path", b"/a?b=c"),
+            (b"cookie", b"a=1"),
+            (b"empty", b""),
+            (b"cookie", b"b=2"),
+            (b"x-bin", b"caf\xc3\xa9 \xff"),
+        ]);
+        let headers = Headers::from_map_bytes(&bytes);
+        let pairs: Vec<_> = headers.iter().collect();
+        assert_eq!(
+            pairs,
+            [
+                (":path", "/a?b=c"),
+                ("cookie", "a=1"),
+                ("empty", ""),
+                ("cookie", "b=2"),
+                ("x-bin", "caf\u{e9} \u{fffd}"),
+            ]
+        );
+        assert_eq!(headers.path(), "/a?b=c");
+        assert_eq!(
+            headers.get_all("cookie").collect::<Vec<_>>(),
+            ["a=1", "b=2"]
+        );
+        assert_eq!(headers.cookie("b"), Some("2"));
+        assert_eq!(headers.get("missing"), None);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_cut_or_lying_header_map_keeps_what_it_holds() {
+        let whole = map_bytes(&[(b"a", b"1"), (b"bb", b"22")]);
+        for cut in 0..whole.len() {
+            let headers = Headers::from_map_bytes(&whole[..cut]);
+            assert!(headers.iter().count() <= 2);
+        }
+        assert_eq!(Headers::from_map_bytes(&whole).iter().count(), 2);
+        // A count far beyond the bytes: nothing read, nothing huge reserved.
+        let mut lying = u32::MAX.to_le_bytes().to_vec();
+        lying.extend([1, 0, 0, 0, 1, 0, 0, 0, b'a', 0, b'1', 0]);
+        assert_eq!(Headers::from_map_bytes(&lying).iter().count(), 0);
+        assert_eq!(Headers::from_map_bytes(&[]).iter().count(), 0);
+        let huge_sizes = [
+            1u32.to_le_bytes(),
+            u32::MAX.to_le_bytes(),
+            u32::MAX.to_le_bytes(),
+        ]
+        .concat();
+        assert_eq!(Headers::from_map_bytes(&huge_sizes).iter().count(), 0);
+    }
+
     #[wasm_bindgen_test(unsupported = test)]
     fn identity_headers_go_in_every_spelling() {
         let output = ["x-user-email".to_string(), "x-group".to_string()];
@@ -267,15 +395,10 @@ mod tests {
         ]);
         let mut edits = Edits::default();
         remove_identity_headers(&output, &request, &mut edits);
+        // Only what the client sent, in its order; the absent `x-group` needs no edit.
         assert_eq!(
             edits.remove,
-            [
-                "x-user-email",
-                "x-group",
-                "x_user_email",
-                "x-user_email",
-                "x_group"
-            ]
+            ["x-user-email", "x_user_email", "x-user_email", "x_group"]
         );
     }
 }

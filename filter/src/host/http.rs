@@ -83,7 +83,7 @@ impl HttpContext for Http {
         profile::time_the_clock();
         let _span = profile::span(Phase::Callback);
         let Some(plugin) = &self.plugin else {
-            let headers = read_request_headers();
+            let headers = read_request_headers().unwrap_or_default();
             let denial = response::deny(
                 AuthError::JwksFetchFailed,
                 "filter is not configured",
@@ -178,7 +178,14 @@ fn crash_if_asked(plugin: &RefCell<Plugin>) {
 /// No borrow of the plugin is held while Envoy is called, since Envoy may call
 /// back into this VM (for example to delete a context after a local reply).
 pub fn handle(plugin: &RefCell<Plugin>, context_id: u32, now: u64, final_attempt: bool) -> Outcome {
-    let headers = read_request_headers();
+    let Some(headers) = read_request_headers() else {
+        log(
+            LogLevel::Error,
+            "cannot read the request headers from Envoy",
+        );
+        send_reply(&flow::error_page(500, "Please try again."));
+        return Outcome::Responded;
+    };
     let (decision, peer) = match plugin.try_borrow_mut() {
         Ok(mut state) => {
             let peer = read_peer(state.config.peer_needs);
@@ -321,21 +328,38 @@ pub fn apply(
     }
 }
 
-fn read_request_headers() -> Headers {
-    let _span = profile::span(Phase::ReadHeaders);
-    let pairs = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
-    Headers::new(
-        pairs
-            .into_iter()
-            .map(|(name, value)| (name, utf8_or_lossy(value)))
-            .collect(),
-    )
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_data: *mut *mut u8,
+        return_size: *mut usize,
+    ) -> u32;
 }
 
-/// Header values are nearly always UTF-8: keep the host's buffer then.
-fn utf8_or_lossy(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes)
-        .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
+const STATUS_OK: u32 = 0;
+const REQUEST_HEADERS: u32 = 0;
+
+/// The request's headers, read in one host call and kept in one string. Not the
+/// SDK's `get_map_bytes`: it allocates twice per header, and panics on a status
+/// it does not expect (here `None`, and the request is refused).
+fn read_request_headers() -> Option<Headers> {
+    let _span = profile::span(Phase::ReadHeaders);
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: both out pointers are valid for the call.
+    let status = unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, &mut data, &mut size) };
+    if status != STATUS_OK {
+        return None;
+    }
+    if data.is_null() {
+        return Some(Headers::default());
+    }
+    // SAFETY: on success the host hands over `size` bytes it allocated through this
+    // module's `proxy_on_memory_allocate` (a `Vec` of exactly that capacity), which
+    // this function now owns and frees, as the SDK's own readers do.
+    let bytes = unsafe { Vec::from_raw_parts(data, size, size) };
+    Some(Headers::from_map_bytes(&bytes))
 }
 
 /// The `:status` of a dispatch reply (effective context: the one that dispatched).
