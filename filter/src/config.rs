@@ -343,7 +343,7 @@ impl Config {
         )?;
         config.top_level.policies = compile_policies(
             &At::top("authorizationPolicies"),
-            take(&mut raw.authorization_policies),
+            &raw.authorization_policies,
         )?
         .into();
         config.top_level.public_paths =
@@ -617,7 +617,7 @@ impl Config {
     }
 }
 
-fn compile_policies(at: &At, raw: Vec<RawPolicy>) -> Result<Vec<Policy>, ConfigError> {
+fn compile_policies(at: &At, raw: &[RawPolicy]) -> Result<Vec<Policy>, ConfigError> {
     policy::compile_all(at, raw)
 }
 

@@ -227,11 +227,11 @@ impl RawCondition {
 }
 
 /// Every policy of `authorizationPolicies` (at `at`), compiled; an error names its path.
-pub(crate) fn compile_all(at: &At, raw: Vec<RawPolicy>) -> Result<Vec<Policy>, ConfigError> {
+pub(crate) fn compile_all(at: &At, raw: &[RawPolicy]) -> Result<Vec<Policy>, ConfigError> {
     compile_each(at, raw, compile)
 }
 
-fn compile(at: &At, raw: RawPolicy) -> Result<Policy, ConfigError> {
+fn compile(at: &At, raw: &RawPolicy) -> Result<Policy, ConfigError> {
     let action = match raw.action.as_deref() {
         None | Some("ALLOW") => Action::Allow,
         Some("DENY") => Action::Deny,
@@ -241,35 +241,36 @@ fn compile(at: &At, raw: RawPolicy) -> Result<Policy, ConfigError> {
             )))
         }
     };
-    let rules = compile_each(&at.field("rules"), raw.rules, compile_rule)?;
+    let rules = compile_each(&at.field("rules"), &raw.rules, compile_rule)?;
     Ok(Policy { action, rules })
 }
 
 /// `compile` on each item, at `at[i]`. A plain loop: the iterator adapters of
-/// `collect::<Result<..>>` cost the module kilobytes per use.
+/// `collect::<Result<..>>` cost the module kilobytes per use. Items are borrowed:
+/// moving them out would add drop glue for what is left on each early return.
 fn compile_each<R, T>(
     at: &At,
-    items: Vec<R>,
-    compile: fn(&At, R) -> Result<T, ConfigError>,
+    items: &[R],
+    compile: fn(&At, &R) -> Result<T, ConfigError>,
 ) -> Result<Vec<T>, ConfigError> {
     let mut compiled = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
+    for (i, item) in items.iter().enumerate() {
         compiled.push(compile(&at.item(i), item)?);
     }
     Ok(compiled)
 }
 
-fn compile_rule(at: &At, raw: RawRule) -> Result<Rule, ConfigError> {
+fn compile_rule(at: &At, raw: &RawRule) -> Result<Rule, ConfigError> {
     if raw.from.is_empty() && raw.to.is_empty() && raw.when.is_empty() {
         return Err(at.error("an empty rule would match every request; say what it matches"));
     }
-    let from = compile_each(&at.field("from"), raw.from, |at, from| {
-        compile_source(&at.field("source"), from.source)
+    let from = compile_each(&at.field("from"), &raw.from, |at, from| {
+        compile_source(&at.field("source"), &from.source)
     })?;
-    let to = compile_each(&at.field("to"), raw.to, |at, to| {
-        compile_operation(&at.field("operation"), to.operation)
+    let to = compile_each(&at.field("to"), &raw.to, |at, to| {
+        compile_operation(&at.field("operation"), &to.operation)
     })?;
-    let when = compile_each(&at.field("when"), raw.when, compile_condition)?;
+    let when = compile_each(&at.field("when"), &raw.when, compile_condition)?;
     let mut rule = Rule {
         from,
         to,
@@ -280,37 +281,42 @@ fn compile_rule(at: &At, raw: RawRule) -> Result<Rule, ConfigError> {
     Ok(rule)
 }
 
-fn compile_source(at: &At, raw: RawSource) -> Result<Source, ConfigError> {
-    Ok(Source {
-        request_principals: texts(
-            at,
-            ("requestPrincipals", &raw.request_principals),
-            ("notRequestPrincipals", &raw.not_request_principals),
-        )?,
-        principals: texts(
-            at,
-            ("principals", &raw.principals),
-            ("notPrincipals", &raw.not_principals),
-        )?,
-        namespaces: texts(
-            at,
-            ("namespaces", &raw.namespaces),
-            ("notNamespaces", &raw.not_namespaces),
-        )?,
-        ip_blocks: blocks(
-            at,
-            ("ipBlocks", &raw.ip_blocks),
-            ("notIpBlocks", &raw.not_ip_blocks),
-        )?,
-        remote_ip_blocks: blocks(
-            at,
-            ("remoteIpBlocks", &raw.remote_ip_blocks),
-            ("notRemoteIpBlocks", &raw.not_remote_ip_blocks),
-        )?,
-    })
+/// Each field is set on a default `Source` in turn, so that every early return
+/// drops the same value: one shared clean-up instead of one per field.
+#[allow(clippy::field_reassign_with_default)] // deliberate, see above
+fn compile_source(at: &At, raw: &RawSource) -> Result<Source, ConfigError> {
+    let mut source = Source::default();
+    source.request_principals = texts(
+        at,
+        ("requestPrincipals", &raw.request_principals),
+        ("notRequestPrincipals", &raw.not_request_principals),
+    )?;
+    source.principals = texts(
+        at,
+        ("principals", &raw.principals),
+        ("notPrincipals", &raw.not_principals),
+    )?;
+    source.namespaces = texts(
+        at,
+        ("namespaces", &raw.namespaces),
+        ("notNamespaces", &raw.not_namespaces),
+    )?;
+    source.ip_blocks = blocks(
+        at,
+        ("ipBlocks", &raw.ip_blocks),
+        ("notIpBlocks", &raw.not_ip_blocks),
+    )?;
+    source.remote_ip_blocks = blocks(
+        at,
+        ("remoteIpBlocks", &raw.remote_ip_blocks),
+        ("notRemoteIpBlocks", &raw.not_remote_ip_blocks),
+    )?;
+    Ok(source)
 }
 
-fn compile_operation(at: &At, raw: RawOperation) -> Result<Operation, ConfigError> {
+/// As [`compile_source`], one field at a time.
+#[allow(clippy::field_reassign_with_default)] // deliberate, see above
+fn compile_operation(at: &At, raw: &RawOperation) -> Result<Operation, ConfigError> {
     for (field, list) in [("paths", &raw.paths), ("notPaths", &raw.not_paths)] {
         if let Some(bad) = list.iter().find(|p| p.contains('{')) {
             return Err(at
@@ -318,22 +324,22 @@ fn compile_operation(at: &At, raw: RawOperation) -> Result<Operation, ConfigErro
                 .error(format!("`{bad}`: path templates are not supported")));
         }
     }
-    let mut hosts = texts(at, ("hosts", &raw.hosts), ("notHosts", &raw.not_hosts))?;
+    let mut operation = Operation::default();
+    operation.hosts = texts(at, ("hosts", &raw.hosts), ("notHosts", &raw.not_hosts))?;
+    let hosts = &mut operation.hosts;
     for pattern in hosts.values.iter_mut().chain(hosts.not_values.iter_mut()) {
         *pattern = pattern.lowercased();
     }
-    Ok(Operation {
-        paths: texts(at, ("paths", &raw.paths), ("notPaths", &raw.not_paths))?,
-        methods: texts(
-            at,
-            ("methods", &raw.methods),
-            ("notMethods", &raw.not_methods),
-        )?,
-        hosts,
-    })
+    operation.paths = texts(at, ("paths", &raw.paths), ("notPaths", &raw.not_paths))?;
+    operation.methods = texts(
+        at,
+        ("methods", &raw.methods),
+        ("notMethods", &raw.not_methods),
+    )?;
+    Ok(operation)
 }
 
-fn compile_condition(at: &At, raw: RawCondition) -> Result<Condition, ConfigError> {
+fn compile_condition(at: &At, raw: &RawCondition) -> Result<Condition, ConfigError> {
     let key = parse_key(&raw.key).map_err(|why| at.field("key").error(why))?;
     if raw.values.is_empty() && raw.not_values.is_empty() {
         return Err(at.error("needs `values` or `notValues`"));

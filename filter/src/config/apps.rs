@@ -69,7 +69,7 @@ pub(super) fn compile(
         None => config.top_level.oidc.clone(),
     };
     let policies = match raw.authorization_policies {
-        Some(raw) => compile_policies(&at.field("authorizationPolicies"), raw)?.into(),
+        Some(raw) => compile_policies(&at.field("authorizationPolicies"), &raw)?.into(),
         None => config.top_level.policies.clone(),
     };
     let public_paths = match raw.public_paths {
