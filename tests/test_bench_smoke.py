@@ -6,9 +6,12 @@ round, one second per setup, a few thousand tokens) and checks the table.
 The auth hop's rows are in it too (Envoy's ext_authz calling Apache with
 mod_auth_openidc, which `make test-e2e` installs with `make auth-hop`): before
 measuring, the bench has checked that the hop refuses a forged token, another
-audience and another issuer.
+audience and another issuer. The first-request phase (bench/first_request.py)
+writes a line per algorithm for keys that arrived by a JWKS fetch and for an
+inline JWKS.
 """
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +33,9 @@ SETUP_TITLES = ["no auth filter", "no-op Wasm filter (reference)"] + [
     )
 ]
 
+FIRST_REQUEST_ALGS = ("ES256", "RS256", "EdDSA")
+FIRST_REQUEST_CASES = ("first request after a JWKS fetch", "first request after a configuration load (inline jwks)")
+
 pytestmark = pytest.mark.idp
 
 
@@ -50,7 +56,7 @@ def test_quick_bench_serves_only_2xx_and_writes_the_table(wasm_path, tmp_path):
         [sys.executable, str(BENCH), "--quick", "--wasm", str(wasm_path), "--output", str(output)],
         capture_output=True,
         text=True,
-        timeout=100,
+        timeout=150,
     )
     assert completed.returncode == 0, f"bench failed:\n{completed.stderr[-3000:]}\n{completed.stdout[-3000:]}"
     rows = table_rows(output.read_text())
@@ -69,3 +75,9 @@ def test_quick_bench_serves_only_2xx_and_writes_the_table(wasm_path, tmp_path):
             assert row_of(rows, f"{path} {alg}")[hop_column].endswith("×"), f"no hop ratio for {path} {alg}"
         assert f"- goal: cold {alg} vs the hop cold: " in text
     assert "what mod_auth_openidc caches" in text
+    # The first request after a key set arrives, against the later new-token requests.
+    for case in FIRST_REQUEST_CASES:
+        for alg in FIRST_REQUEST_ALGS:
+            line = rf"- {re.escape(case)}, {alg}: [0-9.]+ ms \(later new-token requests: [0-9.]+ ms median; "
+            assert re.search(line, text), f"no line for {case}, {alg} in:\n{text}"
+    assert "first request after a JWKS fetch, ES256: " in completed.stdout, "the phase prints its lines"

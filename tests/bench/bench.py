@@ -12,13 +12,17 @@ each for ES256 and RS256. Every round starts a fresh Envoy and a fresh Apache
 (so cold tokens are new to them, and the pool of distinct tokens only needs
 to cover one round) and runs the setups in a rotated order; the table shows
 medians over rounds.
-A last phase sends 100k distinct tokens to a fresh Envoy and reads the Wasm
-VM's memory gauge.
+Then the latency of the first request after a key set arrives (by a JWKS
+fetch, or inline at configuration load), per algorithm, against the requests
+after it (first_request.py: fresh Envoys, one new-connection request at a
+time). A last phase sends 100k distinct tokens to a fresh Envoy and reads the
+Wasm VM's memory gauge.
 
 Every response must be 2xx: anything else means the bench measures an error
 path, and it stops with exit status 1.
 
     .venv/bin/python tests/bench/bench.py [--quick] [--rounds N] [--seconds S] [--no-hop]
+                                          [--first-runs N] [--first-later N]
 """
 
 import argparse
@@ -42,15 +46,15 @@ sys.path[:0] = [str(TESTS_DIR), str(BENCH_DIR)]
 
 import auth_hop  # noqa: E402
 from auth_hop import AuthHop, HopError  # noqa: E402
-from bench_envoy import BenchEnvoy, native_jwt_authn, noop_wasm_filter, our_filter  # noqa: E402
+from bench_envoy import BenchEnvoy, distinct_free_ports, native_jwt_authn, noop_wasm_filter, our_filter  # noqa: E402
 from credentials import FixedValue, FreshTokens, bearer, bench_token, mint_workers  # noqa: E402
 from credentials import session_client, session_cookie_by_login  # noqa: E402
+from first_request import FirstRequestError, FirstRequestPhase  # noqa: E402
 from harness import tokens  # noqa: E402
 from harness.envoy import ENVOY_BIN, WORK_DIR  # noqa: E402
 from harness.oidc_app import oidc_config  # noqa: E402
-from harness.ports import free_port  # noqa: E402
 from harness.stack import Stack  # noqa: E402
-from report import Measured, MemoryReport, Summary, broken_runs, markdown  # noqa: E402
+from report import FirstRequests, Measured, MemoryReport, Summary, broken_runs, markdown  # noqa: E402
 from wrk import Load, WrkResult, run_wrk  # noqa: E402
 
 REPO_ROOT = TESTS_DIR.parent
@@ -116,6 +120,8 @@ class Options:
     wasm: Path
     output: Path
     hop: bool  # with the auth hop's setups
+    first_runs: int  # fresh Envoys per case of the first-request phase
+    first_later: int  # new-token requests after the first two, per algorithm and Envoy
 
 
 @dataclass(frozen=True)
@@ -138,17 +144,6 @@ def all_setups(hop: bool = True) -> list[Setup]:
     return plain + [Setup(kind, alg) for alg in ALGS for kind in kinds]
 
 
-def distinct_free_ports(names: list[str]) -> dict[str, int]:
-    """A free port per name: the OS hands out a port just released again, so
-    asking it once per listener can give two listeners the same port."""
-    ports: dict[str, int] = {}
-    while len(ports) < len(names):
-        port = free_port()
-        if port not in ports.values():
-            ports[names[len(ports)]] = port
-    return ports
-
-
 # ----- options -----
 def parse_options(argv: list[str]) -> Options:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -162,11 +157,20 @@ def parse_options(argv: list[str]) -> Options:
     parser.add_argument(
         "--no-hop", action="store_true", help="leave out the auth hop (ext_authz + Apache mod_auth_openidc)"
     )
+    parser.add_argument(
+        "--first-runs", type=int, default=3, help="fresh Envoys per case of the first-request phase"
+    )
+    parser.add_argument(
+        "--first-later", type=int, default=20, help="requests after the first two, per algorithm, in that phase"
+    )
     parser.add_argument("--wasm", type=Path, default=DEFAULT_WASM)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
+    if args.first_runs < 1 or args.first_later < 1:
+        parser.error("--first-runs and --first-later must be at least 1")
     if args.quick:
         args.rounds, args.seconds, args.warmup_seconds, args.memory_tokens = 1, 1, 0, 2000
+        args.first_runs, args.first_later = 1, 5
     envoy_cpus, wrk_cpus = (None, None) if args.no_pin else cpu_split()
     return Options(
         rounds=args.rounds,
@@ -180,6 +184,8 @@ def parse_options(argv: list[str]) -> Options:
         wasm=args.wasm,
         output=args.output,
         hop=not args.no_hop,
+        first_runs=args.first_runs,
+        first_later=args.first_later,
     )
 
 
@@ -426,6 +432,30 @@ def run_rounds(stack: Stack, world: World) -> list[Measured]:
     return [measured[s] for s in setups]
 
 
+# ----- the first request after a key set arrives -----
+def first_request_phase(stack: Stack, world: World) -> list[FirstRequests]:
+    """first_request.py on the rounds' CPUs: Envoy on its CPU, the client on wrk's."""
+    options = world.options
+    say(
+        f"first-request phase: {options.first_runs} fresh Envoy(s) per case (JWKS fetch, inline jwks), "
+        f"the first request per algorithm and {options.first_later + 1} after it"
+    )
+    phase = FirstRequestPhase(
+        stack,
+        options.wasm,
+        ISSUER,
+        AUDIENCE,
+        envoy_cpus=options.envoy_cpus,
+        client_cpus=options.load.cpus,
+        runs=options.first_runs,
+        later=options.first_later,
+    )
+    found = phase.run(say)
+    for measured in found:
+        say(measured.line())
+    return found
+
+
 # ----- memory -----
 def memory_phase(stack: Stack, world: World, cold_rps: float) -> MemoryReport:
     """A fresh Envoy gets `memory_tokens` distinct valid ES256 tokens; then the
@@ -555,9 +585,10 @@ def main(argv: list[str]) -> int:
         with tempfile.TemporaryDirectory(prefix="bench-values-", dir=WORK_DIR) as work:
             world = World(stack, options, Path(work))
             setups = run_rounds(stack, world)
+            first_requests = first_request_phase(stack, world)
             cold_es256 = next(s for s in setups if s.kind == "ours-cold" and s.alg == "ES256")
             memory = memory_phase(stack, world, cold_es256.rps())
-    except (BrokenBench, HopError) as broken:
+    except (BrokenBench, HopError, FirstRequestError) as broken:
         print(f"BROKEN BENCH: {broken}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -566,7 +597,9 @@ def main(argv: list[str]) -> int:
     finally:
         stack.close()
     context = context_lines(options, load_before)
-    summary = Summary(setups, module_label(options.wasm), options.wasm.stat().st_size, memory, context)
+    summary = Summary(
+        setups, module_label(options.wasm), options.wasm.stat().st_size, memory, context, first_requests
+    )
     if broken_runs(summary):
         print("BROKEN BENCH:\n" + "\n".join(broken_runs(summary)), file=sys.stderr)
         return 1

@@ -69,8 +69,24 @@ def native_jwt_authn(issuer: str, audience: str, jwks: dict, cache: bool) -> dic
     }
 
 
-def our_filter(wasm_path: Path, plugin_config: dict) -> dict:
-    return wasm_filter(wasm_path, plugin_config)
+def our_filter(wasm_path: Path, plugin_config: dict, vm_id: str | None = None) -> dict:
+    """Our filter; with `vm_id`, in a VM of its own instead of the one every
+    listener with the default id shares."""
+    stanza = wasm_filter(wasm_path, plugin_config)
+    if vm_id is not None:
+        stanza["typed_config"]["config"]["vm_config"]["vm_id"] = vm_id
+    return stanza
+
+
+def distinct_free_ports(names: list[str]) -> dict[str, int]:
+    """A free port per name: the OS hands out a port just released again, so
+    asking it once per listener can give two listeners the same port."""
+    ports: dict[str, int] = {}
+    while len(ports) < len(names):
+        port = free_port()
+        if port not in ports.values():
+            ports[names[len(ports)]] = port
+    return ports
 
 
 def noop_wasm_filter(wasm_path: Path) -> dict:

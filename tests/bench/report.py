@@ -64,6 +64,7 @@ class Summary:
     module_bytes: int
     memory: "MemoryReport"
     context: list[str]  # how the bench ran: machine, load, wrk, Envoy
+    first_requests: list["FirstRequests"] = field(default_factory=list)
 
     def find(self, kind: str, alg: str | None = None) -> Measured | None:
         return next((s for s in self.setups if s.kind == kind and (alg is None or s.alg == alg)), None)
@@ -75,6 +76,58 @@ class MemoryReport:
     vm_memory_bytes: dict[str, int]  # stat name -> value; empty: not reported
     cache_gauges: dict[str, int]  # the filter's cache sizes then, if reported
     envoy_allocated_bytes: int | None
+
+
+# How the first-request phase (first_request.py) names its cases.
+FIRST_REQUEST_TITLES = {
+    "fetch": "first request after a JWKS fetch",
+    "inline": "first request after a configuration load (inline jwks)",
+}
+
+
+@dataclass
+class FirstRequests:
+    """One case and algorithm of the first-request phase: per fresh Envoy, the
+    latency in ms of the first request with a new token after the key set
+    arrived, of the second, and the median of the `later_count` after them."""
+
+    case: str  # a key of FIRST_REQUEST_TITLES
+    alg: str
+    first_ms: list[float] = field(default_factory=list)
+    second_ms: list[float] = field(default_factory=list)
+    later_ms: list[float] = field(default_factory=list)
+    later_count: int = 0
+
+    def line(self) -> str:
+        first, later = statistics.median(self.first_ms), statistics.median(self.later_ms)
+        text = (
+            f"{FIRST_REQUEST_TITLES[self.case]}, {self.alg}: {first:.2f} ms "
+            f"(later new-token requests: {later:.2f} ms median; "
+            f"the second request: {statistics.median(self.second_ms):.2f} ms"
+        )
+        if len(self.first_ms) > 1:
+            text += f"; first requests of {len(self.first_ms)} Envoys: {min(self.first_ms):.2f}–{max(self.first_ms):.2f} ms"
+        return text + ")"
+
+
+def first_request_lines(found: list[FirstRequests]) -> list[str]:
+    if not found:
+        return []
+    runs, later = len(found[0].first_ms), found[0].later_count
+    return [
+        "",
+        "## First request after a key set arrives",
+        "",
+        *[f"- {measured.line()}" for measured in found],
+        f"- how: {runs} fresh Envoy(s) per case, one listener per algorithm with our filter in a VM of its own, "
+        "keys by a `jwksUri` fetch from a loopback JWKS server (measured once `oidc_filter.jwks_fetch.succeeded` "
+        "was reported and the worker VM's next timer tick had passed) or an inline `jwks` (after as long an idle wait); "
+        "a few requests to a listener without a filter first; then per algorithm, sequentially, each on a new "
+        f"connection with a never-sent valid token: the first request, a second, and {later} more, timed by the "
+        "client (on wrk's CPU unless `--no-pin`) from connect to the last byte; medians over the Envoys (for the later "
+        "requests: of each Envoy's median). The first request of a VM also pays its own one-time costs (code "
+        "first run in the VM), not only the keys'",
+    ]
 
 
 def _format_ratio(value: float | None) -> str:
@@ -242,6 +295,7 @@ def markdown(summary: Summary) -> str:
     parts += memory_lines(summary.memory)
     kib = summary.module_bytes / 1024
     parts += [f"- Release module `{summary.module_path}`: {summary.module_bytes:,} bytes ({kib:.0f} KiB)"]
+    parts += first_request_lines(summary.first_requests)
     parts += ["", "## How it ran", ""]
     parts += [f"- {line}" for line in summary.context]
     cpu_note = (
