@@ -137,21 +137,23 @@ impl Fields {
 
     /// An object read with `read`.
     pub fn object<T>(&mut self, name: &'static str, read: fn(&mut Fields) -> T) -> Option<T> {
-        let value = self.take(name)?;
-        Some(self.nested(self.path_of(name), value, read))
+        let mut object = None;
+        self.each_object(name, false, &mut |f| object = Some(read(f)));
+        object
     }
 
     /// As [`Fields::object`], noting a problem (and reading `{}`) when absent.
     pub fn required_object<T>(&mut self, name: &'static str, read: fn(&mut Fields) -> T) -> T {
-        match self.take(name) {
-            Some(value) => self.nested(self.path_of(name), value, read),
-            None => {
-                self.missing::<()>(name);
-                read(&mut Fields::new(
-                    self.path_of(name),
-                    Value::Object(Map::new()),
-                ))
-            }
+        let mut object = None;
+        if !self.each_object(name, false, &mut |f| object = Some(read(f))) {
+            self.missing::<()>(name);
+        }
+        match object {
+            Some(object) => object,
+            None => read(&mut Fields::new(
+                self.path_of(name),
+                Value::Object(Map::new()),
+            )),
         }
     }
 
@@ -167,22 +169,45 @@ impl Fields {
         name: &'static str,
         read: fn(&mut Fields) -> T,
     ) -> Option<Vec<T>> {
-        let items = self.list(name)?;
-        let path = self.path_of(name);
-        let mut objects = Vec::with_capacity(items.len());
-        for (index, item) in items.into_iter().enumerate() {
-            objects.push(self.nested(format!("{path}[{index}]"), item, read));
-        }
-        Some(objects)
+        let mut objects = Vec::new();
+        let present = self.each_object(name, true, &mut |f| objects.push(read(f)));
+        present.then_some(objects)
     }
 
-    fn nested<T>(&mut self, path: String, value: Value, read: fn(&mut Fields) -> T) -> T {
-        let mut fields = Fields::new(path, value);
-        let result = read(&mut fields);
-        if let Err(problem) = fields.finish() {
-            self.note(problem);
+    /// Field `name` read with `read`: the object, or with `list` each object of the
+    /// list. Whether the field was there. Not generic, so one copy serves every
+    /// reader; the generic callers above only keep what `read` returns.
+    fn each_object(
+        &mut self,
+        name: &'static str,
+        list: bool,
+        read: &mut dyn FnMut(&mut Fields),
+    ) -> bool {
+        let items = if list {
+            let Some(items) = self.list(name) else {
+                return false;
+            };
+            items
+        } else {
+            let Some(value) = self.take(name) else {
+                return false;
+            };
+            vec![value]
+        };
+        let path = self.path_of(name);
+        for (index, item) in items.into_iter().enumerate() {
+            let item_path = if list {
+                format!("{path}[{index}]")
+            } else {
+                path.clone()
+            };
+            let mut fields = Fields::new(item_path, item);
+            read(&mut fields);
+            if let Err(problem) = fields.finish() {
+                self.note(problem);
+            }
         }
-        result
+        true
     }
 
     fn list(&mut self, name: &'static str) -> Option<Vec<Value>> {
