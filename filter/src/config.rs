@@ -635,24 +635,27 @@ fn compile_public_paths(at: &At, raw: &[String]) -> Result<Vec<Pattern>, ConfigE
     Ok(patterns)
 }
 
+/// Checked and with lowercase keys, in one pass of `insert`s. Collecting into a new
+/// map instead sorts the entries and bulk-builds the tree: 6.7 KB of the module
+/// (with the sort, instantiated for this map alone) for a handful of entries. (A
+/// key that lowercases to an earlier one replaces its value, as with `collect`.)
 fn validate_clusters(
     clusters: BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, ConfigError> {
     let at = At::top("clusters");
-    for (authority, cluster) in &clusters {
+    let mut lowercased = BTreeMap::new();
+    for (authority, cluster) in clusters {
         if authority.is_empty() || authority.contains('/') {
             return Err(at
-                .field(authority)
+                .field(&authority)
                 .error("keys are URL authorities: `host` or `host:port`"));
         }
         if cluster.is_empty() {
-            return Err(at.field(authority).error("cluster name must not be empty"));
+            return Err(at.field(&authority).error("cluster name must not be empty"));
         }
+        lowercased.insert(authority.to_ascii_lowercase(), cluster);
     }
-    Ok(clusters
-        .into_iter()
-        .map(|(authority, cluster)| (authority.to_ascii_lowercase(), cluster))
-        .collect())
+    Ok(lowercased)
 }
 
 fn http_url(at: &At, text: &str) -> Result<HttpUrl, ConfigError> {
