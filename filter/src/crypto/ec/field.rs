@@ -9,7 +9,7 @@
 //! Variable time throughout (early exits, data-dependent branches): callers only
 //! ever pass public values.
 
-use super::curves::P256_P;
+use super::curves::{P256_P, P384_P};
 
 /// A little-endian number of N 32-bit limbs.
 pub type Limbs<const N: usize> = [u32; N];
@@ -124,8 +124,9 @@ pub struct Modulus<const N: usize> {
     r2: Limbs<N>,
     /// R^3 mod m, which turns a plain inverse of a Montgomery value back into one.
     r3: Limbs<N>,
-    /// m is the P-256 prime, whose products take [`mul_p256`].
-    is_p256_prime: bool,
+    /// m is the P-256 or P-384 prime, whose products take [`mul_p256`] or
+    /// [`mul_p384`].
+    special_prime: bool,
 }
 
 impl<const N: usize> Modulus<N> {
@@ -145,7 +146,7 @@ impl<const N: usize> Modulus<N> {
             one: [0; N],
             r2: [0; N],
             r3: [0; N],
-            is_p256_prime: m.as_slice() == P256_P.as_slice(),
+            special_prime: m.as_slice() == P256_P.as_slice() || m.as_slice() == P384_P.as_slice(),
         };
         // 2^k mod m by doubling from 1: k = 32N gives R, k = 64N gives R^2.
         let mut power = small::<N>(1);
@@ -210,8 +211,11 @@ impl<const N: usize> Modulus<N> {
     /// memory; the two sizes in use get unrolled kernels (twice as fast under V8)
     /// and the size checks below fold away at compile time.
     pub fn mul(&self, a: &Limbs<N>, b: &Limbs<N>) -> Limbs<N> {
-        if self.is_p256_prime {
+        if self.special_prime {
             if let Some(product) = sized(a, b, &self.m, |a, b, _| mul_p256(a, b)) {
+                return self.finish_mul(product);
+            }
+            if let Some(product) = sized(a, b, &self.m, |a, b, _| mul_p384(a, b)) {
                 return self.finish_mul(product);
             }
         }
@@ -394,55 +398,61 @@ macro_rules! montgomery_kernel {
     };
 }
 
-/// [`mul_8`] for m = the P-256 prime 2^256 - 2^224 + 2^192 + 2^96 - 1
-/// ([`P256_P`]), with half its multiplications. As -p^-1 ≡ 1
-/// (mod 2^32), each pass's q is t's low limb, and adding q·p then dropping that
-/// limb is (t + q·p) / 2^32 = t / 2^32 + q·2^64 + q·2^160 - q·2^192 + q·2^224
-/// (t's low limb is q, so the -q of q·p clears it): q is added to or subtracted
-/// from four fixed limbs instead of being multiplied by eight. The passes keep
-/// t below 2p as CIOS does; t gets a ninth limb and a top bit while a·b_i is in.
-fn mul_p256(a: &Limbs<8>, b: &Limbs<8>) -> (Limbs<8>, bool) {
-    let mut t = [0u32; 9];
-    for &b_i in b {
-        let b_i = u64::from(b_i);
-        let mut carry = 0u64;
-        macro_rules! multiply_add {
-            ($($j:literal),*) => {$(
-                let sum = u64::from(t[$j]) + u64::from(a[$j]) * b_i + carry;
-                t[$j] = sum as u32;
-                carry = sum >> 32;
-            )*};
+/// CIOS products modulo a NIST prime p ≡ -1 (mod 2^32) of special shape, with
+/// half the multiplications of [`montgomery_kernel`]. As -p^-1 ≡ 1, each pass's q
+/// is t's low limb, and p is a sum of signed powers of 2^32, so q·p is q added to
+/// or subtracted from a few fixed limbs instead of q times every limb of p:
+/// (t + q·p) / 2^32 is t shifted down one limb (its low limb q cancels the -1 of
+/// p) plus q at the limbs `adds` and minus q at the limbs `subs`. The passes keep
+/// t below 2p as CIOS does; t gets one more limb and a top bit while a·b_i is in.
+macro_rules! special_prime_kernel {
+    ($name:ident, $n:literal, [$($j:literal),*], adds [$($add:literal),*], subs [$($sub:literal),*]) => {
+        fn $name(a: &Limbs<$n>, b: &Limbs<$n>) -> (Limbs<$n>, bool) {
+            let mut t = [0u32; $n + 1];
+            for &b_i in b {
+                let b_i = u64::from(b_i);
+                let mut carry = 0u64;
+                $(
+                    let sum = u64::from(t[$j]) + u64::from(a[$j]) * b_i + carry;
+                    t[$j] = sum as u32;
+                    carry = sum >> 32;
+                )*
+                let sum = u64::from(t[$n]) + carry;
+                t[$n] = sum as u32;
+                let top = (sum >> 32) as i64;
+                let q = i64::from(t[0]);
+                let mut adjust = [0i64; $n];
+                $(adjust[$add] = q;)*
+                $(adjust[$sub] = -q;)*
+                // Limb j of the result is limb j + 1 of t plus its adjustment; the
+                // carry is signed, as q is also subtracted.
+                let mut carry = 0i64;
+                $(
+                    let sum = i64::from(t[$j + 1]) + adjust[$j] + carry;
+                    t[$j] = sum as u32;
+                    carry = sum >> 32;
+                )*
+                t[$n] = (top + carry) as u32;
+            }
+            let mut low = [0u32; $n];
+            low.copy_from_slice(&t[..$n]);
+            (low, t[$n] != 0)
         }
-        multiply_add!(0, 1, 2, 3, 4, 5, 6, 7);
-        let sum = u64::from(t[8]) + carry;
-        t[8] = sum as u32;
-        let top = (sum >> 32) as i64;
-        let q = i64::from(t[0]);
-        // Limb j of the result is limb j + 1 of t, plus what q adds there; the
-        // carry is signed, as q is also subtracted.
-        let mut carry = 0i64;
-        macro_rules! shift_add {
-            ($(($j:literal, $adjust:expr)),*) => {$(
-                let sum = i64::from(t[$j + 1]) + $adjust + carry;
-                t[$j] = sum as u32;
-                carry = sum >> 32;
-            )*};
-        }
-        shift_add!(
-            (0, 0),
-            (1, 0),
-            (2, q),
-            (3, 0),
-            (4, 0),
-            (5, q),
-            (6, -q),
-            (7, q)
-        );
-        t[8] = (top + carry) as u32;
-    }
-    let [t0, t1, t2, t3, t4, t5, t6, t7, overflow] = t;
-    ([t0, t1, t2, t3, t4, t5, t6, t7], overflow != 0)
+    };
 }
+
+// P-256: p = 2^256 - 2^224 + 2^192 + 2^96 - 1 ([`P256_P`]), so q·p / 2^32 adds q
+// at 2^64, 2^160 and 2^224 and subtracts it at 2^192.
+special_prime_kernel!(mul_p256, 8, [0, 1, 2, 3, 4, 5, 6, 7], adds [2, 5, 7], subs [6]);
+// P-384: p = 2^384 - 2^128 - 2^96 + 2^32 - 1 ([`P384_P`]): q at 2^0 and 2^352,
+// minus q at 2^64 and 2^96.
+special_prime_kernel!(
+    mul_p384,
+    12,
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+    adds [0, 11],
+    subs [2, 3]
+);
 
 /// Unrolled [`add_carry`] and [`sub_borrow`] for one size.
 macro_rules! carry_kernels {
@@ -575,6 +585,28 @@ mod tests {
         check_modulus(P256_N);
         check_modulus(P384_P);
         check_modulus(P384_N);
+    }
+
+    /// The special-prime kernels against the general one, on many more pairs
+    /// (including inputs up to R, which `mul` allows for one operand).
+    #[wasm_bindgen_test(unsupported = test)]
+    fn special_prime_kernels_match_the_general_kernel() {
+        let p256 = Modulus::new(P256_P);
+        let values = samples(&p256, 60);
+        for a in &values {
+            for b in values.iter().chain([&[u32::MAX; 8]]) {
+                let general = mul_8(a, b, &P256_P, p256.m_neg_inv);
+                assert_eq!(mul_p256(a, b), general);
+            }
+        }
+        let p384 = Modulus::new(P384_P);
+        let values = samples(&p384, 60);
+        for a in &values {
+            for b in values.iter().chain([&[u32::MAX; 12]]) {
+                let general = mul_12(a, b, &P384_P, p384.m_neg_inv);
+                assert_eq!(mul_p384(a, b), general);
+            }
+        }
     }
 
     #[wasm_bindgen_test(unsupported = test)]
