@@ -384,14 +384,13 @@ impl Config {
             config.apps.push(app);
         }
         apps::check_cookie_collisions(&config)?;
-        config.peer_needs = std::iter::once(&config.top_level)
-            .chain(&config.apps)
-            .flat_map(|app| app.policies.iter())
-            .fold(PeerNeeds::default(), |needs, policy| {
-                needs.union(policy.peer_needs())
-            });
+        for app in std::iter::once(&config.top_level).chain(&config.apps) {
+            for policy in app.policies.iter() {
+                config.peer_needs = config.peer_needs.union(policy.peer_needs());
+            }
+        }
         let rules = At::top("jwtRules");
-        for (index, raw_rule) in take(&mut raw.jwt_rules).into_iter().enumerate() {
+        for (index, raw_rule) in raw.jwt_rules.iter().enumerate() {
             let at = rules.item(index);
             let rule = config.add_rule(&at, raw_rule)?;
             if let Some(earlier) = config.rules.iter().position(|r| r.issuer == rule.issuer) {
@@ -426,46 +425,39 @@ impl Config {
         crate::apps::select(self, headers)
     }
 
-    fn add_rule(&mut self, at: &At, raw: RawJwtRule) -> Result<JwtRule, ConfigError> {
-        let issuer = match raw.issuer {
+    /// A rule, read from `raw` without taking it apart: moving its fields out added
+    /// clean-up code for the rest on every early return.
+    fn add_rule(&mut self, at: &At, raw: &RawJwtRule) -> Result<JwtRule, ConfigError> {
+        let issuer = match &raw.issuer {
             Some(issuer) if !issuer.is_empty() => issuer,
             _ => return Err(at.field("issuer").error("is required")),
         };
         if let Some(index) = raw.audiences.iter().position(String::is_empty) {
             return Err(at.field("audiences").item(index).error("must not be empty"));
         }
-        let timeout_ms = match raw.timeout {
+        let timeout_ms = match &raw.timeout {
             None => DEFAULT_FETCH_TIMEOUT_MS,
-            Some(text) => fetch_timeout(&at.field("timeout"), &text)?,
+            Some(text) => fetch_timeout(&at.field("timeout"), text)?,
         };
-        let keys = self.rule_keys(
-            at,
-            &issuer,
-            raw.jwks_uri,
-            raw.jwks_uri_snake_case,
-            raw.jwks,
-            timeout_ms,
-        )?;
-        let locations =
-            self.rule_locations(at, raw.from_headers, raw.from_params, raw.from_cookies)?;
-        let output_payload_to_header = match raw.output_payload_to_header {
-            None => None,
-            Some(name) if name.is_empty() => None,
-            Some(name) => Some(self.output_header(&at.field("outputPayloadToHeader"), &name)?),
+        let keys = self.rule_keys(at, raw, issuer, timeout_ms)?;
+        let locations = self.rule_locations(at, raw)?;
+        let output_payload_to_header = match raw.output_payload_to_header.as_deref() {
+            None | Some("") => None,
+            Some(name) => Some(self.output_header(&at.field("outputPayloadToHeader"), name)?),
         };
         let output_claim_to_headers = self.claims_to_headers(
             &at.field("outputClaimToHeaders"),
-            raw.output_claim_to_headers,
+            &raw.output_claim_to_headers,
         )?;
         Ok(JwtRule {
-            issuer,
-            audiences: raw.audiences,
+            issuer: issuer.clone(),
+            audiences: raw.audiences.clone(),
             keys,
             locations,
             forward_original_token: raw.forward_original_token,
             output_payload_to_header,
             output_claim_to_headers,
-            space_delimited_claims: raw.space_delimited_claims,
+            space_delimited_claims: raw.space_delimited_claims.clone(),
             timeout_ms,
         })
     }
@@ -474,10 +466,10 @@ impl Config {
     fn claims_to_headers(
         &mut self,
         at: &At,
-        raw: Vec<RawClaimToHeader>,
+        raw: &[RawClaimToHeader],
     ) -> Result<Vec<ClaimToHeader>, ConfigError> {
         let mut claims = Vec::with_capacity(raw.len());
-        for (index, item) in raw.into_iter().enumerate() {
+        for (index, item) in raw.iter().enumerate() {
             let at = at.item(index);
             if item.claim.is_empty() {
                 return Err(at.field("claim").error("must not be empty"));
@@ -485,7 +477,7 @@ impl Config {
             let header = self.output_header(&at.field("header"), &item.header)?;
             claims.push(ClaimToHeader {
                 header,
-                claim: item.claim,
+                claim: item.claim.clone(),
             });
         }
         Ok(claims)
@@ -494,13 +486,11 @@ impl Config {
     fn rule_keys(
         &mut self,
         at: &At,
+        raw: &RawJwtRule,
         issuer: &str,
-        jwks_uri: Option<String>,
-        jwks_uri_snake_case: Option<String>,
-        inline: Option<String>,
         timeout_ms: u64,
     ) -> Result<RuleKeys, ConfigError> {
-        let uri = match (jwks_uri, jwks_uri_snake_case) {
+        let uri = match (&raw.jwks_uri, &raw.jwks_uri_snake_case) {
             (Some(_), Some(_)) => {
                 return Err(at.error("set only one of `jwksUri` and `jwks_uri`"));
             }
@@ -508,7 +498,7 @@ impl Config {
             (None, Some(uri)) => Some(("jwks_uri", uri)),
             (None, None) => None,
         };
-        let kind = match (uri, inline) {
+        let kind = match (uri, &raw.jwks) {
             (Some(_), Some(_)) => {
                 return Err(at.error("set only one of `jwksUri` and `jwks`"));
             }
@@ -517,7 +507,7 @@ impl Config {
                     .map(RuleKeys::Inline)
                     .map_err(|why| at.field("jwks").error(why));
             }
-            (Some((field, uri)), None) => SourceKind::Jwks(http_url(&at.field(field), &uri)?),
+            (Some((field, uri)), None) => SourceKind::Jwks(http_url(&at.field(field), uri)?),
             (None, None) => {
                 let issuer_url = crate::fetch::parse_http_url(issuer).map_err(|_| {
                     at.error(
@@ -547,43 +537,35 @@ impl Config {
         sources.len() - 1
     }
 
-    fn rule_locations(
-        &mut self,
-        at: &At,
-        headers: Vec<RawHeaderLocation>,
-        params: Vec<String>,
-        cookies: Vec<String>,
-    ) -> Result<Vec<usize>, ConfigError> {
-        let mut wanted = Vec::new();
+    /// The rule's token locations, registered in order as each is checked (an
+    /// error fails the whole configuration, so none is left half-registered).
+    fn rule_locations(&mut self, at: &At, raw: &RawJwtRule) -> Result<Vec<usize>, ConfigError> {
+        let mut indices = Vec::new();
         let headers_at = at.field("fromHeaders");
-        for (index, header) in headers.into_iter().enumerate() {
+        for (index, header) in raw.from_headers.iter().enumerate() {
             let name = header_name(&headers_at.item(index).field("name"), &header.name)?;
-            wanted.push(TokenLocation::Header {
+            indices.push(self.add_location(TokenLocation::Header {
                 name,
-                prefix: header.prefix,
-            });
+                prefix: header.prefix.clone(),
+            }));
         }
         let params_at = at.field("fromParams");
-        for (index, param) in params.into_iter().enumerate() {
-            non_empty(&params_at.item(index), &param)?;
-            wanted.push(TokenLocation::Param(param));
+        for (index, param) in raw.from_params.iter().enumerate() {
+            non_empty(&params_at.item(index), param)?;
+            indices.push(self.add_location(TokenLocation::Param(param.clone())));
         }
         let cookies_at = at.field("fromCookies");
-        for (index, cookie) in cookies.into_iter().enumerate() {
-            cookie_name(&cookies_at.item(index), &cookie)?;
-            wanted.push(TokenLocation::Cookie(cookie));
+        for (index, cookie) in raw.from_cookies.iter().enumerate() {
+            cookie_name(&cookies_at.item(index), cookie)?;
+            indices.push(self.add_location(TokenLocation::Cookie(cookie.clone())));
         }
-        if wanted.is_empty() {
+        if indices.is_empty() {
             // Istio's defaults: `Authorization: Bearer <token>`, then `?access_token=`.
-            wanted.push(TokenLocation::Header {
+            indices.push(self.add_location(TokenLocation::Header {
                 name: "authorization".into(),
                 prefix: "Bearer ".into(),
-            });
-            wanted.push(TokenLocation::Param("access_token".into()));
-        }
-        let mut indices = Vec::with_capacity(wanted.len());
-        for location in wanted {
-            indices.push(self.add_location(location));
+            }));
+            indices.push(self.add_location(TokenLocation::Param("access_token".into())));
         }
         Ok(indices)
     }

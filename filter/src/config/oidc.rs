@@ -322,7 +322,7 @@ impl RawOidc {
         };
         let output_claim_to_headers = config.claims_to_headers(
             &place.field("outputClaimToHeaders"),
-            self.output_claim_to_headers,
+            &self.output_claim_to_headers,
         )?;
         // A forwarded token in any header but `Authorization` is an identity header:
         // client copies are stripped. `Authorization` is replaced outright instead,
