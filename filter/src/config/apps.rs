@@ -37,12 +37,12 @@ impl RawApp {
 pub(super) fn compile(
     config: &mut Config,
     index: usize,
-    raw: RawApp,
+    raw: &RawApp,
     env: Env,
 ) -> Result<App, ConfigError> {
     let apps = At::top("apps");
     let at = apps.item(index);
-    let name = app_name(config, &at.field("name"), raw.name)?;
+    let name = app_name(config, &at.field("name"), raw.name.as_deref())?;
     let hosts_at = at.field("hosts");
     let mut hosts = Vec::new();
     for (host_index, text) in raw.hosts.iter().enumerate() {
@@ -60,7 +60,7 @@ pub(super) fn compile(
     if hosts.is_empty() {
         return Err(hosts_at.error("at least one host is required"));
     }
-    let oidc = match raw.oidc {
+    let oidc = match &raw.oidc {
         Some(raw_oidc) => Some(
             config
                 .compile_oidc(raw_oidc, &at.field("oidc"), Some(&name), env)?
@@ -68,12 +68,12 @@ pub(super) fn compile(
         ),
         None => config.top_level.oidc.clone(),
     };
-    let policies = match raw.authorization_policies {
-        Some(raw) => compile_policies(&at.field("authorizationPolicies"), &raw)?.into(),
+    let policies = match &raw.authorization_policies {
+        Some(raw) => compile_policies(&at.field("authorizationPolicies"), raw)?.into(),
         None => config.top_level.policies.clone(),
     };
-    let public_paths = match raw.public_paths {
-        Some(raw) => compile_public_paths(&at.field("publicPaths"), &raw)?.into(),
+    let public_paths = match &raw.public_paths {
+        Some(raw) => compile_public_paths(&at.field("publicPaths"), raw)?.into(),
         None => config.top_level.public_paths.clone(),
     };
     Ok(App {
@@ -88,7 +88,7 @@ pub(super) fn compile(
 }
 
 /// A DNS label, as Kubernetes names are: it is part of stat and cookie names.
-fn app_name(config: &Config, at: &At, name: Option<String>) -> Result<String, ConfigError> {
+fn app_name(config: &Config, at: &At, name: Option<&str>) -> Result<String, ConfigError> {
     let name = name.unwrap_or_default();
     let label = name
         .bytes()
@@ -102,7 +102,7 @@ fn app_name(config: &Config, at: &At, name: Option<String>) -> Result<String, Co
     if let Some(earlier) = config.apps.iter().position(|app| app.name == name) {
         return Err(at.error(format!("`{name}` is already the name of apps[{earlier}]")));
     }
-    Ok(name)
+    Ok(name.to_string())
 }
 
 /// Two logins whose cookies a browser would mix up: the same `cookieDomain` and a

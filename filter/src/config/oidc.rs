@@ -122,21 +122,21 @@ impl RawForwardToken {
     }
 }
 
-fn required(at: &At, value: Option<String>) -> Result<String, ConfigError> {
+fn required(at: &At, value: &Option<String>) -> Result<String, ConfigError> {
     match value {
-        Some(value) if !value.is_empty() => Ok(value),
+        Some(value) if !value.is_empty() => Ok(value.clone()),
         _ => Err(at.error("is required")),
     }
 }
 
-fn local_path(at: &At, value: Option<String>, default: &str) -> Result<String, ConfigError> {
-    let value = value.unwrap_or_else(|| default.to_string());
+fn local_path(at: &At, value: Option<&str>, default: &str) -> Result<String, ConfigError> {
+    let value = value.unwrap_or(default);
     if !value.starts_with('/') || value.starts_with("//") || value.contains(['?', '#']) {
         return Err(at.error(format!(
             "`{value}` must be a path starting with a single `/`, without query"
         )));
     }
-    Ok(value)
+    Ok(value.to_string())
 }
 
 /// A 32-byte key, written in standard or URL-safe base64. The problem never
@@ -183,15 +183,15 @@ impl<'a> Place<'a> {
     /// `clientSecret` or `clientSecretFromEnv`: exactly one.
     fn client_secret(
         &self,
-        inline: Option<String>,
-        from_env: Option<String>,
+        inline: &Option<String>,
+        from_env: &Option<String>,
     ) -> Result<String, ConfigError> {
         match (inline, from_env) {
             (Some(_), Some(_)) => Err(self
                 .at
                 .error("set only one of `clientSecret` and `clientSecretFromEnv`")),
             (None, Some(variable)) => self
-                .env_value("clientSecretFromEnv", &variable)
+                .env_value("clientSecretFromEnv", variable)
                 .map(|value| value.trim().to_string()),
             (inline, None) => required(&self.field("clientSecret"), inline),
         }
@@ -201,8 +201,8 @@ impl<'a> Place<'a> {
     /// whitespace): exactly one, with 1 to 8 keys.
     fn cookie_secrets(
         &self,
-        inline: Option<Vec<String>>,
-        from_env: Option<String>,
+        inline: &Option<Vec<String>>,
+        from_env: &Option<String>,
     ) -> Result<Vec<[u8; KEY_BYTES]>, ConfigError> {
         let (field, texts, variable) = match (inline, from_env) {
             (Some(_), Some(_)) => {
@@ -211,7 +211,7 @@ impl<'a> Place<'a> {
                     .error("set only one of `cookieSecrets` and `cookieSecretsFromEnv`"))
             }
             (None, Some(variable)) => {
-                let value = self.env_value("cookieSecretsFromEnv", &variable)?;
+                let value = self.env_value("cookieSecretsFromEnv", variable)?;
                 let texts = value
                     .split(|c: char| c == ',' || c.is_whitespace())
                     .filter(|text| !text.is_empty())
@@ -219,7 +219,7 @@ impl<'a> Place<'a> {
                     .collect();
                 ("cookieSecretsFromEnv", texts, Some(variable))
             }
-            (inline, None) => ("cookieSecrets", inline.unwrap_or_default(), None),
+            (inline, None) => ("cookieSecrets", inline.clone().unwrap_or_default(), None),
         };
         let at = self.field(field);
         if texts.is_empty() {
@@ -249,18 +249,20 @@ impl RawOidc {
     /// The validated block. The issuer's discovery and the headers the filter sets
     /// are registered in `config`.
     pub(super) fn compile(
-        self,
+        &self,
         place: &Place,
         config: &mut Config,
     ) -> Result<OidcConfig, ConfigError> {
         let issuer_at = place.field("issuer");
-        let issuer = required(&issuer_at, self.issuer)?;
+        let issuer = required(&issuer_at, &self.issuer)?;
         let issuer_url = http_url(&issuer_at, &issuer)?;
-        let client_id = required(&place.field("clientId"), self.client_id)?;
-        let client_secret = place.client_secret(self.client_secret, self.client_secret_from_env)?;
-        let scopes = self
-            .scopes
-            .unwrap_or_else(|| DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect());
+        let client_id = required(&place.field("clientId"), &self.client_id)?;
+        let client_secret =
+            place.client_secret(&self.client_secret, &self.client_secret_from_env)?;
+        let scopes = match &self.scopes {
+            Some(scopes) => scopes.clone(),
+            None => DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
+        };
         let scopes_at = place.field("scopes");
         if !scopes.iter().any(|scope| scope == "openid") {
             return Err(scopes_at.error("must include `openid`"));
@@ -273,11 +275,11 @@ impl RawOidc {
         }
         let callback_path = local_path(
             &place.field("callbackPath"),
-            self.callback_path,
+            self.callback_path.as_deref(),
             DEFAULT_CALLBACK_PATH,
         )?;
         let logout_at = place.field("logoutPath");
-        let logout_path = local_path(&logout_at, self.logout_path, DEFAULT_LOGOUT_PATH)?;
+        let logout_path = local_path(&logout_at, self.logout_path.as_deref(), DEFAULT_LOGOUT_PATH)?;
         if callback_path == logout_path {
             return Err(logout_at.error("must differ from callbackPath"));
         }
@@ -286,18 +288,18 @@ impl RawOidc {
                 http_url(&place.field("postLogoutRedirectUri"), uri)?;
             }
         }
-        let cookie_name = match (self.cookie_name, place.app) {
-            (Some(name), _) => name,
+        let cookie_name = match (&self.cookie_name, place.app) {
+            (Some(name), _) => name.clone(),
             (None, Some(app)) => format!("{DEFAULT_COOKIE_NAME}_{app}"),
             (None, None) => DEFAULT_COOKIE_NAME.to_string(),
         };
         header_name(&place.field("cookieName"), &cookie_name)?;
         let cookie_secrets =
-            place.cookie_secrets(self.cookie_secrets, self.cookie_secrets_from_env)?;
+            place.cookie_secrets(&self.cookie_secrets, &self.cookie_secrets_from_env)?;
         let ttl_at = place.field("sessionTtl");
-        let session_ttl_ms = match self.session_ttl {
+        let session_ttl_ms = match &self.session_ttl {
             None => DEFAULT_SESSION_TTL_MS,
-            Some(text) => duration::parse_millis(&text).map_err(|why| ttl_at.error(why))?,
+            Some(text) => duration::parse_millis(text).map_err(|why| ttl_at.error(why))?,
         };
         if session_ttl_ms < 60_000 {
             return Err(ttl_at.error("must be at least 1m"));
@@ -312,13 +314,13 @@ impl RawOidc {
             }
         };
         let forward_at = place.field("forwardToken");
-        let forward_token = match self.forward_token {
+        let forward_token = match &self.forward_token {
             Some(raw) => Some(compile_forward(&forward_at, raw)?),
             None => None,
         };
-        let timeout_ms = match self.timeout {
+        let timeout_ms = match &self.timeout {
             None => super::DEFAULT_FETCH_TIMEOUT_MS,
-            Some(text) => super::fetch_timeout(&place.field("timeout"), &text)?,
+            Some(text) => super::fetch_timeout(&place.field("timeout"), text)?,
         };
         let output_claim_to_headers = config.claims_to_headers(
             &place.field("outputClaimToHeaders"),
@@ -352,12 +354,12 @@ impl RawOidc {
             scopes,
             callback_path,
             logout_path,
-            post_logout_redirect_uri: self.post_logout_redirect_uri,
+            post_logout_redirect_uri: self.post_logout_redirect_uri.clone(),
             session_purpose: purpose(&cookie_name),
             login_purpose: purpose(&login_cookie_name),
             cookie_name,
             login_cookie_name,
-            cookie_domain: self.cookie_domain,
+            cookie_domain: self.cookie_domain.clone(),
             cookie_secure: self.cookie_secure.unwrap_or(true),
             session_ttl_ms,
             cookie_keys: CookieKeys::new(&cookie_secrets),
@@ -372,7 +374,7 @@ impl RawOidc {
     }
 }
 
-fn compile_forward(at: &At, raw: RawForwardToken) -> Result<ForwardToken, ConfigError> {
+fn compile_forward(at: &At, raw: &RawForwardToken) -> Result<ForwardToken, ConfigError> {
     let id_token = match raw.token.as_str() {
         "id_token" => true,
         "access_token" => false,
