@@ -22,6 +22,7 @@ pub(crate) use fields::Fields;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::mem::take;
+use std::sync::Arc;
 
 pub const DEFAULT_CLOCK_SKEW_SECONDS: u64 = 60;
 pub const DEFAULT_FETCH_TIMEOUT_MS: u64 = 5_000;
@@ -345,10 +346,9 @@ impl Config {
         config.top_level.policies = compile_policies(
             &At::top("authorizationPolicies"),
             &raw.authorization_policies,
-        )?
-        .into();
+        )?;
         config.top_level.public_paths =
-            compile_public_paths(&At::top("publicPaths"), &raw.public_paths)?.into();
+            compile_public_paths(&At::top("publicPaths"), &raw.public_paths)?;
         config.top_level.allow_missing = raw.allow_missing;
         config.bypass_cors_preflight = raw.bypass_cors_preflight;
         config.token_cache = cache_limits(
@@ -378,7 +378,7 @@ impl Config {
         }
         if let Some(raw_oidc) = &raw.oidc {
             let at = At::top("oidc");
-            config.top_level.oidc = Some(config.compile_oidc(raw_oidc, &at, None, env)?.into());
+            config.top_level.oidc = Some(config.compile_oidc(raw_oidc, &at, None, env)?);
         }
         for (index, raw_app) in raw.apps.iter().enumerate() {
             let app = apps::compile(&mut config, index, raw_app, env)?;
@@ -417,8 +417,9 @@ impl Config {
         at: &At,
         app: Option<&str>,
         env: Env,
-    ) -> Result<OidcConfig, ConfigError> {
+    ) -> Result<Arc<OidcConfig>, ConfigError> {
         raw.compile(&oidc::Place { at, app, env }, self)
+            .map(Arc::new)
     }
 
     /// The settings for a request with these headers (see [`crate::apps`]).
@@ -600,11 +601,11 @@ impl Config {
     }
 }
 
-fn compile_policies(at: &At, raw: &[RawPolicy]) -> Result<Vec<Policy>, ConfigError> {
-    policy::compile_all(at, raw)
+fn compile_policies(at: &At, raw: &[RawPolicy]) -> Result<Arc<[Policy]>, ConfigError> {
+    policy::compile_all(at, raw).map(Arc::from)
 }
 
-fn compile_public_paths(at: &At, raw: &[String]) -> Result<Vec<Pattern>, ConfigError> {
+fn compile_public_paths(at: &At, raw: &[String]) -> Result<Arc<[Pattern]>, ConfigError> {
     let mut patterns = Vec::with_capacity(raw.len());
     for (index, text) in raw.iter().enumerate() {
         let at = at.item(index);
@@ -615,7 +616,7 @@ fn compile_public_paths(at: &At, raw: &[String]) -> Result<Vec<Pattern>, ConfigE
         }
         patterns.push(Pattern::parse(text).map_err(|why| at.error(why))?);
     }
-    Ok(patterns)
+    Ok(patterns.into())
 }
 
 /// Checked and with lowercase keys, in one pass of `insert`s. Collecting into a new

@@ -61,19 +61,17 @@ pub(super) fn compile(
         return Err(hosts_at.error("at least one host is required"));
     }
     let oidc = match &raw.oidc {
-        Some(raw_oidc) => Some(
-            config
-                .compile_oidc(raw_oidc, &at.field("oidc"), Some(&name), env)?
-                .into(),
-        ),
+        Some(raw_oidc) => {
+            Some(config.compile_oidc(raw_oidc, &at.field("oidc"), Some(&name), env)?)
+        }
         None => config.top_level.oidc.clone(),
     };
     let policies = match &raw.authorization_policies {
-        Some(raw) => compile_policies(&at.field("authorizationPolicies"), raw)?.into(),
+        Some(raw) => compile_policies(&at.field("authorizationPolicies"), raw)?,
         None => config.top_level.policies.clone(),
     };
     let public_paths = match &raw.public_paths {
-        Some(raw) => compile_public_paths(&at.field("publicPaths"), raw)?.into(),
+        Some(raw) => compile_public_paths(&at.field("publicPaths"), raw)?,
         None => config.top_level.public_paths.clone(),
     };
     Ok(App {

@@ -119,12 +119,14 @@ impl Fields {
     /// A list of strings, telling absent apart from empty.
     pub fn optional_strings(&mut self, name: &'static str) -> Option<Vec<String>> {
         let items = self.list(name)?;
-        let path = self.path_of(name);
         let mut strings = Vec::with_capacity(items.len());
         for (index, item) in items.into_iter().enumerate() {
             match item {
                 Value::String(text) => strings.push(text),
-                other => self.note(wrong_type(&format!("{path}[{index}]"), &other, "a string")),
+                other => {
+                    let path = format!("{}[{index}]", self.path_of(name));
+                    self.note(wrong_type(&path, &other, "a string"));
+                }
             }
         }
         Some(strings)
@@ -226,14 +228,16 @@ impl Fields {
         let Some(map) = object else {
             return BTreeMap::new();
         };
-        let path = self.path_of(name);
         let mut strings = BTreeMap::new();
         for (key, value) in map {
             match value {
                 Value::String(text) => {
                     strings.insert(key, text);
                 }
-                other => self.note(wrong_type(&child(&path, &key), &other, "a string")),
+                other => {
+                    let path = child(&self.path_of(name), &key);
+                    self.note(wrong_type(&path, &other, "a string"));
+                }
             }
         }
         strings
@@ -244,12 +248,15 @@ impl Fields {
         let Some(unknown) = self.map.keys().next() else {
             return self.problem.map_or(Ok(()), Err);
         };
-        let expected = self
-            .known
-            .iter()
-            .map(|name| format!("`{name}`"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let mut expected = String::new();
+        for name in &self.known {
+            if !expected.is_empty() {
+                expected.push_str(", ");
+            }
+            expected.push('`');
+            expected.push_str(name);
+            expected.push('`');
+        }
         Err(error(
             child(&self.path, unknown),
             format!("unknown field `{unknown}`, expected one of {expected}"),
