@@ -10,7 +10,7 @@
 //! nothing that would have to be percent-encoded first. The scheme and host are
 //! lowercased and a default port dropped, so equal URLs print equally.
 
-use std::fmt;
+use std::fmt::{self, Write};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
@@ -209,17 +209,21 @@ fn ipv6_host(address: &str) -> Result<String, String> {
 /// The eight 16-bit pieces of an IPv6 address written with hex pieces and at most
 /// one `::`.
 fn ipv6_pieces(address: &str) -> Option<[u16; 8]> {
+    // A loop, not `collect::<Option<Vec<_>>>()`: smaller code.
     let parse = |part: &str| -> Option<Vec<u16>> {
+        let mut pieces = Vec::new();
         if part.is_empty() {
-            return Some(Vec::new());
+            return Some(pieces);
         }
-        part.split(':')
-            .map(|piece| {
-                let valid =
-                    (1..=4).contains(&piece.len()) && piece.bytes().all(|b| b.is_ascii_hexdigit());
-                valid.then(|| u16::from_str_radix(piece, 16).ok())?
-            })
-            .collect()
+        for piece in part.split(':') {
+            let valid =
+                (1..=4).contains(&piece.len()) && piece.bytes().all(|b| b.is_ascii_hexdigit());
+            if !valid {
+                return None;
+            }
+            pieces.push(u16::from_str_radix(piece, 16).ok()?);
+        }
+        Some(pieces)
     };
     let (head, tail) = match address.split_once("::") {
         Some((head, tail)) => (parse(head)?, Some(parse(tail)?)),
@@ -261,8 +265,14 @@ fn ipv6_text(pieces: &[u16; 8]) -> String {
         }
     }
     let hex = |range: &[u16]| -> String {
-        let texts: Vec<String> = range.iter().map(|piece| format!("{piece:x}")).collect();
-        texts.join(":")
+        let mut text = String::new();
+        for piece in range {
+            if !text.is_empty() {
+                text.push(':');
+            }
+            let _ = write!(text, "{piece:x}");
+        }
+        text
     };
     if best.1 < 2 {
         return hex(pieces);
@@ -325,7 +335,10 @@ fn check_text(text: &str, allowed: fn(char) -> bool) -> Result<(), String> {
 /// `.` and `..`, also percent-encoded: browsers resolve them, this filter refuses them.
 fn is_dot_segment(segment: &str) -> bool {
     let lower = segment.to_ascii_lowercase();
-    matches!(lower.replace("%2e", ".").as_str(), "." | "..")
+    matches!(
+        lower.as_str(),
+        "." | "%2e" | ".." | ".%2e" | "%2e." | "%2e%2e"
+    )
 }
 
 /// Splits `host[:port]`; a bracketed IPv6 host holds colons of its own.
