@@ -185,7 +185,12 @@ impl Modulus {
                 return;
             };
             let m = u64::from(low.first().map_or(0, |&w0| w0.wrapping_mul(self.n0_inv)));
-            let carry = add_multiple(low, &self.limbs, m);
+            let mut carry = 0u64;
+            for (w_limb, &n_limb) in low.iter_mut().zip(&self.limbs) {
+                let sum = u64::from(*w_limb) + m * u64::from(n_limb) + carry;
+                *w_limb = sum as u32;
+                carry = sum >> 32;
+            }
             let sum = u64::from(*top) + carry + overflow;
             *top = sum as u32;
             overflow = sum >> 32;
@@ -281,36 +286,6 @@ fn negated_inverse(n: u32) -> u32 {
     inverse.wrapping_neg()
 }
 
-/// w ← w + k·a over `w.len()` limbs (a has at least as many), returning the carry
-/// out. Nearly all of an RSA verification is spent here. Four limbs per step: the
-/// release profile optimises for size and never unrolls, and V8 runs the unrolled
-/// loop faster (fewer loop tests and bounds checks per multiplication). Every u64
-/// sum stays below 2^64: (2^32−1) + (2^32−1)² + (2^32−1).
-fn add_multiple(w: &mut [u32], a: &[u32], k: u64) -> u64 {
-    let mut carry = 0u64;
-    let mut step = |w_limb: &mut u32, a_limb: u32| {
-        let sum = u64::from(*w_limb) + k * u64::from(a_limb) + carry;
-        *w_limb = sum as u32;
-        carry = sum >> 32;
-    };
-    let whole_quads = w.len() - w.len() % 4;
-    let mut w_quads = w.chunks_exact_mut(4);
-    let mut a_quads = a.chunks_exact(4);
-    for (w4, a4) in (&mut w_quads).zip(&mut a_quads) {
-        if let ([w0, w1, w2, w3], [a0, a1, a2, a3]) = (w4, a4) {
-            step(w0, *a0);
-            step(w1, *a1);
-            step(w2, *a2);
-            step(w3, *a3);
-        }
-    }
-    let a_rest = a.get(whole_quads..).unwrap_or_default();
-    for (w_limb, &a_limb) in w_quads.into_remainder().iter_mut().zip(a_rest) {
-        step(w_limb, a_limb);
-    }
-    carry
-}
-
 /// w ← a² (w has `2·a.len()` limbs): each cross product once, doubled, plus the
 /// squares on the diagonal; about half the multiplications of a general product.
 fn square_wide(w: &mut [u32], a: &[u32]) {
@@ -319,12 +294,16 @@ fn square_wide(w: &mut [u32], a: &[u32]) {
         let (Some(others), Some(row)) = (a.get(i + 1..), w.get_mut(2 * i + 1..)) else {
             break;
         };
-        let Some((row, after)) = row.split_at_mut_checked(others.len()) else {
-            break;
-        };
-        let carry = add_multiple(row, others, u64::from(a_i));
+        let a_i = u64::from(a_i);
+        let mut carry = 0u64;
+        let mut row = row.iter_mut();
+        for (&a_j, w_limb) in others.iter().zip(&mut row) {
+            let sum = u64::from(*w_limb) + a_i * u64::from(a_j) + carry;
+            *w_limb = sum as u32;
+            carry = sum >> 32;
+        }
         // Rows before this one end below here, so this limb is still zero.
-        if let Some(w_limb) = after.first_mut() {
+        if let Some(w_limb) = row.next() {
             *w_limb = carry as u32;
         }
     }
