@@ -118,6 +118,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--wasm", type=Path, required=True, help="a module built with --features profile")
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--warmup-seconds", type=int, default=2)
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="setups by listener name (e.g. ours-cold-rs256); no-auth and noop-wasm always run")
     args = parser.parse_args(argv)
     options = bench.parse_options(["--no-hop", "--wasm", str(args.wasm), "--seconds", str(args.seconds),
                                    "--warmup-seconds", str(args.warmup_seconds), "--rounds", "1"])
@@ -126,7 +128,9 @@ def main(argv: list[str]) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="profile-values-", dir=WORK_DIR) as work:
             world = ProfiledWorld(stack, options, Path(work))
-            results = {setup: profile_setup(stack, world, setup) for setup in PROFILED}
+            chosen = [s for s in PROFILED
+                      if s.kind in ("no-auth", "noop-wasm") or args.only is None or s.listener in args.only]
+            results = {setup: profile_setup(stack, world, setup) for setup in chosen}
     finally:
         stack.close()
     print("\n" + markdown(results))
