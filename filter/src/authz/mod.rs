@@ -154,38 +154,38 @@ impl<'a> RequestView<'a> {
                 admits(blocks, ip.as_slice())
             }
             Test::Text(patterns) => {
-                let found = self.values_of(&condition.key);
-                let found: Vec<&str> = found.iter().map(String::as_str).collect();
+                let mut found = Vec::new();
+                self.values_of(&condition.key, &mut found);
                 admits(patterns, &found)
             }
         }
     }
 
-    fn values_of(&self, key: &Key) -> Vec<String> {
+    /// The request's values of `key`, added to `found`. (Pushed one by one: a
+    /// `collect` per key kind cost more code.)
+    fn values_of(&self, key: &Key, found: &mut Vec<String>) {
         let claims = self.identity.claims;
-        match key {
-            Key::Principal => self.principal.clone().into_iter().collect(),
-            Key::Audiences => claim_values(claims.get("aud"), false),
-            Key::Presenter => claim_values(claims.get("azp"), false),
-            Key::Header(name) => self
-                .request
-                .get_all(name)
-                .into_iter()
-                .map(str::to_string)
-                .collect(),
+        let one = match key {
+            Key::Principal => self.principal.as_deref(),
+            Key::Audiences => return claim_values(claims.get("aud"), false, found),
+            Key::Presenter => return claim_values(claims.get("azp"), false, found),
+            Key::Header(name) => {
+                for value in self.request.get_all(name) {
+                    found.push(value.to_string());
+                }
+                return;
+            }
             Key::Claim(path) => {
                 let split =
                     path.len() == 1 && path.first().is_some_and(|name| self.space_delimited(name));
-                claim_values(nested(claims, path), split)
+                return claim_values(nested(claims, path), split, found);
             }
-            Key::SourcePrincipal => self.peer.principal.clone().into_iter().collect(),
-            Key::SourceNamespace => self
-                .peer
-                .namespace()
-                .map(str::to_string)
-                .into_iter()
-                .collect(),
-            Key::SourceIp | Key::RemoteIp => Vec::new(),
+            Key::SourcePrincipal => self.peer.principal.as_deref(),
+            Key::SourceNamespace => self.peer.namespace(),
+            Key::SourceIp | Key::RemoteIp => None,
+        };
+        if let Some(value) = one {
+            found.push(value.to_string());
         }
     }
 
@@ -202,6 +202,12 @@ trait Matcher<V: ?Sized> {
 
 impl Matcher<&str> for Pattern {
     fn matches_value(&self, value: &&str) -> bool {
+        self.matches(value)
+    }
+}
+
+impl Matcher<String> for Pattern {
+    fn matches_value(&self, value: &String) -> bool {
         self.matches(value)
     }
 }
@@ -231,14 +237,23 @@ fn nested<'a>(claims: &'a Map<String, Value>, path: &[String]) -> Option<&'a Val
     Some(current)
 }
 
-/// A claim's values as strings: a list's elements, a string (split on spaces when
-/// space-delimited), and numbers and booleans as JSON writes them (`true`, `42`).
-fn claim_values(value: Option<&Value>, split: bool) -> Vec<String> {
+/// A claim's values as strings, added to `found`: a list's elements, a string
+/// (split on spaces when space-delimited), and numbers and booleans as JSON writes
+/// them (`true`, `42`).
+fn claim_values(value: Option<&Value>, split: bool, found: &mut Vec<String>) {
     match value {
-        Some(Value::String(text)) if split => text.split_whitespace().map(str::to_string).collect(),
-        Some(Value::Array(items)) => items.iter().filter_map(claims::scalar_text).collect(),
-        Some(value) => claims::scalar_text(value).into_iter().collect(),
-        None => Vec::new(),
+        Some(Value::String(text)) if split => {
+            for word in text.split_whitespace() {
+                found.push(word.to_string());
+            }
+        }
+        Some(Value::Array(items)) => {
+            for item in items {
+                found.extend(claims::scalar_text(item));
+            }
+        }
+        Some(value) => found.extend(claims::scalar_text(value)),
+        None => {}
     }
 }
 
