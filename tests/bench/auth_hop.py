@@ -37,14 +37,14 @@ import ssl
 import subprocess
 import tempfile
 import time
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import requests
 
 from harness.certs import Authority, Pair
 from harness.envoy import _die_with_parent, static_cluster
+from harness.loopback_http import RestartableServer
 from harness.processes import terminate
 
 APACHE_BIN = Path("/usr/sbin/apache2")
@@ -107,41 +107,27 @@ class _KeysHandler(BaseHTTPRequestHandler):
         pass
 
 
-class KeysServer:
+class KeysServer(RestartableServer):
     """Serves one JWKS per path over TLS on 127.0.0.1 (the bench's JWKS,
     as harness/jwks_server.py serves them over plain HTTP)."""
+
+    handler_class = _KeysHandler
 
     def __init__(self, documents: dict[str, dict], pair: Pair, port: int):
         self.documents = {path: json.dumps(doc).encode() for path, doc in documents.items()}
         self.port = port
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.load_cert_chain(pair.cert, pair.key)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self.tls_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.tls_context.load_cert_chain(pair.cert, pair.key)
 
     def url(self, path: str) -> str:
         return f"https://127.0.0.1:{self.port}{path}"
 
     def start(self) -> "KeysServer":
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), _KeysHandler)
-        server.daemon_threads = True
-        server.owner = self  # type: ignore[attr-defined]
-        # Each accepted connection does its handshake in its own handler
-        # thread (on the first read), not in the accepting loop.
-        server.socket = self.context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
-        self._thread.start()
+        self._open_socket()
         return self
 
     def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
+        self._close_socket()
 
 
 # ----- Apache -----
