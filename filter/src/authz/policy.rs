@@ -281,43 +281,55 @@ fn compile_rule(at: &At, raw: &RawRule) -> Result<Rule, ConfigError> {
     Ok(rule)
 }
 
-/// Each field is set on a default `Source` in turn, so that every early return
-/// drops the same value: one shared clean-up instead of one per field.
-#[allow(clippy::field_reassign_with_default)] // deliberate, see above
+/// Each field is set on a default `Source` in turn, from a table: one call site
+/// for the three pattern fields and one for the two address fields.
 fn compile_source(at: &At, raw: &RawSource) -> Result<Source, ConfigError> {
     let mut source = Source::default();
-    source.request_principals = texts(
-        at,
-        ("requestPrincipals", &raw.request_principals),
-        ("notRequestPrincipals", &raw.not_request_principals),
-    )?;
-    source.principals = texts(
-        at,
-        ("principals", &raw.principals),
-        ("notPrincipals", &raw.not_principals),
-    )?;
-    source.namespaces = texts(
-        at,
-        ("namespaces", &raw.namespaces),
-        ("notNamespaces", &raw.not_namespaces),
-    )?;
-    source.ip_blocks = blocks(
-        at,
-        ("ipBlocks", &raw.ip_blocks),
-        ("notIpBlocks", &raw.not_ip_blocks),
-    )?;
-    source.remote_ip_blocks = blocks(
-        at,
-        ("remoteIpBlocks", &raw.remote_ip_blocks),
-        ("notRemoteIpBlocks", &raw.not_remote_ip_blocks),
-    )?;
+    for (slot, values, not_values) in [
+        (
+            &mut source.request_principals,
+            ("requestPrincipals", raw.request_principals.as_slice()),
+            (
+                "notRequestPrincipals",
+                raw.not_request_principals.as_slice(),
+            ),
+        ),
+        (
+            &mut source.principals,
+            ("principals", raw.principals.as_slice()),
+            ("notPrincipals", raw.not_principals.as_slice()),
+        ),
+        (
+            &mut source.namespaces,
+            ("namespaces", raw.namespaces.as_slice()),
+            ("notNamespaces", raw.not_namespaces.as_slice()),
+        ),
+    ] {
+        *slot = texts(at, values, not_values)?;
+    }
+    for (slot, values, not_values) in [
+        (
+            &mut source.ip_blocks,
+            ("ipBlocks", raw.ip_blocks.as_slice()),
+            ("notIpBlocks", raw.not_ip_blocks.as_slice()),
+        ),
+        (
+            &mut source.remote_ip_blocks,
+            ("remoteIpBlocks", raw.remote_ip_blocks.as_slice()),
+            ("notRemoteIpBlocks", raw.not_remote_ip_blocks.as_slice()),
+        ),
+    ] {
+        *slot = blocks(at, values, not_values)?;
+    }
     Ok(source)
 }
 
-/// As [`compile_source`], one field at a time.
-#[allow(clippy::field_reassign_with_default)] // deliberate, see above
+/// As [`compile_source`], from a table.
 fn compile_operation(at: &At, raw: &RawOperation) -> Result<Operation, ConfigError> {
-    for (field, list) in [("paths", &raw.paths), ("notPaths", &raw.not_paths)] {
+    for (field, list) in [
+        ("paths", raw.paths.as_slice()),
+        ("notPaths", raw.not_paths.as_slice()),
+    ] {
         if let Some(bad) = list.iter().find(|p| p.contains('{')) {
             return Err(at
                 .field(field)
@@ -325,17 +337,29 @@ fn compile_operation(at: &At, raw: &RawOperation) -> Result<Operation, ConfigErr
         }
     }
     let mut operation = Operation::default();
-    operation.hosts = texts(at, ("hosts", &raw.hosts), ("notHosts", &raw.not_hosts))?;
+    for (slot, values, not_values) in [
+        (
+            &mut operation.hosts,
+            ("hosts", raw.hosts.as_slice()),
+            ("notHosts", raw.not_hosts.as_slice()),
+        ),
+        (
+            &mut operation.paths,
+            ("paths", raw.paths.as_slice()),
+            ("notPaths", raw.not_paths.as_slice()),
+        ),
+        (
+            &mut operation.methods,
+            ("methods", raw.methods.as_slice()),
+            ("notMethods", raw.not_methods.as_slice()),
+        ),
+    ] {
+        *slot = texts(at, values, not_values)?;
+    }
     let hosts = &mut operation.hosts;
     for pattern in hosts.values.iter_mut().chain(hosts.not_values.iter_mut()) {
         *pattern = pattern.lowercased();
     }
-    operation.paths = texts(at, ("paths", &raw.paths), ("notPaths", &raw.not_paths))?;
-    operation.methods = texts(
-        at,
-        ("methods", &raw.methods),
-        ("notMethods", &raw.not_methods),
-    )?;
     Ok(operation)
 }
 

@@ -42,9 +42,17 @@ pub(super) fn compile(
 ) -> Result<App, ConfigError> {
     let apps = At::top("apps");
     let at = apps.item(index);
-    let name = app_name(config, &at.field("name"), raw.name.as_deref())?;
+    // The top level's settings, each replaced below by what the app sets.
+    let mut app = App {
+        index: Some(index),
+        name: app_name(config, &at.field("name"), raw.name.as_deref())?,
+        hosts: Vec::new(),
+        oidc: config.top_level.oidc.clone(),
+        policies: config.top_level.policies.clone(),
+        public_paths: config.top_level.public_paths.clone(),
+        allow_missing: raw.allow_missing.unwrap_or(config.top_level.allow_missing),
+    };
     let hosts_at = at.field("hosts");
-    let mut hosts = Vec::new();
     for (host_index, text) in raw.hosts.iter().enumerate() {
         let host_at = hosts_at.item(host_index);
         let pattern = HostPattern::parse(text).map_err(|why| host_at.error(why))?;
@@ -55,34 +63,22 @@ pub(super) fn compile(
         {
             return Err(host_at.error(format!("`{text}` is already a host of apps[{earlier}]")));
         }
-        hosts.push(pattern);
+        app.hosts.push(pattern);
     }
-    if hosts.is_empty() {
+    if app.hosts.is_empty() {
         return Err(hosts_at.error("at least one host is required"));
     }
-    let oidc = match &raw.oidc {
-        Some(raw_oidc) => {
-            Some(config.compile_oidc(raw_oidc, &at.field("oidc"), Some(&name), env)?)
-        }
-        None => config.top_level.oidc.clone(),
-    };
-    let policies = match &raw.authorization_policies {
-        Some(raw) => compile_policies(&at.field("authorizationPolicies"), raw)?,
-        None => config.top_level.policies.clone(),
-    };
-    let public_paths = match &raw.public_paths {
-        Some(raw) => compile_public_paths(&at.field("publicPaths"), raw)?,
-        None => config.top_level.public_paths.clone(),
-    };
-    Ok(App {
-        index: Some(index),
-        name,
-        hosts,
-        oidc,
-        policies,
-        public_paths,
-        allow_missing: raw.allow_missing.unwrap_or(config.top_level.allow_missing),
-    })
+    if let Some(raw_oidc) = &raw.oidc {
+        let oidc_at = at.field("oidc");
+        app.oidc = Some(config.compile_oidc(raw_oidc, &oidc_at, Some(&app.name), env)?);
+    }
+    if let Some(raw) = &raw.authorization_policies {
+        app.policies = compile_policies(&at.field("authorizationPolicies"), raw)?;
+    }
+    if let Some(raw) = &raw.public_paths {
+        app.public_paths = compile_public_paths(&at.field("publicPaths"), raw)?;
+    }
+    Ok(app)
 }
 
 /// A DNS label, as Kubernetes names are: it is part of stat and cookie names.

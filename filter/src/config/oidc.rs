@@ -204,22 +204,29 @@ impl<'a> Place<'a> {
         inline: &Option<Vec<String>>,
         from_env: &Option<String>,
     ) -> Result<Vec<[u8; KEY_BYTES]>, ConfigError> {
-        let (field, texts, variable) = match (inline, from_env) {
+        let value; // of the environment variable, which `texts` borrow from
+        let mut texts = Vec::new();
+        let (field, variable) = match (inline, from_env) {
             (Some(_), Some(_)) => {
                 return Err(self
                     .at
                     .error("set only one of `cookieSecrets` and `cookieSecretsFromEnv`"))
             }
             (None, Some(variable)) => {
-                let value = self.env_value("cookieSecretsFromEnv", variable)?;
-                let texts = value
-                    .split(|c: char| c == ',' || c.is_whitespace())
-                    .filter(|text| !text.is_empty())
-                    .map(str::to_string)
-                    .collect();
-                ("cookieSecretsFromEnv", texts, Some(variable))
+                value = self.env_value("cookieSecretsFromEnv", variable)?;
+                for text in value.split(|c: char| c == ',' || c.is_whitespace()) {
+                    if !text.is_empty() {
+                        texts.push(text);
+                    }
+                }
+                ("cookieSecretsFromEnv", Some(variable))
             }
-            (inline, None) => ("cookieSecrets", inline.clone().unwrap_or_default(), None),
+            (inline, None) => {
+                for text in inline.iter().flatten() {
+                    texts.push(text.as_str());
+                }
+                ("cookieSecrets", None)
+            }
         };
         let at = self.field(field);
         if texts.is_empty() {
@@ -269,7 +276,7 @@ impl RawOidc {
         }
         if let Some(index) = scopes
             .iter()
-            .position(|s| s.is_empty() || s.contains(char::is_whitespace))
+            .position(|s| s.is_empty() || s.chars().any(char::is_whitespace))
         {
             return Err(scopes_at.item(index).error("must be one non-empty word"));
         }
