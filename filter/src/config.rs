@@ -67,13 +67,6 @@ impl fmt::Display for ConfigError {
 /// The VM's environment variables (WASI), for secrets given by name.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
-fn error(path: impl Into<String>, problem: impl Into<String>) -> ConfigError {
-    ConfigError {
-        path: path.into(),
-        problem: problem.into(),
-    }
-}
-
 /// Where a token may be found. Header names are kept lowercase, as Envoy passes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenLocation {
@@ -305,7 +298,7 @@ impl Config {
             return Err(At::Root.error("the plugin configuration is empty; it needs `jwtRules`"));
         }
         let value = crate::strict_json::parse(text).map_err(|e| At::Root.error(e.to_string()))?;
-        let raw = Fields::new(String::new(), value).read(RawConfig::read)?;
+        let raw = Fields::new(At::Root, value).read(RawConfig::read)?;
         Self::from_raw(raw, env)
     }
 

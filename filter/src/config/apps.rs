@@ -2,7 +2,7 @@
 //! its requests; one it leaves out is the top level's.
 
 use super::oidc::RawOidc;
-use super::{compile_policies, compile_public_paths, error, At, Config, ConfigError, Env, Fields};
+use super::{compile_policies, compile_public_paths, At, Config, ConfigError, Env, Fields};
 use crate::apps::{App, HostPattern};
 use crate::authz::policy::RawPolicy;
 use crate::session::chunks;
@@ -121,14 +121,14 @@ pub(super) fn check_cookie_collisions(config: &Config) -> Result<(), ConfigError
             let (a, b) = (&earlier.cookie_name, &later.cookie_name);
             let overlapping = chunks::is_set_by(a, b) || chunks::is_set_by(b, a);
             if overlapping && earlier.cookie_domain == later.cookie_domain {
-                return Err(error(
-                    format!("{}.cookieName", login_path(*later_app)),
-                    format!(
+                return Err(ConfigError {
+                    path: format!("{}.cookieName", login_path(*later_app)),
+                    problem: format!(
                         "`{b}` collides with `{a}` of {} on the same cookieDomain; \
                          give each login its own cookie name",
                         login_path(*earlier_app)
                     ),
-                ));
+                });
             }
         }
     }

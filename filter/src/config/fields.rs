@@ -9,15 +9,16 @@
 //! Readers never fail midway: a field of the wrong type reads as absent and the
 //! first such problem is kept for [`Fields::finish`]. So a reader is one plain
 //! struct literal, without an early return (and its clean-up code) per field.
+//! An object's path is an [`At`], written out only for an error.
 
-use super::{error, ConfigError};
+use super::{At, ConfigError};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// A JSON object whose fields are taken one at a time.
 #[derive(Debug)]
-pub struct Fields {
-    path: String,
+pub struct Fields<'a> {
+    at: At<'a>,
     map: Map<String, Value>,
     known: Vec<&'static str>,
     /// The first wrong type or missing field, reported by `finish` after any
@@ -25,16 +26,17 @@ pub struct Fields {
     problem: Option<ConfigError>,
 }
 
-impl Fields {
-    /// The fields of `value`, which should be an object; `path` is where it sits
-    /// (empty at the top). Anything else reads as an empty object with a problem.
-    pub fn new(path: String, value: Value) -> Fields {
+impl<'a> Fields<'a> {
+    /// The fields of `value`, which should be an object; `at` is where it sits
+    /// ([`At::Root`] at the top). Anything else reads as an empty object with a
+    /// problem.
+    pub fn new(at: At<'a>, value: Value) -> Fields<'a> {
         let (map, problem) = match value {
             Value::Object(map) => (map, None),
-            other => (Map::new(), Some(wrong_type(&path, &other, "an object"))),
+            other => (Map::new(), Some(wrong_type(&at, &other, "an object"))),
         };
         Fields {
-            path,
+            at,
             map,
             known: Vec::new(),
             problem,
@@ -47,11 +49,6 @@ impl Fields {
         self.finish().map(|()| value)
     }
 
-    /// The path of field `name` of this object.
-    pub fn path_of(&self, name: &str) -> String {
-        child(&self.path, name)
-    }
-
     fn note(&mut self, problem: ConfigError) {
         self.problem.get_or_insert(problem);
     }
@@ -61,29 +58,28 @@ impl Fields {
         self.map.remove(name).filter(|value| !value.is_null())
     }
 
-    /// Takes `name` if `convert` accepts it (it hands back what it refuses);
-    /// otherwise notes that it is not `expected`.
-    fn take_as<T>(
+    /// Takes `name` if it is of the type that `is` tells; otherwise notes that it is
+    /// not `expected`. Not generic: one copy of this for every type read.
+    fn take_as(
         &mut self,
         name: &'static str,
         expected: &str,
-        convert: fn(Value) -> Result<T, Value>,
-    ) -> Option<T> {
-        match convert(self.take(name)?) {
-            Ok(converted) => Some(converted),
-            Err(value) => {
-                let problem = wrong_type(&self.path_of(name), &value, expected);
-                self.note(problem);
-                None
-            }
+        is: fn(&Value) -> bool,
+    ) -> Option<Value> {
+        let value = self.take(name)?;
+        if is(&value) {
+            return Some(value);
         }
+        let problem = wrong_type(&self.at.field(name), &value, expected);
+        self.note(problem);
+        None
     }
 
     pub fn string(&mut self, name: &'static str) -> Option<String> {
-        self.take_as(name, "a string", |value| match value {
-            Value::String(text) => Ok(text),
-            other => Err(other),
-        })
+        match self.take_as(name, "a string", Value::is_string)? {
+            Value::String(text) => Some(text),
+            _ => None,
+        }
     }
 
     /// A string that must be present (it may still be empty); absent reads as empty.
@@ -93,27 +89,26 @@ impl Fields {
     }
 
     fn missing<T: Default>(&mut self, name: &'static str) -> T {
-        let problem = error(self.path_of(name), "is required");
+        let problem = self.at.field(name).error("is required");
         self.note(problem);
         T::default()
     }
 
     pub fn bool(&mut self, name: &'static str) -> Option<bool> {
-        self.take_as(name, "a boolean", |value| value.as_bool().ok_or(value))
+        self.take_as(name, "a boolean", Value::is_boolean)?
+            .as_bool()
     }
 
     pub fn unsigned(&mut self, name: &'static str) -> Option<u64> {
-        self.take_as(name, "a non-negative integer", |value| {
-            value.as_u64().ok_or(value)
-        })
+        self.take_as(name, "a non-negative integer", Value::is_u64)?
+            .as_u64()
     }
 
     /// A size or count: an unsigned integer that fits `usize`.
     pub fn size(&mut self, name: &'static str) -> Option<usize> {
-        self.take_as(name, "a non-negative integer", |value| {
-            let size = value.as_u64().and_then(|n| usize::try_from(n).ok());
-            size.ok_or(value)
-        })
+        as_size(&self.take_as(name, "a non-negative integer", |value| {
+            as_size(value).is_some()
+        })?)
     }
 
     /// A list of strings, telling absent apart from empty.
@@ -124,8 +119,8 @@ impl Fields {
             match item {
                 Value::String(text) => strings.push(text),
                 other => {
-                    let path = format!("{}[{index}]", self.path_of(name));
-                    self.note(wrong_type(&path, &other, "a string"));
+                    let problem = wrong_type(&self.at.field(name).item(index), &other, "a string");
+                    self.note(problem);
                 }
             }
         }
@@ -153,7 +148,7 @@ impl Fields {
         match object {
             Some(object) => object,
             None => read(&mut Fields::new(
-                self.path_of(name),
+                self.at.field(name),
                 Value::Object(Map::new()),
             )),
         }
@@ -196,14 +191,11 @@ impl Fields {
             };
             vec![value]
         };
-        let path = self.path_of(name);
+        let at = self.at;
+        let field_at = at.field(name);
         for (index, item) in items.into_iter().enumerate() {
-            let item_path = if list {
-                format!("{path}[{index}]")
-            } else {
-                path.clone()
-            };
-            let mut fields = Fields::new(item_path, item);
+            let item_at = if list { field_at.item(index) } else { field_at };
+            let mut fields = Fields::new(item_at, item);
             read(&mut fields);
             if let Err(problem) = fields.finish() {
                 self.note(problem);
@@ -213,19 +205,15 @@ impl Fields {
     }
 
     fn list(&mut self, name: &'static str) -> Option<Vec<Value>> {
-        self.take_as(name, "a list", |value| match value {
-            Value::Array(items) => Ok(items),
-            other => Err(other),
-        })
+        match self.take_as(name, "a list", Value::is_array)? {
+            Value::Array(items) => Some(items),
+            _ => None,
+        }
     }
 
     /// An object of string values, e.g. `clusters`; absent means empty.
     pub fn string_map(&mut self, name: &'static str) -> BTreeMap<String, String> {
-        let object = self.take_as(name, "an object", |value| match value {
-            Value::Object(map) => Ok(map),
-            other => Err(other),
-        });
-        let Some(map) = object else {
+        let Some(Value::Object(map)) = self.take_as(name, "an object", Value::is_object) else {
             return BTreeMap::new();
         };
         let mut strings = BTreeMap::new();
@@ -235,8 +223,8 @@ impl Fields {
                     strings.insert(key, text);
                 }
                 other => {
-                    let path = child(&self.path_of(name), &key);
-                    self.note(wrong_type(&path, &other, "a string"));
+                    let problem = wrong_type(&self.at.field(name).field(&key), &other, "a string");
+                    self.note(problem);
                 }
             }
         }
@@ -257,22 +245,17 @@ impl Fields {
             expected.push_str(name);
             expected.push('`');
         }
-        Err(error(
-            child(&self.path, unknown),
-            format!("unknown field `{unknown}`, expected one of {expected}"),
-        ))
+        Err(self.at.field(unknown).error(format!(
+            "unknown field `{unknown}`, expected one of {expected}"
+        )))
     }
 }
 
-fn child(path: &str, name: &str) -> String {
-    if path.is_empty() {
-        name.to_string()
-    } else {
-        format!("{path}.{name}")
-    }
+fn as_size(value: &Value) -> Option<usize> {
+    value.as_u64().and_then(|n| usize::try_from(n).ok())
 }
 
-fn wrong_type(path: &str, found: &Value, expected: &str) -> ConfigError {
+fn wrong_type(at: &At, found: &Value, expected: &str) -> ConfigError {
     let found = match found {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -281,7 +264,7 @@ fn wrong_type(path: &str, found: &Value, expected: &str) -> ConfigError {
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
     };
-    error(path, format!("invalid type: {found}, expected {expected}"))
+    at.error(format!("invalid type: {found}, expected {expected}"))
 }
 
 #[cfg(test)]
@@ -290,8 +273,8 @@ mod tests {
     use serde_json::json;
     use wasm_bindgen_test::wasm_bindgen_test;
 
-    fn fields(value: Value) -> Fields {
-        Fields::new("top".into(), value)
+    fn fields(value: Value) -> Fields<'static> {
+        Fields::new(At::top("top"), value)
     }
 
     fn name(f: &mut Fields) -> String {
@@ -373,7 +356,7 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn leftover_fields_are_unknown() {
-        let e = Fields::new(String::new(), json!({"jwtRule": []}))
+        let e = Fields::new(At::Root, json!({"jwtRule": []}))
             .read(|f| f.strings("jwtRules"))
             .unwrap_err();
         assert_eq!(e.path, "jwtRule");
