@@ -683,10 +683,8 @@ fn bounded(at: &At, value: u64, min: u64, max: u64) -> Result<u64, ConfigError> 
 }
 
 fn bounded_size(at: &At, value: usize, (min, max): (usize, usize)) -> Result<usize, ConfigError> {
-    if value < min || value > max {
-        return Err(at.error(format!("{value} is outside {min}..={max}")));
-    }
-    Ok(value)
+    // One check and message for both widths (`usize` to `u64` is lossless).
+    bounded(at, value as u64, min as u64, max as u64).map(|_| value)
 }
 
 fn cache_limits(
