@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from harness import ports
 from harness.jwks_server import DISCOVERY_PATH, DOWN, ERROR_500, GARBAGE, JWKS_PATH, NORMAL, JwksServer
 from harness.tokens import ALL_ALGS, b64url_decode, cached_key, claims, flip_signature_bit, sign
 
@@ -94,3 +95,13 @@ def test_echo_server_keeps_repeated_headers(echo_server):
     assert seen["path"] == "/a?b=1"
     assert seen["headers"]["x-rep"] == ["1", "2"]
     assert seen["headers"]["x-one"] == "v"
+
+
+def test_free_ports_stay_out_of_the_ephemeral_range_and_never_repeat():
+    """A server's port, picked before the server binds it, must not be one an
+    outgoing connection can take meanwhile (a CI run once failed with Envoy's
+    listener on a port from the ephemeral range: "Address already in use")."""
+    low = ports.ephemeral_low()
+    handed = [ports.free_port() for _ in range(300)]
+    assert len(set(handed)) == len(handed)
+    assert all(1024 <= port < low or port > 60999 for port in handed), handed[:10]
