@@ -184,6 +184,9 @@ def main() -> int:
         app.shutdown()
 
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    # Ctrl-C stops the demo even when it was started with SIGINT ignored (as a
+    # shell does for a background job), which Python would otherwise keep.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         idp_config = {
             "port": idp_port,

@@ -25,8 +25,14 @@ def demo(tmp_path):
     ports = {name: str(free_port()) for name in ("DEMO_ENVOY_PORT", "DEMO_IDP_PORT", "DEMO_APP_PORT", "DEMO_ADMIN_PORT")}
     output = tmp_path / "demo.out"
     with open(output, "wb") as out:
+        # Started with SIGINT ignored, as a shell starts a background job (and as
+        # CI may run the tests): Ctrl-C must stop the demo all the same.
         process = subprocess.Popen(
-            [sys.executable, str(DEMO)], stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **ports}
+            [sys.executable, str(DEMO)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **ports},
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
         )
     try:
         deadline = time.monotonic() + 40

@@ -455,9 +455,13 @@ def test_real_idp_sessions_survive_an_outage_and_logins_recover(stack):
     # Logging out needs no call from Envoy: it still answers at once.
     logout = newcomer.get(f"{app.url}/oauth2/logout", headers=SAME_ORIGIN, allow_redirects=False, timeout=CLIENT_TIMEOUT)
     assert logout.status_code == 302 and urlsplit(logout.headers["location"]).path.endswith("/session/end")
-    # Back: a new login completes without restarting Envoy, and the VM is healthy.
+    # Back: once the filter reaches the IdP again (its next discovery fetch, within
+    # one refresh period), a new login completes without restarting Envoy, and the
+    # VM is healthy. (A login at the very moment the relay listened again once got
+    # Envoy's 503 for the token call on a loaded machine.)
     before = stats(app.envoy)
     app.relay.switch_on()
+    assert_stat_increases(app.envoy, "discovery_fetch.succeeded", before, timeout=SETTLE_SECONDS)
     again = login(html_session(), f"{app.url}/", "quinn")
     assert upstream(again.response)["headers"]["x-user-email"] == "quinn@example.test"
     assert_stat_increases(app.envoy, "login.completed", before)
