@@ -207,7 +207,7 @@ FUZZ_DIR           := filter/fuzz
 FUZZ_TARGETS       := token jwks session config authz idp crypto
 FUZZ_TARGET        ?= $(FUZZ_TARGETS)
 FUZZ_TIME          ?= 600
-FUZZ_SMOKE_TIME    ?= 15
+FUZZ_SMOKE_TIME    ?= 10
 FUZZ_ARGS          ?=
 CARGO_FUZZ_VERSION := 0.13.2
 CARGO_FUZZ         := $(TOOLS)/bin/cargo-fuzz
@@ -224,7 +224,7 @@ $(CARGO_FUZZ):
 fuzz-build: $(CARGO_FUZZ) ## Build every fuzz target (stable toolchain, debug assertions)
 	cd $(FUZZ_DIR) && $(CARGO_FUZZ_CMD) build $(FUZZ_FLAGS)
 
-fuzz-smoke: fuzz-build ## Run each fuzz target for FUZZ_SMOKE_TIME s (15) from the committed seeds; fails on any crash
+fuzz-smoke: fuzz-build ## Run each fuzz target for FUZZ_SMOKE_TIME s (10) from the committed seeds; fails on any crash
 	@cd $(FUZZ_DIR) && for target in $(FUZZ_TARGETS); do \
 	  corpus=target/smoke-corpus/$$target; log=target/smoke-$$target.log; \
 	  rm -rf $$corpus && mkdir -p $$corpus; \
