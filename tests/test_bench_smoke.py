@@ -30,6 +30,7 @@ SETUP_TITLES = ["no auth filter", "no-op Wasm filter (reference)"] + [
         "ours, hot (same token)",
         "ours, cold (new token each request)",
         "ours, session cookie",
+        "no-op Wasm filter, the session's cookie (reference)",
     )
 ]
 
@@ -74,6 +75,8 @@ def test_quick_bench_serves_only_2xx_and_writes_the_table(wasm_path, tmp_path):
         for path in ("ours, hot (same token)", "ours, cold (new token each request)"):
             assert row_of(rows, f"{path} {alg}")[hop_column].endswith("×"), f"no hop ratio for {path} {alg}"
         assert f"- goal: cold {alg} vs the hop cold: " in text
+        # The session path against the no-op filter given the same cookie.
+        assert f"- goal: session {alg} vs the no-op Wasm filter (same cookie): " in text
     assert "what mod_auth_openidc caches" in text
     # The first request after a key set arrives, against the later new-token requests.
     for case in FIRST_REQUEST_CASES:

@@ -70,6 +70,7 @@ ALGS = ("ES256", "RS256")
 KINDS = (
     "no-auth",
     "noop-wasm",
+    "noop-wasm-session",
     "native-uncached",
     "native-cached",
     "hop-hot",
@@ -81,6 +82,7 @@ KINDS = (
 KIND_TITLES = {
     "no-auth": "no auth filter",
     "noop-wasm": "no-op Wasm filter (reference)",
+    "noop-wasm-session": "no-op Wasm filter, the session's cookie (reference)",
     "native-uncached": "native jwt_authn, no cache",
     "native-cached": "native jwt_authn + jwt_cache_config",
     "hop-hot": "hop: ext_authz → Apache mod_auth_openidc, hot (same token)",
@@ -91,6 +93,10 @@ KIND_TITLES = {
 }
 # Setups without a credential check (they still receive the same headers).
 UNAUTHENTICATED = ("no-auth", "noop-wasm")
+# Setups whose requests carry a session cookie instead of a bearer token: the
+# no-op filter gets the same cookie, so the session path is judged against a
+# do-nothing filter handling requests just as large.
+SESSION_KINDS = ("noop-wasm-session", "ours-session")
 # The auth hop's setups: Envoy's ext_authz calling Apache (auth_hop.py).
 HOP_KINDS = ("hop-hot", "hop-cold")
 # Setups sending a token never sent before on every request, from the cold pool.
@@ -267,7 +273,7 @@ class World:
     def auth_filters(self, setup: Setup) -> list[dict]:
         if setup.kind == "no-auth":
             return []
-        if setup.kind == "noop-wasm":
+        if setup.kind in ("noop-wasm", "noop-wasm-session"):
             return [noop_wasm_filter(self.noop_wasm)]
         if setup.kind.startswith("native-"):
             jwks = tokens.jwks_of(self.keys[setup.alg])
@@ -304,10 +310,10 @@ class World:
             self.sessions[alg] = FixedValue.write(self.work / f"session-{alg}.txt", cookie)
 
     def header_for(self, setup: Setup) -> str:
-        return "Cookie" if setup.kind == "ours-session" else "Authorization"
+        return "Cookie" if setup.kind in SESSION_KINDS else "Authorization"
 
     def fixed_values(self, setup: Setup) -> FixedValue:
-        if setup.kind == "ours-session":
+        if setup.kind in SESSION_KINDS:
             return self.sessions[setup.alg]
         # No auth sends a token too, so every setup's requests are as large.
         return self.hot[setup.alg or ALGS[0]]
@@ -377,7 +383,7 @@ def check_setups_authenticate(world: World) -> None:
     validly signed tokens of another audience or issuer (its Require claim
     lines), so a misconfigured Apache that lets everyone in makes no rows."""
     for setup in world.setups:
-        if setup.kind in UNAUTHENTICATED:
+        if setup.kind in UNAUTHENTICATED or setup.kind == "noop-wasm-session":
             continue
         header = world.header_for(setup)
         good = world.fixed_values(setup).path.read_text().strip()
