@@ -146,7 +146,10 @@ def table(summary: Summary) -> list[str]:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for setup in summary.setups:
-        native = summary.find("native-uncached", setup.alg) if setup.alg else None
+        # A reference row (the no-op filter given a session's cookie) has an
+        # algorithm only to name whose cookie it sends: no ratio to native.
+        checks = setup.alg and not setup.kind.startswith("noop-")
+        native = summary.find("native-uncached", setup.alg) if checks else None
         hop = summary.find(HOP_OF[setup.kind], setup.alg) if setup.kind in HOP_OF else None
         repeated = f" ({setup.repeated()} repeated tokens)" if setup.cold and setup.repeated() else ""
         cpu = f"{statistics.median(setup.envoy_cpu):.0%}"
