@@ -177,6 +177,29 @@ pub fn remove_identity_headers(output_headers: &[String], headers: &Headers, edi
     }
 }
 
+/// Header pairs in proxy-wasm's serialization, the format [`Headers::from_map_bytes`]
+/// reads: the host takes a local reply's headers this way.
+pub fn map_bytes<N: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(N, V)]) -> Vec<u8> {
+    let size = |bytes: &[u8]| u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_le_bytes();
+    let text: usize = pairs
+        .iter()
+        .map(|(name, value)| name.as_ref().len() + value.as_ref().len() + 2)
+        .sum();
+    let mut bytes = Vec::with_capacity(4 + 8 * pairs.len() + text);
+    bytes.extend(u32::try_from(pairs.len()).unwrap_or(u32::MAX).to_le_bytes());
+    for (name, value) in pairs {
+        bytes.extend(size(name.as_ref()));
+        bytes.extend(size(value.as_ref()));
+    }
+    for (name, value) in pairs {
+        bytes.extend(name.as_ref());
+        bytes.push(0);
+        bytes.extend(value.as_ref());
+        bytes.push(0);
+    }
+    bytes
+}
+
 #[cfg(test)]
 impl Headers {
     /// Request headers from literal pairs, for tests.
@@ -315,25 +338,9 @@ mod tests {
         assert_eq!(pairs, [("a", "1"), ("b", "2"), ("", "3")]);
     }
 
-    /// proxy-wasm's serialization of a header map.
-    fn map_bytes(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
-        let mut bytes = (pairs.len() as u32).to_le_bytes().to_vec();
-        for (name, value) in pairs {
-            bytes.extend((name.len() as u32).to_le_bytes());
-            bytes.extend((value.len() as u32).to_le_bytes());
-        }
-        for (name, value) in pairs {
-            bytes.extend(*name);
-            bytes.push(0);
-            bytes.extend(*value);
-            bytes.push(0);
-        }
-        bytes
-    }
-
     #[wasm_bindgen_test(unsupported = test)]
     fn a_serialized_header_map_reads_back_in_order() {
-        let bytes = map_bytes(&[
+        let bytes = map_bytes::<&[u8], &[u8]>(&[
             (b":path", b"/a?b=c"),
             (b"cookie", b"a=1"),
             (b"empty", b""),
@@ -363,7 +370,7 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn a_cut_or_lying_header_map_keeps_what_it_holds() {
-        let whole = map_bytes(&[(b"a", b"1"), (b"bb", b"22")]);
+        let whole = map_bytes(&[("a", "1"), ("bb", "22")]);
         for cut in 0..whole.len() {
             let headers = Headers::from_map_bytes(&whole[..cut]);
             assert!(headers.iter().count() <= 2);

@@ -2,8 +2,8 @@
 //! refresh), whichever context the reply arrives at.
 
 use super::http::{apply, call_body, call_status, HostEntropy, Outcome, WAITING_TICK};
-use super::log;
 use super::plugin::Plugin;
+use super::{log, raw};
 use crate::authenticator::KeyWait;
 use crate::oidc::flow;
 use crate::oidc::token_endpoint::MAX_REPLY_BYTES;
@@ -57,7 +57,7 @@ pub fn finish(plugin: &RefCell<Plugin>, token: u32, body_size: usize, now_ms: u6
         exchange.peer,
         verdict,
     ) {
-        let _ = hostcalls::resume_http_request();
+        let _ = raw::resume_request();
     }
     true
 }

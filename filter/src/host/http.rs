@@ -3,7 +3,7 @@
 //! waited for keys or provider metadata.
 
 use super::plugin::Plugin;
-use super::{exchange, log, now_ms};
+use super::{exchange, log, now_ms, raw};
 use crate::authenticator::KeyWait;
 use crate::oidc::flow::{self, Entropy, LocalReply};
 use crate::peer::{self, Peer, PeerNeeds};
@@ -133,7 +133,7 @@ impl HttpContext for Http {
             Some(state.vm.streams.take_response_cookies(self.context_id))
         });
         for cookie in cookies.unwrap_or_default() {
-            let _ = hostcalls::add_map_value(MapType::HttpResponseHeaders, "set-cookie", &cookie);
+            let _ = raw::add_response_header("set-cookie", &cookie);
         }
         Action::Continue
     }
@@ -328,38 +328,11 @@ pub fn apply(
     }
 }
 
-#[link(wasm_import_module = "env")]
-extern "C" {
-    fn proxy_get_header_map_pairs(
-        map_type: u32,
-        return_data: *mut *mut u8,
-        return_size: *mut usize,
-    ) -> u32;
-}
-
-const STATUS_OK: u32 = 0;
-const REQUEST_HEADERS: u32 = 0;
-
-/// The request's headers, read in one host call and kept in one string. Not the
-/// SDK's `get_map_bytes`: it allocates twice per header, and panics on a status
-/// it does not expect (here `None`, and the request is refused).
+/// The request's headers; `None` (and the request refused) when Envoy cannot give
+/// them.
 fn read_request_headers() -> Option<Headers> {
     let _span = profile::span(Phase::ReadHeaders);
-    let mut data: *mut u8 = std::ptr::null_mut();
-    let mut size: usize = 0;
-    // SAFETY: both out pointers are valid for the call.
-    let status = unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, &mut data, &mut size) };
-    if status != STATUS_OK {
-        return None;
-    }
-    if data.is_null() {
-        return Some(Headers::default());
-    }
-    // SAFETY: on success the host hands over `size` bytes it allocated through this
-    // module's `proxy_on_memory_allocate` (a `Vec` of exactly that capacity), which
-    // this function now owns and frees, as the SDK's own readers do.
-    let bytes = unsafe { Vec::from_raw_parts(data, size, size) };
-    Some(Headers::from_map_bytes(&bytes))
+    raw::request_headers().ok()
 }
 
 /// The `:status` of a dispatch reply (effective context: the one that dispatched).
@@ -383,29 +356,19 @@ pub fn call_body(body_size: usize) -> Option<Vec<u8>> {
 fn apply_edits(edits: &Edits) {
     let _span = profile::span(Phase::ApplyEdits);
     for name in &edits.remove {
-        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None);
+        let _ = raw::remove_request_header(name);
     }
     for (name, value) in &edits.set {
-        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value));
+        let _ = raw::set_request_header(name, value);
     }
 }
 
 fn send_denial(denial: &Denial, request: &Headers) {
     let line = response::denial_log_line(denial.status, denial.body, &denial.detail, request);
     log(LogLevel::Debug, &line);
-    let headers: Vec<(&str, &str)> = denial
-        .headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let _ = hostcalls::send_http_response(denial.status, headers, Some(denial.body.as_bytes()));
+    let _ = raw::send_denial(denial);
 }
 
 pub fn send_reply(reply: &LocalReply) {
-    let headers: Vec<(&str, &str)> = reply
-        .headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let _ = hostcalls::send_http_response(reply.status, headers, Some(reply.body.as_bytes()));
+    let _ = raw::send_reply(reply.status, &reply.headers, reply.body.as_bytes());
 }

@@ -6,6 +6,8 @@
 //! - `plugin`: per-VM state shared by the two: config, parsed keys, waiting requests.
 //! - `metrics`: Envoy stats for what the core counts.
 //! - `shared`: the cross-VM fetch state in proxy-wasm shared data.
+//! - `raw`: the host calls every request makes, returning Envoy's refusals instead
+//!   of panicking as the SDK's wrappers do.
 //!
 //! proxy-wasm's `String` accessors panic on non-UTF-8 bytes, so this code reads
 //! headers and bodies only through the `_bytes` variants.
@@ -14,6 +16,7 @@ mod exchange;
 mod http;
 mod metrics;
 mod plugin;
+mod raw;
 mod root;
 mod shared;
 

@@ -5,7 +5,7 @@
 use super::exchange;
 use super::http::{self, Http, Outcome, WAITING_TICK};
 use super::plugin::{Call, Plugin};
-use super::{log, now_ms, shared};
+use super::{log, now_ms, raw, shared};
 use crate::cache::HashSecret;
 use crate::config::Config;
 use crate::fetch::{self, Next, Step};
@@ -69,7 +69,7 @@ impl Root {
             }
             match http::handle(plugin, waiter.context_id, now, now >= waiter.deadline_ms) {
                 Outcome::Continue => {
-                    let _ = hostcalls::resume_http_request();
+                    let _ = raw::resume_request();
                 }
                 Outcome::Responded | Outcome::Dispatched => {}
                 Outcome::Wait(waits) => {

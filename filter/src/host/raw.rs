@@ -1,0 +1,141 @@
+//! The host calls a request makes, without the SDK's wrappers: proxy-wasm 0.2.5
+//! panics on any status it does not expect, and a panic traps the VM, after which
+//! Envoy fails every request on that worker. Here a refused call is an `Err` with
+//! Envoy's status, for the caller to log or ignore.
+
+use crate::request::{self, Headers};
+use crate::response::Denial;
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_data: *mut *mut u8,
+        return_size: *mut usize,
+    ) -> u32;
+    fn proxy_replace_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_add_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+    #[allow(clippy::too_many_arguments)]
+    fn proxy_send_local_response(
+        status_code: u32,
+        details_data: *const u8,
+        details_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        grpc_status: i32,
+    ) -> u32;
+    fn proxy_continue_stream(stream_type: u32) -> u32;
+}
+
+/// Envoy's status of a refused call (proxy-wasm's `WasmResult`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused(pub u32);
+
+const OK: u32 = 0;
+/// proxy-wasm's `MapType` and `StreamType` values.
+const REQUEST_HEADERS: u32 = 0;
+const RESPONSE_HEADERS: u32 = 2;
+const REQUEST_STREAM: u32 = 0;
+/// No gRPC status on a local reply.
+const NO_GRPC_STATUS: i32 = -1;
+
+fn checked(status: u32) -> Result<(), Refused> {
+    if status == OK {
+        Ok(())
+    } else {
+        Err(Refused(status))
+    }
+}
+
+/// The request's headers, read in one host call and kept in one string (the SDK's
+/// reader allocates twice per header).
+pub fn request_headers() -> Result<Headers, Refused> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: both out pointers are valid for the call.
+    checked(unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, &mut data, &mut size) })?;
+    if data.is_null() {
+        return Ok(Headers::default());
+    }
+    // SAFETY: on success the host hands over `size` bytes it allocated through this
+    // module's `proxy_on_memory_allocate` (a `Vec` of exactly that capacity), which
+    // this function now owns and frees, as the SDK's own readers do.
+    let bytes = unsafe { Vec::from_raw_parts(data, size, size) };
+    Ok(Headers::from_map_bytes(&bytes))
+}
+
+/// Replaces every value of a request header.
+pub fn set_request_header(name: &str, value: &str) -> Result<(), Refused> {
+    // SAFETY: the pointers and sizes describe live `str`s for the call.
+    checked(unsafe {
+        proxy_replace_header_map_value(
+            REQUEST_HEADERS,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    })
+}
+
+pub fn remove_request_header(name: &str) -> Result<(), Refused> {
+    // SAFETY: as above.
+    checked(unsafe { proxy_remove_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len()) })
+}
+
+/// Adds a response header value beside any others (each `set-cookie` its own).
+pub fn add_response_header(name: &str, value: &str) -> Result<(), Refused> {
+    // SAFETY: as above.
+    checked(unsafe {
+        proxy_add_header_map_value(
+            RESPONSE_HEADERS,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    })
+}
+
+/// Answers the request from the filter (Envoy sends it once the callback returns).
+pub fn send_reply(status: u32, headers: &[(String, String)], body: &[u8]) -> Result<(), Refused> {
+    let headers = request::map_bytes(headers);
+    // SAFETY: as above; no status-code details (null, 0).
+    checked(unsafe {
+        proxy_send_local_response(
+            status,
+            std::ptr::null(),
+            0,
+            body.as_ptr(),
+            body.len(),
+            headers.as_ptr(),
+            headers.len(),
+            NO_GRPC_STATUS,
+        )
+    })
+}
+
+pub fn send_denial(denial: &Denial) -> Result<(), Refused> {
+    send_reply(denial.status, &denial.headers, denial.body.as_bytes())
+}
+
+/// Lets a paused request (the effective context's) go on to the upstream.
+pub fn resume_request() -> Result<(), Refused> {
+    // SAFETY: no pointers.
+    checked(unsafe { proxy_continue_stream(REQUEST_STREAM) })
+}
