@@ -8,7 +8,6 @@ use crate::authenticator::KeyWait;
 use crate::oidc::flow;
 use crate::oidc::token_endpoint::MAX_REPLY_BYTES;
 use crate::pipeline::Verdict;
-use proxy_wasm::hostcalls;
 use proxy_wasm::types::LogLevel;
 use std::cell::RefCell;
 
@@ -22,7 +21,7 @@ pub fn finish(plugin: &RefCell<Plugin>, token: u32, body_size: usize, now_ms: u6
         },
         Err(_) => return false,
     };
-    if hostcalls::set_effective_context(exchange.context_id).is_err() {
+    if raw::set_effective_context(exchange.context_id).is_err() {
         return true;
     }
     let status = call_status();
@@ -72,5 +71,5 @@ fn request_issuer_refetch(plugin: &RefCell<Plugin>, source: usize) {
         }]);
     }
     // Sooner than the idle tick: the user is about to try again.
-    let _ = hostcalls::set_tick_period(WAITING_TICK);
+    let _ = raw::set_tick_period(WAITING_TICK);
 }

@@ -109,7 +109,7 @@ impl HttpContext for Http {
                         _ => Action::Pause,
                     };
                 }
-                let _ = hostcalls::set_tick_period(WAITING_TICK);
+                let _ = raw::set_tick_period(WAITING_TICK);
                 Action::Pause
             }
         }
@@ -224,7 +224,7 @@ fn read_peer(needs: PeerNeeds) -> Peer {
 }
 
 fn read_property(path: &[&str]) -> Option<String> {
-    let bytes = hostcalls::get_property(path.to_vec()).ok().flatten()?;
+    let bytes = raw::property(path).ok().flatten()?;
     String::from_utf8(bytes).ok()
 }
 

@@ -20,9 +20,7 @@ mod raw;
 mod root;
 mod shared;
 
-use proxy_wasm::hostcalls;
 use proxy_wasm::types::LogLevel;
-use std::time::UNIX_EPOCH;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Trace);
@@ -32,12 +30,7 @@ proxy_wasm::main! {{
 /// Milliseconds since the epoch from Envoy's clock (0 if the host cannot tell,
 /// which makes every token look expired: failing closed).
 pub(crate) fn now_ms() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |since| {
-            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-        })
+    raw::now_nanos().map_or(0, |nanos| nanos / 1_000_000)
 }
 
 /// Set in the VM's environment (`vm_config.environment_variables`) by tests and
@@ -70,5 +63,5 @@ fn monotonic_nanos() -> u64 {
 }
 
 pub(crate) fn log(level: LogLevel, message: &str) {
-    let _ = hostcalls::log(level, message);
+    let _ = raw::log(level as u32, message);
 }

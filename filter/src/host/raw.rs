@@ -1,7 +1,7 @@
-//! The host calls a request makes, without the SDK's wrappers: proxy-wasm 0.2.5
-//! panics on any status it does not expect, and a panic traps the VM, after which
-//! Envoy fails every request on that worker. Here a refused call is an `Err` with
-//! Envoy's status, for the caller to log or ignore.
+//! The host calls a request makes (and the timer's), without the SDK's wrappers:
+//! proxy-wasm 0.2.5 panics on any status it does not expect, and a panic traps the
+//! VM, after which Envoy fails every request on that worker. Here a refused call is
+//! an `Err` with Envoy's status, for the caller to log or ignore.
 
 use crate::request::{self, Headers};
 use crate::response::Denial;
@@ -40,6 +40,16 @@ extern "C" {
         grpc_status: i32,
     ) -> u32;
     fn proxy_continue_stream(stream_type: u32) -> u32;
+    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
+    fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
+    fn proxy_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_set_effective_context(context_id: u32) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
 }
 
 /// Envoy's status of a refused call (proxy-wasm's `WasmResult`).
@@ -138,4 +148,51 @@ pub fn send_denial(denial: &Denial) -> Result<(), Refused> {
 pub fn resume_request() -> Result<(), Refused> {
     // SAFETY: no pointers.
     checked(unsafe { proxy_continue_stream(REQUEST_STREAM) })
+}
+
+/// Nanoseconds since the epoch, by Envoy's clock.
+pub fn now_nanos() -> Result<u64, Refused> {
+    let mut nanos = 0u64;
+    // SAFETY: the out pointer is valid for the call.
+    checked(unsafe { proxy_get_current_time_nanoseconds(&mut nanos) })?;
+    Ok(nanos)
+}
+
+/// One line in Envoy's log, at proxy-wasm's level (`LogLevel as u32`).
+pub fn log(level: u32, message: &str) -> Result<(), Refused> {
+    // SAFETY: the pointer and size describe a live `str` for the call.
+    checked(unsafe { proxy_log(level, message.as_ptr(), message.len()) })
+}
+
+/// An Envoy attribute (`["source", "address"]`...); `Ok(None)` when it has none.
+pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, Refused> {
+    const NOT_FOUND: u32 = 1;
+    let serialized = path.join("\0");
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the path is a live buffer, the out pointers are valid for the call.
+    let status =
+        unsafe { proxy_get_property(serialized.as_ptr(), serialized.len(), &mut data, &mut size) };
+    if status == NOT_FOUND {
+        return Ok(None);
+    }
+    checked(status)?;
+    if data.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: as in `request_headers`: `size` bytes allocated by this module for the host.
+    Ok(Some(unsafe { Vec::from_raw_parts(data, size, size) }))
+}
+
+/// Makes `context_id` the context the next calls act on (a request resumed from
+/// the timer or a dispatch reply); `Err` when Envoy no longer has it.
+pub fn set_effective_context(context_id: u32) -> Result<(), Refused> {
+    // SAFETY: no pointers.
+    checked(unsafe { proxy_set_effective_context(context_id) })
+}
+
+pub fn set_tick_period(period: std::time::Duration) -> Result<(), Refused> {
+    let millis = u32::try_from(period.as_millis()).unwrap_or(u32::MAX);
+    // SAFETY: no pointers.
+    checked(unsafe { proxy_set_tick_period_milliseconds(millis) })
 }

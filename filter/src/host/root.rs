@@ -10,7 +10,6 @@ use crate::cache::HashSecret;
 use crate::config::Config;
 use crate::fetch::{self, Next, Step};
 use crate::metrics::Counter;
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 use std::cell::RefCell;
@@ -54,7 +53,7 @@ impl Root {
             .try_borrow()
             .map(|state| state.vm.streams.has_waiters())
             .unwrap_or(true);
-        let _ = hostcalls::set_tick_period(if waiting { WAITING_TICK } else { IDLE_TICK });
+        let _ = raw::set_tick_period(if waiting { WAITING_TICK } else { IDLE_TICK });
     }
 
     fn resume_waiters(&self, plugin: &Rc<RefCell<Plugin>>, now: u64) {
@@ -64,7 +63,7 @@ impl Root {
         };
         let mut still_waiting = Vec::new();
         for waiter in waiters {
-            if hostcalls::set_effective_context(waiter.context_id).is_err() {
+            if raw::set_effective_context(waiter.context_id).is_err() {
                 continue;
             }
             match http::handle(plugin, waiter.context_id, now, now >= waiter.deadline_ms) {
@@ -80,7 +79,7 @@ impl Root {
                 }
             }
         }
-        let _ = hostcalls::set_effective_context(self.context_id);
+        let _ = raw::set_effective_context(self.context_id);
         if let Ok(mut state) = plugin.try_borrow_mut() {
             for waiter in still_waiting {
                 state.vm.streams.keep_waiting(waiter);
@@ -234,7 +233,7 @@ impl Context for Root {
         }
         // A token endpoint call made for a request this root context resumed.
         if exchange::finish(&plugin, token, body_size, now) {
-            let _ = hostcalls::set_effective_context(self.context_id);
+            let _ = raw::set_effective_context(self.context_id);
         }
         self.resume_waiters(&plugin, now);
     }
@@ -276,7 +275,7 @@ impl RootContext for Root {
                 }
                 self.plugin = Some(Rc::new(RefCell::new(plugin)));
                 // The first tick fetches keys; make it come soon.
-                let _ = hostcalls::set_tick_period(WAITING_TICK);
+                let _ = raw::set_tick_period(WAITING_TICK);
                 true
             }
             Err(error) => {
