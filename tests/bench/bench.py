@@ -97,6 +97,8 @@ UNAUTHENTICATED = ("no-auth", "noop-wasm")
 # no-op filter gets the same cookie, so the session path is judged against a
 # do-nothing filter handling requests just as large.
 SESSION_KINDS = ("noop-wasm-session", "ours-session")
+# The no-op filter's setups: they check no credential, whatever they are sent.
+NOOP_KINDS = ("noop-wasm", "noop-wasm-session")
 # The auth hop's setups: Envoy's ext_authz calling Apache (auth_hop.py).
 HOP_KINDS = ("hop-hot", "hop-cold")
 # Setups sending a token never sent before on every request, from the cold pool.
@@ -273,7 +275,7 @@ class World:
     def auth_filters(self, setup: Setup) -> list[dict]:
         if setup.kind == "no-auth":
             return []
-        if setup.kind in ("noop-wasm", "noop-wasm-session"):
+        if setup.kind in NOOP_KINDS:
             return [noop_wasm_filter(self.noop_wasm)]
         if setup.kind.startswith("native-"):
             jwks = tokens.jwks_of(self.keys[setup.alg])
@@ -383,7 +385,7 @@ def check_setups_authenticate(world: World) -> None:
     validly signed tokens of another audience or issuer (its Require claim
     lines), so a misconfigured Apache that lets everyone in makes no rows."""
     for setup in world.setups:
-        if setup.kind in UNAUTHENTICATED or setup.kind == "noop-wasm-session":
+        if setup.kind in UNAUTHENTICATED + NOOP_KINDS:
             continue
         header = world.header_for(setup)
         good = world.fixed_values(setup).path.read_text().strip()

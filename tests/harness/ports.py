@@ -18,7 +18,8 @@ LOWEST_PORT = 10000
 POOL_SIZE = 12000
 
 _lock = threading.Lock()
-_next: int | None = None
+_pool: range | None = None  # chosen on first use
+_next = 0
 
 
 def ephemeral_low() -> int:
@@ -30,7 +31,7 @@ def ephemeral_low() -> int:
         return 32768
 
 
-def _pool() -> range:
+def _choose_pool() -> range:
     high = ephemeral_low()
     low = max(LOWEST_PORT, high - POOL_SIZE)
     if high - low < 1000:  # an unusual ephemeral range: above it instead
@@ -50,12 +51,13 @@ def _bindable(port: int) -> bool:
 def free_port() -> int:
     """A port that is free now, outside the ephemeral range, and not handed
     out before in this process (so two servers of one test never share one)."""
-    global _next
-    pool = _pool()
+    global _pool, _next
     with _lock:
-        if _next is None:
+        if _pool is None:
+            _pool = _choose_pool()
             # Start where another test session on the machine is unlikely to be.
-            _next = pool.start + (os.getpid() * 97) % len(pool)
+            _next = _pool.start + (os.getpid() * 97) % len(_pool)
+        pool = _pool
         for _ in range(len(pool)):
             port = _next
             _next = pool.start + (_next + 1 - pool.start) % len(pool)

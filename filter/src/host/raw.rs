@@ -57,6 +57,7 @@ extern "C" {
 pub struct Refused(pub u32);
 
 const OK: u32 = 0;
+const NOT_FOUND: u32 = 1;
 /// proxy-wasm's `MapType` and `StreamType` values.
 const REQUEST_HEADERS: u32 = 0;
 const RESPONSE_HEADERS: u32 = 2;
@@ -166,7 +167,6 @@ pub fn log(level: u32, message: &str) -> Result<(), Refused> {
 
 /// An Envoy attribute (`["source", "address"]`...); `Ok(None)` when it has none.
 pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, Refused> {
-    const NOT_FOUND: u32 = 1;
     let serialized = path.join("\0");
     let mut data: *mut u8 = std::ptr::null_mut();
     let mut size: usize = 0;

@@ -185,12 +185,7 @@ impl Modulus {
                 return;
             };
             let m = u64::from(low.first().map_or(0, |&w0| w0.wrapping_mul(self.n0_inv)));
-            let mut carry = 0u64;
-            for (w_limb, &n_limb) in low.iter_mut().zip(&self.limbs) {
-                let sum = u64::from(*w_limb) + m * u64::from(n_limb) + carry;
-                *w_limb = sum as u32;
-                carry = sum >> 32;
-            }
+            let carry = add_multiple(low, &self.limbs, m);
             let sum = u64::from(*top) + carry + overflow;
             *top = sum as u32;
             overflow = sum >> 32;
@@ -286,6 +281,19 @@ fn negated_inverse(n: u32) -> u32 {
     inverse.wrapping_neg()
 }
 
+/// w ← w + k·a over the shorter of the two, returning the carry out: one row of a
+/// square or of a reduction, where nearly all of an RSA verification is spent.
+/// Every u64 sum stays below 2^64: (2^32−1) + (2^32−1)² + (2^32−1).
+fn add_multiple(w: &mut [u32], a: &[u32], k: u64) -> u64 {
+    let mut carry = 0u64;
+    for (w_limb, &a_limb) in w.iter_mut().zip(a) {
+        let sum = u64::from(*w_limb) + k * u64::from(a_limb) + carry;
+        *w_limb = sum as u32;
+        carry = sum >> 32;
+    }
+    carry
+}
+
 /// w ← a² (w has `2·a.len()` limbs): each cross product once, doubled, plus the
 /// squares on the diagonal; about half the multiplications of a general product.
 fn square_wide(w: &mut [u32], a: &[u32]) {
@@ -294,16 +302,12 @@ fn square_wide(w: &mut [u32], a: &[u32]) {
         let (Some(others), Some(row)) = (a.get(i + 1..), w.get_mut(2 * i + 1..)) else {
             break;
         };
-        let a_i = u64::from(a_i);
-        let mut carry = 0u64;
-        let mut row = row.iter_mut();
-        for (&a_j, w_limb) in others.iter().zip(&mut row) {
-            let sum = u64::from(*w_limb) + a_i * u64::from(a_j) + carry;
-            *w_limb = sum as u32;
-            carry = sum >> 32;
-        }
+        let Some((row, after)) = row.split_at_mut_checked(others.len()) else {
+            break;
+        };
+        let carry = add_multiple(row, others, u64::from(a_i));
         // Rows before this one end below here, so this limb is still zero.
-        if let Some(w_limb) = row.next() {
+        if let Some(w_limb) = after.first_mut() {
             *w_limb = carry as u32;
         }
     }
