@@ -64,6 +64,9 @@ phases! {
     CacheInsert => "token_cache_insert", "remembering a verified token, evicting if full";
     Authorize => "authorize", "the authorization policies";
     ApplyEdits => "apply_edits", "removing and setting request headers in Envoy";
+    ContextCreate => "context_create", "making the request's context (the root's create_http_context)";
+    ResponseCallback => "response_headers_callback", "the filter's whole response-headers callback";
+    ContextDelete => "context_delete", "releasing what was kept for the request (the context's drop)";
     Clock => "clock_pair", "two clock reads back to back: the cost of measuring itself";
 }
 

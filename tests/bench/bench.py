@@ -207,12 +207,13 @@ def cpu_split() -> tuple[str | None, str | None]:
     return str(cpus[0]), str(cpus[1])
 
 
-def assemble_noop(work: Path) -> Path:
-    """noop.wat as a module, with the wasm-as that `make build` installed."""
+def assemble_wat(work: Path, wat: Path = NOOP_WAT) -> Path:
+    """A reference module (noop.wat by default) assembled with the wasm-as that
+    `make build` installed."""
     if WASM_AS is None:
         raise SystemExit("Binaryen's wasm-as is missing: run `make build` first")
-    module = work / "noop.wasm"
-    subprocess.run([str(WASM_AS), str(NOOP_WAT), "-o", str(module)], check=True)
+    module = work / f"{wat.stem}.wasm"
+    subprocess.run([str(WASM_AS), str(wat), "-o", str(module)], check=True)
     return module
 
 
@@ -237,7 +238,7 @@ class World:
             alg: FreshTokens(work / f"cold-{alg}.txt", self.keys[alg], ISSUER, AUDIENCE, mint_workers()) for alg in ALGS
         }
         self.sessions: dict[str, FixedValue] = {}
-        self.noop_wasm = assemble_noop(work)
+        self.noop_wasm = assemble_wat(work)
         self.hop = stack.own(self._auth_hop(work).start()) if options.hop else None
 
     def _auth_hop(self, work: Path) -> AuthHop:

@@ -24,15 +24,21 @@ BENCH_DIR = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH_DIR.parent), str(BENCH_DIR)]
 
 import bench  # noqa: E402
-from bench import GAUGE_SETTLE_SECONDS, Runner, Setup, World, say  # noqa: E402
+from bench import BENCH_DIR, GAUGE_SETTLE_SECONDS, Runner, Setup, World, assemble_wat, say  # noqa: E402
+from bench_envoy import noop_wasm_filter  # noqa: E402
+from harness.ports import free_port  # noqa: E402
 from credentials import FixedValue, session_cookie_by_login  # noqa: E402
 from harness.envoy import WORK_DIR  # noqa: E402
 from harness.stack import Stack  # noqa: E402
 
 PROFILE_ENV = {"key_values": {"OIDC_FILTER_TEST_ONLY_PROFILE": "1"}}
+FLOOR_WAT = BENCH_DIR / "floor.wat"
+FLOOR = Setup("floor-wasm", None)
+bench.KIND_TITLES[FLOOR.kind] = "a Wasm filter that only reads the headers and removes the token (reference)"
 PROFILED = [
     Setup("no-auth", None),
     Setup("noop-wasm", None),
+    FLOOR,
     Setup("ours-cold", "ES256"),
     Setup("ours-cold", "RS256"),
     Setup("ours-hot", "ES256"),
@@ -52,14 +58,26 @@ PHASES = [
     ("token_cache_insert", "· · cache insert (and eviction)"),
     ("authorize", "· · policies"),
     ("apply_edits", "· setting/removing headers in Envoy"),
+    ("response_headers_callback", "the whole response-headers callback"),
+    ("context_create", "making the request's context"),
+    ("context_delete", "releasing the request's context"),
     ("clock_pair", "one measurement (two clock reads)"),
 ]
 
 
 class ProfiledWorld(World):
-    """The bench's world, with our filter's VM told to profile."""
+    """The bench's world, with our filter's VM told to profile, and the floor
+    reference (floor.wat) beside the no-op one."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.floor_wasm = assemble_wat(self.work, FLOOR_WAT)
+        port = free_port()
+        self.ports[FLOOR.listener] = port
 
     def auth_filters(self, setup: Setup) -> list[dict]:
+        if setup == FLOOR:
+            return [noop_wasm_filter(self.floor_wasm)]
         filters = super().auth_filters(setup)
         if setup.kind.startswith("ours-"):
             for stanza in filters:
@@ -100,6 +118,7 @@ def markdown(results: dict[Setup, tuple[float, dict[str, float]]]) -> str:
     ours = [s for s in results if s.kind.startswith("ours-")]
     no_auth = results[Setup("no-auth", None)][0]
     noop = results[Setup("noop-wasm", None)][0]
+    floor = results[FLOOR][0]
     noop_session = results.get(Setup("noop-wasm-session", "ES256"), (noop,))[0]
     # The session column is judged against the no-op filter given its cookie.
     baseline = {s: noop_session if s.kind == "ours-session" else noop for s in ours}
@@ -113,6 +132,8 @@ def markdown(results: dict[Setup, tuple[float, dict[str, float]]]) -> str:
     row(f"· of which Envoy without any filter ({no_auth:.1f} µs)", [no_auth for _ in ours])
     row(f"· of which any Wasm filter (no-op filter − no filter: {noop - no_auth:.1f} µs)", [noop - no_auth for _ in ours])
     row("· of which ours above a no-op filter (for the session: given the same cookie)", [results[s][0] - baseline[s] for s in ours])
+    row(f"· · of which the floor: reading the headers and removing one (floor − no-op filter: {floor - noop:.1f} µs)",
+        [floor - noop for _ in ours])
     for phase, label in PHASES:
         row(f"{label} (`{phase}`)", [results[s][1][phase] for s in ours])
     return "\n".join(lines) + "\n"
@@ -124,7 +145,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--warmup-seconds", type=int, default=2)
     parser.add_argument("--only", nargs="*", default=None,
-                        help="setups by listener name (e.g. ours-cold-rs256); no-auth and noop-wasm always run")
+                        help="setups by listener name (e.g. ours-cold-rs256); the three references always run")
     args = parser.parse_args(argv)
     options = bench.parse_options(["--no-hop", "--wasm", str(args.wasm), "--seconds", str(args.seconds),
                                    "--warmup-seconds", str(args.warmup_seconds), "--rounds", "1"])
@@ -134,7 +155,7 @@ def main(argv: list[str]) -> int:
         with tempfile.TemporaryDirectory(prefix="profile-values-", dir=WORK_DIR) as work:
             world = ProfiledWorld(stack, options, Path(work))
             chosen = [s for s in PROFILED
-                      if s.kind in ("no-auth", "noop-wasm") or args.only is None or s.listener in args.only
+                      if s.kind in ("no-auth", "noop-wasm", FLOOR.kind) or args.only is None or s.listener in args.only
                       or (s.kind == "noop-wasm-session" and "ours-session-es256" in args.only)]
             results = {setup: profile_setup(stack, world, setup) for setup in chosen}
     finally:

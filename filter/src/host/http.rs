@@ -128,6 +128,7 @@ impl HttpContext for Http {
 
     /// A renewed session's cookies ride on the upstream's response.
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        let _span = profile::span(Phase::ResponseCallback);
         let cookies = self.plugin.as_ref().and_then(|plugin| {
             let mut state = plugin.try_borrow_mut().ok()?;
             Some(state.vm.streams.take_response_cookies(self.context_id))
@@ -144,6 +145,7 @@ impl HttpContext for Http {
 /// the module does not export `proxy_on_log`, one VM entry fewer per request.)
 impl Drop for Http {
     fn drop(&mut self) {
+        let _span = profile::span(Phase::ContextDelete);
         self.forget();
     }
 }

@@ -10,6 +10,7 @@ use crate::cache::HashSecret;
 use crate::config::Config;
 use crate::fetch::{self, Next, Step};
 use crate::metrics::Counter;
+use crate::profile::{self, Phase};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 use std::cell::RefCell;
@@ -293,6 +294,7 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        let _span = profile::span(Phase::ContextCreate);
         Some(Box::new(Http::new(context_id, self.plugin.clone())))
     }
 
