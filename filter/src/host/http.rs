@@ -14,7 +14,7 @@ use crate::response::{self, AuthError, Denial};
 use crate::streams::Exchange;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
+use proxy_wasm::types::{Action, LogLevel};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -166,7 +166,7 @@ fn crash_if_asked(plugin: &RefCell<Plugin>) {
     };
     // A host read does not call back into this VM, so the borrow may span it.
     if let Some(name) = state.config.test_only_crash_header.as_deref() {
-        if let Ok(Some(_)) = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name) {
+        if let Ok(Some(_)) = raw::request_header(name) {
             log(
                 LogLevel::Critical,
                 "testOnlyCrashHeader present: trapping this VM",
@@ -339,7 +339,7 @@ fn read_request_headers() -> Option<Headers> {
 
 /// The `:status` of a dispatch reply (effective context: the one that dispatched).
 pub fn call_status() -> Option<u32> {
-    hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
+    raw::call_reply_header(":status")
         .ok()
         .flatten()
         .and_then(|bytes| String::from_utf8(bytes).ok())
@@ -350,9 +350,7 @@ pub fn call_body(body_size: usize) -> Option<Vec<u8>> {
     if body_size == 0 {
         return Some(Vec::new());
     }
-    hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
-        .ok()
-        .flatten()
+    raw::call_reply_body(body_size).ok().flatten()
 }
 
 fn apply_edits(edits: &Edits) {

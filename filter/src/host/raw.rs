@@ -1,7 +1,11 @@
-//! The host calls a request makes (and the timer's), without the SDK's wrappers:
-//! proxy-wasm 0.2.5 panics on any status it does not expect, and a panic traps the
-//! VM, after which Envoy fails every request on that worker. Here a refused call is
-//! an `Err` with Envoy's status, for the caller to log or ignore.
+//! The host calls the filter makes, without the SDK's wrappers: proxy-wasm 0.2.5
+//! panics on any status it does not expect, and a panic traps the VM, after which
+//! Envoy fails every request on that worker. Here a refused call is an `Err` with
+//! Envoy's status, for the caller to log or ignore.
+//!
+//! One call still goes through the SDK: dispatching an HTTP call, because the SDK
+//! routes the reply to the context that made it from a registry that only its own
+//! `dispatch_http_call` fills.
 
 use crate::request::{self, Headers};
 use crate::response::Denial;
@@ -50,6 +54,34 @@ extern "C" {
     ) -> u32;
     fn proxy_set_effective_context(context_id: u32) -> u32;
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+    fn proxy_get_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_get_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        max_size: usize,
+        return_buffer_data: *mut *mut u8,
+        return_buffer_size: *mut usize,
+    ) -> u32;
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
 }
 
 /// Envoy's status of a refused call (proxy-wasm's `WasmResult`).
@@ -58,9 +90,12 @@ pub struct Refused(pub u32);
 
 const OK: u32 = 0;
 const NOT_FOUND: u32 = 1;
-/// proxy-wasm's `MapType` and `StreamType` values.
+/// proxy-wasm's `MapType`, `BufferType` and `StreamType` values.
 const REQUEST_HEADERS: u32 = 0;
 const RESPONSE_HEADERS: u32 = 2;
+const CALL_REPLY_HEADERS: u32 = 6;
+const CALL_REPLY_BODY: u32 = 4;
+const PLUGIN_CONFIGURATION: u32 = 7;
 const REQUEST_STREAM: u32 = 0;
 /// No gRPC status on a local reply.
 const NO_GRPC_STATUS: i32 = -1;
@@ -165,6 +200,22 @@ pub fn log(level: u32, message: &str) -> Result<(), Refused> {
     checked(unsafe { proxy_log(level, message.as_ptr(), message.len()) })
 }
 
+/// What a host call that hands over bytes returned: `Ok(None)` when the host has
+/// nothing under that name. Not inlined: one copy serves every reader.
+#[inline(never)]
+fn handed_over(status: u32, data: *mut u8, size: usize) -> Result<Option<Vec<u8>>, Refused> {
+    if status == NOT_FOUND {
+        return Ok(None);
+    }
+    checked(status)?;
+    if data.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: on success the host hands over `size` bytes it allocated through this
+    // module's `proxy_on_memory_allocate`, as in `request_headers`.
+    Ok(Some(unsafe { Vec::from_raw_parts(data, size, size) }))
+}
+
 /// An Envoy attribute (`["source", "address"]`...); `Ok(None)` when it has none.
 pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, Refused> {
     let serialized = path.join("\0");
@@ -173,15 +224,73 @@ pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, Refused> {
     // SAFETY: the path is a live buffer, the out pointers are valid for the call.
     let status =
         unsafe { proxy_get_property(serialized.as_ptr(), serialized.len(), &mut data, &mut size) };
-    if status == NOT_FOUND {
-        return Ok(None);
-    }
-    checked(status)?;
-    if data.is_null() {
-        return Ok(None);
-    }
-    // SAFETY: as in `request_headers`: `size` bytes allocated by this module for the host.
-    Ok(Some(unsafe { Vec::from_raw_parts(data, size, size) }))
+    handed_over(status, data, size)
+}
+
+fn header_value(map_type: u32, name: &str) -> Result<Option<Vec<u8>>, Refused> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the name is a live `str`, the out pointers are valid for the call.
+    let status = unsafe {
+        proxy_get_header_map_value(map_type, name.as_ptr(), name.len(), &mut data, &mut size)
+    };
+    handed_over(status, data, size)
+}
+
+/// One request header's value (the first, if the client sent several).
+pub fn request_header(name: &str) -> Result<Option<Vec<u8>>, Refused> {
+    header_value(REQUEST_HEADERS, name)
+}
+
+/// One header of the reply to this plugin's dispatched call.
+pub fn call_reply_header(name: &str) -> Result<Option<Vec<u8>>, Refused> {
+    header_value(CALL_REPLY_HEADERS, name)
+}
+
+fn buffer(buffer_type: u32, max_size: usize) -> Result<Option<Vec<u8>>, Refused> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the out pointers are valid for the call.
+    let status = unsafe { proxy_get_buffer_bytes(buffer_type, 0, max_size, &mut data, &mut size) };
+    handed_over(status, data, size)
+}
+
+/// Up to `max_size` bytes of the body of the reply to a dispatched call.
+pub fn call_reply_body(max_size: usize) -> Result<Option<Vec<u8>>, Refused> {
+    buffer(CALL_REPLY_BODY, max_size)
+}
+
+/// The plugin's configuration, as Envoy holds it.
+pub fn plugin_configuration() -> Result<Option<Vec<u8>>, Refused> {
+    buffer(PLUGIN_CONFIGURATION, usize::MAX)
+}
+
+/// The value shared by every VM of this Envoy under `key`, and its version for a
+/// compare-and-swap (`None` when there is no value).
+pub fn shared_data(key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), Refused> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    let mut cas = 0u32;
+    // SAFETY: the key is a live `str`, the out pointers are valid for the call.
+    let status =
+        unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) };
+    let value = handed_over(status, data, size)?;
+    Ok((value, (cas != 0).then_some(cas)))
+}
+
+/// Stores a shared value; with `cas`, only if it is still that version (a refusal
+/// is Envoy's `CasMismatch`).
+pub fn set_shared_data(key: &str, value: &[u8], cas: Option<u32>) -> Result<(), Refused> {
+    // SAFETY: the key and value are live buffers for the call.
+    checked(unsafe {
+        proxy_set_shared_data(
+            key.as_ptr(),
+            key.len(),
+            value.as_ptr(),
+            value.len(),
+            cas.unwrap_or(0),
+        )
+    })
 }
 
 /// Makes `context_id` the context the next calls act on (a request resumed from

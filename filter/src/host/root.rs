@@ -242,7 +242,10 @@ impl Context for Root {
 
 impl RootContext for Root {
     fn on_configure(&mut self, _configuration_size: usize) -> bool {
-        let text = self.get_plugin_configuration().unwrap_or_default();
+        let text = raw::plugin_configuration()
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let mut cache_secret = HashSecret::default();
         if getrandom::fill(&mut cache_secret).is_err() {
             log(

@@ -1,8 +1,8 @@
 //! Cross-VM fetch state in proxy-wasm shared data. All worker VMs of the plugin see
 //! the same keys; writes use compare-and-swap so exactly one VM wins a lease.
 
+use super::raw;
 use crate::key_cache::SharedState;
-use proxy_wasm::hostcalls;
 
 const PREFIX: &str = "oidc_filter.v1";
 
@@ -16,7 +16,7 @@ fn jwks_key(source_id: &str) -> String {
 
 /// The current state and its CAS token (`None` when never written).
 pub fn read_state(source_id: &str) -> (SharedState, Option<u32>) {
-    match hostcalls::get_shared_data(&state_key(source_id)) {
+    match raw::shared_data(&state_key(source_id)) {
         Ok((bytes, cas)) => (SharedState::from_bytes(bytes.as_deref()), cas),
         Err(_) => (SharedState::default(), None),
     }
@@ -24,7 +24,7 @@ pub fn read_state(source_id: &str) -> (SharedState, Option<u32>) {
 
 /// Writes `state` if nobody wrote since `cas` was read. False when another VM won.
 pub fn write_state(source_id: &str, state: &SharedState, cas: Option<u32>) -> bool {
-    hostcalls::set_shared_data(&state_key(source_id), Some(&state.to_bytes()), cas).is_ok()
+    raw::set_shared_data(&state_key(source_id), &state.to_bytes(), cas).is_ok()
 }
 
 fn discovery_key(source_id: &str) -> String {
@@ -32,23 +32,23 @@ fn discovery_key(source_id: &str) -> String {
 }
 
 pub fn read_discovery(source_id: &str) -> Option<Vec<u8>> {
-    hostcalls::get_shared_data(&discovery_key(source_id))
+    raw::shared_data(&discovery_key(source_id))
         .ok()
         .and_then(|(bytes, _)| bytes)
 }
 
 pub fn write_discovery(source_id: &str, text: &[u8]) -> bool {
-    hostcalls::set_shared_data(&discovery_key(source_id), Some(text), None).is_ok()
+    raw::set_shared_data(&discovery_key(source_id), text, None).is_ok()
 }
 
 pub fn read_jwks(source_id: &str) -> Option<Vec<u8>> {
-    hostcalls::get_shared_data(&jwks_key(source_id))
+    raw::shared_data(&jwks_key(source_id))
         .ok()
         .and_then(|(bytes, _)| bytes)
 }
 
 pub fn write_jwks(source_id: &str, text: &[u8]) -> bool {
-    hostcalls::set_shared_data(&jwks_key(source_id), Some(text), None).is_ok()
+    raw::set_shared_data(&jwks_key(source_id), text, None).is_ok()
 }
 
 /// Applies `change` to the latest state, retrying a few times on CAS conflicts.
