@@ -366,7 +366,7 @@ fn apply_edits(edits: &Edits) {
 fn send_denial(denial: &Denial, request: &Headers) {
     let line = response::denial_log_line(denial.status, denial.body, &denial.detail, request);
     log(LogLevel::Debug, &line);
-    let _ = raw::send_denial(denial);
+    let _ = raw::send_reply(denial.status, &denial.headers, denial.body.as_bytes());
 }
 
 pub fn send_reply(reply: &LocalReply) {

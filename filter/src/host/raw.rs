@@ -8,7 +8,6 @@
 //! `dispatch_http_call` fills.
 
 use crate::request::{self, Headers};
-use crate::response::Denial;
 
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -174,10 +173,6 @@ pub fn send_reply(status: u32, headers: &[(String, String)], body: &[u8]) -> Res
             NO_GRPC_STATUS,
         )
     })
-}
-
-pub fn send_denial(denial: &Denial) -> Result<(), Refused> {
-    send_reply(denial.status, &denial.headers, denial.body.as_bytes())
 }
 
 /// Lets a paused request (the effective context's) go on to the upstream.
