@@ -90,6 +90,8 @@ KIND_TITLES = {
     "ours-hot": "ours, hot (same token)",
     "ours-cold": "ours, cold (new token each request)",
     "ours-session": "ours, session cookie",
+    # `make profile` only (profile.py): floor.wat, not a row of the bench.
+    "floor-wasm": "a Wasm filter that only reads the headers and removes the token (reference)",
 }
 # Setups without a credential check (they still receive the same headers).
 UNAUTHENTICATED = ("no-auth", "noop-wasm")

@@ -34,7 +34,8 @@ from harness.stack import Stack  # noqa: E402
 PROFILE_ENV = {"key_values": {"OIDC_FILTER_TEST_ONLY_PROFILE": "1"}}
 FLOOR_WAT = BENCH_DIR / "floor.wat"
 FLOOR = Setup("floor-wasm", None)
-bench.KIND_TITLES[FLOOR.kind] = "a Wasm filter that only reads the headers and removes the token (reference)"
+# The references every profile runs, whatever `--only` picks.
+REFERENCE_KINDS = ("no-auth", "noop-wasm", FLOOR.kind)
 PROFILED = [
     Setup("no-auth", None),
     Setup("noop-wasm", None),
@@ -72,8 +73,7 @@ class ProfiledWorld(World):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.floor_wasm = assemble_wat(self.work, FLOOR_WAT)
-        port = free_port()
-        self.ports[FLOOR.listener] = port
+        self.ports[FLOOR.listener] = free_port()
 
     def auth_filters(self, setup: Setup) -> list[dict]:
         if setup == FLOOR:
@@ -155,7 +155,7 @@ def main(argv: list[str]) -> int:
         with tempfile.TemporaryDirectory(prefix="profile-values-", dir=WORK_DIR) as work:
             world = ProfiledWorld(stack, options, Path(work))
             chosen = [s for s in PROFILED
-                      if s.kind in ("no-auth", "noop-wasm", FLOOR.kind) or args.only is None or s.listener in args.only
+                      if s.kind in REFERENCE_KINDS or args.only is None or s.listener in args.only
                       or (s.kind == "noop-wasm-session" and "ours-session-es256" in args.only)]
             results = {setup: profile_setup(stack, world, setup) for setup in chosen}
     finally:

@@ -113,15 +113,11 @@ pub fn request_headers() -> Result<Headers, Refused> {
     let mut data: *mut u8 = std::ptr::null_mut();
     let mut size: usize = 0;
     // SAFETY: both out pointers are valid for the call.
-    checked(unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, &mut data, &mut size) })?;
-    if data.is_null() {
-        return Ok(Headers::default());
-    }
-    // SAFETY: on success the host hands over `size` bytes it allocated through this
-    // module's `proxy_on_memory_allocate` (a `Vec` of exactly that capacity), which
-    // this function now owns and frees, as the SDK's own readers do.
-    let bytes = unsafe { Vec::from_raw_parts(data, size, size) };
-    Ok(Headers::from_map_bytes(&bytes))
+    let status = unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, &mut data, &mut size) };
+    // A request always has headers: not even "not found" is an answer here.
+    checked(status)?;
+    let bytes = handed_over(status, data, size)?;
+    Ok(bytes.map_or_else(Headers::default, |bytes| Headers::from_map_bytes(&bytes)))
 }
 
 /// Replaces every value of a request header.
@@ -207,7 +203,8 @@ fn handed_over(status: u32, data: *mut u8, size: usize) -> Result<Option<Vec<u8>
         return Ok(None);
     }
     // SAFETY: on success the host hands over `size` bytes it allocated through this
-    // module's `proxy_on_memory_allocate`, as in `request_headers`.
+    // module's `proxy_on_memory_allocate` (a `Vec` of exactly that capacity), which
+    // this function now owns and frees, as the SDK's own readers do.
     Ok(Some(unsafe { Vec::from_raw_parts(data, size, size) }))
 }
 
