@@ -1,7 +1,9 @@
-//! Where an app's settings are chosen: the first app in `apps` whose `hosts` match
-//! the request's `:authority` (port ignored, case-insensitive), else the top-level
-//! settings. One gateway thus fronts several apps, each with its own login and rules.
+//! Where an app's settings are chosen: the app in `apps` whose `hosts` match the
+//! request's host most specifically, as Envoy chooses a virtual host (port
+//! ignored, case-insensitive), else the top-level settings. One gateway thus
+//! fronts several apps, each with its own login and rules.
 
+use crate::authority;
 use crate::authz::pattern::Pattern;
 use crate::authz::policy::Policy;
 use crate::config::{Config, OidcConfig};
@@ -44,7 +46,17 @@ impl HostPattern {
         })
     }
 
-    /// `host` is the authority without its port, in any case.
+    /// How specific a match is, for choosing among apps: an exact name beats any
+    /// wildcard, and a longer suffix beats a shorter one (Envoy's order).
+    pub fn specificity(&self) -> usize {
+        match self {
+            HostPattern::Exact(_) => usize::MAX,
+            HostPattern::AnySubdomainOf(suffix) => suffix.len(),
+        }
+    }
+
+    /// `host` is the authority without its port, in any case; a trailing dot is
+    /// part of it (`example.com.` is not `example.com`, as in Envoy's routes).
     pub fn matches(&self, host: &str) -> bool {
         match self {
             HostPattern::Exact(name) => host.eq_ignore_ascii_case(name),
@@ -58,8 +70,9 @@ impl HostPattern {
     }
 }
 
-/// What judges a request: one app's settings, or the top level's.
-#[derive(Debug, Clone, Default)]
+/// What judges a request: one app's settings, or the top level's. Its `Debug`
+/// prints no secret (see `OidcConfig`'s).
+#[derive(Clone, Default)]
 pub struct App {
     /// Position in `apps`, for its counters; `None` for the top-level settings.
     pub index: Option<usize>,
@@ -77,34 +90,43 @@ pub struct App {
     pub allow_missing: bool,
 }
 
-/// The host of an authority: `Example.com:8443` → `Example.com`, `[::1]:80` → `[::1]`.
-/// A trailing dot (a fully qualified name) is dropped.
-pub fn host_of(authority: &str) -> &str {
-    let host = if authority.starts_with('[') {
-        match authority.find(']') {
-            Some(end) => authority.get(..=end).unwrap_or(authority),
-            None => authority,
-        }
-    } else {
-        match authority.rfind(':') {
-            Some(colon) => authority.get(..colon).unwrap_or(authority),
-            None => authority,
-        }
-    };
-    host.strip_suffix('.').unwrap_or(host)
+/// Named fields only: the login's own `Debug` hides its secrets, and the
+/// policies would only be noise in a log line.
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("index", &self.index)
+            .field("name", &self.name)
+            .field("hosts", &self.hosts)
+            .field("oidc", &self.oidc)
+            .field("policies", &self.policies.len())
+            .field("public_paths", &self.public_paths)
+            .field("allow_missing", &self.allow_missing)
+            .finish()
+    }
 }
 
-/// The settings for a request with these headers.
-pub fn select<'a>(config: &'a Config, headers: &Headers) -> &'a App {
-    if config.apps.is_empty() {
-        return &config.top_level;
+/// The settings for a request with these headers: the app whose `hosts` match
+/// the request's host most specifically, as Envoy picks a virtual host (an exact
+/// name, else the longest `*.suffix`), else the top level (Envoy's `*`). The port
+/// is ignored (Istio's route tables list `host` and `host:*` alike). `None` when
+/// the authority is not `host[:port]` (see [`crate::authority`]): the request is
+/// refused before anything else is consulted.
+pub fn select<'a>(config: &'a Config, headers: &Headers) -> Option<&'a App> {
+    let host = authority::of_request(headers)?.host;
+    let mut best: Option<(&App, usize)> = None;
+    for app in &config.apps {
+        for pattern in &app.hosts {
+            if !pattern.matches(host) {
+                continue;
+            }
+            let specificity = pattern.specificity();
+            if best.is_none_or(|(_, known)| specificity > known) {
+                best = Some((app, specificity));
+            }
+        }
     }
-    let host = host_of(headers.get(":authority").unwrap_or_default());
-    config
-        .apps
-        .iter()
-        .find(|app| app.hosts.iter().any(|pattern| pattern.matches(host)))
-        .unwrap_or(&config.top_level)
+    Some(best.map_or(&config.top_level, |(app, _)| app))
 }
 
 #[cfg(test)]
@@ -163,15 +185,16 @@ mod tests {
     }
 
     #[wasm_bindgen_test(unsupported = test)]
-    fn the_port_and_a_trailing_dot_are_not_part_of_the_host() {
-        assert_eq!(host_of("example.com:8443"), "example.com");
-        assert_eq!(host_of("example.com."), "example.com");
-        assert_eq!(host_of("example.com.:80"), "example.com");
-        assert_eq!(host_of("example.com"), "example.com");
-        assert_eq!(host_of("[::1]:80"), "[::1]");
-        assert_eq!(host_of("[::1]"), "[::1]");
-        assert_eq!(host_of("[::1"), "[::1");
-        assert_eq!(host_of(""), "");
-        assert_eq!(host_of(":80"), "");
+    fn a_trailing_dot_is_part_of_the_host() {
+        assert!(!pattern("example.com").matches("example.com."));
+        assert!(!pattern("*.example.com").matches("a.example.com."));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn exact_names_beat_wildcards_and_longer_suffixes_beat_shorter() {
+        let exact = pattern("api.docs.example.com").specificity();
+        let long = pattern("*.docs.example.com").specificity();
+        let short = pattern("*.example.com").specificity();
+        assert!(exact > long && long > short, "{exact} {long} {short}");
     }
 }

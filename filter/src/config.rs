@@ -415,8 +415,9 @@ impl Config {
             .map(Arc::new)
     }
 
-    /// The settings for a request with these headers (see [`crate::apps`]).
-    pub fn app_for(&self, headers: &crate::request::Headers) -> &App {
+    /// The settings for a request with these headers (see [`crate::apps`]); `None`
+    /// for an authority that is not `host[:port]`.
+    pub fn app_for(&self, headers: &crate::request::Headers) -> Option<&App> {
         crate::apps::select(self, headers)
     }
 

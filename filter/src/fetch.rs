@@ -7,13 +7,27 @@ use crate::http_url::HttpUrl;
 use crate::jwks::{self, KeySet};
 use std::collections::BTreeMap;
 
-/// A request to dispatch through an Envoy cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A request to dispatch through an Envoy cluster. A token endpoint call carries
+/// the client's credentials, a code or a refresh token in its headers and body:
+/// `Debug` shows only the header names and the body's size.
+#[derive(Clone, PartialEq, Eq)]
 pub struct HttpRequest {
     pub cluster: String,
     pub headers: Vec<(String, String)>,
     pub body: Option<Vec<u8>>,
     pub timeout_ms: u64,
+}
+
+impl std::fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("HttpRequest")
+            .field("cluster", &self.cluster)
+            .field("headers", &names)
+            .field("body_bytes", &self.body.as_ref().map(Vec::len))
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
 }
 
 /// Which document a dispatched request asked for.

@@ -1,6 +1,8 @@
 //! Proxy-Wasm identity filter for Envoy.
 //!
 //! Where things live (one concern per file, after Envoy's `jwt_authn`):
+//! - [`authority`]: the request's host and port, read strictly; [`apps`]: which
+//!   app's settings judge a request.
 //! - [`config`]: plugin configuration (Istio `jwtRules` and our additions), parsed and
 //!   validated once at load.
 //! - [`extractor`]: where a token is found in a request, and how it is removed.
@@ -36,6 +38,7 @@
 
 pub mod apps;
 pub mod authenticator;
+pub mod authority;
 pub mod authz;
 pub mod cache;
 pub mod claims;

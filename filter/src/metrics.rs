@@ -45,6 +45,7 @@ counters! {
     DeniedJwksUnavailable => "requests_denied.jwks_unavailable", "401 Jwks remote fetch is failed";
     DeniedRbac => "requests_denied.rbac", "403 RBAC: access denied";
     DeniedNoSession => "requests_denied.no_session", "401 for an API request without session or token";
+    DeniedInvalidAuthority => "requests_denied.invalid_authority", "400 the Host (:authority) is not host[:port]";
     LoginStarted => "login.started", "browser sent to the identity provider";
     LoginCompleted => "login.completed", "callback exchanged and a session issued";
     LoginFailed => "login.failed", "callback rejected or token exchange failed";

@@ -12,6 +12,20 @@
 //! decodes first would cut there, so a path containing `;` or `%3B` is never
 //! public.
 
+/// The paths the policies judge a request by. The normalized path is what the
+/// upstream serves; but Envoy routes on the path as the client sent it (unless
+/// the connection manager sets `normalize_path`, as Istio does, and then the two
+/// are one), so `/admin/..;/manager/html` goes to the `/admin` route's backend,
+/// which serves `/manager/html`. A path not in normal form is therefore judged
+/// under both readings, the raw one without its query as well: it is denied if
+/// either is denied, and allowed only if both are allowed.
+pub fn policy_readings(raw: &str) -> (String, Option<&str>) {
+    let normal = normalized(raw);
+    let as_sent = without_query(raw);
+    let second = (as_sent != normal).then_some(as_sent);
+    (normal, second)
+}
+
 /// The path without query or fragment, with path parameters (`;…`) cut from each
 /// segment, `.`/`..` segments resolved (RFC 3986 5.2.4) and repeated slashes
 /// merged (Envoy's `merge_slashes`).
@@ -105,6 +119,28 @@ mod tests {
         ];
         for (raw, expected) in cases {
             assert_eq!(normalized(raw), expected, "{raw}");
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn paths_not_in_normal_form_are_also_judged_as_sent() {
+        let cases = [
+            ("/admin", ("/admin", None)),
+            ("/admin?x=/../y;z", ("/admin", None)),
+            (
+                "/admin/..;/manager/html",
+                ("/manager/html", Some("/admin/..;/manager/html")),
+            ),
+            (
+                "/admin;jsessionid=1?q",
+                ("/admin", Some("/admin;jsessionid=1")),
+            ),
+            ("/public/../admin", ("/admin", Some("/public/../admin"))),
+            ("//admin", ("/admin", Some("//admin"))),
+            ("/a/%2e%2e/b", ("/a/%2e%2e/b", None)),
+        ];
+        for (raw, (normal, second)) in cases {
+            assert_eq!(policy_readings(raw), (normal.to_string(), second), "{raw}");
         }
     }
 

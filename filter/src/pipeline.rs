@@ -463,6 +463,17 @@ fn judge(inputs: &Inputs, claims: &Map<String, Value>, edits: &Edits) -> Result<
     authz::authorize(policies, &identity, request, inputs.peer)
 }
 
+/// A request whose authority is not `host[:port]` (see [`crate::authority`]):
+/// `400`, before any app, session or policy is consulted.
+pub fn refuse_authority(vm: &mut VmState) -> Verdict {
+    vm.counters.add(Counter::DeniedInvalidAuthority);
+    Verdict::Reply(LocalReply {
+        status: 400,
+        headers: vec![("content-type".to_string(), "text/plain".to_string())],
+        body: crate::authority::INVALID_AUTHORITY.to_string(),
+    })
+}
+
 /// The 403 Istio users know.
 pub fn forbidden_reply() -> LocalReply {
     LocalReply {

@@ -3,10 +3,14 @@
 //!
 //! Order, as in Istio: any matching DENY policy denies; then, if ALLOW policies
 //! exist, one of them must match; otherwise the request is allowed.
+//!
+//! A path not in normal form is judged twice, as the upstream will serve it and
+//! as Envoy routes it (see [`path::policy_readings`]): denied if either reading is.
 
 pub mod pattern;
 pub mod policy;
 
+use crate::authority;
 use crate::claims;
 use crate::path;
 use crate::peer::{Ip, IpBlock, Peer};
@@ -37,7 +41,18 @@ pub fn authorize(
     request: Forwarded,
     peer: &Peer,
 ) -> Result<(), String> {
-    let request = RequestView::new(identity, request, peer);
+    let (normal, as_sent) = path::policy_readings(request.path());
+    let mut view = RequestView::new(identity, request, peer, normal);
+    judge(policies, &view)?;
+    if let Some(as_sent) = as_sent {
+        view.path = as_sent.to_string();
+        judge(policies, &view).map_err(|why| format!("{why} (path as sent)"))?;
+    }
+    Ok(())
+}
+
+/// Istio's order over one reading of the request.
+fn judge(policies: &[Policy], request: &RequestView) -> Result<(), String> {
     for (index, policy) in policies.iter().enumerate() {
         if policy.action == Action::Deny
             && policy
@@ -74,15 +89,28 @@ struct RequestView<'a> {
     request: Forwarded<'a>,
     peer: &'a Peer,
     principal: Option<String>,
-    /// Normalized, so `//admin` or `/x/../admin` cannot slip past `/admin*`.
+    /// One reading of the path (see [`authorize`]): normalized, so `//admin` or
+    /// `/x/../admin` cannot slip past `/admin*`, or as sent.
     path: String,
     method: &'a str,
+    /// The whole authority, lowercased.
+    authority: String,
+    /// The host without its port, lowercased, as [`crate::authority`] reads it.
     host: String,
 }
 
 impl<'a> RequestView<'a> {
-    fn new(identity: &'a Identity<'a>, request: Forwarded<'a>, peer: &'a Peer) -> Self {
+    fn new(
+        identity: &'a Identity<'a>,
+        request: Forwarded<'a>,
+        peer: &'a Peer,
+        path: String,
+    ) -> Self {
         let text = |name: &str| identity.claims.get(name).and_then(Value::as_str);
+        let authority = request
+            .get(":authority")
+            .or_else(|| request.get("host"))
+            .unwrap_or("");
         let principal = match (text("iss"), text("sub")) {
             (Some(iss), Some(sub)) => Some(format!("{iss}/{sub}")),
             _ => None,
@@ -92,12 +120,13 @@ impl<'a> RequestView<'a> {
             request,
             peer,
             principal,
-            path: path::normalized(request.path()),
+            path,
             method: request.get(":method").unwrap_or("GET"),
-            host: request
-                .get(":authority")
-                .or_else(|| request.get("host"))
-                .unwrap_or("")
+            authority: authority.to_ascii_lowercase(),
+            // The pipeline refuses an authority that does not parse; here it
+            // would be matched whole.
+            host: authority::parse(authority)
+                .map_or(authority, |parsed| parsed.host)
                 .to_ascii_lowercase(),
         }
     }
@@ -135,13 +164,12 @@ impl<'a> RequestView<'a> {
     }
 
     fn matches_operation(&self, operation: &Operation) -> bool {
-        let host_without_port = self
-            .host
-            .rsplit_once(':')
-            .map_or(self.host.as_str(), |(host, _)| host);
         admits(&operation.paths, &[self.path.as_str()])
             && admits(&operation.methods, &[self.method])
-            && admits(&operation.hosts, &[self.host.as_str(), host_without_port])
+            && admits(
+                &operation.hosts,
+                &[self.authority.as_str(), self.host.as_str()],
+            )
     }
 
     fn matches_condition(&self, condition: &Condition) -> bool {

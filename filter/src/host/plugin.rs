@@ -179,7 +179,9 @@ impl Plugin {
             now_ms,
             final_attempt,
         };
-        let app = self.config.app_for(headers);
+        let Some(app) = self.config.app_for(headers) else {
+            return pipeline::refuse_authority(&mut self.vm);
+        };
         let provider = issuer_source(&self.sources, app).and_then(|local| local.provider.as_ref());
         let inputs = Inputs {
             config: &self.config,
@@ -209,7 +211,15 @@ impl Plugin {
             now_ms,
             final_attempt: true,
         };
-        let app = self.config.app_for(&exchange.headers);
+        let Some(app) = self.config.app_for(&exchange.headers) else {
+            // Checked before the call was made; kept closed all the same.
+            self.vm.abandon(&exchange.pending);
+            return Finished {
+                verdict: pipeline::refuse_authority(&mut self.vm),
+                failure: None,
+                refetch_issuer_keys: None,
+            };
+        };
         let local = issuer_source(&self.sources, app);
         let no_keys = KeySet::default();
         let issuer_keys = local

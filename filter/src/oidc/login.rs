@@ -27,8 +27,9 @@ pub struct LoginRandom {
     pub seal_nonce: [u8; NONCE_BYTES],
 }
 
-/// What the callback needs, sealed into the login cookie.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the callback needs, sealed into the login cookie. Its `Debug` shows
+/// neither the state, the nonce nor the PKCE verifier.
+#[derive(Clone, PartialEq, Eq)]
 pub struct PendingLogin {
     pub state: String,
     pub nonce: String,
@@ -36,6 +37,15 @@ pub struct PendingLogin {
     /// Path and query on this origin; never a full URL.
     pub return_to: String,
     pub expires_at: u64,
+}
+
+impl std::fmt::Debug for PendingLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingLogin")
+            .field("return_to", &self.return_to)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PendingLogin {

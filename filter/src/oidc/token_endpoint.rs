@@ -11,12 +11,23 @@ use std::collections::BTreeMap;
 /// Largest token endpoint reply read; big ID tokens stay well under it.
 pub const MAX_REPLY_BYTES: usize = 64 * 1024;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The tokens of a reply; its `Debug` shows which came, never what they are.
+#[derive(Clone, PartialEq, Eq)]
 pub struct TokenResponse {
     pub access_token: String,
     pub id_token: Option<String>,
     pub refresh_token: Option<String>,
     pub expires_in: Option<u64>,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("id_token", &self.id_token.is_some())
+            .field("refresh_token", &self.refresh_token.is_some())
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
 }
 
 pub fn code_exchange(

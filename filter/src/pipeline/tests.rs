@@ -104,11 +104,17 @@ fn config_with(key: &TestKey, rule_fields: &str, top_level: &str) -> Config {
     Config::parse(text.as_bytes()).unwrap()
 }
 
+/// `pairs` are the request's headers; Envoy always gives an `:authority`, so one
+/// is added unless `pairs` has its own.
 fn decide_request(config: &Config, pairs: &[(&str, &str)]) -> (Verdict, VmState) {
-    let headers = Headers::of(pairs);
+    let mut all = pairs.to_vec();
+    if !pairs.iter().any(|(name, _)| *name == ":authority") {
+        all.insert(0, (":authority", "app.test"));
+    }
+    let headers = Headers::of(&all);
     let inputs = Inputs {
         config,
-        app: config.app_for(&headers),
+        app: config.app_for(&headers).unwrap(),
         headers: &headers,
         keys: &NoRemote,
         provider: None,

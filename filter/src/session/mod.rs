@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 use std::rc::Rc;
 
 /// What a logged-in browser carries. Its JSON uses one-letter keys (see
-/// [`Session::to_json`]) to keep the cookie small.
-#[derive(Debug, Clone, PartialEq)]
+/// [`Session::to_json`]) to keep the cookie small. Its `Debug` shows no token.
+#[derive(Clone, PartialEq)]
 pub struct Session {
     /// The ID token's claims: identity for rules and output headers.
     pub claims: Map<String, Value>,
@@ -26,6 +26,20 @@ pub struct Session {
     pub tokens_expire_at: u64,
     /// When the session ends whatever the tokens say (`sessionTtl`).
     pub expires_at: u64,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held = |token: &Option<String>| token.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Session")
+            .field("claims", &self.claims)
+            .field("id_token", &held(&self.id_token))
+            .field("access_token", &held(&self.access_token))
+            .field("refresh_token", &held(&self.refresh_token))
+            .field("tokens_expire_at", &self.tokens_expire_at)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 /// Sessions already opened, by cookie: a busy browser's requests skip the

@@ -49,24 +49,63 @@ fn parse_with(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
 
 fn app_name<'a>(config: &'a Config, authority: &str) -> &'a str {
     let headers = Headers::of(&[(":authority", authority), (":path", "/")]);
-    &config.app_for(&headers).name
+    &config.app_for(&headers).unwrap().name
+}
+
+fn app_of<'a>(config: &'a Config, authority: &str) -> Option<&'a str> {
+    let headers = Headers::of(&[(":authority", authority), (":path", "/")]);
+    config.app_for(&headers).map(|app| app.name.as_str())
 }
 
 #[wasm_bindgen_test(unsupported = test)]
-fn the_first_app_whose_hosts_match_the_authority_is_chosen() {
+fn the_app_whose_hosts_match_the_host_is_chosen() {
     let config = parse(&gateway()).unwrap();
     assert_eq!(app_name(&config, "grafana.example.com"), "grafana");
     assert_eq!(app_name(&config, "GRAFANA.example.com:8443"), "grafana");
     assert_eq!(app_name(&config, "eu.grafana.example.com"), "grafana");
     assert_eq!(app_name(&config, "api.example.com"), "api");
     assert_eq!(app_name(&config, "other.example.com"), "");
-    assert_eq!(app_name(&config, ""), "");
-    let first_wins = parse(
+    // A trailing dot is part of the host, as in Envoy's route table: the catch-all.
+    assert_eq!(app_name(&config, "grafana.example.com."), "");
+    assert_eq!(app_name(&config, "api.example.com.:443"), "");
+}
+
+/// Envoy's order among virtual hosts: an exact name, then the longest suffix,
+/// whatever the order of `apps`.
+#[wasm_bindgen_test(unsupported = test)]
+fn the_most_specific_host_wins_as_in_envoy() {
+    let config = parse(
         r#"{"jwtRules":[{"issuer":"https://idp.test"}],"apps":[
-            {"name":"one","hosts":["*.example.com"]},{"name":"two","hosts":["a.example.com"]}]}"#,
+            {"name":"any","hosts":["*.example.com"]},
+            {"name":"docs","hosts":["*.docs.example.com"]},
+            {"name":"api","hosts":["api.docs.example.com"]},
+            {"name":"short","hosts":["*.com"]}]}"#,
     )
     .unwrap();
-    assert_eq!(app_name(&first_wins, "a.example.com"), "one");
+    assert_eq!(app_name(&config, "api.docs.example.com"), "api");
+    assert_eq!(app_name(&config, "x.docs.example.com"), "docs");
+    assert_eq!(app_name(&config, "docs.example.com"), "any");
+    assert_eq!(app_name(&config, "example.com"), "short");
+    assert_eq!(app_name(&config, "example.org"), "");
+}
+
+/// Authorities Envoy accepts and routes (an Istio gateway's `host:*` domains are
+/// prefix matches): none is `host[:port]`, so none is judged under any app.
+#[wasm_bindgen_test(unsupported = test)]
+fn an_authority_that_is_not_host_and_port_selects_nothing() {
+    let config = parse(&gateway()).unwrap();
+    for authority in [
+        "grafana.example.com:x.api.example.com:443",
+        "api.example.com:1:2",
+        "grafana.example.com:",
+        "grafana.example.com:443:",
+        "",
+        ":443",
+        "user@api.example.com",
+        "api.example.com/x",
+    ] {
+        assert_eq!(app_of(&config, authority), None, "{authority:?}");
+    }
 }
 
 #[wasm_bindgen_test(unsupported = test)]
@@ -138,7 +177,7 @@ fn decide_for(config: &Config, authority: &str, path: &str) -> (u32, VmState) {
     ]);
     let inputs = Inputs {
         config,
-        app: config.app_for(&headers),
+        app: config.app_for(&headers).unwrap(),
         headers: &headers,
         keys: &crate::pipeline::tests::NoRemote,
         provider: None,
