@@ -145,13 +145,17 @@ pub struct Config {
     pub max_jwks_bytes: usize,
     /// Headers the filter sets; client-sent copies are always removed.
     pub output_headers: Vec<String>,
+    /// The session cookie name of every login (the top level's and each app's):
+    /// none of their cookies, chunks or login cookies ever goes upstream, whichever
+    /// app a request is for (a `cookieDomain` shares them across hosts).
+    pub login_cookie_names: Vec<String>,
     /// `oidc`, `authorizationPolicies`, `publicPaths` and `allowMissing`: for
     /// requests that match no app.
     pub top_level: App,
     /// `apps`, each with the top-level settings it does not set itself.
     pub apps: Vec<App>,
     /// `bypassCorsPreflight` (default on, as Istio sets it): CORS preflights skip
-    /// authentication and authorization.
+    /// authentication; the policies still judge them, as anonymous requests.
     pub bypass_cors_preflight: bool,
     /// What of the downstream peer any app's policies read; the host reads only that.
     pub peer_needs: PeerNeeds,
@@ -378,6 +382,13 @@ impl Config {
             config.apps.push(app);
         }
         apps::check_cookie_collisions(&config)?;
+        for app in std::iter::once(&config.top_level).chain(&config.apps) {
+            if let Some(oidc) = &app.oidc {
+                if !config.login_cookie_names.contains(&oidc.cookie_name) {
+                    config.login_cookie_names.push(oidc.cookie_name.clone());
+                }
+            }
+        }
         for app in std::iter::once(&config.top_level).chain(&config.apps) {
             for policy in app.policies.iter() {
                 config.peer_needs = config.peer_needs.union(policy.peer_needs());

@@ -210,6 +210,26 @@ mod tests {
         HttpUrl::parse(text).unwrap()
     }
 
+    /// A token endpoint call's credentials, code or refresh token never show.
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_request_shows_only_header_names_and_the_body_size() {
+        let request = HttpRequest {
+            cluster: "idp".into(),
+            headers: vec![("authorization".into(), "Basic c2VjcmV0".into())],
+            body: Some(b"refresh_token=r-secret".to_vec()),
+            timeout_ms: 1,
+        };
+        let text = format!("{request:?}");
+        assert!(
+            !text.contains("c2VjcmV0") && !text.contains("r-secret"),
+            "{text}"
+        );
+        assert!(
+            text.contains("authorization") && text.contains("22"),
+            "{text}"
+        );
+    }
+
     #[wasm_bindgen_test(unsupported = test)]
     fn only_plain_http_urls_are_accepted() {
         // The first was found by the `config` fuzz target when `url` parsed these.

@@ -33,7 +33,7 @@ counters! {
     AllowedSession => "requests_allowed.session", "allowed with a valid session cookie";
     AllowedPublic => "requests_allowed.public_path", "allowed without authentication (publicPaths)";
     AllowedAnonymous => "requests_allowed.anonymous", "allowed without a credential by the policies (allowMissing)";
-    AllowedPreflight => "requests_allowed.cors_preflight", "CORS preflight let through (bypassCorsPreflight)";
+    AllowedPreflight => "requests_allowed.cors_preflight", "CORS preflight let through without authentication (bypassCorsPreflight) and allowed by the policies";
     DeniedMissing => "requests_denied.jwt_missing", "401 Jwt is missing";
     DeniedInvalid => "requests_denied.jwt_invalid", "401 Jwt verification fails";
     DeniedMalformed => "requests_denied.jwt_malformed", "401 a malformed token (Jwt header is an invalid JSON, …)";

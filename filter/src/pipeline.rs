@@ -149,15 +149,13 @@ pub fn decide(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> V
     let Inputs {
         config, headers, ..
     } = inputs;
-    if config.bypass_cors_preflight && is_cors_preflight(headers) {
-        vm.counters
-            .add_for(inputs.app.index, Counter::AllowedPreflight);
-        return unauthenticated_allow(inputs);
-    }
     if is_public(inputs.app, headers) {
         vm.counters
             .add_for(inputs.app.index, Counter::AllowedPublic);
         return unauthenticated_allow(inputs);
+    }
+    if config.bypass_cors_preflight && is_cors_preflight(headers) {
+        return preflight(inputs, vm);
     }
     let found = {
         let _span = profile::span(Phase::Extract);
@@ -184,7 +182,7 @@ pub fn decide(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> V
             mut edits,
             identity,
         } => {
-            strip_filter_cookies(inputs.app, headers, &mut edits);
+            flow::strip_filter_cookies(config, headers, &mut edits);
             let verdict = authorized(inputs, Some(&identity.claims), edits, Vec::new());
             vm.counters.add_for(
                 inputs.app.index,
@@ -210,6 +208,32 @@ fn is_cors_preflight(headers: &Headers) -> bool {
         && present("access-control-request-method")
 }
 
+/// A CORS preflight skips authentication, not authorization, as under Istio:
+/// `jwt_authn`'s `bypass_cors_preflight` lets it past the token check, and the
+/// RBAC filter then judges it as a request without a token. So the policies judge
+/// it anonymously; one that denies it gets the answer any anonymous request gets
+/// from a policy (`401 Jwt is missing`; never a login redirect, which a preflight
+/// cannot follow). A policy that needs an identity lets preflights through with an
+/// ALLOW rule for `methods: ["OPTIONS"]`, Istio's own advice.
+fn preflight(inputs: &Inputs, vm: &mut VmState) -> Verdict {
+    let edits = identity_headers_removed(inputs);
+    match judge(inputs, &Map::new(), &edits) {
+        Ok(()) => {
+            vm.counters
+                .add_for(inputs.app.index, Counter::AllowedPreflight);
+            Verdict::Allow {
+                edits,
+                response_cookies: Vec::new(),
+            }
+        }
+        Err(detail) => {
+            vm.counters
+                .add_for(inputs.app.index, Counter::DeniedMissing);
+            Verdict::Deny(response::deny(AuthError::Missing, detail, inputs.headers))
+        }
+    }
+}
+
 /// Forwarded without an identity: only client copies of identity headers go.
 fn unauthenticated_allow(inputs: &Inputs) -> Verdict {
     Verdict::Allow {
@@ -224,14 +248,8 @@ fn identity_headers_removed(inputs: &Inputs) -> Edits {
     let mut edits = Edits::default();
     let headers = inputs.headers;
     request::remove_identity_headers(&inputs.config.output_headers, headers, &mut edits);
-    strip_filter_cookies(inputs.app, headers, &mut edits);
+    flow::strip_filter_cookies(inputs.config, headers, &mut edits);
     edits
-}
-
-fn strip_filter_cookies(app: &App, headers: &Headers, edits: &mut Edits) {
-    if let Some(oidc) = &app.oidc {
-        flow::strip_filter_cookies(oidc, headers, edits);
-    }
 }
 
 /// No credential at all, with `allowMissing`: the policies judge the request with

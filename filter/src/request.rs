@@ -161,20 +161,25 @@ pub fn remove_cookies(headers: &Headers, edits: &mut Edits, is_removed: &dyn Fn(
     }
 }
 
-/// Edits that remove client copies of the identity headers the filter writes, and
-/// their underscore spellings (`x_user_email` for `x-user-email`), which CGI, WSGI
-/// and PHP upstreams read as the same header.
+/// Edits that remove client copies of the identity headers the filter writes, in
+/// every spelling: `_` and `-` are one character to CGI, WSGI and PHP upstreams
+/// (`x_user_email` and `x-user-email` both become `HTTP_X_USER_EMAIL`), whichever
+/// of the two the configuration or the client used.
 pub fn remove_identity_headers(output_headers: &[String], headers: &Headers, edits: &mut Edits) {
     for (name, _) in headers.iter() {
-        if output_headers.iter().any(|output| output == name) {
+        if output_headers
+            .iter()
+            .any(|output| same_header_to_cgi(output, name))
+        {
             edits.remove(name);
-        } else if name.contains('_') {
-            let dashed = name.replace('_', "-");
-            if output_headers.contains(&dashed) {
-                edits.remove(name);
-            }
         }
     }
+}
+
+/// Lowercase names equal once `_` and `-` are taken as one.
+fn same_header_to_cgi(a: &str, b: &str) -> bool {
+    let fold = |byte: u8| if byte == b'_' { b'-' } else { byte };
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
 }
 
 /// Header pairs in proxy-wasm's serialization, the format [`Headers::from_map_bytes`]
@@ -406,6 +411,26 @@ mod tests {
         assert_eq!(
             edits.remove,
             ["x-user-email", "x_user_email", "x-user_email", "x_group"]
+        );
+    }
+
+    /// An output header configured with `_` (`x_user_email`) loses the client's
+    /// dashed copy too.
+    #[wasm_bindgen_test(unsupported = test)]
+    fn identity_headers_configured_with_underscores_go_in_every_spelling() {
+        let output = ["x_user_email".to_string()];
+        let request = headers(&[
+            ("x-user-email", "a"),
+            ("x_user_email", "b"),
+            ("x-user_email", "c"),
+            ("x-user-emails", "d"),
+            ("x-user", "e"),
+        ]);
+        let mut edits = Edits::default();
+        remove_identity_headers(&output, &request, &mut edits);
+        assert_eq!(
+            edits.remove,
+            ["x-user-email", "x_user_email", "x-user_email"]
         );
     }
 }

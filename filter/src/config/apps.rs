@@ -120,7 +120,8 @@ pub(super) fn check_cookie_collisions(config: &Config) -> Result<(), ConfigError
         for (earlier_app, earlier) in logins.iter().take(later_index) {
             let (a, b) = (&earlier.cookie_name, &later.cookie_name);
             let overlapping = chunks::is_set_by(a, b) || chunks::is_set_by(b, a);
-            if overlapping && earlier.cookie_domain == later.cookie_domain {
+            let shared = cookie_scopes_overlap(&earlier.cookie_domain, &later.cookie_domain);
+            if overlapping && shared {
                 return Err(ConfigError {
                     path: format!("{}.cookieName", login_path(*later_app)),
                     problem: format!(
@@ -133,6 +134,26 @@ pub(super) fn check_cookie_collisions(config: &Config) -> Result<(), ConfigError
         }
     }
     Ok(())
+}
+
+/// Whether a browser may send cookies of both scopes to one host: the same
+/// domain once its leading dot is dropped and its case folded (RFC 6265 5.2.3:
+/// `.example.com` and `Example.com` are one scope), one domain inside the other,
+/// or a host-only cookie (no `cookieDomain`), whose host may lie in the other's
+/// domain or be the other's host.
+fn cookie_scopes_overlap(a: &Option<String>, b: &Option<String>) -> bool {
+    let (Some(a), Some(b)) = (a, b) else {
+        return true;
+    };
+    let normal = |domain: &str| domain.trim_start_matches('.').to_ascii_lowercase();
+    let (a, b) = (normal(a), normal(b));
+    let inside = |inner: &str, outer: &str| {
+        inner == outer
+            || inner
+                .strip_suffix(outer)
+                .is_some_and(|label| label.ends_with('.'))
+    };
+    inside(&a, &b) || inside(&b, &a)
 }
 
 /// `apps[index].oidc`, or the top level's `oidc` (`None`).

@@ -492,7 +492,7 @@ fn clear_session(ctx: &Context) -> Vec<String> {
 fn allow(ctx: &Context, session: Rc<Session>, response_cookies: Vec<String>) -> Step {
     let mut edits = Edits::default();
     request::remove_identity_headers(&ctx.config.output_headers, ctx.headers, &mut edits);
-    strip_filter_cookies(ctx.oidc, ctx.headers, &mut edits);
+    strip_filter_cookies(ctx.config, ctx.headers, &mut edits);
     for output in &ctx.oidc.output_claim_to_headers {
         let value = claims::lookup(&session.claims, &output.claim).and_then(claims::scalar_text);
         if let Some(value) = value.filter(|value| is_safe_header_value(value)) {
@@ -521,10 +521,17 @@ fn allow(ctx: &Context, session: Rc<Session>, response_cookies: Vec<String>) -> 
     }
 }
 
-/// The filter's own cookies (session chunks and the login cookie) never reach the
-/// upstream, whatever path the request takes.
-pub fn strip_filter_cookies(oidc: &OidcConfig, headers: &Headers, edits: &mut Edits) {
-    let is_ours = |name: &str| chunks::is_set_by(&oidc.cookie_name, name);
+/// The filter's own cookies (session chunks and the login cookie) of every login
+/// configured never reach the upstream, whatever path the request takes and
+/// whichever app it is for: another login's session under a shared
+/// `cookieDomain` holds a refresh token too.
+pub fn strip_filter_cookies(config: &Config, headers: &Headers, edits: &mut Edits) {
+    let is_ours = |name: &str| {
+        config
+            .login_cookie_names
+            .iter()
+            .any(|family| chunks::is_set_by(family, name))
+    };
     request::remove_cookies(headers, edits, &is_ours);
 }
 

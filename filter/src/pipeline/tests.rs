@@ -203,8 +203,10 @@ fn a_deny_for_anonymous_requests_answers_401() {
     assert_eq!(status_of(&verdict), 200);
 }
 
+/// Istio: `jwt_authn` lets a preflight past the token check, RBAC still judges it
+/// as a request without a token.
 #[wasm_bindgen_test(unsupported = test)]
-fn cors_preflights_pass_unless_turned_off() {
+fn cors_preflights_skip_authentication_not_authorization() {
     let key = TestKey::new(Algorithm::Es256, "k");
     let preflight = [
         (":method", "OPTIONS"),
@@ -213,15 +215,37 @@ fn cors_preflights_pass_unless_turned_off() {
         ("access-control-request-method", "POST"),
         ("x-email", "spoof"),
     ];
-    let config = config(&key);
-    let (verdict, vm) = decide_request(&config, &preflight);
+    let output = r#","outputClaimToHeaders":[{"header":"x-email","claim":"email"}]"#;
+    // No policies: it passes, without the client's identity headers.
+    let open = config_with(&key, output, "");
+    let (verdict, vm) = decide_request(&open, &preflight);
     let Verdict::Allow { edits, .. } = verdict else {
         panic!("preflight should pass: {verdict:?}")
     };
     assert_eq!(edits.remove, ["x-email"]);
     assert_eq!(vm.counters.get(Counter::AllowedPreflight), 1);
+    // An ALLOW policy that needs an identity denies it as an anonymous request...
+    let (verdict, vm) = decide_request(&config(&key), &preflight);
+    let Verdict::Deny(denial) = verdict else {
+        panic!("{verdict:?}")
+    };
+    assert_eq!((denial.status, denial.body), (401, "Jwt is missing"));
+    assert_eq!(vm.counters.get(Counter::DeniedMissing), 1);
+    assert_eq!(vm.counters.get(Counter::AllowedPreflight), 0);
+    // ... unless a rule allows OPTIONS (Istio's advice).
+    let options = r#","authorizationPolicies":[
+        {"rules":[{"when":[{"key":"request.auth.claims[email]","values":["a@x"]}]}]},
+        {"rules":[{"to":[{"operation":{"methods":["OPTIONS"]}}]}]}]"#;
+    let (verdict, _) = decide_request(&config_with(&key, output, options), &preflight);
+    assert_eq!(status_of(&verdict), 200);
+    // A DENY applies to preflights as to anything else, IP rules included.
+    let deny = r#","authorizationPolicies":[
+        {"action":"DENY","rules":[{"to":[{"operation":{"paths":["/api*"]}}]}]},
+        {"rules":[{"to":[{"operation":{"methods":["OPTIONS"]}}]}]}]"#;
+    let (verdict, _) = decide_request(&config_with(&key, output, deny), &preflight);
+    assert_eq!(status_of(&verdict), 401);
     // Not a preflight: judged as any request.
-    let (verdict, _) = decide_request(&config, &preflight[..3]);
+    let (verdict, _) = decide_request(&open, &preflight[..3]);
     assert_eq!(status_of(&verdict), 401);
     let off = config_with(&key, "", r#","bypassCorsPreflight":false"#);
     let (verdict, _) = decide_request(&off, &preflight);

@@ -183,6 +183,16 @@ mod tests {
     }
 
     #[wasm_bindgen_test(unsupported = test)]
+    fn debug_shows_claims_but_no_token() {
+        let text = format!("{:?}", session(Some("refresh-secret")));
+        assert!(
+            !text.contains("refresh-secret") && !text.contains("id.token.value"),
+            "{text}"
+        );
+        assert!(text.contains("alice@example.test"), "{text}");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
     fn round_trips_through_chunked_cookies() {
         let keys = CookieKeys::new(&[[9; 32]]);
         let mut big = session(Some("r"));

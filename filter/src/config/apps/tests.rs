@@ -196,6 +196,51 @@ fn decide_for(config: &Config, authority: &str, path: &str) -> (u32, VmState) {
     (status, vm)
 }
 
+/// A shared `cookieDomain` sends every login's cookies to every host: none of
+/// them goes upstream, whichever app the request is for.
+#[wasm_bindgen_test(unsupported = test)]
+fn no_logins_cookies_go_upstream_whichever_app_is_chosen() {
+    let config = parse(&gateway()).unwrap();
+    assert_eq!(
+        config.login_cookie_names,
+        ["oidc_session", "oidc_session_grafana"]
+    );
+    let cookies = "oidc_session=a; oidc_session_1=b; oidc_session_login=c; \
+                   oidc_session_grafana_0=d; oidc_session_grafana_login=e; theme=dark";
+    for (authority, path) in [
+        ("api.example.com", "/healthz"),
+        ("grafana.example.com", "/public/x"),
+        ("other.example.com", "/healthz"),
+    ] {
+        let headers = Headers::of(&[
+            (":authority", authority),
+            (":path", path),
+            (":method", "GET"),
+            ("cookie", cookies),
+        ]);
+        let inputs = Inputs {
+            config: &config,
+            app: config.app_for(&headers).unwrap(),
+            headers: &headers,
+            keys: &crate::pipeline::tests::NoRemote,
+            provider: None,
+            peer: &Default::default(),
+            now_ms: 1_000_000,
+            final_attempt: false,
+        };
+        let mut vm = VmState::new(&config, [3; 16]);
+        let verdict = decide(&inputs, &mut vm, &mut crate::pipeline::tests::NoEntropy);
+        let Verdict::Allow { edits, .. } = verdict else {
+            panic!("{authority}{path}: {verdict:?}")
+        };
+        assert_eq!(
+            edits.set,
+            [("cookie".to_string(), "theme=dark".to_string())],
+            "{authority}"
+        );
+    }
+}
+
 #[wasm_bindgen_test(unsupported = test)]
 fn requests_are_judged_and_counted_by_their_app() {
     let config = parse(&gateway()).unwrap();
@@ -284,6 +329,29 @@ fn logins_whose_cookies_a_browser_would_mix_up_are_refused() {
         r#","cookieName":"oidc_session","cookieDomain":"example.com""#,
     );
     assert!(shared_domain.is_err());
+    // `.example.com` and `Example.COM` are one scope to a browser; a subdomain's
+    // cookies go to its hosts with the parent's.
+    for (top, app) in [
+        (".example.com", "example.com"),
+        ("example.com", "Example.COM"),
+        (".example.com", "b.example.com"),
+    ] {
+        let overlapping = two(
+            &format!(r#","cookieName":"s","cookieDomain":"{top}""#),
+            &format!(r#","cookieName":"s","cookieDomain":"{app}""#),
+        );
+        assert!(overlapping.is_err(), "{top} and {app}");
+    }
+    let host_only_and_domain = two(
+        r#","cookieName":"s","cookieDomain":".example.com""#,
+        r#","cookieName":"s""#,
+    );
+    assert!(host_only_and_domain.is_err());
+    let unrelated = two(
+        r#","cookieName":"s","cookieDomain":"example.com""#,
+        r#","cookieName":"s","cookieDomain":"badexample.com""#,
+    );
+    assert!(unrelated.is_ok());
 }
 
 #[wasm_bindgen_test(unsupported = test)]
@@ -296,6 +364,16 @@ fn secrets_come_from_the_named_environment_variables() {
         &[("CLIENT_SECRET", " s3cret\n"), ("COOKIE_KEYS", &keys)],
     )
     .unwrap();
+    // No `{:?}` of the configuration, an app or a login shows a secret.
+    for text in [
+        format!("{config:?}"),
+        format!("{:?}", config.top_level),
+        format!("{:?}", config.top_level.oidc),
+    ] {
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(!text.contains("[1, 1") && !text.contains(KEY_B), "{text}");
+        assert!(text.contains("<redacted>"), "{text}");
+    }
     let oidc = config.top_level.oidc.unwrap();
     assert_eq!(oidc.client_secret, "s3cret");
     // The first key seals: KEY_B, then KEY_A (all zero bytes).

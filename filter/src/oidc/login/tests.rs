@@ -315,3 +315,17 @@ fn origin_follows_forwarded_proto() {
     ]);
     assert_eq!(origin(&headers), "https://app.test");
 }
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_pending_login_debug_shows_no_state_nonce_or_verifier() {
+    let pending = PendingLogin {
+        state: "state-secret".into(),
+        nonce: "nonce-secret".into(),
+        verifier: "verifier-secret".into(),
+        return_to: "/app".into(),
+        expires_at: 1,
+    };
+    let text = format!("{pending:?}");
+    assert!(!text.contains("secret"), "{text}");
+    assert!(text.contains("/app"), "{text}");
+}
