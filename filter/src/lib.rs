@@ -22,6 +22,8 @@
 //! - [`pipeline`]: the whole decision for one request; [`path`]: path normalization;
 //!   [`peer`]: the downstream peer; [`streams`]: what is kept per request between callbacks;
 //!   [`profile`]: test-only timing of a request's phases inside Envoy.
+//! - [`host_calls`]: the host calls a request's outcome depends on (clock, header
+//!   edits), as a trait; a call that fails answers 500.
 //! - `host` (wasm32-wasip1 only): the proxy-wasm contexts, the only code touching Envoy.
 //!
 //! Everything except `host` is plain Rust, tested natively and under wasm-bindgen-test.
@@ -47,6 +49,7 @@ pub mod crypto;
 pub mod duration;
 pub mod extractor;
 pub mod fetch;
+pub mod host_calls;
 pub mod http_url;
 pub mod jwks;
 pub mod key_cache;

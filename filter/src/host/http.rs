@@ -5,6 +5,7 @@
 use super::plugin::Plugin;
 use super::{exchange, log, now_ms, raw};
 use crate::authenticator::KeyWait;
+use crate::host_calls::{self, HostFailure, Refused, RequestHost};
 use crate::oidc::flow::{self, Entropy, LocalReply};
 use crate::peer::{self, Peer, PeerNeeds};
 use crate::pipeline::{forbidden_reply, Verdict};
@@ -28,6 +29,33 @@ pub enum Outcome {
     /// Paused on a token endpoint call; its reply finishes the request.
     Dispatched,
     Wait(Vec<KeyWait>),
+}
+
+/// Envoy, as the core sees it (`host_calls`): the current request's clock and
+/// header edits (the effective context's).
+pub struct Envoy;
+
+impl RequestHost for Envoy {
+    fn now_ms(&mut self) -> Result<u64, Refused> {
+        raw::now_nanos()
+            .map(|nanos| nanos / 1_000_000)
+            .map_err(|raw::Refused(status)| Refused(status))
+    }
+
+    fn remove_request_header(&mut self, name: &str) -> Result<(), Refused> {
+        raw::remove_request_header(name).map_err(|raw::Refused(status)| Refused(status))
+    }
+
+    fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), Refused> {
+        raw::set_request_header(name, value).map_err(|raw::Refused(status)| Refused(status))
+    }
+}
+
+/// Ends the current request with the filter's 500: a host call it depends on
+/// failed (see `host_calls`).
+pub fn fail_request(failure: &HostFailure) {
+    log(LogLevel::Error, &failure.why);
+    send_reply(&failure.reply);
 }
 
 /// WASI `random_get`, which Envoy provides.
@@ -93,7 +121,13 @@ impl HttpContext for Http {
             return Action::Pause;
         };
         crash_if_asked(plugin);
-        let now = now_ms();
+        let now = match now_ms() {
+            Ok(now) => now,
+            Err(failure) => {
+                fail_request(&failure);
+                return Action::Pause;
+            }
+        };
         match handle(plugin, self.context_id, now, false) {
             Outcome::Continue => Action::Continue,
             Outcome::Responded | Outcome::Dispatched => Action::Pause,
@@ -242,7 +276,10 @@ pub fn apply(
             edits,
             response_cookies,
         } => {
-            apply_edits(&edits);
+            if let Err(failure) = apply_edits(&edits) {
+                fail_request(&failure);
+                return Outcome::Responded;
+            }
             if !response_cookies.is_empty() {
                 if let Ok(mut state) = plugin.try_borrow_mut() {
                     state
@@ -353,14 +390,9 @@ pub fn call_body(body_size: usize) -> Option<Vec<u8>> {
     raw::call_reply_body(body_size).ok().flatten()
 }
 
-fn apply_edits(edits: &Edits) {
+fn apply_edits(edits: &Edits) -> Result<(), HostFailure> {
     let _span = profile::span(Phase::ApplyEdits);
-    for name in &edits.remove {
-        let _ = raw::remove_request_header(name);
-    }
-    for (name, value) in &edits.set {
-        let _ = raw::set_request_header(name, value);
-    }
+    host_calls::apply_edits(&mut Envoy, edits)
 }
 
 fn send_denial(denial: &Denial, request: &Headers) {

@@ -20,6 +20,7 @@ mod raw;
 mod root;
 mod shared;
 
+use crate::host_calls::{self, HostFailure};
 use proxy_wasm::types::LogLevel;
 
 proxy_wasm::main! {{
@@ -27,10 +28,10 @@ proxy_wasm::main! {{
     proxy_wasm::set_root_context(|context_id| Box::new(root::Root::new(context_id)));
 }}
 
-/// Milliseconds since the epoch from Envoy's clock (0 if the host cannot tell,
-/// which makes every token look expired: failing closed).
-pub(crate) fn now_ms() -> u64 {
-    raw::now_nanos().map_or(0, |nanos| nanos / 1_000_000)
+/// Milliseconds since the epoch from Envoy's clock; a request that cannot be
+/// given a time is answered 500 (see `crate::host_calls`).
+pub(crate) fn now_ms() -> Result<u64, HostFailure> {
+    host_calls::request_time(&mut http::Envoy)
 }
 
 /// Set in the VM's environment (`vm_config.environment_variables`) by tests and

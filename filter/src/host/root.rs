@@ -9,6 +9,7 @@ use super::{log, now_ms, raw, shared};
 use crate::cache::HashSecret;
 use crate::config::Config;
 use crate::fetch::{self, Next, Step};
+use crate::host_calls::HostFailure;
 use crate::metrics::Counter;
 use crate::profile::{self, Phase};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -36,7 +37,8 @@ impl Root {
     }
 
     /// Sync, resume or fail waiting requests, start due fetches, pick the tick.
-    fn maintain(&mut self, now: u64) {
+    /// Without a clock, waiting requests are answered 500 and nothing is fetched.
+    fn maintain(&mut self, clock: Result<u64, HostFailure>) {
         let Some(plugin) = self.plugin.clone() else {
             return;
         };
@@ -45,8 +47,10 @@ impl Root {
                 state.sync(source);
             }
         }
-        self.resume_waiters(&plugin, now);
-        self.start_due_fetches(&plugin, now);
+        self.resume_waiters(&plugin, &clock);
+        if let Ok(now) = clock {
+            self.start_due_fetches(&plugin, now);
+        }
         if let Ok(mut state) = plugin.try_borrow_mut() {
             state.report_metrics();
         }
@@ -57,7 +61,7 @@ impl Root {
         let _ = raw::set_tick_period(if waiting { WAITING_TICK } else { IDLE_TICK });
     }
 
-    fn resume_waiters(&self, plugin: &Rc<RefCell<Plugin>>, now: u64) {
+    fn resume_waiters(&self, plugin: &Rc<RefCell<Plugin>>, clock: &Result<u64, HostFailure>) {
         let waiters = match plugin.try_borrow_mut() {
             Ok(mut state) => state.vm.streams.take_waiters(),
             Err(_) => return,
@@ -67,10 +71,15 @@ impl Root {
             if raw::set_effective_context(waiter.context_id).is_err() {
                 continue;
             }
-            match http::handle(plugin, waiter.context_id, now, now >= waiter.deadline_ms) {
-                Outcome::Continue => {
-                    let _ = raw::resume_request();
+            let now = match clock {
+                Ok(now) => *now,
+                Err(failure) => {
+                    http::fail_request(failure);
+                    continue;
                 }
+            };
+            match http::handle(plugin, waiter.context_id, now, now >= waiter.deadline_ms) {
+                Outcome::Continue => exchange::resume(),
                 Outcome::Responded | Outcome::Dispatched => {}
                 Outcome::Wait(waits) => {
                     if let Ok(mut state) = plugin.try_borrow_mut() {
@@ -218,7 +227,10 @@ impl Context for Root {
         let Some(plugin) = self.plugin.clone() else {
             return;
         };
-        let now = now_ms();
+        let clock = now_ms();
+        // Without a clock the fetch is still recorded (as made at time 0, so due
+        // again soon); no request is judged without one.
+        let now = clock.as_ref().map_or(0, |now| *now);
         if let Ok(mut state) = plugin.try_borrow_mut() {
             if let Some(position) = state.calls.iter().position(|call| call.token == token) {
                 let call = state.calls.remove(position);
@@ -233,10 +245,11 @@ impl Context for Root {
             }
         }
         // A token endpoint call made for a request this root context resumed.
-        if exchange::finish(&plugin, token, body_size, now) {
+        let resumed = exchange::finish(&plugin, token, body_size, clock.clone());
+        if resumed {
             let _ = raw::set_effective_context(self.context_id);
         }
-        self.resume_waiters(&plugin, now);
+        self.resume_waiters(&plugin, &clock);
     }
 }
 
@@ -320,6 +333,6 @@ fn count_fetch(state: &mut Plugin, step: Step, succeeded: bool) {
 fn vm_token(context_id: u32) -> u64 {
     let mut hasher = RandomState::new().build_hasher();
     hasher.write_u32(context_id);
-    hasher.write_u64(now_ms());
+    hasher.write_u64(now_ms().unwrap_or_default());
     hasher.finish().max(1)
 }
