@@ -55,6 +55,11 @@ class Listener:
     downstream_tls: dict | None = None
     # Extra HttpConnectionManager fields (use_remote_address, xff_num_trusted_hops...).
     hcm_extra: dict | None = None
+    # The route table's virtual hosts, replacing the one catch-all to the echo
+    # upstream: {name: (domains, path prefixes)}; each route goes to the echo
+    # upstream with `x-routed-to: <name>[ <prefix>]`, so a test sees which route
+    # Envoy chose. Put the `*` catch-all in too if the table needs one.
+    virtual_hosts: dict[str, tuple[list[str], list[str]]] | None = None
     # The VM's environment, Envoy's vm_config.environment_variables as a dict:
     # {"host_env_keys": [names of the Envoy process's own variables to pass],
     #  "key_values": {name: value}}. None: the VM sees no variables.
@@ -114,6 +119,25 @@ def route_action(listener: Listener) -> dict:
     return {"route": {"cluster": UPSTREAM_CLUSTER, "timeout": "10s"}}
 
 
+def virtual_hosts(listener: Listener) -> list[dict]:
+    if listener.virtual_hosts is None:
+        return [{"name": "all", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, **route_action(listener)}]}]
+    tables = []
+    for name, (domains, prefixes) in listener.virtual_hosts.items():
+        routes = []
+        for prefix in prefixes:
+            tag = name if prefix == "/" else f"{name} {prefix}"
+            routes.append(
+                {
+                    "match": {"prefix": prefix},
+                    **route_action(listener),
+                    "request_headers_to_add": [{"header": {"key": "x-routed-to", "value": tag}}],
+                }
+            )
+        tables.append({"name": name, "domains": domains, "routes": routes})
+    return tables
+
+
 def http_listener(listener: Listener, wasm_path: Path) -> dict:
     http_filters = []
     if listener.plugin_config is not None:
@@ -136,15 +160,7 @@ def http_listener(listener: Listener, wasm_path: Path) -> dict:
     hcm = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": listener.name,
-        "route_config": {
-            "virtual_hosts": [
-                {
-                    "name": "all",
-                    "domains": ["*"],
-                    "routes": [{"match": {"prefix": "/"}, **route_action(listener)}],
-                }
-            ]
-        },
+        "route_config": {"virtual_hosts": virtual_hosts(listener)},
         "http_filters": http_filters,
         **(listener.hcm_extra or {}),
     }
