@@ -165,7 +165,8 @@ def gw(module_stack) -> Gateway:
             },
             {
                 "name": "notes",
-                # api.docs.localhost is wiki's (*.docs.localhost): the first app that matches wins.
+                # api.docs.localhost is notes': an exact host beats wiki's *.docs.localhost,
+                # as in Envoy's choice of a virtual host, whatever the order of `apps`.
                 "hosts": ["notes.localhost", "api.docs.localhost"],
                 "oidc": app_oidc(idp, "notes", clientSecretFromEnv="NOTES_CLIENT_SECRET",
                                  cookieSecretsFromEnv="NOTES_COOKIE_KEYS"),
@@ -305,7 +306,7 @@ def test_hosts_pick_the_app(gw):
         f"wiki.localhost:{port}": "wiki",
         f"team.docs.localhost:{port}": "wiki",  # *.docs.localhost
         f"a.b.docs.localhost:{port}": "wiki",  # any subdomain
-        f"API.docs.localhost:{port}": "wiki",  # wiki's wildcard comes before notes' exact entry
+        f"API.docs.localhost:{port}": "notes",  # notes' exact entry beats wiki's earlier wildcard
         f"notes.localhost:{port}": "notes",
         f"docs.localhost:{port}": None,  # a wildcard is not the bare domain
         f"xgrafana.localhost:{port}": None,

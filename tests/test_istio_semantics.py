@@ -129,18 +129,23 @@ def test_istio_semantics_for_bearer_tokens(stack):
     stats.wait_for(urls["admin"], {"requests_allowed.anonymous": 3})
 
 
-def test_cors_preflights_pass_in_both_modes_and_other_options_are_judged(stack):
+def test_cors_preflights_skip_authentication_but_not_the_policies(stack):
+    """As Istio: `jwt_authn` lets a preflight past, RBAC judges it without a token."""
     key, partner_key = cached_key("ES256", "istio"), cached_key("RS256", "partner")
     urls = _bearer_urls(stack, key, partner_key)
     for name in ("ip_only", "strict"):
-        response = preflight(urls[name], "/ip", **{"x-email": "spoof@example.test"})
+        # /headers needs no principal: the preflight passes without its spoofed identity.
+        response = preflight(urls[name], "/headers", **{"x-email": "spoof@example.test"})
         seen = upstream(response)
         assert seen["method"] == "OPTIONS" and "x-email" not in seen["headers"], name
+        # /ip needs a principal, which a preflight never has.
+        assert_denied(preflight(urls[name], "/ip"), 401, "Jwt is missing")
         # An OPTIONS that is not a preflight is judged like any request.
         plain = requests.options(urls[name] + "/ip", headers={"Origin": "https://spa.example.test"}, timeout=REQUEST_TIMEOUT)
         assert_denied(plain, 401, "Jwt is missing")
     assert_denied(preflight(urls["no_bypass"], "/ip"), 401, "Jwt is missing")
-    stats.wait_for(urls["admin"], {"requests_allowed.cors_preflight": 2})
+    upstream(preflight(urls["no_policies"], "/ip"))
+    stats.wait_for(urls["admin"], {"requests_allowed.cors_preflight": 3})
 
 
 def test_header_conditions_read_the_claim_the_filter_forwards(stack):

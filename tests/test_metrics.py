@@ -45,6 +45,7 @@ DENIALS = {
     "jwks_unavailable": 1,
     "rbac": 1,
     "no_session": 1,
+    "invalid_authority": 1,  # a Host that is not host[:port]
 }
 METRICS_RS = Path(__file__).resolve().parents[1] / "filter" / "src" / "metrics.rs"
 
@@ -122,6 +123,7 @@ def drive_denials(api, key):
     assert_status(get(api, "/x", token=token(key, aud="someone-else")), 403)  # jwt_audience
     assert_status(get(api, "/x", token=sign({}, claims(BROKEN_ISSUER), key)), 401)  # jwks_unavailable
     assert_status(get(api, "/admin/users", token=token(key)), 403)  # rbac
+    assert_status(get(api, "/x", headers={"Host": "api.test:1:2"}), 400)  # invalid_authority
 
 
 def drive_allowed(api, key):
