@@ -220,7 +220,7 @@ fn finish_exchange(body: &[u8]) {
     let provider = provider();
     let inputs = Inputs {
         config,
-        app: config.app_for(&request),
+        app: config.app_for(&request).unwrap(),
         headers: &request,
         keys: &FixedRemote,
         provider: Some(&provider),
