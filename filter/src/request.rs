@@ -3,12 +3,26 @@
 
 /// Request headers with lowercase names (Envoy's form), pseudo-headers included.
 /// Every name and value sits in one string: reading a request's headers is two
-/// allocations, not two per header.
-#[derive(Debug, Clone, Default)]
+/// allocations, not two per header. Its `Debug` shows the names only: values carry
+/// tokens and session cookies.
+#[derive(Clone, Default)]
 pub struct Headers {
     text: String,
     /// Byte offsets in `text`: name start, name end (= value start), value end.
     pairs: Vec<[u32; 3]>,
+}
+
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.iter().map(|(name, _)| name))
+            .finish()
+    }
+}
+
+/// Names with their values hidden, for the `Debug` of what carries credentials.
+pub(crate) fn names_only<'a>(pairs: impl Iterator<Item = &'a (String, String)>) -> Vec<&'a str> {
+    pairs.map(|(name, _)| name.as_str()).collect()
 }
 
 impl Headers {
@@ -219,10 +233,20 @@ impl Headers {
 }
 
 /// Header changes for the upstream request, applied in order: removals, then sets.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Its `Debug` hides the values set (a forwarded token, a claim).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Edits {
     pub remove: Vec<String>,
     pub set: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for Edits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Edits")
+            .field("remove", &self.remove)
+            .field("set", &names_only(self.set.iter()))
+            .finish()
+    }
 }
 
 impl Edits {
@@ -393,6 +417,22 @@ mod tests {
         ]
         .concat();
         assert_eq!(Headers::from_map_bytes(&huge_sizes).iter().count(), 0);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn debug_shows_header_names_but_no_value() {
+        let request = headers(&[("authorization", "Bearer tok3n"), ("cookie", "s=sealed")]);
+        let mut edits = Edits::default();
+        edits.set("x-forwarded-token", "tok3n".into());
+        edits.remove("cookie");
+        for text in [format!("{request:?}"), format!("{edits:?}")] {
+            assert!(
+                !text.contains("tok3n") && !text.contains("sealed"),
+                "{text}"
+            );
+        }
+        assert!(format!("{request:?}").contains("authorization"));
+        assert!(format!("{edits:?}").contains("x-forwarded-token"));
     }
 
     #[wasm_bindgen_test(unsupported = test)]

@@ -29,12 +29,23 @@ pub trait Entropy {
     fn fill(&mut self, bytes: &mut [u8]) -> bool;
 }
 
-/// A reply the filter sends itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A reply the filter sends itself. Its `Debug` hides header values: a
+/// `set-cookie` holds a sealed session, a `location` a login's state.
+#[derive(Clone, PartialEq, Eq)]
 pub struct LocalReply {
     pub status: u32,
     pub headers: Vec<(String, String)>,
     pub body: String,
+}
+
+impl std::fmt::Debug for LocalReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalReply")
+            .field("status", &self.status)
+            .field("headers", &request::names_only(self.headers.iter()))
+            .field("body", &self.body)
+            .finish()
+    }
 }
 
 #[derive(Debug)]
