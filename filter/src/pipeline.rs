@@ -464,7 +464,27 @@ fn authorized(
     }
 }
 
+/// The policies' verdict; a denial's reason names the app and who was refused,
+/// for the log line of a gateway that fronts many apps.
 fn judge(inputs: &Inputs, claims: &Map<String, Value>, edits: &Edits) -> Result<(), String> {
+    judge_policies(inputs, claims, edits).map_err(|why| {
+        let app = match inputs.app.index {
+            Some(_) => inputs.app.name.as_str(),
+            None => "top level",
+        };
+        let text = |name: &str| claims.get(name).and_then(Value::as_str);
+        match (text("iss"), text("sub")) {
+            (Some(iss), Some(sub)) => format!("{why} (app {app}, principal {iss}/{sub})"),
+            _ => format!("{why} (app {app}, anonymous)"),
+        }
+    })
+}
+
+fn judge_policies(
+    inputs: &Inputs,
+    claims: &Map<String, Value>,
+    edits: &Edits,
+) -> Result<(), String> {
     let policies = &inputs.app.policies;
     if policies.is_empty() {
         return Ok(());

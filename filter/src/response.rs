@@ -112,14 +112,20 @@ pub struct Denial {
 const MAX_LOGGED_CHARS: usize = 160;
 
 /// The one log line for a refused request: status, the text the client got, the
-/// method and path (never the query, where tokens may travel), and why. Request
-/// text is escaped so a crafted path or claim cannot forge log lines.
+/// method, host and path (never the query, where tokens may travel), and why: a
+/// gateway's operator sees which host was refused. Request text is escaped so a
+/// crafted path or claim cannot forge log lines.
 pub fn denial_log_line(status: u32, body: &str, detail: &str, request: &Headers) -> String {
     let method = request.get(":method").unwrap_or("-");
+    let host = request
+        .get(":authority")
+        .or_else(|| request.get("host"))
+        .unwrap_or_default();
     let path = crate::path::without_query(request.path());
     format!(
-        "denied {status} \"{body}\" {} {}: {}",
+        "denied {status} \"{body}\" {} {}{}: {}",
         loggable(method),
+        loggable(host),
         loggable(path),
         loggable(detail)
     )
@@ -256,7 +262,10 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn the_log_line_has_no_query_and_no_forged_lines() {
-        let mut pairs = vec![(":method".to_string(), "GET".to_string())];
+        let mut pairs = vec![
+            (":method".to_string(), "GET".to_string()),
+            (":authority".to_string(), "app.test:8080".to_string()),
+        ];
         pairs.push((
             ":path".into(),
             "/api/x?access_token=secret.token.value".into(),
@@ -269,7 +278,7 @@ mod tests {
         );
         assert_eq!(
             line,
-            r#"denied 401 "Jwt is expired" GET /api/x: exp 1 is before now 2"#
+            r#"denied 401 "Jwt is expired" GET app.test:8080/api/x: exp 1 is before now 2"#
         );
         let forged = denial_log_line(
             401,

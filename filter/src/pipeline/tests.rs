@@ -76,10 +76,16 @@ fn authenticated_requests_are_then_authorized() {
         verdict(&config, "/app", Some(&token(&key, "alice@example.test"))),
         Verdict::Allow { .. }
     ));
-    assert!(matches!(
-        verdict(&config, "/app", Some(&token(&key, "bob@example.test"))),
-        Verdict::Forbidden { .. }
-    ));
+    let Verdict::Forbidden { detail } =
+        verdict(&config, "/app", Some(&token(&key, "bob@example.test")))
+    else {
+        panic!("bob is not allowed")
+    };
+    // The log line says where and who.
+    assert!(
+        detail.ends_with("(app top level, principal https://idp.test/u)"),
+        "{detail}"
+    );
     let Verdict::Deny(denial) = verdict(&config, "/app", None) else {
         panic!("unauthenticated stays 401")
     };
