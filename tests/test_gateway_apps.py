@@ -556,7 +556,7 @@ REFUSALS = {
         refusal_config(apps=[{"name": "one", "hosts": ["one.localhost"], "oidc": refusal_oidc()}]),
         {"REFUSAL_SECRET": GOOD_VALUES["REFUSAL_SECRET"], "REFUSAL_KEYS": SHORT_KEY},
         {}, [],
-        ["apps[0].oidc.cookieSecretsFromEnv: key 1 in environment variable `REFUSAL_KEYS` must decode to 32 bytes, not 16"],
+        ["apps[0].oidc.cookieSecretsFromEnv: key 1 in environment variable `REFUSAL_KEYS` must be base64 of 32 random bytes, not 16"],
         [SHORT_KEY],
     ),
     "secret-and-secret-from-env": (

@@ -105,7 +105,9 @@ impl RemoteSource {
     pub fn id(&self) -> String {
         match &self.kind {
             SourceKind::Jwks(url) => format!("jwks {url}"),
-            SourceKind::Discovery { url, .. } => format!("discovery {url}"),
+            // The issuer as configured (not the URL's normal form with a `/` added):
+            // the log shows what the operator wrote.
+            SourceKind::Discovery { issuer, .. } => format!("discovery {issuer}"),
         }
     }
 }
@@ -163,6 +165,9 @@ pub struct Config {
     pub space_delimited_claims: Vec<String>,
     pub token_cache: Limits,
     pub session_cache: Limits,
+    /// What loaded but is almost certainly not what the operator meant, for the
+    /// log at load (a `spiffe://` principal, which never matches).
+    pub warnings: Vec<String>,
     /// `testOnlyCrashHeader`: a request with this header makes the VM trap, so
     /// tests can see what Envoy's `failure_policy` does. Never set it in production.
     pub test_only_crash_header: Option<String>,
@@ -301,7 +306,18 @@ impl Config {
         if text.iter().all(u8::is_ascii_whitespace) {
             return Err(At::Root.error("the plugin configuration is empty; it needs `jwtRules`"));
         }
-        let value = crate::strict_json::parse(text).map_err(|e| At::Root.error(e.to_string()))?;
+        let value = crate::strict_json::parse(text).map_err(|e| {
+            let object = text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+            At::Root.error(if object {
+                e.to_string()
+            } else {
+                format!(
+                    "the plugin configuration must be JSON, an object `{{...}}` \
+                     (YAML is not read; a WasmPlugin's `pluginConfig` is turned into JSON \
+                     by Istio): {e}"
+                )
+            })
+        })?;
         let raw = Fields::new(At::Root, value).read(RawConfig::read)?;
         Self::from_raw(raw, env)
     }
@@ -390,8 +406,22 @@ impl Config {
             }
         }
         for app in std::iter::once(&config.top_level).chain(&config.apps) {
+            let at = match app.index {
+                Some(index) => format!("apps[{index}].authorizationPolicies"),
+                None => "authorizationPolicies".to_string(),
+            };
             for policy in app.policies.iter() {
                 config.peer_needs = config.peer_needs.union(policy.peer_needs());
+                for principal in policy.principals_with_a_scheme() {
+                    let bare = principal.get("spiffe://".len()..).unwrap_or_default();
+                    let warning = format!(
+                        "{at}: principal `{principal}` never matches: Istio's principals \
+                         have no `spiffe://`; write `{bare}`"
+                    );
+                    if !config.warnings.contains(&warning) {
+                        config.warnings.push(warning);
+                    }
+                }
             }
         }
         let rules = At::top("jwtRules");

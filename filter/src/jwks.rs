@@ -144,6 +144,13 @@ pub fn parse_jwks(bytes: &[u8], max_bytes: usize) -> Result<KeySet, String> {
             Err(why) => set.skipped.push(format!("keys[{index}]: {why}")),
         }
     }
+    if entries.is_empty() {
+        return Err(
+            "JWKS `keys` is empty: it needs a signing key (kty RSA, EC P-256 or \
+                    P-384, or OKP Ed25519)"
+                .into(),
+        );
+    }
     if set.keys.is_empty() {
         return Err(format!(
             "JWKS has no usable signing key ({})",
@@ -383,6 +390,9 @@ mod tests {
         ] {
             assert!(parse_jwks(doc.as_bytes(), 1 << 20).is_err(), "{doc}");
         }
+        // An empty set says so, not `no usable signing key ()`.
+        let empty = parse_jwks(br#"{"keys":[]}"#, 1 << 20).unwrap_err();
+        assert!(empty.starts_with("JWKS `keys` is empty"), "{empty}");
         let big = jwks_of(&[&TestKey::new(Algorithm::Es256, "k")]);
         assert!(parse_jwks(big.as_bytes(), 10).is_err());
     }

@@ -45,6 +45,16 @@ impl Pattern {
         }
     }
 
+    /// The pattern as it was written, for messages.
+    pub fn written(&self) -> String {
+        match self {
+            Pattern::Exact(s) => s.clone(),
+            Pattern::Prefix(s) => format!("{s}*"),
+            Pattern::Suffix(s) => format!("*{s}"),
+            Pattern::Present => "*".to_string(),
+        }
+    }
+
     /// The same pattern for ASCII-case-insensitive matching (hosts).
     pub fn lowercased(&self) -> Pattern {
         match self {

@@ -402,6 +402,34 @@ fn matchers<M>(
 }
 
 impl Policy {
+    /// Peer principals written as SPIFFE URIs (`spiffe://td/ns/a/sa/b`), in
+    /// `principals`, `notPrincipals` or a `source.principal` condition: Istio's
+    /// principals carry no scheme, so these never match.
+    pub fn principals_with_a_scheme(&self) -> Vec<String> {
+        fn look(matchers: &Matchers<Pattern>, found: &mut Vec<String>) {
+            for pattern in matchers.values.iter().chain(&matchers.not_values) {
+                let written = pattern.written();
+                if written.starts_with("spiffe://") && !found.contains(&written) {
+                    found.push(written);
+                }
+            }
+        }
+        let mut found = Vec::new();
+        for rule in &self.rules {
+            for source in &rule.from {
+                look(&source.principals, &mut found);
+            }
+            for condition in &rule.when {
+                if let (Key::SourcePrincipal, Test::Text(matchers)) =
+                    (&condition.key, &condition.test)
+                {
+                    look(matchers, &mut found);
+                }
+            }
+        }
+        found
+    }
+
     /// What of the downstream peer this policy reads.
     pub fn peer_needs(&self) -> PeerNeeds {
         self.rules

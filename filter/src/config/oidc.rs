@@ -160,14 +160,29 @@ fn local_path(at: &At, value: Option<&str>, default: &str) -> Result<String, Con
 
 /// A 32-byte key, written in standard or URL-safe base64. The problem never
 /// quotes the text: it is a secret.
+/// How to make a key, said by every error about one.
+const MAKE_A_KEY: &str = "make one with `openssl rand -base64 32`";
+
 fn cookie_secret(text: &str) -> Result<[u8; KEY_BYTES], String> {
     let trimmed = text.trim_end_matches('=');
     let bytes = STANDARD
         .decode(text)
         .or_else(|_| URL_SAFE_NO_PAD.decode(trimmed))
-        .map_err(|_| "is not base64".to_string())?;
-    <[u8; KEY_BYTES]>::try_from(bytes.as_slice())
-        .map_err(|_| format!("must decode to {KEY_BYTES} bytes, not {}", bytes.len()))
+        .map_err(|_| format!("is not base64 of {KEY_BYTES} random bytes; {MAKE_A_KEY}"))?;
+    <[u8; KEY_BYTES]>::try_from(bytes.as_slice()).map_err(|_| {
+        // `openssl rand -hex 16` (oauth2-proxy's advice) is 32 hex digits, which also
+        // read as base64, but of 24 bytes.
+        let hex = !text.is_empty() && text.bytes().all(|b| b.is_ascii_hexdigit());
+        let hint = if hex {
+            " (it looks like hex, as `openssl rand -hex` makes; this filter reads base64)"
+        } else {
+            ""
+        };
+        format!(
+            "must be base64 of {KEY_BYTES} random bytes, not {}{hint}; {MAKE_A_KEY}",
+            bytes.len()
+        )
+    })
 }
 
 /// Where an `oidc` block sits: its path (`oidc`, `apps[1].oidc`), the app it

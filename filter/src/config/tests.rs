@@ -75,6 +75,8 @@ fn rules_sharing_a_jwks_uri_share_one_source() {
     assert!(
         matches!(&config.sources[1].kind, SourceKind::Discovery { issuer, .. } if issuer == "https://c.test")
     );
+    // Logged as written: no `/` added to the issuer.
+    assert_eq!(config.sources[1].id(), "discovery https://c.test");
 }
 
 #[wasm_bindgen_test(unsupported = test)]
@@ -180,6 +182,47 @@ fn empty_or_malformed_text_is_rejected() {
     for text in ["", "  ", "{", "[]", "null", r#"{"jwtRules":[]} x"#] {
         assert!(parse(text).is_err(), "{text:?}");
     }
+    // YAML (or anything not an object) is told that the configuration is JSON.
+    for text in [
+        "jwtRules:\n- issuer: a\n",
+        "  issuer: x",
+        "---\njwtRules: []",
+    ] {
+        let error = parse(text).unwrap_err().to_string();
+        assert!(
+            error.starts_with("the plugin configuration must be JSON"),
+            "{error}"
+        );
+    }
+    let error = parse(r#"{"jwtRules": [}"#).unwrap_err().to_string();
+    assert!(!error.contains("must be JSON"), "{error}");
+}
+
+/// Istio's principals carry no scheme; one written with `spiffe://` loads (Istio
+/// accepts it too) and never matches, so the load warns.
+#[wasm_bindgen_test(unsupported = test)]
+fn principals_with_a_scheme_are_warned_about() {
+    let config = parse(
+        r#"{"jwtRules":[{"issuer":"a","jwksUri":"https://idp.test/jwks"}],
+            "authorizationPolicies":[{"rules":[
+              {"from":[{"source":{"principals":["spiffe://cluster.local/ns/a/sa/b"]}}]},
+              {"from":[{"source":{"notPrincipals":["cluster.local/ns/a/sa/c"]}}]},
+              {"when":[{"key":"source.principal","values":["spiffe://x/ns/y/sa/z"]}]}]}],
+            "apps":[{"name":"one","hosts":["one.test"],"authorizationPolicies":[{"rules":[
+              {"from":[{"source":{"notPrincipals":["spiffe://*"]}}]}]}]}]}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        config.warnings,
+        [
+            "authorizationPolicies: principal `spiffe://cluster.local/ns/a/sa/b` never matches: \
+             Istio's principals have no `spiffe://`; write `cluster.local/ns/a/sa/b`",
+            "authorizationPolicies: principal `spiffe://x/ns/y/sa/z` never matches: \
+             Istio's principals have no `spiffe://`; write `x/ns/y/sa/z`",
+            "apps[0].authorizationPolicies: principal `spiffe://*` never matches: \
+             Istio's principals have no `spiffe://`; write `*`",
+        ]
+    );
 }
 
 #[wasm_bindgen_test(unsupported = test)]

@@ -271,6 +271,9 @@ impl RootContext for Root {
         // Envoy fills from `vm_config.environment_variables`.
         match Config::parse_with_env(&text, &|name| std::env::var(name).ok()) {
             Ok(config) => {
+                for warning in &config.warnings {
+                    log(LogLevel::Warn, &format!("plugin configuration: {warning}"));
+                }
                 if let Some(name) = &config.test_only_crash_header {
                     log(
                         LogLevel::Warn,

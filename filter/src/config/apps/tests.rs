@@ -415,10 +415,25 @@ fn a_missing_empty_or_bad_variable_is_named_and_its_value_never_shown() {
     assert_eq!(
         short,
         "apps[0].oidc.cookieSecretsFromEnv: key 2 in environment variable `COOKIE_KEYS` \
-         must decode to 32 bytes, not 16"
+         must be base64 of 32 random bytes, not 16; make one with `openssl rand -base64 32`"
     );
     let not_base64 = err(&[("CLIENT_SECRET", "s"), ("COOKIE_KEYS", "!!not-base64!!")]);
-    assert!(not_base64.ends_with("key 1 in environment variable `COOKIE_KEYS` is not base64"));
+    assert!(not_base64.ends_with(
+        "key 1 in environment variable `COOKIE_KEYS` is not base64 of 32 random bytes; \
+         make one with `openssl rand -base64 32`"
+    ));
+    // `openssl rand -hex 16`, as oauth2-proxy's docs advise: named as hex.
+    let hex = err(&[
+        ("CLIENT_SECRET", "s"),
+        ("COOKIE_KEYS", "3f2a9c0e5b7d41e8a6c2f0b9d8e7a615"),
+    ]);
+    assert!(
+        hex.ends_with(
+            "must be base64 of 32 random bytes, not 24 (it looks like hex, as `openssl rand \
+             -hex` makes; this filter reads base64); make one with `openssl rand -base64 32`"
+        ),
+        "{hex}"
+    );
     assert!(!not_base64.contains("!!not"));
     let nine = [KEY_A; 9].join(" ");
     assert!(err(&[("CLIENT_SECRET", "s"), ("COOKIE_KEYS", &nine)]).contains("at most 8 keys"));
