@@ -34,7 +34,7 @@ WASM_OPT_FLAGS := --remove-exports --pass-arg=remove-exports@$(UNUSED_EXPORTS) -
                   --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
                   --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types
 
-.PHONY: help run build test test-unit test-wasm test-e2e lint fmt toolchain venv idp browser wrk auth-hop bench bench-crypto profile clean
+.PHONY: help run build test test-unit test-wasm test-e2e lint fmt toolchain venv idp idp-run browser wrk auth-hop bench bench-crypto profile clean
 
 help: ## Show the available targets
 	@echo "Targets:"
@@ -72,6 +72,15 @@ idp: $(IDP_MODULES) ## Install the test IdP (npm oidc-provider v9) into tests/id
 # `npm ci` rewrites node_modules/.package-lock.json, which makes it the stamp.
 $(IDP_MODULES): tests/idp/package.json tests/idp/package-lock.json
 	npm ci --prefix tests/idp --no-audit --no-fund
+
+# The test IdP on its own, for your own experiments: envoy-local/idp.json.
+IDP_PORT ?= 9400
+idp-run: idp ## Run the test IdP alone: issuer http://localhost:$(IDP_PORT), client my-app (envoy-local/idp.json), any user and password; Ctrl-C stops
+	@echo "issuer       http://localhost:$(IDP_PORT)  (discovery: /.well-known/openid-configuration)"
+	@echo "client       my-app / my-app-secret-for-local-use-only, redirect http://localhost:8080/oauth2/callback"
+	@echo "users        any name and any password; alice is in groups admins and users, everyone else in users"
+	@echo "claims       sub = the name, email <name>@example.test, groups; tokens live 5 minutes"
+	IDP_PORT=$(IDP_PORT) node tests/idp/server.mjs envoy-local/idp.json
 
 browser: ## Install Debian chromium and chromium-driver for the browser tests (idempotent)
 	bash tests/install-browser.sh

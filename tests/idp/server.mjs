@@ -3,6 +3,8 @@
 //
 //   node tests/idp/server.mjs CONFIG.json      (or IDP_CONFIG=CONFIG.json)
 //
+// IDP_PORT in the environment overrides the file's port (`make idp-run`).
+//
 // Prints "ready <issuer>" on stdout once it accepts connections and exits 0
 // on SIGTERM/SIGINT. Every config field is optional (see DEFAULTS below):
 //
@@ -111,6 +113,8 @@ function loadConfig() {
   const path = process.argv[2] || process.env.IDP_CONFIG;
   const given = path ? JSON.parse(fs.readFileSync(path, 'utf8')) : {};
   const config = { ...DEFAULTS, ...given };
+  // `make idp-run IDP_PORT=...`: another port for the same file.
+  if (process.env.IDP_PORT) config.port = Number(process.env.IDP_PORT);
   config.ttl = { ...DEFAULTS.ttl, ...(given.ttl || {}) };
   config.extra_id_token_claims = { ...DEFAULTS.extra_id_token_claims, ...(given.extra_id_token_claims || {}) };
   config.clients = config.clients.map((client) => ({ ...CLIENT_DEFAULTS, ...client }));
