@@ -166,3 +166,21 @@ def test_logins_recover_when_the_idp_rotates_its_keys(stack):
             break
         time.sleep(0.5)
     assert upstream(again.response)["headers"]["x-user-email"] == "kim@example.test"
+
+
+def test_one_top_level_declaration_sets_a_claim_header_for_sessions_and_tokens(stack):
+    """`outputClaimToHeaders` at the top level: the same header whether the user
+    arrives with the session cookie or with a bearer token of the same issuer."""
+    app = App(
+        stack,
+        oidc_fields={"outputClaimToHeaders": [], "forwardToken": {"token": "id_token", "header": "x-id-token"}},
+        top_level={"outputClaimToHeaders": [{"header": "x-user-email", "claim": "email"}]},
+    )
+    session = html_session()
+    login(session, f"{app.url}/", "lena")
+    seen = upstream(session.get(f"{app.url}/", headers={"X-User-Email": "boss@example.test"}, allow_redirects=False))
+    assert seen["headers"]["x-user-email"] == "lena@example.test"
+    id_token = seen["headers"]["x-id-token"]
+    api = requests.get(f"{app.url}/api", headers={"Authorization": f"Bearer {id_token}",
+                                                   "X-User-Email": "boss@example.test"}, timeout=10)
+    assert upstream(api)["headers"]["x-user-email"] == "lena@example.test"

@@ -382,7 +382,8 @@ fn upstream_edits(
         if let Some(header) = &rule.output_payload_to_header {
             edits.set(header, payload_segment.to_string());
         }
-        for output in &rule.output_claim_to_headers {
+        let outputs = config.output_claim_to_headers.iter();
+        for output in outputs.chain(&rule.output_claim_to_headers) {
             let value =
                 claims::lookup(&verified.claims, &output.claim).and_then(claims::scalar_text);
             if let Some(value) = value.filter(|value| is_safe_header_value(value)) {

@@ -147,6 +147,10 @@ pub struct Config {
     pub max_jwks_bytes: usize,
     /// Headers the filter sets; client-sent copies are always removed.
     pub output_headers: Vec<String>,
+    /// The top-level `outputClaimToHeaders`: for every identity, a session of any
+    /// login or a token of any rule; the login's or rule's own list is applied after
+    /// it (so it wins for a header both name).
+    pub output_claim_to_headers: Vec<ClaimToHeader>,
     /// The session cookie name of every login (the top level's and each app's):
     /// none of their cookies, chunks or login cookies ever goes upstream, whichever
     /// app a request is for (a `cookieDomain` shares them across hosts).
@@ -190,6 +194,7 @@ struct RawConfig {
     verified_token_cache: Option<RawCacheLimits>,
     session_cache: Option<RawCacheLimits>,
     test_only_crash_header: Option<String>,
+    output_claim_to_headers: Vec<RawClaimToHeader>,
 }
 
 /// `maxEntries: 0` turns a cache off.
@@ -244,6 +249,7 @@ impl RawConfig {
             verified_token_cache: f.object("verifiedTokenCache", RawCacheLimits::read),
             session_cache: f.object("sessionCache", RawCacheLimits::read),
             test_only_crash_header: f.string("testOnlyCrashHeader"),
+            output_claim_to_headers: f.objects("outputClaimToHeaders", RawClaimToHeader::read),
         }
     }
 }
@@ -389,6 +395,10 @@ impl Config {
                 At::top("jwtRules").error("at least one rule (or an `oidc` block) is required")
             );
         }
+        config.output_claim_to_headers = config.claims_to_headers(
+            &At::top("outputClaimToHeaders"),
+            &raw.output_claim_to_headers,
+        )?;
         if let Some(raw_oidc) = &raw.oidc {
             let at = At::top("oidc");
             config.top_level.oidc = Some(config.compile_oidc(raw_oidc, &at, None, env)?);

@@ -504,7 +504,8 @@ fn allow(ctx: &Context, session: Rc<Session>, response_cookies: Vec<String>) -> 
     let mut edits = Edits::default();
     request::remove_identity_headers(&ctx.config.output_headers, ctx.headers, &mut edits);
     strip_filter_cookies(ctx.config, ctx.headers, &mut edits);
-    for output in &ctx.oidc.output_claim_to_headers {
+    let outputs = ctx.config.output_claim_to_headers.iter();
+    for output in outputs.chain(&ctx.oidc.output_claim_to_headers) {
         let value = claims::lookup(&session.claims, &output.claim).and_then(claims::scalar_text);
         if let Some(value) = value.filter(|value| is_safe_header_value(value)) {
             edits.set(&output.header, value);

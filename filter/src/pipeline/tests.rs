@@ -378,3 +378,35 @@ fn filter_cookies_and_underscore_identity_headers_never_reach_the_upstream() {
         assert_ne!(forwarded.get("x-email"), Some("spoof"), "{pairs:?}");
     }
 }
+
+/// One top-level declaration sets a claim header for bearer tokens of any rule;
+/// a rule's own entry for the same header wins.
+#[wasm_bindgen_test(unsupported = test)]
+fn top_level_claim_headers_cover_every_token() {
+    let key = TestKey::new(Algorithm::Es256, "k");
+    let config = config_with(
+        &key,
+        r#","outputClaimToHeaders":[{"header":"x-sub","claim":"sub"}]"#,
+        r#","outputClaimToHeaders":[{"header":"x-email","claim":"email"},{"header":"x-sub","claim":"email"}]"#,
+    );
+    let bearer = format!("Bearer {}", token(&key, "a@example.test"));
+    let (verdict, _) = decide_request(
+        &config,
+        &[
+            (":path", "/"),
+            ("authorization", &bearer),
+            ("x-email", "spoof"),
+        ],
+    );
+    let Verdict::Allow { edits, .. } = verdict else {
+        panic!("{verdict:?}")
+    };
+    assert!(edits.remove.contains(&"x-email".to_string()));
+    assert_eq!(
+        edits.set,
+        [
+            ("x-email".to_string(), "a@example.test".to_string()),
+            ("x-sub".to_string(), "u".to_string())
+        ]
+    );
+}
