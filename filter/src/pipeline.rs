@@ -13,7 +13,7 @@ use crate::jwks::KeySet;
 use crate::metrics::{Counter, Counters, GaugeShares};
 use crate::oidc::flow::{self, Entropy, LocalReply, Step};
 use crate::oidc::id_token;
-use crate::oidc::login::PendingLogin;
+use crate::oidc::login::{self, PendingLogin};
 use crate::oidc::provider::Provider;
 use crate::oidc::refresh::RefreshMemo;
 use crate::path;
@@ -46,9 +46,11 @@ pub enum Verdict {
     Reply(LocalReply),
     /// A `jwt_authn`-style 401/403.
     Deny(Denial),
-    /// Authenticated but not authorized: `403 RBAC: access denied`.
+    /// Authenticated but not authorized: `403 RBAC: access denied`, or for a
+    /// signed-in browser's navigation, `page`: who they are, and a way to sign out.
     Forbidden {
         detail: String,
+        page: Option<LocalReply>,
     },
     Wait(Vec<KeyWait>),
     /// Call the token endpoint; `finish_exchange` takes the reply.
@@ -290,7 +292,13 @@ fn from_login_step(inputs: &Inputs, step: Step, counters: &mut Counters) -> Verd
             session,
             response_cookies,
         } => {
-            let verdict = authorized(inputs, Some(&session.claims), edits, response_cookies);
+            let mut verdict = authorized(inputs, Some(&session.claims), edits, response_cookies);
+            if let (Verdict::Forbidden { page, .. }, Some(oidc)) = (&mut verdict, &inputs.app.oidc)
+            {
+                if login::is_navigation(inputs.headers) {
+                    *page = Some(flow::refused_page(&session.claims, &oidc.logout_path));
+                }
+            }
             counters.add_for(
                 inputs.app.index,
                 allowed_or_forbidden(&verdict, Counter::AllowedSession),
@@ -460,7 +468,7 @@ fn authorized(
             edits,
             response_cookies,
         },
-        Err(detail) => Verdict::Forbidden { detail },
+        Err(detail) => Verdict::Forbidden { detail, page: None },
     }
 }
 

@@ -302,8 +302,8 @@ pub fn apply(
             send_denial(&denial, &headers);
             Outcome::Responded
         }
-        Verdict::Forbidden { detail } => {
-            let reply = forbidden_reply();
+        Verdict::Forbidden { detail, page } => {
+            let reply = page.unwrap_or_else(forbidden_reply);
             let line = response::denial_log_line(reply.status, &reply.body, &detail, &headers);
             log(LogLevel::Debug, &line);
             send_reply(&reply);

@@ -565,6 +565,29 @@ fn is_same_origin(headers: &Headers) -> bool {
     })
 }
 
+/// The 403 a signed-in browser user gets from a policy: who they are signed in as
+/// (so they can tell a wrong account from a missing right) and a button that
+/// signs them out, posted from this origin as the logout path requires. API
+/// clients keep Istio's plain `RBAC: access denied`.
+pub fn refused_page(claims: &Map<String, Value>, logout_path: &str) -> LocalReply {
+    let who = ["email", "preferred_username", "name", "sub"]
+        .iter()
+        .find_map(|claim| claims.get(*claim).and_then(Value::as_str))
+        .unwrap_or("an unknown user");
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Access denied</title></head>\
+         <body><h1>Access denied</h1><p>You are signed in as <strong>{}</strong>, who may not \
+         open this page.</p><form method=\"post\" action=\"{}\"><p>To use another account, \
+         sign out first.</p><button type=\"submit\">Sign out</button></form></body></html>",
+        escape_html(who),
+        escape_html(logout_path)
+    );
+    let mut reply = logout_confirmation(logout_path);
+    reply.status = 403;
+    reply.body = body;
+    reply
+}
+
 /// A cross-site request to the logout path (a link or an image on another site)
 /// must not log the user out: it gets a page whose button POSTs from our origin.
 fn logout_confirmation(logout_path: &str) -> LocalReply {
