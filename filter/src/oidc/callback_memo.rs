@@ -19,8 +19,8 @@ use crate::streams::remove_where;
 
 /// Most states remembered at once (~40 bytes each). Every entry needs a login cookie
 /// sealed by us and a matching state, i.e. one login started here; beyond the bound
-/// the spent state that would be forgotten first goes (a replay of it may then reach
-/// the IdP once more, which refuses a used code). Exchanges in flight are never
+/// a spent state goes, the oldest as far as cheaply known (a replay of it may then
+/// reach the IdP once more, which refuses a used code). Exchanges in flight are never
 /// evicted: there are at most `streams::MAX_EXCHANGES` of them, far fewer.
 pub const MAX_ENTRIES: usize = 4096;
 /// An exchange still in flight after this is taken as over (its reply never came to
@@ -85,10 +85,12 @@ impl CallbackMemo {
             };
         }
         if self.entries.len() >= MAX_ENTRIES {
-            let soonest_spent = (0..self.entries.len())
-                .filter(|&i| self.entries.get(i).is_some_and(|e| !e.in_flight(now_ms)))
-                .min_by_key(|&i| self.entries.get(i).map_or(0, |e| e.forget_at_ms));
-            match soonest_spent {
+            // Entries are pushed in order; a `swap_remove` only moves the newest one.
+            match self
+                .entries
+                .iter()
+                .position(|entry| !entry.in_flight(now_ms))
+            {
                 Some(index) => {
                     self.entries.swap_remove(index);
                 }
@@ -181,7 +183,7 @@ mod tests {
     }
 
     #[wasm_bindgen_test(unsupported = test)]
-    fn when_full_the_soonest_spent_state_goes_and_flights_never_do() {
+    fn when_full_the_oldest_spent_state_goes_and_flights_never_do() {
         let mut memo = CallbackMemo::new([7; 16]);
         for n in 0..MAX_ENTRIES {
             let expires = EXPIRES + n as u64;
@@ -193,14 +195,14 @@ mod tests {
             "all in flight: refused, nothing evicted"
         );
         assert_eq!(memo.len(), MAX_ENTRIES);
-        memo.spend("7");
         memo.spend("3");
+        memo.spend("7");
         assert_eq!(memo.claim("one more", EXPIRES, NOW_MS), Claim::Granted);
         assert_eq!(memo.len(), MAX_ENTRIES);
         assert_eq!(
             memo.claim("7", EXPIRES, NOW_MS),
             Claim::Spent,
-            "the later-expiring spent state stayed"
+            "the later spent state stayed"
         );
         assert_eq!(memo.claim("0", EXPIRES, NOW_MS), Claim::InFlight);
         // "3" went: it is claimed anew, in place of the last spent state.

@@ -254,11 +254,10 @@ fn unauthenticated(ctx: &Context, entropy: &mut dyn Entropy, mut clear: Vec<Stri
 /// same callback sent again while its login cookie lasts (a reload during the
 /// exchange, a double submit, a script replaying it) never reaches the IdP:
 /// - while the first exchange is in flight, it waits for it (as for a refresh, up to
-///   `timeout`), so that it is answered after the first one's cookies are set;
-/// - then, and whenever later, it is sent back to where the login started
-///   ([`replayed_callback`]);
-/// - if it may not wait (its wait timed out, or no room to wait), a 409 page asks
-///   to wait and reload, which then lands on the previous case.
+///   `timeout`, the first call's own timeout), so that it is answered after the first
+///   one's cookies are set;
+/// - then, and whenever later (or at once when there is no room to wait), it is sent
+///   back to where the login started ([`replayed_callback`]).
 ///
 /// A memo with no room (every entry an exchange in flight, which the cap on token
 /// endpoint calls makes impossible in practice) refuses the callback with a 503
@@ -289,11 +288,9 @@ fn callback(ctx: &Context, callbacks: &mut CallbackMemo) -> Step {
             pending: checked.pending,
         },
         Claim::InFlight if !ctx.final_attempt => Step::AwaitOtherExchange,
-        Claim::InFlight => Step::CallbackReplayed(error_page(
-            409,
-            "This sign-in is still being completed. Please wait a moment and reload.",
-        )),
-        Claim::Spent => Step::CallbackReplayed(replayed_callback(&checked.pending)),
+        Claim::InFlight | Claim::Spent => {
+            Step::CallbackReplayed(replayed_callback(&checked.pending))
+        }
         Claim::Full => Step::CallbackRejected(error_page(
             503,
             "Too many sign-ins at once. Please try again.",
@@ -318,7 +315,7 @@ fn replayed_callback(pending: &PendingLogin) -> LocalReply {
 /// query holds the code), and the names — not the values — of the session cookie's
 /// chunks, so that chunks of an earlier, larger session are expired.
 pub fn finish_login_headers(oidc: &OidcConfig, request: &Headers) -> Headers {
-    let mut pairs = Vec::new();
+    let mut kept = Headers::default();
     for name in [
         ":method",
         ":scheme",
@@ -328,19 +325,22 @@ pub fn finish_login_headers(oidc: &OidcConfig, request: &Headers) -> Headers {
         "accept",
     ] {
         if let Some(value) = request.get(name) {
-            pairs.push((name.to_string(), value.to_string()));
+            kept.push(name, value);
         }
     }
-    pairs.push((
-        ":path".to_string(),
-        path::without_query(request.path()).to_string(),
-    ));
-    let chunk_names = chunks::present(request, &oidc.cookie_name);
-    if !chunk_names.is_empty() {
-        let names: Vec<String> = chunk_names.iter().map(|name| format!("{name}=")).collect();
-        pairs.push(("cookie".to_string(), names.join("; ")));
+    kept.push(":path", path::without_query(request.path()));
+    let mut cookie = String::new();
+    for name in chunks::present(request, &oidc.cookie_name) {
+        if !cookie.is_empty() {
+            cookie.push_str("; ");
+        }
+        cookie.push_str(&name);
+        cookie.push('=');
     }
-    Headers::new(pairs)
+    if !cookie.is_empty() {
+        kept.push("cookie", &cookie);
+    }
+    kept
 }
 
 /// After the code exchange: validate the ID token, seal the session, and send the
