@@ -15,13 +15,12 @@
 //! reaches the IdP at most once per worker, and the IdP refuses all but the first.
 
 use crate::cache::{key_of, HashSecret, Key};
-use crate::streams::remove_where;
 
 /// Most states remembered at once (~40 bytes each). Every entry needs a login cookie
 /// sealed by us and a matching state, i.e. one login started here; beyond the bound
-/// a spent state goes, the oldest as far as cheaply known (a replay of it may then
-/// reach the IdP once more, which refuses a used code). Exchanges in flight are never
-/// evicted: there are at most `streams::MAX_EXCHANGES` of them, far fewer.
+/// the spent state forgotten first goes (a replay of it may then reach the IdP once
+/// more, which refuses a used code). Exchanges in flight are never evicted: there are
+/// at most `streams::MAX_EXCHANGES` of them, far fewer. Expired entries are reused.
 pub const MAX_ENTRIES: usize = 4096;
 /// An exchange still in flight after this is taken as over (its reply never came to
 /// this VM), so the state is spent: longer than the longest token endpoint timeout
@@ -76,33 +75,39 @@ impl CallbackMemo {
     /// login cookie's expiry, until when the state must be remembered.
     pub fn claim(&mut self, state: &str, login_expires_at: u64, now_ms: u64) -> Claim {
         let key = self.key_of(state);
-        remove_where(&mut self.entries, &|entry| entry.forget_at_ms <= now_ms);
-        if let Some(entry) = self.entries.iter().find(|entry| entry.key == key) {
-            return if entry.in_flight(now_ms) {
-                Claim::InFlight
-            } else {
-                Claim::Spent
-            };
-        }
-        if self.entries.len() >= MAX_ENTRIES {
-            // Entries are pushed in order; a `swap_remove` only moves the newest one.
-            match self
-                .entries
-                .iter()
-                .position(|entry| !entry.in_flight(now_ms))
-            {
-                Some(index) => {
-                    self.entries.swap_remove(index);
-                }
-                None => return Claim::Full,
+        // The entry a new one may take the place of: the one forgotten first among
+        // those expired or spent (never an exchange in flight).
+        let mut replaceable: Option<(usize, u64)> = None;
+        for (index, entry) in self.entries.iter().enumerate() {
+            let expired = entry.forget_at_ms <= now_ms;
+            if entry.key == key && !expired {
+                return if entry.in_flight(now_ms) {
+                    Claim::InFlight
+                } else {
+                    Claim::Spent
+                };
+            }
+            let sooner = replaceable.is_none_or(|(_, at)| entry.forget_at_ms < at);
+            if (expired || !entry.in_flight(now_ms)) && sooner {
+                replaceable = Some((index, entry.forget_at_ms));
             }
         }
-        self.entries.push(Entry {
+        let entry = Entry {
             key,
             in_flight_since_ms: Some(now_ms),
             // The cookie is accepted through its `expires_at` second.
             forget_at_ms: login_expires_at.saturating_add(1).saturating_mul(1000),
-        });
+        };
+        let full = self.entries.len() >= MAX_ENTRIES;
+        match replaceable {
+            Some((index, at)) if at <= now_ms || full => {
+                if let Some(slot) = self.entries.get_mut(index) {
+                    *slot = entry;
+                }
+            }
+            _ if !full => self.entries.push(entry),
+            _ => return Claim::Full,
+        }
         Claim::Granted
     }
 
@@ -159,7 +164,12 @@ mod tests {
             memo.claim("s3", EXPIRES + 600, (EXPIRES + 1) * 1000),
             Claim::Granted
         );
-        assert_eq!(memo.len(), 1, "expired states are forgotten");
+        assert_eq!(memo.len(), 2, "an expired state's entry is reused");
+        assert_eq!(
+            memo.claim("s2", EXPIRES + 600, (EXPIRES + 1) * 1000),
+            Claim::Granted
+        );
+        assert_eq!(memo.len(), 2);
     }
 
     #[wasm_bindgen_test(unsupported = test)]
@@ -183,7 +193,7 @@ mod tests {
     }
 
     #[wasm_bindgen_test(unsupported = test)]
-    fn when_full_the_oldest_spent_state_goes_and_flights_never_do() {
+    fn when_full_the_spent_state_forgotten_first_goes_and_flights_never_do() {
         let mut memo = CallbackMemo::new([7; 16]);
         for n in 0..MAX_ENTRIES {
             let expires = EXPIRES + n as u64;

@@ -316,29 +316,18 @@ fn replayed_callback(pending: &PendingLogin) -> LocalReply {
 /// chunks, so that chunks of an earlier, larger session are expired.
 pub fn finish_login_headers(oidc: &OidcConfig, request: &Headers) -> Headers {
     let mut kept = Headers::default();
-    for name in [
-        ":method",
-        ":scheme",
-        ":authority",
-        "host",
-        "x-forwarded-proto",
-        "accept",
-    ] {
-        if let Some(value) = request.get(name) {
-            kept.push(name, value);
+    for (name, value) in request.iter() {
+        match name {
+            ":method" | ":scheme" | ":authority" | "host" | "x-forwarded-proto" | "accept" => {
+                kept.push(name, value)
+            }
+            ":path" => kept.push(name, path::without_query(value)),
+            _ => {}
         }
     }
-    kept.push(":path", path::without_query(request.path()));
-    let mut cookie = String::new();
-    for name in chunks::present(request, &oidc.cookie_name) {
-        if !cookie.is_empty() {
-            cookie.push_str("; ");
-        }
-        cookie.push_str(&name);
-        cookie.push('=');
-    }
-    if !cookie.is_empty() {
-        kept.push("cookie", &cookie);
+    let chunk_names = chunks::present(request, &oidc.cookie_name);
+    if !chunk_names.is_empty() {
+        kept.push("cookie", &(chunk_names.join("=; ") + "="));
     }
     kept
 }
