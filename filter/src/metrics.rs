@@ -49,6 +49,7 @@ counters! {
     LoginStarted => "login.started", "browser sent to the identity provider";
     LoginCompleted => "login.completed", "callback exchanged and a session issued";
     LoginFailed => "login.failed", "callback rejected or token exchange failed";
+    LoginReplayed => "login.replayed", "callback sent again: answered without calling the identity provider";
     RefreshSucceeded => "refresh.succeeded", "session renewed with its refresh token";
     RefreshFailed => "refresh.failed", "refresh failed: the user logs in again";
     Logout => "logout", "logout path served";

@@ -11,6 +11,7 @@ use crate::extractor;
 use crate::fetch::HttpRequest;
 use crate::jwks::KeySet;
 use crate::metrics::{Counter, Counters, GaugeShares};
+use crate::oidc::callback_memo::CallbackMemo;
 use crate::oidc::flow::{self, Entropy, LocalReply, Step};
 use crate::oidc::id_token;
 use crate::oidc::login::{self, PendingLogin};
@@ -69,6 +70,8 @@ pub struct VmState {
     /// This plugin's share of the cache gauges.
     pub gauges: GaugeShares,
     pub refreshes: RefreshMemo,
+    /// Login callbacks whose code is being or was exchanged, by state.
+    pub callbacks: CallbackMemo,
     pub streams: Streams,
 }
 
@@ -81,6 +84,7 @@ impl VmState {
             counters: Counters::default(),
             gauges: GaugeShares::default(),
             refreshes: RefreshMemo::default(),
+            callbacks: CallbackMemo::new(secret),
             streams: Streams::default(),
         }
     }
@@ -94,8 +98,17 @@ impl VmState {
     }
 
     /// Keeps a token endpoint call until its reply; false (and nothing kept) when
-    /// too many are in flight.
-    pub fn keep_exchange(&mut self, exchange: Exchange) -> bool {
+    /// too many are in flight. A login keeps only the few headers its finish reads
+    /// (`flow::finish_login_headers`), not the request's cookies, its code or its peer;
+    /// a refresh keeps the whole request, which then goes upstream and is judged.
+    pub fn keep_exchange(&mut self, config: &Config, mut exchange: Exchange) -> bool {
+        if let Pending::Login(_) = &exchange.pending {
+            let app = config.app_for(&exchange.headers);
+            if let Some(oidc) = app.and_then(|app| app.oidc.as_ref()) {
+                exchange.headers = flow::finish_login_headers(oidc, &exchange.headers);
+            }
+            exchange.peer = Peer::default();
+        }
         match self.streams.add_exchange(exchange) {
             Ok(()) => true,
             Err(refused) => {
@@ -105,10 +118,12 @@ impl VmState {
         }
     }
 
-    /// The call for `pending` could not be made or will never be answered.
+    /// The call for `pending` could not be made or will never be answered. A login's
+    /// code may have reached the IdP all the same: its state stays spent.
     pub fn abandon(&mut self, pending: &Pending) {
-        if let Pending::Refresh { key, .. } = pending {
-            self.refreshes.abandon(*key);
+        match pending {
+            Pending::Refresh { key, .. } => self.refreshes.abandon(*key),
+            Pending::Login(login) => self.callbacks.spend(&login.state),
         }
     }
 }
@@ -164,7 +179,13 @@ pub fn decide(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> V
         extractor::find_tokens(config, headers)
     };
     if let Some(context) = inputs.flow_context(!found.is_empty()) {
-        match flow::begin(&context, &mut vm.sessions, &mut vm.refreshes, entropy) {
+        match flow::begin(
+            &context,
+            &mut vm.sessions,
+            &mut vm.refreshes,
+            &mut vm.callbacks,
+            entropy,
+        ) {
             Step::Bearer => {}
             Step::Anonymous => return anonymous(inputs, vm, entropy),
             step => return from_login_step(inputs, step, &mut vm.counters),
@@ -320,6 +341,10 @@ fn from_login_step(inputs: &Inputs, step: Step, counters: &mut Counters) -> Verd
             counters.add_for(inputs.app.index, Counter::LoginFailed);
             Verdict::Reply(reply)
         }
+        Step::CallbackReplayed(reply) => {
+            counters.add_for(inputs.app.index, Counter::LoginReplayed);
+            Verdict::Reply(reply)
+        }
         Step::Logout(reply) => {
             counters.add_for(inputs.app.index, Counter::Logout);
             Verdict::Reply(reply)
@@ -336,9 +361,9 @@ fn from_login_step(inputs: &Inputs, step: Step, counters: &mut Counters) -> Verd
             request,
             pending: Pending::Refresh { session, key },
         },
-        // Another request is refreshing this session: wait as for the issuer's keys
-        // (the same timeout), then decide again.
-        Step::AwaitRefresh => {
+        // Another request is refreshing this session or exchanging this callback's
+        // code: wait as for the issuer's keys (the same timeout), then decide again.
+        Step::AwaitOtherExchange => {
             let source = inputs.app.oidc.as_ref().map_or(0, |oidc| oidc.source);
             Verdict::Wait(vec![KeyWait {
                 source,
@@ -400,6 +425,8 @@ pub fn finish_exchange(
     };
     let (verdict, failure) = match pending {
         Pending::Login(login) => {
+            // Whatever the reply, the code is spent: a replay must not reach the IdP.
+            vm.callbacks.spend(&login.state);
             match flow::finish_login(&context, login, status, body, issuer_keys, entropy) {
                 Ok(reply) => {
                     vm.counters

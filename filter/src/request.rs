@@ -74,7 +74,7 @@ impl Headers {
         headers
     }
 
-    fn push(&mut self, name: &str, value: &str) {
+    pub fn push(&mut self, name: &str, value: &str) {
         let offset = |text: &String| u32::try_from(text.len()).unwrap_or(u32::MAX);
         let start = offset(&self.text);
         self.text.push_str(name);

@@ -11,8 +11,15 @@ use crate::request::Headers;
 /// Most requests paused for keys or for another request's refresh; more fail
 /// closed at once.
 pub const MAX_WAITERS: usize = 1024;
-/// Most token endpoint calls in flight; more get a 503 page.
-pub const MAX_EXCHANGES: usize = 1024;
+/// Most token endpoint calls in flight; more get a 503 page. Each is a distinct
+/// login (one exchange per `state`, see `oidc::callback_memo`) or a distinct session's
+/// refresh (one per session), held at most `oidc.timeout` (5 s by default): at a
+/// typical 50-200 ms per call that is hundreds of logins and refreshes a second per
+/// worker, far above human sign-in rates. A login's call holds a few hundred bytes
+/// (`flow::finish_login_headers`); a refresh holds its whole request, up to Envoy's
+/// 60 KiB header limit by default, so the bound keeps that under ~8 MB of a worker's
+/// Wasm memory (1024 allowed ~60-100 MB that a VM never gives back).
+pub const MAX_EXCHANGES: usize = 128;
 /// Most responses with cookies still to set; the oldest entry goes beyond it.
 pub const MAX_RESPONSE_COOKIES: usize = 1024;
 

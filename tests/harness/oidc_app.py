@@ -44,11 +44,12 @@ def oidc_config(idp, oidc_fields: dict | None = None, **top_level) -> dict:
 class App:
     """`variants` maps a name to (oidc_fields, top_level) for extra listeners.
     `idp_relay`: Envoy reaches the IdP through `self.relay` (a TcpProxy) that a
-    test can switch off, while the browser still reaches the IdP directly."""
+    test can switch off or slow down, while the browser still reaches the IdP
+    directly. `envoy_options` go to `Stack.envoy` (e.g. `concurrency`)."""
 
     def __init__(
         self, stack, oidc_fields=None, top_level=None, idp_options=None, client_fields=None, variants=None,
-        idp_relay=False,
+        idp_relay=False, envoy_options=None,
     ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -69,7 +70,7 @@ class App:
             self.variant_urls[name] = f"http://127.0.0.1:{listener.port}"
         self.relay = stack.own(TcpProxy(self.idp.port).start()) if idp_relay else None
         idp_port = self.relay.port if self.relay else self.idp.port
-        self.envoy = stack.envoy(*listeners, clusters={"idp": idp_port})
+        self.envoy = stack.envoy(*listeners, clusters={"idp": idp_port}, **(envoy_options or {}))
 
 
 def html_session() -> requests.Session:

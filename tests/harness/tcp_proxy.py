@@ -4,12 +4,14 @@ Envoy's IdP cluster points at the relay; the browser (the test) still reaches
 the IdP directly, as it would across the internet. `switch_off()` closes the
 listening socket (new connections are refused) and resets the live ones;
 `switch_on()` listens again on the same port. The IdP keeps running, so its
-sessions, grants and keys survive the outage.
+sessions, grants and keys survive the outage. `delay_seconds` holds what Envoy
+sends on each new connection that long, so its calls stay in flight.
 """
 
 import socket
 import struct
 import threading
+import time
 
 from .ports import free_port
 
@@ -23,6 +25,7 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
         self._sockets: set[socket.socket] = set()
+        self.delay_seconds = 0.0
 
     def start(self) -> "TcpProxy":
         self.switch_on()
@@ -72,10 +75,14 @@ class TcpProxy:
                     return
                 self._sockets.update((client, upstream))
             both_done = threading.Barrier(2, action=lambda: self._forget(client, upstream))
-            threading.Thread(target=self._pump, args=(client, upstream, both_done), daemon=True).start()
+            delay = self.delay_seconds
+            threading.Thread(target=self._pump, args=(client, upstream, both_done, delay), daemon=True).start()
             threading.Thread(target=self._pump, args=(upstream, client, both_done), daemon=True).start()
 
-    def _pump(self, source: socket.socket, destination: socket.socket, both_done: threading.Barrier) -> None:
+    def _pump(
+        self, source: socket.socket, destination: socket.socket, both_done: threading.Barrier, delay: float = 0.0,
+    ) -> None:
+        time.sleep(delay)
         try:
             while data := source.recv(BUFFER):
                 destination.sendall(data)

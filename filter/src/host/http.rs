@@ -334,7 +334,7 @@ pub fn apply(
                     };
                     let kept = plugin
                         .try_borrow_mut()
-                        .is_ok_and(|mut state| state.vm.keep_exchange(exchange));
+                        .is_ok_and(|mut state| state.keep_exchange(exchange));
                     if kept {
                         return Outcome::Dispatched;
                     }

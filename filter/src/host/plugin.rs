@@ -196,6 +196,12 @@ impl Plugin {
         pipeline::decide(&inputs, &mut self.vm, entropy)
     }
 
+    /// Keeps a token endpoint call until its reply (see [`VmState::keep_exchange`]);
+    /// false when too many are in flight.
+    pub fn keep_exchange(&mut self, exchange: Exchange) -> bool {
+        self.vm.keep_exchange(&self.config, exchange)
+    }
+
     /// Finishes a request that waited on the token endpoint.
     pub fn finish_exchange(
         &mut self,

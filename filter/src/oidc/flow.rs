@@ -10,11 +10,13 @@ use crate::claims;
 use crate::config::{Config, OidcConfig};
 use crate::fetch::HttpRequest;
 use crate::jwks::KeySet;
+use crate::oidc::callback_memo::{CallbackMemo, Claim};
 use crate::oidc::id_token::{self, Expectations};
 use crate::oidc::login::{self, cookie_attributes, LoginRandom, PendingLogin};
 use crate::oidc::provider::Provider;
 use crate::oidc::refresh::{Refresh, RefreshMemo};
 use crate::oidc::token_endpoint::{self, TokenResponse};
+use crate::path;
 use crate::request::{self, is_safe_header_value, Edits, Headers};
 use crate::response::{self, AuthError};
 use crate::session::chunks;
@@ -67,6 +69,9 @@ pub enum Step {
     LoginRedirect(LocalReply),
     /// A callback that cannot be completed (stale, replayed or forged).
     CallbackRejected(LocalReply),
+    /// A callback whose code this worker is exchanging or has exchanged: answered
+    /// without a call to the IdP.
+    CallbackReplayed(LocalReply),
     /// The logout path: cookies cleared, browser sent on.
     Logout(LocalReply),
     /// Exchange the callback's code; then `finish_login`.
@@ -81,8 +86,9 @@ pub enum Step {
         session: Session,
         key: Key,
     },
-    /// Another request of this worker is refreshing this session: wait for it.
-    AwaitRefresh,
+    /// Another request of this worker is at the token endpoint for the same thing
+    /// (refreshing this session, or exchanging this callback's code): wait for it.
+    AwaitOtherExchange,
     /// The provider's metadata is not known yet: wait for discovery.
     NeedProvider,
 }
@@ -118,6 +124,7 @@ pub fn begin(
     ctx: &Context,
     sessions: &mut SessionCache,
     refreshes: &mut RefreshMemo,
+    callbacks: &mut CallbackMemo,
     entropy: &mut dyn Entropy,
 ) -> Step {
     if ctx.path() == ctx.oidc.logout_path {
@@ -127,7 +134,7 @@ pub fn begin(
         return logout(ctx);
     }
     if ctx.path() == ctx.oidc.callback_path {
-        return callback(ctx);
+        return callback(ctx, callbacks);
     }
     if ctx.bearer_token_present {
         return Step::Bearer;
@@ -167,7 +174,7 @@ fn refresh(
     let now_ms = ctx.now.saturating_mul(1000);
     match refreshes.state(key, now_ms) {
         Some(Refresh::InFlight) if ctx.final_attempt => no_session(ctx, entropy),
-        Some(Refresh::InFlight) => Step::AwaitRefresh,
+        Some(Refresh::InFlight) => Step::AwaitOtherExchange,
         Some(Refresh::Renewed { session, cookies }) => allow(ctx, session, cookies),
         Some(Refresh::Ended) => unauthenticated(ctx, entropy, clear_session(ctx)),
         Some(Refresh::BackingOff) => no_session(ctx, entropy),
@@ -254,12 +261,32 @@ fn unauthenticated(ctx: &Context, entropy: &mut dyn Entropy, mut clear: Vec<Stri
     }
 }
 
-fn callback(ctx: &Context) -> Step {
+/// A callback that checks out exchanges its code, once: see [`CallbackMemo`]. The
+/// same callback sent again while its login cookie lasts (a reload during the
+/// exchange, a double submit, a script replaying it) never reaches the IdP:
+/// - while the first exchange is in flight, it waits for it (as for a refresh, up to
+///   `timeout`, the first call's own timeout), so that it is answered after the first
+///   one's cookies are set;
+/// - then, and whenever later (or at once when there is no room to wait), it is sent
+///   back to where the login started ([`replayed_callback`]).
+///
+/// A memo with no room (every entry an exchange in flight, which the cap on token
+/// endpoint calls makes impossible in practice) refuses the callback with a 503
+/// rather than let calls go unbounded.
+fn callback(ctx: &Context, callbacks: &mut CallbackMemo) -> Step {
     let Some(provider) = ctx.provider else {
         return Step::NeedProvider;
     };
-    match login::check_callback(ctx.oidc, provider, ctx.cookie_keys, ctx.headers, ctx.now) {
-        Ok(checked) => Step::Exchange {
+    let checked =
+        match login::check_callback(ctx.oidc, provider, ctx.cookie_keys, ctx.headers, ctx.now) {
+            Ok(checked) => checked,
+            Err(error) => {
+                return Step::CallbackRejected(error_page(error.status(), &error.message()))
+            }
+        };
+    let now_ms = ctx.now.saturating_mul(1000);
+    match callbacks.claim(&checked.pending.state, checked.pending.expires_at, now_ms) {
+        Claim::Granted => Step::Exchange {
             request: token_endpoint::code_exchange(
                 ctx.oidc,
                 provider,
@@ -271,8 +298,49 @@ fn callback(ctx: &Context) -> Step {
             ),
             pending: checked.pending,
         },
-        Err(error) => Step::CallbackRejected(error_page(error.status(), &error.message())),
+        Claim::InFlight if !ctx.final_attempt => Step::AwaitOtherExchange,
+        Claim::InFlight | Claim::Spent => {
+            Step::CallbackReplayed(replayed_callback(&checked.pending))
+        }
+        Claim::Full => Step::CallbackRejected(error_page(
+            503,
+            "Too many sign-ins at once. Please try again.",
+        )),
     }
+}
+
+/// The answer to a callback whose code was already exchanged: a 302 back to where the
+/// login started, with no cookie. If the first exchange's reply reached the browser,
+/// it has its session there and the user is in; if not (a reload cancelled it), that
+/// page starts a new login, which an IdP session makes seamless. A replay thus gets
+/// nothing a replayer could use (no session, no IdP call), and a user whose browser
+/// sent the callback twice is not shown an error. Not a loop: a new login needs a new
+/// trip through the IdP and a new state.
+fn replayed_callback(pending: &PendingLogin) -> LocalReply {
+    redirect_reply(&login::safe_return_path(&pending.return_to), Vec::new())
+}
+
+/// What finishing a login reads of its callback request, kept while the token
+/// endpoint answers instead of the whole request: the host (which app), the origin's
+/// scheme, `accept`, the method and the path without its query (the log line; the
+/// query holds the code), and the names — not the values — of the session cookie's
+/// chunks, so that chunks of an earlier, larger session are expired.
+pub fn finish_login_headers(oidc: &OidcConfig, request: &Headers) -> Headers {
+    let mut kept = Headers::default();
+    for (name, value) in request.iter() {
+        match name {
+            ":method" | ":scheme" | ":authority" | "host" | "x-forwarded-proto" | "accept" => {
+                kept.push(name, value)
+            }
+            ":path" => kept.push(name, path::without_query(value)),
+            _ => {}
+        }
+    }
+    let chunk_names = chunks::present(request, &oidc.cookie_name);
+    if !chunk_names.is_empty() {
+        kept.push("cookie", &(chunk_names.join("=; ") + "="));
+    }
+    kept
 }
 
 /// After the code exchange: validate the ID token, seal the session, and send the

@@ -2,6 +2,7 @@
 //! the browser, what a callback means, and whether an ID token is acceptable.
 //! Nothing here touches the host; randomness and time are passed in.
 
+pub mod callback_memo;
 pub mod flow;
 pub mod id_token;
 pub mod login;

@@ -76,7 +76,7 @@ fn authenticated_requests_are_then_authorized() {
         verdict(&config, "/app", Some(&token(&key, "alice@example.test"))),
         Verdict::Allow { .. }
     ));
-    let Verdict::Forbidden { detail } =
+    let Verdict::Forbidden { detail, .. } =
         verdict(&config, "/app", Some(&token(&key, "bob@example.test")))
     else {
         panic!("bob is not allowed")
@@ -409,4 +409,223 @@ fn top_level_claim_headers_cover_every_token() {
             ("x-sub".to_string(), "u".to_string())
         ]
     );
+}
+
+mod callback_replay {
+    use super::*;
+    use crate::http_url::HttpUrl;
+    use crate::oidc::login::PendingLogin;
+    use crate::oidc::provider::Provider;
+    use crate::streams::MAX_EXCHANGES;
+
+    struct Counting(u8);
+
+    impl Entropy for Counting {
+        fn fill(&mut self, bytes: &mut [u8]) -> bool {
+            for byte in bytes {
+                self.0 = self.0.wrapping_add(1);
+                *byte = self.0;
+            }
+            true
+        }
+    }
+
+    const LOGIN_ISSUER: &str = "https://login.test";
+
+    fn oidc_config() -> Config {
+        let text = format!(
+            r#"{{"oidc":{{"issuer":"{LOGIN_ISSUER}","clientId":"app","clientSecret":"s",
+                "cookieSecrets":["AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="]}}}}"#
+        );
+        Config::parse(text.as_bytes()).unwrap()
+    }
+
+    fn provider() -> Provider {
+        let url = |path: &str| HttpUrl::parse(&format!("{LOGIN_ISSUER}{path}")).unwrap();
+        Provider {
+            issuer: LOGIN_ISSUER.into(),
+            authorization_endpoint: url("/auth"),
+            token_endpoint: url("/token"),
+            jwks_uri: url("/jwks"),
+            end_session_endpoint: None,
+            callback_iss_required: false,
+        }
+    }
+
+    /// One worker's decisions, with the provider known.
+    fn decide_with(config: &Config, vm: &mut VmState, pairs: &[(&str, &str)], seed: u8) -> Verdict {
+        let headers = Headers::of(pairs);
+        let provider = provider();
+        let inputs = Inputs {
+            config,
+            app: config.app_for(&headers).unwrap(),
+            headers: &headers,
+            keys: &NoRemote,
+            provider: Some(&provider),
+            peer: &Peer::default(),
+            now_ms: NOW_MS,
+            final_attempt: false,
+        };
+        decide(&inputs, vm, &mut Counting(seed))
+    }
+
+    /// A login started on this worker: the callback's path and cookie header.
+    fn callback(config: &Config, vm: &mut VmState, seed: u8) -> (String, String) {
+        let navigation = [
+            (":method", "GET"),
+            (":authority", "app.test"),
+            (":path", "/app"),
+            ("accept", "text/html"),
+        ];
+        let Verdict::Reply(redirect) = decide_with(config, vm, &navigation, seed) else {
+            panic!("a login redirect")
+        };
+        let header = |name: &str| {
+            redirect
+                .headers
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+                .unwrap()
+        };
+        let location = HttpUrl::parse(&header("location")).unwrap();
+        let state = location
+            .query_pairs()
+            .find(|(key, _)| key == "state")
+            .unwrap()
+            .1
+            .into_owned();
+        let login_cookie = header("set-cookie").split(';').next().unwrap().to_string();
+        (
+            format!("/oauth2/callback?code=the-code&state={state}"),
+            format!("{login_cookie}; oidc_session_1=old-chunk; other=a-large-cookie"),
+        )
+    }
+
+    fn callback_request<'a>(path: &'a str, cookie: &'a str) -> [(&'a str, &'a str); 5] {
+        [
+            (":method", "GET"),
+            (":authority", "app.test"),
+            (":path", path),
+            ("accept", "text/html"),
+            ("cookie", cookie),
+        ]
+    }
+
+    fn exchange(token: u32, pending: Pending, pairs: &[(&str, &str)]) -> Exchange {
+        Exchange {
+            token,
+            context_id: token,
+            pending,
+            headers: Headers::of(pairs),
+            peer: Peer {
+                principal: Some("spiffe://x".into()),
+                ..Peer::default()
+            },
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_replayed_callback_waits_then_is_answered_without_a_second_exchange() {
+        let config = oidc_config();
+        let mut vm = VmState::new(&config, [3; 16]);
+        let (path, cookie) = callback(&config, &mut vm, 0);
+        let request = callback_request(&path, &cookie);
+        let Verdict::Dispatch { pending, .. } = decide_with(&config, &mut vm, &request, 0) else {
+            panic!("the first callback exchanges its code")
+        };
+        assert!(vm.keep_exchange(&config, exchange(1, pending, &request)));
+        // What the call keeps: none of the request's cookie values, nor its code.
+        let kept = vm.streams.take_exchange(1).unwrap();
+        let text = format!("{:?}", kept.headers.iter().collect::<Vec<_>>());
+        assert!(!text.contains("the-code") && !text.contains("a-large-cookie"));
+        assert!(!text.contains("old-chunk") && text.contains("oidc_session_1="));
+        assert_eq!(kept.peer, Peer::default());
+        assert!(vm.streams.add_exchange(kept).is_ok());
+        for _ in 0..5 {
+            assert!(matches!(
+                decide_with(&config, &mut vm, &request, 0),
+                Verdict::Wait(_)
+            ));
+        }
+        let exchange = vm.streams.take_exchange(1).unwrap();
+        let headers = exchange.headers.clone();
+        let provider = provider();
+        let inputs = Inputs {
+            config: &config,
+            app: config.app_for(&headers).unwrap(),
+            headers: &headers,
+            keys: &NoRemote,
+            provider: Some(&provider),
+            peer: &exchange.peer,
+            now_ms: NOW_MS,
+            final_attempt: true,
+        };
+        let finished = finish_exchange(
+            &inputs,
+            &exchange.pending,
+            (Some(503), b""),
+            &KeySet::default(),
+            &mut vm,
+            &mut Counting(9),
+        );
+        assert_eq!(status_of(&finished.verdict), 502);
+        for _ in 0..3 {
+            let verdict = decide_with(&config, &mut vm, &request, 0);
+            let Verdict::Reply(reply) = verdict else {
+                panic!("{verdict:?}")
+            };
+            assert_eq!(reply.status, 302);
+        }
+        assert_eq!(vm.counters.get(Counter::LoginReplayed), 3);
+        assert_eq!(vm.counters.get(Counter::LoginFailed), 1);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_call_refused_for_room_releases_everything_and_its_state_is_spent() {
+        let config = oidc_config();
+        let mut vm = VmState::new(&config, [3; 16]);
+        let filler = || {
+            Pending::Login(PendingLogin {
+                state: "filler".into(),
+                nonce: String::new(),
+                verifier: String::new(),
+                return_to: "/".into(),
+                expires_at: 0,
+            })
+        };
+        for token in 0..MAX_EXCHANGES as u32 {
+            assert!(vm
+                .streams
+                .add_exchange(exchange(token, filler(), &[]))
+                .is_ok());
+        }
+        let (path, cookie) = callback(&config, &mut vm, 0);
+        let request = callback_request(&path, &cookie);
+        let Verdict::Dispatch { pending, .. } = decide_with(&config, &mut vm, &request, 0) else {
+            panic!("an exchange")
+        };
+        assert!(!vm.keep_exchange(&config, exchange(9999, pending, &request)));
+        assert_eq!(vm.streams.sizes(), (0, MAX_EXCHANGES, 0));
+        assert!(vm.streams.take_exchange(9999).is_none());
+        // The refused call may have gone out: its state is not exchanged again.
+        assert!(matches!(
+            decide_with(&config, &mut vm, &request, 0),
+            Verdict::Reply(LocalReply { status: 302, .. })
+        ));
+        // A stream that ends releases its call and spends its state too.
+        let (path, cookie) = callback(&config, &mut vm, 100);
+        let request = callback_request(&path, &cookie);
+        let Verdict::Dispatch { pending, .. } = decide_with(&config, &mut vm, &request, 100) else {
+            panic!("an exchange")
+        };
+        let _ = vm.streams.take_exchange(0);
+        assert!(vm.keep_exchange(&config, exchange(5000, pending, &request)));
+        vm.forget(5000);
+        assert_eq!(vm.streams.sizes(), (0, MAX_EXCHANGES - 1, 0));
+        assert!(matches!(
+            decide_with(&config, &mut vm, &request, 100),
+            Verdict::Reply(LocalReply { status: 302, .. })
+        ));
+    }
 }

@@ -9,7 +9,13 @@ use wasm_bindgen_test::wasm_bindgen_test;
 /// about one request.
 fn begin(ctx: &Context, entropy: &mut dyn Entropy) -> Step {
     let mut sessions = SessionCache::new(ctx.config.session_cache, [1; 16]);
-    super::begin(ctx, &mut sessions, &mut RefreshMemo::default(), entropy)
+    super::begin(
+        ctx,
+        &mut sessions,
+        &mut RefreshMemo::default(),
+        &mut CallbackMemo::new([2; 16]),
+        entropy,
+    )
 }
 
 /// `finish_refresh` for a refresh nobody else waits on.
@@ -559,6 +565,7 @@ fn refresh_of(step: Step) -> (Session, Key) {
 struct Worker {
     sessions: SessionCache,
     refreshes: RefreshMemo,
+    callbacks: CallbackMemo,
 }
 
 impl Worker {
@@ -566,6 +573,7 @@ impl Worker {
         Self {
             sessions: SessionCache::new(ctx.config.session_cache, [1; 16]),
             refreshes: RefreshMemo::default(),
+            callbacks: CallbackMemo::new([2; 16]),
         }
     }
 
@@ -574,6 +582,7 @@ impl Worker {
             ctx,
             &mut self.sessions,
             &mut self.refreshes,
+            &mut self.callbacks,
             &mut Counter(0),
         )
     }
@@ -590,7 +599,7 @@ fn one_refresh_per_session_at_a_time_and_its_result_serves_the_others() {
     let (session, key) = refresh_of(worker.begin(&ctx));
     for _ in 0..3 {
         assert!(
-            matches!(worker.begin(&ctx), Step::AwaitRefresh),
+            matches!(worker.begin(&ctx), Step::AwaitOtherExchange),
             "the others wait"
         );
     }
@@ -777,4 +786,164 @@ fn only_a_same_origin_request_logs_out() {
             other => panic!("{name}: {value}: {other:?}"),
         }
     }
+}
+
+/// A login started at `/app?x=1`: the callback request the IdP sends the browser to
+/// (with `extra_cookies` beside the login cookie), and the nonce to put in the ID token.
+/// `seed` picks the login's random values.
+fn started_login(fixture: &Fixture, extra_cookies: &str, seed: u8) -> (Headers, String) {
+    let start = begin(
+        &fixture.context(&browser("/app?x=1", ""), NOW),
+        &mut Counter(seed),
+    );
+    let Step::LoginRedirect(redirect) = start else {
+        panic!("expected a login redirect")
+    };
+    let location = HttpUrl::parse(header(&redirect, "location")).unwrap();
+    let param = |name: &str| {
+        location
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .unwrap()
+            .1
+            .into_owned()
+    };
+    let (state, nonce) = (param("state"), param("nonce"));
+    let mut cookies = cookie_pairs(&redirect);
+    if !extra_cookies.is_empty() {
+        cookies = format!("{extra_cookies}; {cookies}");
+    }
+    let callback = browser(
+        &format!("/oauth2/callback?code=the-code&state={state}"),
+        &cookies,
+    );
+    (callback, nonce)
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_callback_is_exchanged_once_and_its_replays_never_reach_the_idp() {
+    let fixture = Fixture::new();
+    let (callback, nonce) = started_login(&fixture, "", 0);
+    let ctx = fixture.context(&callback, NOW + 5);
+    let mut worker = Worker::new(&ctx);
+    let Step::Exchange { pending, .. } = worker.begin(&ctx) else {
+        panic!("the first callback exchanges its code")
+    };
+    // The same callback again while the first is at the token endpoint: it waits.
+    for _ in 0..3 {
+        assert!(matches!(worker.begin(&ctx), Step::AwaitOtherExchange));
+    }
+    // One that may not wait any longer is sent back where the login started.
+    let mut impatient = fixture.context(&callback, NOW + 5);
+    impatient.final_attempt = true;
+    let Step::CallbackReplayed(page) = worker.begin(&impatient) else {
+        panic!("no second exchange")
+    };
+    assert_eq!((page.status, header(&page, "location")), (302, "/app?x=1"));
+    // Another login of the same browser or another user is not held up.
+    let (other, _) = started_login(&fixture, "", 100);
+    assert!(matches!(
+        worker.begin(&fixture.context(&other, NOW + 5)),
+        Step::Exchange { .. }
+    ));
+    // The first one finishes (the pipeline marks the state spent with the reply).
+    worker.callbacks.spend(&pending.state);
+    let reply = json!({"access_token": "at", "token_type": "Bearer",
+        "id_token": fixture.id_token(&nonce, json!({}))});
+    let done = finish_login(
+        &ctx,
+        &pending,
+        Some(200),
+        reply.to_string().as_bytes(),
+        &key_set_of(&[&fixture.idp_key]),
+        &mut Counter(50),
+    )
+    .unwrap();
+    assert_eq!(done.status, 302);
+    // Those that waited, and any later replay while the login cookie lasts, go back
+    // where the login started, with no session and no call.
+    for now in [NOW + 5, NOW + login::LOGIN_TTL_SECONDS] {
+        let later = fixture.context(&callback, now);
+        let Step::CallbackReplayed(replayed) = worker.begin(&later) else {
+            panic!("a replay is answered without an exchange")
+        };
+        assert_eq!(replayed.status, 302);
+        assert_eq!(header(&replayed, "location"), "/app?x=1");
+        assert!(!replayed
+            .headers
+            .iter()
+            .any(|(name, _)| name == "set-cookie"));
+    }
+    // After that the login cookie itself is refused, as before.
+    let expired = fixture.context(&callback, NOW + login::LOGIN_TTL_SECONDS + 1);
+    assert!(matches!(
+        worker.begin(&expired),
+        Step::CallbackRejected(LocalReply { status: 400, .. })
+    ));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_forged_callback_does_not_spend_the_real_state() {
+    let fixture = Fixture::new();
+    let (callback, _) = started_login(&fixture, "", 0);
+    let path = callback.path().replace("state=", "state=x");
+    let cookie = callback.get("cookie").unwrap().to_string();
+    let forged = browser(&path, &cookie);
+    let mut worker = Worker::new(&fixture.context(&forged, NOW + 5));
+    assert!(matches!(
+        worker.begin(&fixture.context(&forged, NOW + 5)),
+        Step::CallbackRejected(_)
+    ));
+    assert!(
+        worker.callbacks.is_empty(),
+        "only a checked callback is remembered"
+    );
+    assert!(matches!(
+        worker.begin(&fixture.context(&callback, NOW + 5)),
+        Step::Exchange { .. }
+    ));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_login_keeps_only_the_headers_its_finish_reads() {
+    let fixture = Fixture::new();
+    // An earlier, larger session left three chunks; the new one needs one.
+    let old_chunks =
+        "oidc_session_0=aaaa; oidc_session_1=bbbb; oidc_session_2=cccc; other=keep-out";
+    let (callback, nonce) = started_login(&fixture, old_chunks, 0);
+    let oidc = fixture.config.top_level.oidc.as_ref().unwrap();
+    let kept = finish_login_headers(oidc, &callback);
+    let text: String = kept.iter().map(|(n, v)| format!("{n}: {v}\n")).collect();
+    assert_eq!(
+        text,
+        ":method: GET\n:scheme: http\n:authority: app.test\n:path: /oauth2/callback\n\
+         accept: text/html\ncookie: oidc_session_0=; oidc_session_1=; oidc_session_2=\n"
+    );
+    let ctx = fixture.context(&callback, NOW + 5);
+    let Step::Exchange { pending, .. } = begin(&ctx, &mut Counter(0)) else {
+        panic!("expected an exchange")
+    };
+    let reply = json!({"access_token": "at", "token_type": "Bearer",
+        "id_token": fixture.id_token(&nonce, json!({}))})
+    .to_string();
+    let keys = key_set_of(&[&fixture.idp_key]);
+    let finish = |headers: &Headers| {
+        let ctx = fixture.context(headers, NOW + 5);
+        finish_login(
+            &ctx,
+            &pending,
+            Some(200),
+            reply.as_bytes(),
+            &keys,
+            &mut Counter(50),
+        )
+    };
+    let (with_all, with_kept) = (finish(&callback).unwrap(), finish(&kept).unwrap());
+    assert_eq!(with_all, with_kept, "the same reply from the few headers");
+    assert!(with_kept
+        .headers
+        .iter()
+        .any(|(name, value)| name == "set-cookie"
+            && value.starts_with("oidc_session_2=;")
+            && value.contains("Max-Age=0")));
 }
