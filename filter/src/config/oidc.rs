@@ -11,6 +11,9 @@ pub const DEFAULT_CALLBACK_PATH: &str = "/oauth2/callback";
 pub const DEFAULT_LOGOUT_PATH: &str = "/oauth2/logout";
 pub const DEFAULT_COOKIE_NAME: &str = "oidc_session";
 pub const DEFAULT_SESSION_TTL_MS: u64 = 24 * 3_600_000;
+/// How long before its tokens expire a session is renewed (at most half their
+/// lifetime ahead): a forwarded token is never one about to expire.
+pub const DEFAULT_REFRESH_BEFORE_EXPIRY_MS: u64 = 60_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAuth {
@@ -49,6 +52,8 @@ pub struct OidcConfig {
     pub cookie_domain: Option<String>,
     pub cookie_secure: bool,
     pub session_ttl_ms: u64,
+    /// `refreshBeforeExpiry`, in seconds.
+    pub refresh_before_expiry_seconds: u64,
     pub cookie_secrets: Vec<[u8; KEY_BYTES]>,
     pub cookie_keys: CookieKeys,
     /// The app whose own `oidc` block this is; `None` at the top level.
@@ -93,6 +98,7 @@ pub(super) struct RawOidc {
     cookie_domain: Option<String>,
     cookie_secure: Option<bool>,
     session_ttl: Option<String>,
+    refresh_before_expiry: Option<String>,
     cookie_secrets: Option<Vec<String>>,
     cookie_secrets_from_env: Option<String>,
     token_endpoint_auth_method: Option<String>,
@@ -121,6 +127,7 @@ impl RawOidc {
             cookie_domain: f.string("cookieDomain"),
             cookie_secure: f.bool("cookieSecure"),
             session_ttl: f.string("sessionTtl"),
+            refresh_before_expiry: f.string("refreshBeforeExpiry"),
             cookie_secrets: f.optional_strings("cookieSecrets"),
             cookie_secrets_from_env: f.string("cookieSecretsFromEnv"),
             token_endpoint_auth_method: f.string("tokenEndpointAuthMethod"),
@@ -345,6 +352,14 @@ impl RawOidc {
         if session_ttl_ms < 60_000 {
             return Err(ttl_at.error("must be at least 1m"));
         }
+        let ahead_at = place.field("refreshBeforeExpiry");
+        let refresh_before_expiry_ms = match &self.refresh_before_expiry {
+            None => DEFAULT_REFRESH_BEFORE_EXPIRY_MS,
+            Some(text) => duration::parse_millis(text).map_err(|why| ahead_at.error(why))?,
+        };
+        if refresh_before_expiry_ms > 3_600_000 {
+            return Err(ahead_at.error("must be at most 1h"));
+        }
         let client_auth = match self.token_endpoint_auth_method.as_deref() {
             None | Some("client_secret_basic") => ClientAuth::Basic,
             Some("client_secret_post") => ClientAuth::Post,
@@ -359,6 +374,14 @@ impl RawOidc {
             Some(raw) => Some(compile_forward(&forward_at, raw)?),
             None => None,
         };
+        if forward_token.is_some() && !scopes.iter().any(|scope| scope == "offline_access") {
+            let warning = forward_at.error(
+                "`scopes` has no `offline_access`: if the IdP then issues no refresh token, \
+                 the token is forwarded only until it expires, while the session lasts \
+                 until `sessionTtl`; add `offline_access` to `scopes` or shorten `sessionTtl`",
+            );
+            config.warnings.push(warning.to_string());
+        }
         let timeout_ms = match &self.timeout {
             None => super::DEFAULT_FETCH_TIMEOUT_MS,
             Some(text) => super::fetch_timeout(&place.field("timeout"), text)?,
@@ -403,6 +426,7 @@ impl RawOidc {
             cookie_domain: self.cookie_domain.clone(),
             cookie_secure: self.cookie_secure.unwrap_or(true),
             session_ttl_ms,
+            refresh_before_expiry_seconds: refresh_before_expiry_ms / 1000,
             cookie_keys: CookieKeys::new(&cookie_secrets),
             cookie_secrets,
             app: place.app.map(str::to_string),

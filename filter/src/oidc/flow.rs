@@ -148,31 +148,44 @@ pub fn begin(
         ctx.now,
     )
     .map_or(SessionState::Absent, |session| {
-        session.judge(ctx.now, ctx.config.clock_skew_seconds)
+        session.judge(
+            ctx.now,
+            ctx.config.clock_skew_seconds,
+            ctx.oidc.refresh_before_expiry_seconds,
+        )
     });
     match session {
         SessionState::Valid(session) => allow(ctx, session, Vec::new()),
-        SessionState::Refreshable(session) => {
+        SessionState::Refreshable {
+            session,
+            tokens_valid,
+        } => {
             let sealed = chunks::read(ctx.headers, &ctx.oidc.cookie_name).unwrap_or_default();
             let key = sessions.key_of(b"refresh", sealed.as_bytes());
-            refresh(ctx, &session, key, refreshes, entropy)
+            refresh(ctx, session, tokens_valid, key, refreshes, entropy)
         }
         SessionState::Absent => no_session(ctx, entropy),
     }
 }
 
-/// An expired session with a refresh token: at most one refresh per session at a
-/// time on this worker; other requests wait for it and are served by its result,
-/// and while the IdP cannot answer, the session backs off instead of retrying.
+/// A session due for renewal (its tokens expire soon, or did) with a refresh
+/// token: at most one refresh per session at a time on this worker; other
+/// requests are served by the current tokens while they are still valid, else
+/// wait for its result; while the IdP cannot answer, the session backs off
+/// instead of retrying.
 fn refresh(
     ctx: &Context,
-    session: &Session,
+    session: Rc<Session>,
+    tokens_valid: bool,
     key: Key,
     refreshes: &mut RefreshMemo,
     entropy: &mut dyn Entropy,
 ) -> Step {
     let now_ms = ctx.now.saturating_mul(1000);
     match refreshes.state(key, now_ms) {
+        Some(Refresh::InFlight | Refresh::BackingOff) if tokens_valid => {
+            allow(ctx, session, Vec::new())
+        }
         Some(Refresh::InFlight) if ctx.final_attempt => no_session(ctx, entropy),
         Some(Refresh::InFlight) => Step::AwaitOtherExchange,
         Some(Refresh::Renewed { session, cookies }) => allow(ctx, session, cookies),
@@ -190,7 +203,7 @@ fn refresh(
                         ctx.oidc.timeout_ms,
                         refresh_token,
                     ),
-                    session: session.clone(),
+                    session: Session::clone(&session),
                     key,
                 }
             }
@@ -412,6 +425,13 @@ pub fn finish_refresh(
     entropy: &mut dyn Entropy,
 ) -> (Step, Option<String>) {
     let now_ms = ctx.now.saturating_mul(1000);
+    // A refresh made ahead of expiry that cannot be made now leaves the current
+    // tokens to serve until they expire.
+    let still_valid = ctx.now
+        < old
+            .tokens_expire_at
+            .saturating_add(ctx.config.clock_skew_seconds);
+    let current = still_valid.then(|| Rc::new(old.clone()));
     let (renewed, session_over) = match token_endpoint::parse_response(status, body) {
         Ok(tokens) => {
             let renewed = refreshed_session(ctx, old, &tokens, keys);
@@ -437,14 +457,15 @@ pub fn finish_refresh(
             }
         },
         Err(why) => {
-            let clear = if session_over {
+            if session_over {
                 refreshes.ended(key, now_ms);
-                clear_session(ctx)
-            } else {
-                refreshes.failed(key, now_ms);
-                Vec::new()
-            };
-            (unauthenticated(ctx, entropy, clear), Some(why))
+                return (unauthenticated(ctx, entropy, clear_session(ctx)), Some(why));
+            }
+            refreshes.failed(key, now_ms);
+            match current {
+                Some(session) => (allow(ctx, session, Vec::new()), Some(why)),
+                None => (unauthenticated(ctx, entropy, Vec::new()), Some(why)),
+            }
         }
     }
 }
@@ -534,6 +555,7 @@ fn new_session(
         access_token: forward_access.then(|| tokens.access_token.clone()),
         refresh_token: tokens.refresh_token.clone(),
         tokens_expire_at: id_expiry.min(access_expiry),
+        tokens_issued_at: ctx.now,
         expires_at: ctx.now.saturating_add(ctx.oidc.session_ttl_ms / 1000),
     }
 }
@@ -580,18 +602,32 @@ fn allow(ctx: &Context, session: Rc<Session>, response_cookies: Vec<String>) -> 
         }
     }
     if let Some(forward) = &ctx.oidc.forward_token {
-        let token = if forward.id_token {
-            &session.id_token
+        let (token, expires_at) = if forward.id_token {
+            // After a refresh without a new ID token, the session's tokens outlive
+            // the ID token it keeps: its own `exp` decides.
+            let exp = session.claims.get("exp").and_then(Value::as_u64);
+            let expires_at = exp.map_or(session.tokens_expire_at, |exp| {
+                exp.min(session.tokens_expire_at)
+            });
+            (&session.id_token, expires_at)
         } else {
-            &session.access_token
+            (&session.access_token, session.tokens_expire_at)
         };
-        if let Some(token) = token.as_ref().filter(|token| is_safe_header_value(token)) {
-            let value = if forward.header == "authorization" {
-                format!("Bearer {token}")
-            } else {
-                token.clone()
-            };
-            edits.set(&forward.header, value);
+        // Never a token past its `exp` (no skew: the upstream checks it too).
+        let current = token
+            .as_ref()
+            .filter(|token| ctx.now < expires_at && is_safe_header_value(token));
+        match current {
+            Some(token) => {
+                let value = if forward.header == "authorization" {
+                    format!("Bearer {token}")
+                } else {
+                    token.clone()
+                };
+                edits.set(&forward.header, value);
+            }
+            // Nor the client's own value in its place.
+            None => edits.remove(&forward.header),
         }
     }
     Step::Allow {

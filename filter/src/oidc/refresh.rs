@@ -160,6 +160,7 @@ mod tests {
             access_token: None,
             refresh_token: Some("r".into()),
             tokens_expire_at: 10,
+            tokens_issued_at: 0,
             expires_at: 20,
         })
     }

@@ -22,8 +22,13 @@ pub struct Session {
     /// Kept only when the access token is forwarded upstream.
     pub access_token: Option<String>,
     pub refresh_token: Option<String>,
-    /// When the tokens expire (seconds): past it, refresh or log in again.
+    /// When the tokens expire (seconds): a refresh token renews them ahead of it;
+    /// without one, the session goes on but no expired token is forwarded.
     pub tokens_expire_at: u64,
+    /// When those tokens were issued (seconds): half their lifetime bounds how early
+    /// they are renewed. Sessions sealed before it was kept read it as
+    /// `tokens_expire_at` (renewed at expiry, as they were).
+    pub tokens_issued_at: u64,
     /// When the session ends whatever the tokens say (`sessionTtl`).
     pub expires_at: u64,
 }
@@ -37,6 +42,7 @@ impl std::fmt::Debug for Session {
             .field("access_token", &held(&self.access_token))
             .field("refresh_token", &held(&self.refresh_token))
             .field("tokens_expire_at", &self.tokens_expire_at)
+            .field("tokens_issued_at", &self.tokens_issued_at)
             .field("expires_at", &self.expires_at)
             .finish()
     }
@@ -49,15 +55,21 @@ pub type SessionCache = BoundedCache<Session>;
 #[derive(Debug, PartialEq)]
 pub enum SessionState {
     Valid(Rc<Session>),
-    /// The tokens expired but a refresh token may renew them.
-    Refreshable(Rc<Session>),
+    /// A refresh token should renew the tokens now: they are within
+    /// `refreshBeforeExpiry` of their expiry (`tokens_valid`: still usable meanwhile)
+    /// or past it.
+    Refreshable {
+        session: Rc<Session>,
+        tokens_valid: bool,
+    },
     /// No session, or one that cannot be used: treated as logged out.
     Absent,
 }
 
 impl Session {
     /// `{"c": claims, "i": id token, "a": access token, "r": refresh token,
-    /// "t": tokens expire at, "e": session expires at}`; absent tokens are left out.
+    /// "t": tokens expire at, "n": tokens issued at, "e": session expires at}`;
+    /// absent tokens are left out.
     pub fn to_json(&self) -> Option<Vec<u8>> {
         let mut map = Map::new();
         map.insert("c".into(), Value::Object(self.claims.clone()));
@@ -71,6 +83,7 @@ impl Session {
             }
         }
         map.insert("t".into(), Value::from(self.tokens_expire_at));
+        map.insert("n".into(), Value::from(self.tokens_issued_at));
         map.insert("e".into(), Value::from(self.expires_at));
         serde_json::to_vec(&map).ok()
     }
@@ -81,12 +94,17 @@ impl Session {
         let Some(Value::Object(claims)) = map.remove("c") else {
             return None;
         };
+        let tokens_expire_at = take_u64(&mut map, "t")?;
         Some(Session {
             claims,
             id_token: take_string(&mut map, "i")?,
             access_token: take_string(&mut map, "a")?,
             refresh_token: take_string(&mut map, "r")?,
-            tokens_expire_at: take_u64(&mut map, "t")?,
+            tokens_issued_at: match map.get("n") {
+                Some(_) => take_u64(&mut map, "n")?,
+                None => tokens_expire_at,
+            },
+            tokens_expire_at,
             expires_at: take_u64(&mut map, "e")?,
         })
     }
@@ -149,15 +167,28 @@ impl Session {
         Some(cache.insert(cache_key, session, bytes, expires_at, now))
     }
 
-    pub fn judge(self: Rc<Self>, now: u64, skew: u64) -> SessionState {
+    /// What the session is worth at `now`. It ends at `sessionTtl` whatever its
+    /// tokens say. With a refresh token, the tokens are renewed `refresh_before`
+    /// seconds ahead of their expiry (at most half their lifetime ahead, so short
+    /// tokens are not renewed on every request). Without one, the session lasts
+    /// its `sessionTtl` as a cookie session does; its identity still holds, and
+    /// `flow` forwards no token past its `exp`.
+    pub fn judge(self: Rc<Self>, now: u64, skew: u64, refresh_before: u64) -> SessionState {
         if now >= self.expires_at {
-            SessionState::Absent
-        } else if now < self.tokens_expire_at.saturating_add(skew) {
-            SessionState::Valid(self)
-        } else if self.refresh_token.is_some() {
-            SessionState::Refreshable(self)
-        } else {
-            SessionState::Absent
+            return SessionState::Absent;
+        }
+        if self.refresh_token.is_none() {
+            return SessionState::Valid(self);
+        }
+        let lifetime = self.tokens_expire_at.saturating_sub(self.tokens_issued_at);
+        let ahead = refresh_before.min(lifetime / 2);
+        if now < self.tokens_expire_at.saturating_sub(ahead) {
+            return SessionState::Valid(self);
+        }
+        let tokens_valid = now < self.tokens_expire_at.saturating_add(skew);
+        SessionState::Refreshable {
+            session: self,
+            tokens_valid,
         }
     }
 }
@@ -178,6 +209,7 @@ mod tests {
             access_token: None,
             refresh_token: refresh.map(str::to_string),
             tokens_expire_at: 1_000,
+            tokens_issued_at: 700,
             expires_at: 5_000,
         }
     }
@@ -221,27 +253,50 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn expiry_decides_valid_refreshable_or_absent() {
+        let judge = |refresh: Option<&str>, now, skew, before| {
+            Rc::new(session(refresh)).judge(now, skew, before)
+        };
+        let refreshable = |tokens_valid| SessionState::Refreshable {
+            session: Rc::new(session(Some("r"))),
+            tokens_valid,
+        };
         assert!(matches!(
-            Rc::new(session(None)).judge(900, 0),
+            judge(Some("r"), 900, 0, 60),
             SessionState::Valid(_)
         ));
-        assert!(
-            matches!(
-                Rc::new(session(None)).judge(1_030, 60),
-                SessionState::Valid(_)
-            ),
-            "skew"
-        );
+        // Renewed ahead of expiry, while its tokens still serve...
+        assert_eq!(judge(Some("r"), 940, 0, 60), refreshable(true));
+        assert_eq!(judge(Some("r"), 1_030, 60, 60), refreshable(true), "skew");
+        // ... at most half their lifetime (300 s) ahead ...
         assert!(matches!(
-            Rc::new(session(Some("r"))).judge(2_000, 0),
-            SessionState::Refreshable(_)
+            judge(Some("r"), 849, 0, 600),
+            SessionState::Valid(_)
         ));
-        assert_eq!(Rc::new(session(None)).judge(2_000, 0), SessionState::Absent);
+        assert_eq!(judge(Some("r"), 850, 0, 600), refreshable(true));
+        // ... and after it, with tokens that no longer serve.
+        assert_eq!(judge(Some("r"), 2_000, 0, 60), refreshable(false));
+        // Without a refresh token the session lasts its TTL.
+        assert!(matches!(judge(None, 2_000, 0, 60), SessionState::Valid(_)));
+        assert_eq!(judge(None, 5_000, 0, 60), SessionState::Absent);
         assert_eq!(
-            Rc::new(session(Some("r"))).judge(5_000, 0),
+            judge(Some("r"), 5_000, 0, 60),
             SessionState::Absent,
             "session TTL is final"
         );
+    }
+
+    /// Cookies sealed before `n` was kept renew at expiry, as they did.
+    #[wasm_bindgen_test(unsupported = test)]
+    fn sessions_without_an_issue_time_renew_at_expiry() {
+        let mut json: Map<String, Value> =
+            serde_json::from_slice(&session(Some("r")).to_json().unwrap()).unwrap();
+        json.remove("n");
+        let old = Session::from_json(&serde_json::to_vec(&json).unwrap()).unwrap();
+        assert_eq!(old.tokens_issued_at, 1_000);
+        assert!(matches!(
+            Rc::new(old).judge(999, 0, 60),
+            SessionState::Valid(_)
+        ));
     }
 
     #[wasm_bindgen_test(unsupported = test)]
@@ -276,7 +331,7 @@ mod tests {
         let late =
             Session::open_cached(&keys, "sess", "sess", &headers, &mut cache, 5_000).unwrap();
         assert!(!Rc::ptr_eq(&first, &late));
-        assert_eq!(late.judge(5_000, 0), SessionState::Absent);
+        assert_eq!(late.judge(5_000, 0, 60), SessionState::Absent);
     }
 
     #[wasm_bindgen_test(unsupported = test)]

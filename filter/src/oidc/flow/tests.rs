@@ -671,7 +671,7 @@ fn a_refresh_without_id_token_or_expiry_gets_a_bounded_lifetime() {
             panic!("renewed")
         };
         assert_eq!(renewed.tokens_expire_at, later + lifetime, "{reply}");
-        assert!(renewed.judge(later + 5, 0) != SessionState::Absent);
+        assert!(renewed.judge(later + 5, 0, 0) != SessionState::Absent);
     }
 }
 
