@@ -102,11 +102,13 @@ impl<'a> RequestView<'a> {
         }
     }
 
-    /// A rule that reads an address Envoy could not tell (see `peer::addresses`)
-    /// fails closed: it matches in a DENY policy and not in an ALLOW policy.
+    /// A rule that reads an address Envoy could not tell (see `peer::addresses`),
+    /// or principals of a certificate that could not be read, fails closed: it
+    /// matches in a DENY policy and not in an ALLOW policy.
     fn matches_rule(&self, rule: &Rule, action: Action) -> bool {
         let unknown = (rule.reads.direct_ip && self.peer.direct_ip.is_none())
-            || (rule.reads.remote_ip && self.peer.remote_ip.is_none());
+            || (rule.reads.remote_ip && self.peer.remote_ip.is_none())
+            || (rule.reads.principal && self.peer.principals_unknown);
         if unknown {
             return action == Action::Deny;
         }
@@ -126,10 +128,8 @@ impl<'a> RequestView<'a> {
         admits(
             &source.request_principals,
             self.principal.as_deref().as_slice(),
-        ) && admits(
-            &source.principals,
-            self.peer.principal.as_deref().as_slice(),
-        ) && admits(&source.namespaces, self.peer.namespace().as_slice())
+        ) && admits(&source.principals, &self.peer.principals)
+            && admits(&source.namespaces, &self.peer.namespaces())
             && admits(&source.ip_blocks, self.peer.direct_ip.as_slice())
             && admits(&source.remote_ip_blocks, self.peer.remote_ip.as_slice())
     }
@@ -180,8 +180,10 @@ impl<'a> RequestView<'a> {
                     path.len() == 1 && path.first().is_some_and(|name| self.space_delimited(name));
                 return claim_values(nested(claims, path), split, found);
             }
-            Key::SourcePrincipal => self.peer.principal.as_deref(),
-            Key::SourceNamespace => self.peer.namespace(),
+            Key::SourcePrincipal => return found.extend(self.peer.principals.iter().cloned()),
+            Key::SourceNamespace => {
+                return found.extend(self.peer.namespaces().into_iter().map(str::to_string))
+            }
             Key::SourceIp | Key::RemoteIp => None,
         };
         if let Some(value) = one {
