@@ -217,8 +217,8 @@ fn read_peer(needs: PeerNeeds) -> Peer {
         // The whole certificate, for every URI SAN (see `peer::certificate`).
         match raw::property(&["connection", "peer_certificate"]) {
             Ok(Some(pem)) if !pem.is_empty() => peer = peer.with_certificate(&pem),
-            // An Envoy without the attribute (or one that leaves it empty, as for
-            // HTTP/3): its first URI SAN is all it tells. No certificate: neither.
+            // An Envoy without the attribute (or one that leaves it empty): its
+            // first URI SAN is all it tells. No certificate: neither attribute.
             Ok(_) => {
                 peer.principals = read_property(&["connection", "uri_san_peer_certificate"])
                     .and_then(|uri| peer::principal_from_uri_san(&uri))
