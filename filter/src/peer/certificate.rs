@@ -135,8 +135,9 @@ fn uri_sans_of_der(der: &[u8]) -> Result<Vec<String>, Unreadable> {
     while !list.is_empty() {
         let mut extension = Reader(list.expect(SEQUENCE)?);
         let oid = extension.expect(OBJECT_IDENTIFIER)?;
+        // DER's TRUE is 0xff, its FALSE 0x00.
         if let Some(critical) = extension.optional(BOOLEAN)? {
-            if critical.len() != 1 {
+            if critical != [0xff] && critical != [0x00] {
                 return Err(Unreadable);
             }
         }
@@ -469,7 +470,12 @@ mod tests {
             .map(|i| uri(&format!("urn:{i}")))
             .collect();
         let two_sans = [san(&[uri("urn:a")]), san(&[uri("urn:b")])];
-        let cases: [(&str, Vec<u8>); 9] = [
+        let not_der_flag = sequence(&[
+            tlv(OBJECT_IDENTIFIER, &SUBJECT_ALT_NAME_OID),
+            tlv(BOOLEAN, &[1]),
+            tlv(OCTET_STRING, &sequence(&[uri("urn:a")])),
+        ]);
+        let cases: [(&str, Vec<u8>); 10] = [
             ("over 64 names", certificate(Some(&[san(&too_many)]), 10)),
             ("over 16 KiB", certificate(None, MAX_CERTIFICATE_BYTES)),
             ("two SAN extensions", certificate(Some(&two_sans), 10)),
@@ -490,6 +496,10 @@ mod tests {
             (
                 "constructed URI",
                 certificate(Some(&[san(&[tlv(0xa6, &tlv(0x16, b"urn:a"))])]), 10),
+            ),
+            (
+                "critical flag not DER",
+                certificate(Some(&[not_der_flag]), 10),
             ),
         ];
         for (what, der) in cases {
