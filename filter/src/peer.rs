@@ -26,19 +26,18 @@ pub struct Peer {
 
 impl Peer {
     /// The principals of the certificate in Envoy's `connection.peer_certificate`
-    /// attribute (its bytes, PEM or URL-encoded PEM).
+    /// attribute (its bytes, PEM or URL-encoded PEM), added to a peer without any.
     pub fn with_certificate(mut self, attribute: &[u8]) -> Peer {
         match certificate::uri_sans(attribute) {
             Ok(uris) => {
-                self.principals = uris
-                    .iter()
-                    .filter_map(|uri| principal_from_uri_san(uri))
-                    .collect();
+                // Loops that push, rather than `collect`s: less code in the module.
+                for uri in &uris {
+                    if let Some(principal) = principal_from_uri_san(uri) {
+                        self.principals.push(principal);
+                    }
+                }
             }
-            Err(certificate::Unreadable) => {
-                self.principals.clear();
-                self.principals_unknown = true;
-            }
+            Err(certificate::Unreadable) => self.principals_unknown = true,
         }
         self
     }
@@ -46,15 +45,21 @@ impl Peer {
     /// The namespace in each principal (`.../ns/<namespace>/...`), as Istio's
     /// `namespaces` reads it.
     pub fn namespaces(&self) -> Vec<&str> {
-        self.principals
-            .iter()
-            .filter_map(|principal| {
-                let (_, rest) = principal.split_once("/ns/")?;
-                let namespace = rest.split('/').next()?;
-                (!namespace.is_empty()).then_some(namespace)
-            })
-            .collect()
+        let mut namespaces = Vec::new();
+        for principal in &self.principals {
+            if let Some(namespace) = namespace(principal) {
+                namespaces.push(namespace);
+            }
+        }
+        namespaces
     }
+}
+
+/// The namespace in one principal.
+pub fn namespace(principal: &str) -> Option<&str> {
+    let (_, rest) = principal.split_once("/ns/")?;
+    let namespace = rest.split('/').next()?;
+    (!namespace.is_empty()).then_some(namespace)
 }
 
 /// Which parts of [`Peer`] the configured policies read; the host asks Envoy for

@@ -9,7 +9,7 @@ pub mod policy;
 
 use crate::claims;
 use crate::path;
-use crate::peer::{Ip, IpBlock, Peer};
+use crate::peer::{self, Ip, IpBlock, Peer};
 use crate::request::Forwarded;
 use pattern::Pattern;
 use policy::{Action, Condition, Key, Matchers, Operation, Policy, Rule, Source, Test};
@@ -180,9 +180,17 @@ impl<'a> RequestView<'a> {
                     path.len() == 1 && path.first().is_some_and(|name| self.space_delimited(name));
                 return claim_values(nested(claims, path), split, found);
             }
-            Key::SourcePrincipal => return found.extend(self.peer.principals.iter().cloned()),
-            Key::SourceNamespace => {
-                return found.extend(self.peer.namespaces().into_iter().map(str::to_string))
+            Key::SourcePrincipal | Key::SourceNamespace => {
+                for principal in &self.peer.principals {
+                    let value = match key {
+                        Key::SourcePrincipal => Some(principal.as_str()),
+                        _ => peer::namespace(principal),
+                    };
+                    if let Some(value) = value {
+                        found.push(value.to_string());
+                    }
+                }
+                return;
             }
             Key::SourceIp | Key::RemoteIp => None,
         };

@@ -220,10 +220,11 @@ fn read_peer(needs: PeerNeeds) -> Peer {
             // An Envoy without the attribute (or one that leaves it empty): its
             // first URI SAN is all it tells. No certificate: neither attribute.
             Ok(_) => {
-                peer.principals = read_property(&["connection", "uri_san_peer_certificate"])
+                if let Some(principal) = read_property(&["connection", "uri_san_peer_certificate"])
                     .and_then(|uri| peer::principal_from_uri_san(&uri))
-                    .into_iter()
-                    .collect();
+                {
+                    peer.principals.push(principal);
+                }
             }
             Err(_) => peer.principals_unknown = true,
         }

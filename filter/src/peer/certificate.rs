@@ -47,11 +47,9 @@ const TBS_SUBJECT_UNIQUE_ID: u8 = 0x82;
 const TBS_EXTENSIONS: u8 = 0xa3;
 /// 2.5.29.17, the content octets of the subjectAltName OID.
 const SUBJECT_ALT_NAME_OID: [u8; 3] = [0x55, 0x1d, 0x11];
-/// `uniformResourceIdentifier [6] IMPLICIT IA5String`.
+/// `uniformResourceIdentifier [6] IMPLICIT IA5String`; the other GeneralName
+/// choices of RFC 5280 (otherName [0] ... registeredID [8]) are skipped.
 const GENERAL_NAME_URI: u8 = 0x86;
-/// The GeneralName choices of RFC 5280 (otherName [0] ... registeredID [8]), as
-/// DER tags: the constructed ones are `0xa_`.
-const GENERAL_NAME_TAGS: [u8; 9] = [0xa0, 0x81, 0x82, 0xa3, 0xa4, 0xa5, 0x86, 0x87, 0x88];
 
 /// Every URI SAN of the certificate in `text` (the attribute's bytes), in the
 /// certificate's order. A certificate without a subjectAltName extension, or
@@ -60,89 +58,108 @@ pub fn uri_sans(text: &[u8]) -> Result<Vec<String>, Unreadable> {
     if text.len() > MAX_TEXT_BYTES {
         return Err(Unreadable);
     }
-    let pem = percent_decoded(text)?;
-    let der = pem_body(&pem)?;
+    let der = pem_body(&pem_without_line_breaks(text)?)?;
     if der.len() > MAX_CERTIFICATE_BYTES {
         return Err(Unreadable);
     }
     uri_sans_of_der(&der)
 }
 
-/// `%XX` escapes decoded; every other byte as it is (`+` stays `+`: Envoy's
-/// encoding escapes it, and PEM's base64 uses it). Plain PEM has no `%`.
-fn percent_decoded(text: &[u8]) -> Result<Vec<u8>, Unreadable> {
+/// The PEM text with `%XX` escapes decoded and line breaks left out. Every other
+/// byte stays as it is (`+` stays `+`: Envoy's encoding escapes it, and PEM's
+/// base64 uses it); plain PEM has no `%`. One pass for both, in one buffer: the
+/// module stays small.
+fn pem_without_line_breaks(text: &[u8]) -> Result<Vec<u8>, Unreadable> {
     let mut out = Vec::with_capacity(text.len());
     let mut bytes = text.iter();
     while let Some(&byte) = bytes.next() {
-        if byte == b'%' {
-            let high = bytes.next().and_then(|b| char::from(*b).to_digit(16));
-            let low = bytes.next().and_then(|b| char::from(*b).to_digit(16));
+        let byte = if byte == b'%' {
+            let high = hex_digit(bytes.next());
+            let low = hex_digit(bytes.next());
             let (Some(high), Some(low)) = (high, low) else {
                 return Err(Unreadable);
             };
-            out.push(u8::try_from(high << 4 | low).map_err(|_| Unreadable)?);
+            high << 4 | low
         } else {
+            byte
+        };
+        if byte != b'\n' && byte != b'\r' {
             out.push(byte);
         }
     }
     Ok(out)
 }
 
-/// The DER inside one PEM `CERTIFICATE` block: the begin line, base64 lines, the
-/// end line, and nothing else but line breaks.
-fn pem_body(pem: &[u8]) -> Result<Vec<u8>, Unreadable> {
-    let text = std::str::from_utf8(pem).map_err(|_| Unreadable)?;
-    let text = text.trim_end_matches(['\r', '\n']);
-    let body = text
-        .strip_prefix(PEM_BEGIN)
-        .and_then(|rest| rest.strip_suffix(PEM_END))
-        .ok_or(Unreadable)?;
-    let base64: String = body.split(['\r', '\n']).collect();
-    if base64.is_empty() {
-        return Err(Unreadable);
+fn hex_digit(byte: Option<&u8>) -> Option<u8> {
+    match byte? {
+        byte @ b'0'..=b'9' => Some(byte - b'0'),
+        byte @ b'a'..=b'f' => Some(byte - b'a' + 10),
+        byte @ b'A'..=b'F' => Some(byte - b'A' + 10),
+        _ => None,
     }
+}
+
+/// The DER inside one PEM `CERTIFICATE` block (line breaks already left out):
+/// the begin line, base64, the end line, and nothing else.
+fn pem_body(pem: &[u8]) -> Result<Vec<u8>, Unreadable> {
+    // As text: the module has `str`'s prefix and suffix code already.
+    let base64 = std::str::from_utf8(pem)
+        .ok()
+        .and_then(|text| text.strip_prefix(PEM_BEGIN))
+        .and_then(|rest| rest.strip_suffix(PEM_END))
+        .filter(|base64| !base64.is_empty())
+        .ok_or(Unreadable)?;
     STANDARD.decode(base64).map_err(|_| Unreadable)
 }
 
-fn uri_sans_of_der(der: &[u8]) -> Result<Vec<String>, Unreadable> {
-    let mut input = Reader(der);
-    let certificate = input.expect(SEQUENCE)?;
-    input.end()?;
-    let mut certificate = Reader(certificate);
-    let tbs = certificate.expect(SEQUENCE)?;
-    certificate.expect(SEQUENCE)?; // signatureAlgorithm
-    certificate.expect(BIT_STRING)?; // signatureValue
-    certificate.end()?;
+/// Certificate: tbsCertificate, signatureAlgorithm, signatureValue. Each layout
+/// is (tag, optional) per field, read in order by [`fields`].
+const CERTIFICATE: [(u8, bool); 3] = [(SEQUENCE, false), (SEQUENCE, false), (BIT_STRING, false)];
+/// tbsCertificate: version, serialNumber, then signature, issuer, validity, subject
+/// and subjectPublicKeyInfo, the two unique IDs, extensions.
+const TBS_CERTIFICATE: [(u8, bool); 10] = [
+    (TBS_VERSION, true),
+    (INTEGER, false),
+    (SEQUENCE, false),
+    (SEQUENCE, false),
+    (SEQUENCE, false),
+    (SEQUENCE, false),
+    (SEQUENCE, false),
+    (TBS_ISSUER_UNIQUE_ID, true),
+    (TBS_SUBJECT_UNIQUE_ID, true),
+    (TBS_EXTENSIONS, true),
+];
+/// Extension: extnID, critical, extnValue.
+const EXTENSION: [(u8, bool); 3] = [
+    (OBJECT_IDENTIFIER, false),
+    (BOOLEAN, true),
+    (OCTET_STRING, false),
+];
 
-    let mut tbs = Reader(tbs);
-    tbs.optional(TBS_VERSION)?;
-    tbs.expect(INTEGER)?; // serialNumber
-    for _signature_issuer_validity_subject_key in 0..5 {
-        tbs.expect(SEQUENCE)?;
-    }
-    tbs.optional(TBS_ISSUER_UNIQUE_ID)?;
-    tbs.optional(TBS_SUBJECT_UNIQUE_ID)?;
-    let extensions = tbs.optional(TBS_EXTENSIONS)?;
-    tbs.end()?;
+fn uri_sans_of_der(der: &[u8]) -> Result<Vec<String>, Unreadable> {
+    let mut certificate = [None; 3];
+    fields(only(der, SEQUENCE)?, &CERTIFICATE, &mut certificate)?;
+    let [Some(tbs_certificate), ..] = certificate else {
+        return Err(Unreadable);
+    };
+    let mut tbs = [None; 10];
+    fields(tbs_certificate, &TBS_CERTIFICATE, &mut tbs)?;
+    let [.., extensions] = tbs;
     let Some(extensions) = extensions else {
         return Ok(Vec::new());
     };
-
-    let mut explicit = Reader(extensions);
-    let mut list = Reader(explicit.expect(SEQUENCE)?);
-    explicit.end()?;
+    let mut list = Reader(only(extensions, SEQUENCE)?);
     let mut general_names = None;
     while !list.is_empty() {
-        let mut extension = Reader(list.expect(SEQUENCE)?);
-        let oid = extension.expect(OBJECT_IDENTIFIER)?;
+        let mut extension = [None; 3];
+        fields(list.expect(SEQUENCE)?, &EXTENSION, &mut extension)?;
+        let [Some(oid), critical, Some(value)] = extension else {
+            return Err(Unreadable);
+        };
         // DER's TRUE is 0xff, its FALSE 0x00.
-        if let Some(critical) = extension.optional(BOOLEAN)? {
-            if critical != [0xff] && critical != [0x00] {
-                return Err(Unreadable);
-            }
+        if critical.is_some_and(|flag| flag != [0xff] && flag != [0x00]) {
+            return Err(Unreadable);
         }
-        let value = extension.expect(OCTET_STRING)?;
-        extension.end()?;
         if oid == SUBJECT_ALT_NAME_OID {
             // RFC 5280 allows one instance of an extension; with two, which one a
             // TLS library reads is its choice.
@@ -155,11 +172,36 @@ fn uri_sans_of_der(der: &[u8]) -> Result<Vec<String>, Unreadable> {
     general_names.map_or(Ok(Vec::new()), uris_in_general_names)
 }
 
+/// Reads `contents` as the fields of `layout`, in order, and nothing after them:
+/// each field's contents into `out`, `None` for an absent optional one. (One loop
+/// over a table rather than a call per field: less code in the module.)
+fn fields<'a>(
+    contents: &'a [u8],
+    layout: &[(u8, bool)],
+    out: &mut [Option<&'a [u8]>],
+) -> Result<(), Unreadable> {
+    let mut reader = Reader(contents);
+    for (&(tag, optional), slot) in layout.iter().zip(out.iter_mut()) {
+        *slot = if optional {
+            reader.optional(tag)?
+        } else {
+            Some(reader.expect(tag)?)
+        };
+    }
+    reader.end()
+}
+
+/// The contents of the one element, with `tag`, that `contents` holds.
+fn only(contents: &[u8], tag: u8) -> Result<&[u8], Unreadable> {
+    let mut reader = Reader(contents);
+    let inner = reader.expect(tag)?;
+    reader.end()?;
+    Ok(inner)
+}
+
 /// The URIs of a GeneralNames (`SEQUENCE SIZE (1..MAX) OF GeneralName`).
 fn uris_in_general_names(value: &[u8]) -> Result<Vec<String>, Unreadable> {
-    let mut outer = Reader(value);
-    let mut names = Reader(outer.expect(SEQUENCE)?);
-    outer.end()?;
+    let mut names = Reader(only(value, SEQUENCE)?);
     if names.is_empty() {
         return Err(Unreadable);
     }
@@ -171,11 +213,10 @@ fn uris_in_general_names(value: &[u8]) -> Result<Vec<String>, Unreadable> {
             return Err(Unreadable);
         }
         let (tag, content) = names.element()?;
-        if !GENERAL_NAME_TAGS.contains(&tag) {
-            return Err(Unreadable);
-        }
-        if tag == GENERAL_NAME_URI {
-            uris.push(ia5_uri(content)?);
+        match tag {
+            GENERAL_NAME_URI => uris.push(ia5_uri(content)?),
+            0xa0 | 0x81 | 0x82 | 0xa3 | 0xa4 | 0xa5 | 0x87 | 0x88 => {}
+            _ => return Err(Unreadable),
         }
     }
     Ok(uris)
@@ -226,7 +267,7 @@ impl<'a> Reader<'a> {
                 .iter()
                 .fold(0usize, |value, digit| value << 8 | usize::from(*digit));
             // Minimal: the long form only past 127, with no leading zero byte.
-            if length < 0x80 || digits.first() == Some(&0) {
+            if length < 0x80 || matches!(digits.first(), Some(0)) {
                 return Err(Unreadable);
             }
             length
@@ -245,7 +286,7 @@ impl<'a> Reader<'a> {
 
     /// The next element's contents if it has `tag`; nothing read otherwise.
     fn optional(&mut self, tag: u8) -> Result<Option<&'a [u8]>, Unreadable> {
-        if self.0.first() == Some(&tag) {
+        if matches!(self.0.first(), Some(&first) if first == tag) {
             self.expect(tag).map(Some)
         } else {
             Ok(None)
@@ -272,7 +313,7 @@ mod tests {
     }
 
     fn der_of(name: &str) -> Vec<u8> {
-        pem_body(testdata(name).as_bytes()).unwrap()
+        pem_body(&pem_without_line_breaks(testdata(name).as_bytes()).unwrap()).unwrap()
     }
 
     fn pem_of(der: &[u8]) -> String {
