@@ -1,6 +1,8 @@
 //! The URI SANs of the downstream peer's certificate, read from Envoy's
-//! `connection.peer_certificate` attribute (PEM; URL-encoded PEM in the form
-//! Envoy's `urlEncodedPemEncodedPeerCertificate()` gives, is read too).
+//! `connection.peer_certificate` attribute: the leaf certificate's PEM in Envoy
+//! 1.40 (seen in its log). URL-encoded PEM, as Envoy's
+//! `urlEncodedPemEncodedPeerCertificate()` writes it, is read too; line breaks
+//! are ignored wherever they are.
 //!
 //! Why not Envoy's `connection.uri_san_peer_certificate`: it holds only the first
 //! URI SAN, while Envoy's RBAC filter (what Istio's `principals` become) matches
