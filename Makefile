@@ -213,7 +213,7 @@ report_pushed = digest=$$(cat "$(1)") && \
 # stable toolchain: no sanitizer (safe Rust; a panic is the bug we hunt) and
 # debug assertions on, so arithmetic overflow panics too.
 FUZZ_DIR           := filter/fuzz
-FUZZ_TARGETS       := token jwks session config authz idp crypto
+FUZZ_TARGETS       := token jwks session config authz idp crypto peer
 FUZZ_TARGET        ?= $(FUZZ_TARGETS)
 FUZZ_TIME          ?= 600
 FUZZ_SMOKE_TIME    ?= 10

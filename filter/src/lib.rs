@@ -20,7 +20,8 @@
 //! - [`oidc`]: browser login (redirect, callback, token endpoint, ID token, logout).
 //! - [`authz`]: authorization policies with Istio `AuthorizationPolicy` semantics.
 //! - [`pipeline`]: the whole decision for one request; [`path`]: path normalization;
-//!   [`peer`]: the downstream peer; [`streams`]: what is kept per request between callbacks;
+//!   [`peer`]: the downstream peer ([`peer::certificate`]: the URI SANs of its
+//!   certificate); [`streams`]: what is kept per request between callbacks;
 //!   [`profile`]: test-only timing of a request's phases inside Envoy.
 //! - [`host_calls`]: the host calls a request's outcome depends on (clock, header
 //!   edits), as a trait; a call that fails answers 500.

@@ -1,13 +1,22 @@
-//! The downstream peer as Istio's `source` keys see it: the mesh identity in the
+//! The downstream peer as Istio's `source` keys see it: the mesh identities in the
 //! peer certificate and two addresses. The host reads them from Envoy's attributes
 //! only when a policy needs them ([`PeerNeeds`]); everything here is plain parsing.
+//! [`certificate`] reads the certificate's URI SANs.
+
+pub mod certificate;
 
 /// What the policies can judge about the downstream peer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Peer {
-    /// `<trust-domain>/ns/<namespace>/sa/<account>`: the peer certificate's
-    /// `spiffe://` URI SAN without its scheme. `None` without a peer certificate.
-    pub principal: Option<String>,
+    /// `<trust-domain>/ns/<namespace>/sa/<account>`: each `spiffe://` URI SAN of
+    /// the peer certificate without its scheme, in the certificate's order. Envoy's
+    /// RBAC matches `principals` against any URI SAN, and so do the policies here.
+    /// Empty without a peer certificate or without a SPIFFE ID in it.
+    pub principals: Vec<String>,
+    /// The peer presented a certificate whose names could not be read (malformed,
+    /// or past [`certificate`]'s bounds): who it is is unknown, and a rule that
+    /// reads the principals fails closed (matches in DENY, not in ALLOW).
+    pub principals_unknown: bool,
     /// The address of the direct downstream connection (Istio's `ipBlocks`).
     pub direct_ip: Option<Ip>,
     /// The client address Envoy computed from `X-Forwarded-For` under its
@@ -16,14 +25,41 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// The namespace in the principal (`.../ns/<namespace>/...`), as Istio's
-    /// `namespaces` reads it.
-    pub fn namespace(&self) -> Option<&str> {
-        let principal = self.principal.as_deref()?;
-        let (_, rest) = principal.split_once("/ns/")?;
-        let namespace = rest.split('/').next()?;
-        (!namespace.is_empty()).then_some(namespace)
+    /// The principals of the certificate in Envoy's `connection.peer_certificate`
+    /// attribute (its bytes, PEM or URL-encoded PEM), added to a peer without any.
+    pub fn with_certificate(mut self, attribute: &[u8]) -> Peer {
+        match certificate::uri_sans(attribute) {
+            Ok(uris) => {
+                // Loops that push, rather than `collect`s: less code in the module.
+                for uri in &uris {
+                    if let Some(principal) = principal_from_uri_san(uri) {
+                        self.principals.push(principal);
+                    }
+                }
+            }
+            Err(certificate::Unreadable) => self.principals_unknown = true,
+        }
+        self
     }
+
+    /// The namespace in each principal (`.../ns/<namespace>/...`), as Istio's
+    /// `namespaces` reads it.
+    pub fn namespaces(&self) -> Vec<&str> {
+        let mut namespaces = Vec::new();
+        for principal in &self.principals {
+            if let Some(namespace) = namespace(principal) {
+                namespaces.push(namespace);
+            }
+        }
+        namespaces
+    }
+}
+
+/// The namespace in one principal.
+pub fn namespace(principal: &str) -> Option<&str> {
+    let (_, rest) = principal.split_once("/ns/")?;
+    let namespace = rest.split('/').next()?;
+    (!namespace.is_empty()).then_some(namespace)
 }
 
 /// Which parts of [`Peer`] the configured policies read; the host asks Envoy for
@@ -49,7 +85,9 @@ impl PeerNeeds {
     }
 }
 
-/// The mesh principal in a URI SAN: only SPIFFE IDs name one.
+/// The mesh principal in a URI SAN: only SPIFFE IDs name one. (Also how the
+/// host reads the single URI SAN an Envoy without `connection.peer_certificate`
+/// gives.)
 pub fn principal_from_uri_san(uri: &str) -> Option<String> {
     let rest = uri.strip_prefix("spiffe://")?;
     (!rest.is_empty() && !rest.bytes().any(|b| b.is_ascii_control())).then(|| rest.to_string())
@@ -390,16 +428,33 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn principal_and_namespace_from_a_spiffe_id() {
         let peer = Peer {
-            principal: principal_from_uri_san("spiffe://cluster.local/ns/foo/sa/sleep"),
+            principals: principal_from_uri_san("spiffe://cluster.local/ns/foo/sa/sleep")
+                .into_iter()
+                .collect(),
             ..Peer::default()
         };
-        assert_eq!(
-            peer.principal.as_deref(),
-            Some("cluster.local/ns/foo/sa/sleep")
-        );
-        assert_eq!(peer.namespace(), Some("foo"));
+        assert_eq!(peer.principals, ["cluster.local/ns/foo/sa/sleep"]);
+        assert_eq!(peer.namespaces(), ["foo"]);
         assert_eq!(principal_from_uri_san("https://example.com/x"), None);
         assert_eq!(principal_from_uri_san("spiffe://"), None);
-        assert_eq!(Peer::default().namespace(), None);
+        assert!(Peer::default().namespaces().is_empty());
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn every_spiffe_id_of_the_certificate_is_a_principal() {
+        let peer =
+            Peer::default().with_certificate(include_bytes!("../testdata/peer-two-spiffe.pem"));
+        assert_eq!(
+            peer.principals,
+            ["cluster.local/ns/good/sa/x", "cluster.local/ns/evil/sa/y"]
+        );
+        assert_eq!(peer.namespaces(), ["good", "evil"]);
+        assert!(!peer.principals_unknown);
+        // Other URIs name no principal; the certificate is still read.
+        let peer =
+            Peer::default().with_certificate(include_bytes!("../testdata/peer-https-uri.pem"));
+        assert_eq!((peer.principals.len(), peer.principals_unknown), (0, false));
+        let peer = Peer::default().with_certificate(b"-----BEGIN CERTIFICATE-----\nMII=");
+        assert_eq!((peer.principals.len(), peer.principals_unknown), (0, true));
     }
 }

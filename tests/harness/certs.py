@@ -1,6 +1,7 @@
 """A throwaway certificate authority for mutual-TLS tests: a server certificate
-for 127.0.0.1 and client certificates with a chosen URI SAN (a SPIFFE ID, as
-Istio's workload certificates carry), all written as PEM files to a directory."""
+for 127.0.0.1 and client certificates with chosen URI SANs (SPIFFE IDs, as
+Istio's workload certificates carry; several, to test that every one counts),
+all written as PEM files to a directory."""
 
 import datetime
 import ipaddress
@@ -51,14 +52,15 @@ class Authority:
         )
         self.ca = _write(self.directory, "ca", self.cert, self.key).cert
 
-    def issue(self, stem: str, *, ip: str | None = None, uri: str | None = None) -> Pair:
+    def issue(self, stem: str, *, ip: str | None = None, uri: str | list[str] | None = None) -> Pair:
+        """A certificate for `ip` (a server) or with the URI SANs `uri`, in that order (a client)."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.timezone.utc)
         names = []
         if ip is not None:
             names.append(x509.IPAddress(ipaddress.ip_address(ip)))
-        if uri is not None:
-            names.append(x509.UniformResourceIdentifier(uri))
+        for one_uri in [uri] if isinstance(uri, str) else uri or []:
+            names.append(x509.UniformResourceIdentifier(one_uri))
         usage = ExtendedKeyUsageOID.SERVER_AUTH if ip is not None else ExtendedKeyUsageOID.CLIENT_AUTH
         cert = (
             x509.CertificateBuilder()

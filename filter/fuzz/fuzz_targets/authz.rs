@@ -139,7 +139,8 @@ struct Input {
     headers: Vec<(Word, Word)>,
     /// Header edits the filter would make: a removal, or a set.
     edits: Vec<(Word, Option<Word>)>,
-    peer_principal: Option<Word>,
+    /// The SPIFFE IDs of the peer certificate (every URI SAN counts).
+    peer_principals: Vec<Word>,
     source_address: Option<(Word, u16)>,
 }
 
@@ -255,10 +256,11 @@ fn check_ip(text: &str) {
 
 fn peer_of(input: &Input) -> Peer {
     let mut peer = Peer {
-        principal: input
-            .peer_principal
-            .as_ref()
-            .and_then(|uri| peer::principal_from_uri_san(&format!("spiffe://{}", uri.text()))),
+        principals: input
+            .peer_principals
+            .iter()
+            .filter_map(|uri| peer::principal_from_uri_san(&format!("spiffe://{}", uri.text())))
+            .collect(),
         ..Peer::default()
     };
     if let Some((ip, port)) = &input.source_address {

@@ -13,7 +13,7 @@ pub mod policy;
 use crate::authority;
 use crate::claims;
 use crate::path;
-use crate::peer::{Ip, IpBlock, Peer};
+use crate::peer::{self, Ip, IpBlock, Peer};
 use crate::request::Forwarded;
 use pattern::Pattern;
 use policy::{Action, Condition, Key, Matchers, Operation, Policy, Rule, Source, Test};
@@ -131,11 +131,13 @@ impl<'a> RequestView<'a> {
         }
     }
 
-    /// A rule that reads an address Envoy could not tell (see `peer::addresses`)
-    /// fails closed: it matches in a DENY policy and not in an ALLOW policy.
+    /// A rule that reads an address Envoy could not tell (see `peer::addresses`),
+    /// or principals of a certificate that could not be read, fails closed: it
+    /// matches in a DENY policy and not in an ALLOW policy.
     fn matches_rule(&self, rule: &Rule, action: Action) -> bool {
         let unknown = (rule.reads.direct_ip && self.peer.direct_ip.is_none())
-            || (rule.reads.remote_ip && self.peer.remote_ip.is_none());
+            || (rule.reads.remote_ip && self.peer.remote_ip.is_none())
+            || (rule.reads.principal && self.peer.principals_unknown);
         if unknown {
             return action == Action::Deny;
         }
@@ -155,10 +157,8 @@ impl<'a> RequestView<'a> {
         admits(
             &source.request_principals,
             self.principal.as_deref().as_slice(),
-        ) && admits(
-            &source.principals,
-            self.peer.principal.as_deref().as_slice(),
-        ) && admits(&source.namespaces, self.peer.namespace().as_slice())
+        ) && admits(&source.principals, &self.peer.principals)
+            && admits(&source.namespaces, &self.peer.namespaces())
             && admits(&source.ip_blocks, self.peer.direct_ip.as_slice())
             && admits(&source.remote_ip_blocks, self.peer.remote_ip.as_slice())
     }
@@ -208,8 +208,18 @@ impl<'a> RequestView<'a> {
                     path.len() == 1 && path.first().is_some_and(|name| self.space_delimited(name));
                 return claim_values(nested(claims, path), split, found);
             }
-            Key::SourcePrincipal => self.peer.principal.as_deref(),
-            Key::SourceNamespace => self.peer.namespace(),
+            Key::SourcePrincipal | Key::SourceNamespace => {
+                for principal in &self.peer.principals {
+                    let value = match key {
+                        Key::SourcePrincipal => Some(principal.as_str()),
+                        _ => peer::namespace(principal),
+                    };
+                    if let Some(value) = value {
+                        found.push(value.to_string());
+                    }
+                }
+                return;
+            }
             Key::SourceIp | Key::RemoteIp => None,
         };
         if let Some(value) = one {

@@ -457,7 +457,8 @@ fn public_paths_are_validated() {
 
 fn sleep_in_foo() -> Peer {
     Peer {
-        principal: Some("cluster.local/ns/foo/sa/sleep".into()),
+        principals: vec!["cluster.local/ns/foo/sa/sleep".into()],
+        principals_unknown: false,
         direct_ip: crate::peer::Ip::parse("10.1.2.3"),
         remote_ip: crate::peer::Ip::parse("203.0.113.9"),
     }
@@ -567,7 +568,8 @@ fn peer_identity_and_addresses_decide_as_istio_does() {
     let headers = request("GET", "/", "app", &[]);
     let edits = Edits::default();
     let forwarded_plain_text = Peer {
-        principal: None,
+        principals: Vec::new(),
+        principals_unknown: false,
         direct_ip: None,
         remote_ip: crate::peer::Ip::parse("203.0.113.9"),
     };
@@ -582,6 +584,83 @@ fn peer_identity_and_addresses_decide_as_istio_does() {
             decide_with(&config, &claims, &headers, &edits, &forwarded_plain_text),
             *plain,
             "plain-text peer: {json_policies}"
+        );
+    }
+}
+
+/// (policies JSON, expected allow) for a peer whose certificate names
+/// `good/sa/x` first and `evil/sa/y` second, then for a peer whose certificate
+/// could not be read. Envoy's RBAC matches any URI SAN: the second one counts.
+const TWO_SAN_CASES: &[(&str, bool, bool)] = &[
+    (
+        r#"[{"action":"DENY","rules":[{"from":[{"source":{"principals":["cluster.local/ns/evil/sa/y"]}}]}]}]"#,
+        false,
+        false,
+    ),
+    (
+        r#"[{"action":"DENY","rules":[{"from":[{"source":{"namespaces":["evil"]}}]}]}]"#,
+        false,
+        false,
+    ),
+    (
+        r#"[{"action":"DENY","rules":[{"when":[{"key":"source.namespace","values":["evil"]}]}]}]"#,
+        false,
+        false,
+    ),
+    (
+        r#"[{"action":"DENY","rules":[{"when":[{"key":"source.principal","values":["*/sa/y"]}]}]}]"#,
+        false,
+        false,
+    ),
+    (
+        r#"[{"rules":[{"from":[{"source":{"principals":["cluster.local/ns/evil/sa/y"]}}]}]}]"#,
+        true,
+        false,
+    ),
+    (
+        r#"[{"rules":[{"from":[{"source":{"namespaces":["good"]}}]}]}]"#,
+        true,
+        false,
+    ),
+    // Some value names `evil`: not admitted by `notNamespaces`.
+    (
+        r#"[{"rules":[{"from":[{"source":{"notNamespaces":["evil"]}}]}]}]"#,
+        false,
+        false,
+    ),
+    (
+        r#"[{"action":"DENY","rules":[{"from":[{"source":{"namespaces":["other"]}}]}]}]"#,
+        true,
+        false,
+    ),
+    // A rule that does not read the principals ignores an unreadable certificate.
+    (
+        r#"[{"rules":[{"from":[{"source":{"requestPrincipals":["https://idp.test/alice"]}}]}]}]"#,
+        true,
+        true,
+    ),
+];
+
+#[wasm_bindgen_test(unsupported = test)]
+fn any_principal_of_the_certificate_matches_as_in_envoy_rbac() {
+    let claims = alice();
+    let headers = request("GET", "/", "app", &[]);
+    let edits = Edits::default();
+    let two_sans =
+        Peer::default().with_certificate(include_bytes!("../../testdata/peer-two-spiffe.pem"));
+    let unreadable = Peer::default().with_certificate(b"-----BEGIN CERTIFICATE-----");
+    assert!(unreadable.principals_unknown);
+    for (json_policies, two, unknown) in TWO_SAN_CASES {
+        let config = policies(json_policies);
+        assert_eq!(
+            decide_with(&config, &claims, &headers, &edits, &two_sans),
+            *two,
+            "two URI SANs: {json_policies}"
+        );
+        assert_eq!(
+            decide_with(&config, &claims, &headers, &edits, &unreadable),
+            *unknown,
+            "unreadable certificate: {json_policies}"
         );
     }
 }

@@ -519,7 +519,7 @@ mod callback_replay {
             pending,
             headers: Headers::of(pairs),
             peer: Peer {
-                principal: Some("spiffe://x".into()),
+                principals: vec!["cluster.local/ns/x/sa/y".into()],
                 ..Peer::default()
             },
         }

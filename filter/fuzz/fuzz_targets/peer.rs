@@ -1,0 +1,74 @@
+//! Peer certificates: `peer::certificate::uri_sans` and `Peer::with_certificate`
+//! on arbitrary bytes. The first byte picks the form: the bytes as the attribute's
+//! text, or as DER that the harness wraps in PEM (plain, and URL-encoded as
+//! Envoy's `urlEncodedPemEncodedPeerCertificate()` writes it), so mutations reach
+//! the DER walk.
+#![no_main]
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use libfuzzer_sys::fuzz_target;
+use oidc_filter::peer::certificate::{self, MAX_SUBJECT_ALT_NAMES};
+use oidc_filter::peer::Peer;
+
+fn pem(der: &[u8]) -> String {
+    let base64 = STANDARD.encode(der);
+    let lines: Vec<&str> = base64
+        .as_bytes()
+        .chunks(64)
+        .map(|line| std::str::from_utf8(line).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        lines.join("\n")
+    )
+}
+
+fn url_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// What any accepted certificate must give; and the peer agrees with it.
+fn check(attribute: &[u8]) -> Result<Vec<String>, certificate::Unreadable> {
+    let uris = certificate::uri_sans(attribute);
+    let peer = Peer::default().with_certificate(attribute);
+    match &uris {
+        Ok(uris) => {
+            assert!(uris.len() <= MAX_SUBJECT_ALT_NAMES);
+            assert!(uris
+                .iter()
+                .all(|uri| !uri.is_empty() && uri.bytes().all(|b| b.is_ascii_graphic())));
+            assert!(!peer.principals_unknown);
+            let spiffe: Vec<&str> = uris
+                .iter()
+                .filter_map(|uri| uri.strip_prefix("spiffe://"))
+                .filter(|rest| !rest.is_empty())
+                .collect();
+            assert_eq!(peer.principals, spiffe);
+            assert!(peer.namespaces().len() <= peer.principals.len());
+        }
+        Err(_) => assert!(peer.principals_unknown && peer.principals.is_empty()),
+    }
+    uris
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    if mode % 2 == 0 {
+        check(rest).ok();
+    } else {
+        let text = pem(rest);
+        let plain = check(text.as_bytes());
+        assert_eq!(plain, check(url_encoded(&text).as_bytes()));
+    }
+});
