@@ -214,6 +214,11 @@ pub fn decide(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> V
             verdict
         }
         Decision::Deny(denial) => {
+            if denial.error == AuthError::Missing {
+                if let Some(forbidden) = hopeless(inputs, &mut vm.counters) {
+                    return forbidden;
+                }
+            }
             vm.counters
                 .add_for(inputs.app.index, Counter::denied(denial.error));
             Verdict::Deny(denial)
@@ -234,10 +239,10 @@ fn is_cors_preflight(headers: &Headers) -> bool {
 /// A CORS preflight skips authentication, not authorization, as under Istio:
 /// `jwt_authn`'s `bypass_cors_preflight` lets it past the token check, and the
 /// RBAC filter then judges it as a request without a token. So the policies judge
-/// it anonymously; one that denies it gets the answer any anonymous request gets
-/// from a policy (`401 Jwt is missing`; never a login redirect, which a preflight
-/// cannot follow). A policy that needs an identity lets preflights through with an
-/// ALLOW rule for `methods: ["OPTIONS"]`, Istio's own advice.
+/// it anonymously; one that denies it gets Istio's `403 RBAC: access denied` (a
+/// preflight never carries a credential, so a `401` or a login could not help). A
+/// policy that needs an identity lets preflights through with an ALLOW rule for
+/// `methods: ["OPTIONS"]`, Istio's own advice.
 fn preflight(inputs: &Inputs, vm: &mut VmState) -> Verdict {
     let edits = identity_headers_removed(inputs);
     match judge(inputs, &Map::new(), &edits) {
@@ -249,10 +254,10 @@ fn preflight(inputs: &Inputs, vm: &mut VmState) -> Verdict {
                 response_cookies: Vec::new(),
             }
         }
+        // A preflight never carries a credential, so none can help it: Istio's 403.
         Err(detail) => {
-            vm.counters
-                .add_for(inputs.app.index, Counter::DeniedMissing);
-            Verdict::Deny(response::deny(AuthError::Missing, detail, inputs.headers))
+            vm.counters.add_for(inputs.app.index, Counter::DeniedRbac);
+            Verdict::Forbidden { detail, page: None }
         }
     }
 }
@@ -289,6 +294,9 @@ fn anonymous(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> Ve
             response_cookies: Vec::new(),
         };
     };
+    if let Some(forbidden) = hopeless(inputs, &mut vm.counters) {
+        return forbidden;
+    }
     if let Some(context) = inputs.flow_context(false) {
         let step = flow::login_or_401(&context, entropy);
         return from_login_step(inputs, step, &mut vm.counters);
@@ -296,6 +304,33 @@ fn anonymous(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> Ve
     vm.counters
         .add_for(inputs.app.index, Counter::DeniedMissing);
     Verdict::Deny(response::deny(AuthError::Missing, detail, inputs.headers))
+}
+
+/// A request about to be told to bring a credential (`401`, or a login) that no
+/// credential could get allowed (a peer, address, path or method rule denies it
+/// whoever the user is): `403 RBAC: access denied` instead, counted as such.
+fn hopeless(inputs: &Inputs, counters: &mut Counters) -> Option<Verdict> {
+    let policies = &inputs.app.policies;
+    if policies.is_empty() {
+        return None;
+    }
+    let edits = identity_headers_removed(inputs);
+    let request = Forwarded {
+        headers: inputs.headers,
+        edits: &edits,
+    };
+    if authz::could_allow_with_a_credential(policies, request, inputs.peer) {
+        return None;
+    }
+    counters.add_for(inputs.app.index, Counter::DeniedRbac);
+    let app = match inputs.app.index {
+        Some(_) => inputs.app.name.as_str(),
+        None => "top level",
+    };
+    Some(Verdict::Forbidden {
+        detail: format!("the policies deny it whoever the user is (app {app})"),
+        page: None,
+    })
 }
 
 /// Which counter an authorized verdict goes to.
@@ -329,11 +364,17 @@ fn from_login_step(inputs: &Inputs, step: Step, counters: &mut Counters) -> Verd
         Step::Reply(reply) => {
             // The only plain reply before a login is the 401 for API clients.
             if reply.status == 401 {
+                if let Some(forbidden) = hopeless(inputs, counters) {
+                    return forbidden;
+                }
                 counters.add_for(inputs.app.index, Counter::DeniedNoSession);
             }
             Verdict::Reply(reply)
         }
         Step::LoginRedirect(reply) => {
+            if let Some(forbidden) = hopeless(inputs, counters) {
+                return forbidden;
+            }
             counters.add_for(inputs.app.index, Counter::LoginStarted);
             Verdict::Reply(reply)
         }

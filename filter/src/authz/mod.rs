@@ -51,6 +51,34 @@ pub fn authorize(
     Ok(())
 }
 
+/// Whether some credential could get this request allowed: the policies judged
+/// with the most favourable identity imaginable, every test of who the user is
+/// (`requestPrincipals`, `request.auth.*`, and, since the filter writes claim
+/// headers, `request.headers[...]`) taken as matching in an ALLOW rule and as not
+/// matching in a DENY rule. The request's own facts (path, method, host, peer,
+/// addresses) are judged as they are. False means no token or session can change
+/// the outcome: a denial is then `403`, not a `401` or a login that cannot help.
+/// True may be optimistic (no single identity may meet every test at once), which
+/// only keeps the answer a client already got before.
+pub fn could_allow_with_a_credential(policies: &[Policy], request: Forwarded, peer: &Peer) -> bool {
+    let no_claims = Map::new();
+    let identity = Identity {
+        claims: &no_claims,
+        space_delimited: &[],
+    };
+    let (normal, as_sent) = path::policy_readings(request.path());
+    let mut view = RequestView::new(&identity, request, peer, normal);
+    view.best_case_identity = true;
+    if judge(policies, &view).is_err() {
+        return false;
+    }
+    if let Some(as_sent) = as_sent {
+        view.path = as_sent.to_string();
+        return judge(policies, &view).is_ok();
+    }
+    true
+}
+
 /// Istio's order over one reading of the request.
 fn judge(policies: &[Policy], request: &RequestView) -> Result<(), String> {
     for (index, policy) in policies.iter().enumerate() {
@@ -97,6 +125,9 @@ struct RequestView<'a> {
     authority: String,
     /// The host without its port, lowercased, as [`crate::authority`] reads it.
     host: String,
+    /// Judge tests of the identity as the most favourable identity would meet
+    /// them (see [`could_allow_with_a_credential`]).
+    best_case_identity: bool,
 }
 
 impl<'a> RequestView<'a> {
@@ -128,6 +159,7 @@ impl<'a> RequestView<'a> {
             host: authority::parse(authority)
                 .map_or(authority, |parsed| parsed.host)
                 .to_ascii_lowercase(),
+            best_case_identity: false,
         }
     }
 
@@ -141,7 +173,11 @@ impl<'a> RequestView<'a> {
         if unknown {
             return action == Action::Deny;
         }
-        (rule.from.is_empty() || rule.from.iter().any(|source| self.matches_source(source)))
+        (rule.from.is_empty()
+            || rule
+                .from
+                .iter()
+                .any(|source| self.matches_source(source, action)))
             && (rule.to.is_empty()
                 || rule
                     .to
@@ -150,14 +186,20 @@ impl<'a> RequestView<'a> {
             && rule
                 .when
                 .iter()
-                .all(|condition| self.matches_condition(condition))
+                .all(|condition| self.matches_condition(condition, action))
     }
 
-    fn matches_source(&self, source: &Source) -> bool {
-        admits(
-            &source.request_principals,
-            self.principal.as_deref().as_slice(),
-        ) && admits(&source.principals, &self.peer.principals)
+    fn matches_source(&self, source: &Source, action: Action) -> bool {
+        let end_user = if self.best_case_identity && source.request_principals.is_set() {
+            action == Action::Allow
+        } else {
+            admits(
+                &source.request_principals,
+                self.principal.as_deref().as_slice(),
+            )
+        };
+        end_user
+            && admits(&source.principals, &self.peer.principals)
             && admits(&source.namespaces, &self.peer.namespaces())
             && admits(&source.ip_blocks, self.peer.direct_ip.as_slice())
             && admits(&source.remote_ip_blocks, self.peer.remote_ip.as_slice())
@@ -172,7 +214,10 @@ impl<'a> RequestView<'a> {
             )
     }
 
-    fn matches_condition(&self, condition: &Condition) -> bool {
+    fn matches_condition(&self, condition: &Condition, action: Action) -> bool {
+        if self.best_case_identity && condition.key.reads_identity() {
+            return action == Action::Allow;
+        }
         match &condition.test {
             Test::Ip(blocks) => {
                 let ip = match condition.key {

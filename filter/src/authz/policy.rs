@@ -90,6 +90,17 @@ pub enum Key {
     RemoteIp,
 }
 
+impl Key {
+    /// Whether the key's value depends on who the user is: their token or session
+    /// (headers too, since the filter writes claims into them).
+    pub fn reads_identity(&self) -> bool {
+        matches!(
+            self,
+            Key::Principal | Key::Audiences | Key::Presenter | Key::Claim(_) | Key::Header(_)
+        )
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Condition {
     pub key: Key,

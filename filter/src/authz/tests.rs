@@ -699,3 +699,124 @@ fn header_conditions_read_the_request_as_forwarded() {
     edits.set("x-group", "admin".into());
     assert!(decide_with(&config, &claims, &headers, &edits, &peer));
 }
+
+/// Which anonymous requests a credential could get allowed: identity tests are
+/// taken at their most favourable, everything else as it is.
+#[wasm_bindgen_test(unsupported = test)]
+fn a_credential_helps_only_where_identity_decides() {
+    let peer_10 = Peer {
+        direct_ip: Ip::parse("10.0.0.1"),
+        remote_ip: Ip::parse("10.0.0.1"),
+        ..Peer::default()
+    };
+    let mtls = Peer {
+        principals: vec!["cluster.local/ns/a/sa/b".into()],
+        ..peer_10.clone()
+    };
+    let cases: &[(&str, &str, &Peer, bool)] = &[
+        // Identity decides.
+        (
+            r#"[{"rules":[{"from":[{"source":{"requestPrincipals":["*"]}}]}]}]"#,
+            "/x",
+            &peer_10,
+            true,
+        ),
+        (
+            r#"[{"action":"DENY","rules":[{"from":[{"source":{"notRequestPrincipals":["*"]}}]}]}]"#,
+            "/x",
+            &peer_10,
+            true,
+        ),
+        (
+            r#"[{"rules":[{"when":[{"key":"request.auth.claims[groups]","values":["admin"]}]}]}]"#,
+            "/x",
+            &peer_10,
+            true,
+        ),
+        (
+            r#"[{"rules":[{"when":[{"key":"request.headers[x-group]","values":["admin"]}]}]}]"#,
+            "/x",
+            &peer_10,
+            true,
+        ),
+        // The request's own facts decide, whoever the user is.
+        (
+            r#"[{"action":"DENY","rules":[{"to":[{"operation":{"paths":["/x*"]}}]}]}]"#,
+            "/x",
+            &peer_10,
+            false,
+        ),
+        (
+            r#"[{"action":"DENY","rules":[{"to":[{"operation":{"paths":["/x*"]}}]}]}]"#,
+            "/y",
+            &peer_10,
+            true,
+        ),
+        (
+            r#"[{"rules":[{"from":[{"source":{"ipBlocks":["192.168.0.0/16"]}}]}]}]"#,
+            "/x",
+            &peer_10,
+            false,
+        ),
+        (
+            r#"[{"rules":[{"from":[{"source":{"principals":["cluster.local/ns/a/sa/b"]}}]}]}]"#,
+            "/x",
+            &peer_10,
+            false,
+        ),
+        (
+            r#"[{"rules":[{"from":[{"source":{"principals":["cluster.local/ns/a/sa/b"]}}]}]}]"#,
+            "/x",
+            &mtls,
+            true,
+        ),
+        // Both: the peer must fit and then an identity may help.
+        (
+            r#"[{"rules":[{"from":[{"source":{"namespaces":["a"],"requestPrincipals":["*"]}}]}]}]"#,
+            "/x",
+            &peer_10,
+            false,
+        ),
+        (
+            r#"[{"rules":[{"from":[{"source":{"namespaces":["a"],"requestPrincipals":["*"]}}]}]}]"#,
+            "/x",
+            &mtls,
+            true,
+        ),
+        // A DENY that needs an identity to match does not make it hopeless...
+        (
+            r#"[{"action":"DENY","rules":[{"from":[{"source":{"requestPrincipals":["*"]}}],"to":[{"operation":{"paths":["/x"]}}]}]}]"#,
+            "/x",
+            &peer_10,
+            true,
+        ),
+        // ... nor does one whose identity test a user could fail.
+        (
+            r#"[{"action":"DENY","rules":[{"when":[{"key":"request.auth.claims[banned]","values":["true"]}]}]}]"#,
+            "/x",
+            &peer_10,
+            true,
+        ),
+        // Every reading of the path counts.
+        (
+            r#"[{"action":"DENY","rules":[{"to":[{"operation":{"paths":["/admin*"]}}]}]}]"#,
+            "/admin/..;/x",
+            &peer_10,
+            false,
+        ),
+    ];
+    for (json_policies, path, peer, expected) in cases {
+        let config = policies(json_policies);
+        let headers = request("GET", path, "app", &[]);
+        let edits = Edits::default();
+        let forwarded = Forwarded {
+            headers: &headers,
+            edits: &edits,
+        };
+        assert_eq!(
+            could_allow_with_a_credential(&config.top_level.policies, forwarded, peer),
+            *expected,
+            "{json_policies} {path}"
+        );
+    }
+}

@@ -230,13 +230,11 @@ fn cors_preflights_skip_authentication_not_authorization() {
     };
     assert_eq!(edits.remove, ["x-email"]);
     assert_eq!(vm.counters.get(Counter::AllowedPreflight), 1);
-    // An ALLOW policy that needs an identity denies it as an anonymous request...
+    // An ALLOW policy that needs an identity denies it as an anonymous request,
+    // with Istio's 403: a preflight never carries a credential...
     let (verdict, vm) = decide_request(&config(&key), &preflight);
-    let Verdict::Deny(denial) = verdict else {
-        panic!("{verdict:?}")
-    };
-    assert_eq!((denial.status, denial.body), (401, "Jwt is missing"));
-    assert_eq!(vm.counters.get(Counter::DeniedMissing), 1);
+    assert_eq!(status_of(&verdict), 403);
+    assert_eq!(vm.counters.get(Counter::DeniedRbac), 1);
     assert_eq!(vm.counters.get(Counter::AllowedPreflight), 0);
     // ... unless a rule allows OPTIONS (Istio's advice).
     let options = r#","authorizationPolicies":[
@@ -249,7 +247,7 @@ fn cors_preflights_skip_authentication_not_authorization() {
         {"action":"DENY","rules":[{"to":[{"operation":{"paths":["/api*"]}}]}]},
         {"rules":[{"to":[{"operation":{"methods":["OPTIONS"]}}]}]}]"#;
     let (verdict, _) = decide_request(&config_with(&key, output, deny), &preflight);
-    assert_eq!(status_of(&verdict), 401);
+    assert_eq!(status_of(&verdict), 403);
     // Not a preflight: judged as any request.
     let (verdict, _) = decide_request(&open, &preflight[..3]);
     assert_eq!(status_of(&verdict), 401);
@@ -627,5 +625,25 @@ mod callback_replay {
             decide_with(&config, &mut vm, &request, 100),
             Verdict::Reply(LocalReply { status: 302, .. })
         ));
+    }
+}
+
+/// `401` (or a login) only where a credential could change the outcome; a
+/// request the policies deny whoever the user is gets `403`.
+#[wasm_bindgen_test(unsupported = test)]
+fn a_missing_credential_is_asked_for_only_where_it_could_help() {
+    let key = TestKey::new(Algorithm::Es256, "k");
+    let policies = r#","authorizationPolicies":[
+        {"action":"DENY","rules":[{"to":[{"operation":{"paths":["/internal*"]}}]}]},
+        {"rules":[{"from":[{"source":{"requestPrincipals":["*"]}}]}]}]"#;
+    for allow_missing in ["", r#","allowMissing":true"#] {
+        let config = config_with(&key, "", &format!("{policies}{allow_missing}"));
+        let (verdict, vm) = decide_request(&config, &[(":path", "/internal/x")]);
+        assert_eq!(status_of(&verdict), 403, "{allow_missing}");
+        assert_eq!(vm.counters.get(Counter::DeniedRbac), 1);
+        assert_eq!(vm.counters.get(Counter::DeniedMissing), 0);
+        let (verdict, vm) = decide_request(&config, &[(":path", "/app")]);
+        assert_eq!(status_of(&verdict), 401, "{allow_missing}");
+        assert_eq!(vm.counters.get(Counter::DeniedMissing), 1);
     }
 }
