@@ -72,3 +72,50 @@ def test_an_allowed_user_is_let_in(app):
     session = html_session()
     seen = upstream(login(session, f"{app.url}/reports", "alice").response)
     assert seen["headers"]["x-user-email"] == "alice@example.test"
+
+
+# ----- 401 only where a credential could help -----
+ISSUER = "https://issuer-refused.test"
+# Only from 10.0.0.0/8, and only with a token; /metrics for the mesh's own peers.
+FROM_THE_OFFICE = [
+    {"rules": [{"from": [{"source": {"ipBlocks": ["10.0.0.0/8"], "requestPrincipals": ["*"]}}]},
+               {"from": [{"source": {"requestPrincipals": ["*"]}}], "to": [{"operation": {"paths": ["/open*"]}}]}]},
+    {"action": "DENY", "rules": [{"from": [{"source": {"notNamespaces": ["monitoring"]}}],
+                                  "to": [{"operation": {"paths": ["/metrics"]}}]}]},
+]
+
+
+@pytest.fixture(scope="module")
+def office(module_stack):
+    from harness.envoy import Listener
+    from harness.plugin import plugin_config, rule
+    from harness.tokens import cached_key, claims, sign
+
+    key = cached_key("ES256", "refused")
+    server = module_stack.jwks_server({"keys": [key.jwk()]})
+    listeners = [
+        Listener(name, plugin_config(rule(ISSUER, server), servers=(server,), authorizationPolicies=FROM_THE_OFFICE,
+                                     **extra))
+        for name, extra in (("strict", {}), ("anonymous", {"allowMissing": True}))
+    ]
+    envoy = module_stack.envoy(*listeners, servers=(server,))
+    return envoy, sign({}, claims(ISSUER, sub="u"), key)
+
+
+@pytest.mark.parametrize("listener", ["strict", "anonymous"])
+def test_a_request_no_credential_could_help_gets_403_not_401(office, listener):
+    envoy, token = office
+    url = envoy.url(listener)
+    # From 127.0.0.1, outside the office, and without a client certificate: no token
+    # can help, so none is asked for.
+    for path in ("/reports", "/metrics"):
+        response = requests.get(url + path, timeout=10)
+        assert (response.status_code, response.text) == (403, RBAC), path
+        assert "www-authenticate" not in response.headers
+        with_token = requests.get(url + path, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert (with_token.status_code, with_token.text) == (403, RBAC), path
+    # Where a token would do, it is asked for.
+    response = requests.get(url + "/open/x", timeout=10)
+    assert (response.status_code, response.text) == (401, "Jwt is missing")
+    assert response.headers["www-authenticate"].startswith("Bearer realm=")
+    assert requests.get(url + "/open/x", headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 200
