@@ -161,7 +161,24 @@ impl Inputs<'_> {
     }
 }
 
+/// The whole decision for one request. A call to the token endpoint is asked for
+/// only while there is room to keep it: past `MAX_EXCHANGES` calls in flight the
+/// request gets a 503 page before any call is made, so no flood of callbacks (each
+/// of its own login) drives traffic to the IdP beyond the bound.
 pub fn decide(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> Verdict {
+    match decide_unbounded(inputs, vm, entropy) {
+        Verdict::Dispatch { pending, .. } if !vm.streams.has_room_for_an_exchange() => {
+            vm.abandon(&pending);
+            Verdict::Reply(flow::error_page(
+                503,
+                "Too many sign-ins at once. Please try again.",
+            ))
+        }
+        verdict => verdict,
+    }
+}
+
+fn decide_unbounded(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> Verdict {
     let _span = profile::span(Phase::Decide);
     let Inputs {
         config, headers, ..

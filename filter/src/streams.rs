@@ -61,6 +61,11 @@ impl Streams {
         self.waiters.iter().any(|w| w.context_id == context_id)
     }
 
+    /// Whether another token endpoint call may be made now.
+    pub fn has_room_for_an_exchange(&self) -> bool {
+        self.exchanges.len() < MAX_EXCHANGES
+    }
+
     pub fn has_waiters(&self) -> bool {
         !self.waiters.is_empty()
     }

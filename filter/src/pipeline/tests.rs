@@ -600,24 +600,40 @@ mod callback_replay {
         }
         let (path, cookie) = callback(&config, &mut vm, 0);
         let request = callback_request(&path, &cookie);
-        let Verdict::Dispatch { pending, .. } = decide_with(&config, &mut vm, &request, 0) else {
+        // No room: a 503 before any call is made.
+        let refused = decide_with(&config, &mut vm, &request, 0);
+        assert!(
+            matches!(refused, Verdict::Reply(LocalReply { status: 503, .. })),
+            "{refused:?}"
+        );
+        assert_eq!(vm.streams.sizes(), (0, MAX_EXCHANGES, 0));
+        // Its state is spent: sent again, the callback starts over instead.
+        assert!(matches!(
+            decide_with(&config, &mut vm, &request, 0),
+            Verdict::Reply(LocalReply { status: 302, .. })
+        ));
+        // Keeping a call past the bound is refused too, and releases it.
+        let (path, cookie) = callback(&config, &mut vm, 50);
+        let request = callback_request(&path, &cookie);
+        let _ = vm.streams.take_exchange(1);
+        let Verdict::Dispatch { pending, .. } = decide_with(&config, &mut vm, &request, 50) else {
             panic!("an exchange")
         };
+        assert!(vm.streams.add_exchange(exchange(1, filler(), &[])).is_ok());
         assert!(!vm.keep_exchange(&config, exchange(9999, pending, &request)));
         assert_eq!(vm.streams.sizes(), (0, MAX_EXCHANGES, 0));
         assert!(vm.streams.take_exchange(9999).is_none());
-        // The refused call may have gone out: its state is not exchanged again.
         assert!(matches!(
-            decide_with(&config, &mut vm, &request, 0),
+            decide_with(&config, &mut vm, &request, 50),
             Verdict::Reply(LocalReply { status: 302, .. })
         ));
         // A stream that ends releases its call and spends its state too.
         let (path, cookie) = callback(&config, &mut vm, 100);
         let request = callback_request(&path, &cookie);
+        let _ = vm.streams.take_exchange(0);
         let Verdict::Dispatch { pending, .. } = decide_with(&config, &mut vm, &request, 100) else {
             panic!("an exchange")
         };
-        let _ = vm.streams.take_exchange(0);
         assert!(vm.keep_exchange(&config, exchange(5000, pending, &request)));
         vm.forget(5000);
         assert_eq!(vm.streams.sizes(), (0, MAX_EXCHANGES - 1, 0));
