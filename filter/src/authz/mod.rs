@@ -10,12 +10,11 @@
 pub mod pattern;
 pub mod policy;
 
-use crate::authority;
 use crate::claims;
 use crate::path;
 use crate::peer::{self, Ip, IpBlock, Peer};
 use crate::request::Forwarded;
-use pattern::Pattern;
+use pattern::{Pattern, PrincipalPattern};
 use policy::{Action, Condition, Key, Matchers, Operation, Policy, Rule, Source, Test};
 use serde_json::{Map, Value};
 
@@ -116,15 +115,16 @@ struct RequestView<'a> {
     identity: &'a Identity<'a>,
     request: Forwarded<'a>,
     peer: &'a Peer,
-    principal: Option<String>,
+    /// The token's (`iss`, `sub`), when both are strings: what `requestPrincipals`
+    /// and `request.auth.principal` match, each side on its own, as in Istio.
+    iss_sub: Option<(&'a str, &'a str)>,
     /// One reading of the path (see [`authorize`]): normalized, so `//admin` or
     /// `/x/../admin` cannot slip past `/admin*`, or as sent.
     path: String,
     method: &'a str,
-    /// The whole authority, lowercased.
+    /// The whole authority, lowercased: Istio's `hosts` match all of it, so
+    /// `example.com` is not `example.com:8080` (Istio advises `example.com:*`).
     authority: String,
-    /// The host without its port, lowercased, as [`crate::authority`] reads it.
-    host: String,
     /// Judge tests of the identity as the most favourable identity would meet
     /// them (see [`could_allow_with_a_credential`]).
     best_case_identity: bool,
@@ -142,23 +142,14 @@ impl<'a> RequestView<'a> {
             .get(":authority")
             .or_else(|| request.get("host"))
             .unwrap_or("");
-        let principal = match (text("iss"), text("sub")) {
-            (Some(iss), Some(sub)) => Some(format!("{iss}/{sub}")),
-            _ => None,
-        };
         Self {
             identity,
             request,
             peer,
-            principal,
+            iss_sub: text("iss").zip(text("sub")),
             path,
             method: request.get(":method").unwrap_or("GET"),
             authority: authority.to_ascii_lowercase(),
-            // The pipeline refuses an authority that does not parse; here it
-            // would be matched whole.
-            host: authority::parse(authority)
-                .map_or(authority, |parsed| parsed.host)
-                .to_ascii_lowercase(),
             best_case_identity: false,
         }
     }
@@ -193,10 +184,7 @@ impl<'a> RequestView<'a> {
         let end_user = if self.best_case_identity && source.request_principals.is_set() {
             action == Action::Allow
         } else {
-            admits(
-                &source.request_principals,
-                self.principal.as_deref().as_slice(),
-            )
+            admits(&source.request_principals, self.iss_sub.as_slice())
         };
         end_user
             && admits(&source.principals, &self.peer.principals)
@@ -208,10 +196,7 @@ impl<'a> RequestView<'a> {
     fn matches_operation(&self, operation: &Operation) -> bool {
         admits(&operation.paths, &[self.path.as_str()])
             && admits(&operation.methods, &[self.method])
-            && admits(
-                &operation.hosts,
-                &[self.authority.as_str(), self.host.as_str()],
-            )
+            && admits(&operation.hosts, &[self.authority.as_str()])
     }
 
     fn matches_condition(&self, condition: &Condition, action: Action) -> bool {
@@ -226,6 +211,7 @@ impl<'a> RequestView<'a> {
                 };
                 admits(blocks, ip.as_slice())
             }
+            Test::Principal(patterns) => admits(patterns, self.iss_sub.as_slice()),
             Test::Text(patterns) => {
                 let mut found = Vec::new();
                 self.values_of(&condition.key, &mut found);
@@ -238,8 +224,14 @@ impl<'a> RequestView<'a> {
     /// `collect` per key kind cost more code.)
     fn values_of(&self, key: &Key, found: &mut Vec<String>) {
         let claims = self.identity.claims;
-        let one = match key {
-            Key::Principal => self.principal.as_deref(),
+        let one: Option<&str> = match key {
+            // Matched as `Test::Principal`; as text it reads `iss/sub`.
+            Key::Principal => {
+                if let Some((iss, sub)) = self.iss_sub {
+                    found.push(format!("{iss}/{sub}"));
+                }
+                return;
+            }
             Key::Audiences => return claim_values(claims.get("aud"), false, found),
             Key::Presenter => return claim_values(claims.get("azp"), false, found),
             Key::Header(name) => {
@@ -292,6 +284,12 @@ impl Matcher<&str> for Pattern {
 impl Matcher<String> for Pattern {
     fn matches_value(&self, value: &String) -> bool {
         self.matches(value)
+    }
+}
+
+impl Matcher<(&str, &str)> for PrincipalPattern {
+    fn matches_value(&self, value: &(&str, &str)) -> bool {
+        self.matches(*value)
     }
 }
 

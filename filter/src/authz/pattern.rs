@@ -66,10 +66,140 @@ impl Pattern {
     }
 }
 
+/// A `requestPrincipals` (or `request.auth.principal`) value as Istio translates
+/// it: split at its last `/` into an issuer and a subject, each matched on its own
+/// (`iss` and `sub` of the token), not the value against `iss/sub` as one string.
+/// So `https://idp.test/*` is the issuer `https://idp.test` with any subject (not
+/// the issuer `https://idp.test/x`), and a value without `/` is an issuer with an
+/// empty subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalPattern {
+    issuer: Part,
+    subject: Part,
+}
+
+/// One side of a [`PrincipalPattern`]: Envoy's string matchers as Istio emits them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    /// `.+`: any non-empty value.
+    Any,
+    Exact(String),
+    Prefix(String),
+    Suffix(String),
+}
+
+impl Part {
+    fn matches(&self, value: &str) -> bool {
+        match self {
+            Part::Any => !value.is_empty(),
+            Part::Exact(exact) => value == exact,
+            Part::Prefix(prefix) => value.starts_with(prefix.as_str()),
+            Part::Suffix(suffix) => value.ends_with(suffix.as_str()),
+        }
+    }
+}
+
+impl PrincipalPattern {
+    /// Istio's `requestPrincipalGenerator`, case by case.
+    pub fn parse(text: &str) -> Result<PrincipalPattern, String> {
+        if text.is_empty() {
+            return Err("empty pattern".into());
+        }
+        let split = text.rfind('/').map(|slash| {
+            let (issuer, subject) = text.split_at(slash);
+            (issuer, subject.get(1..).unwrap_or_default())
+        });
+        let (issuer, subject) = if text == "*" {
+            (Part::Any, Part::Any)
+        } else if let Some(rest) = text.strip_prefix('*') {
+            match split {
+                Some(("*", subject)) => (Part::Any, Part::Exact(subject.into())),
+                Some((issuer, subject)) => (
+                    Part::Suffix(issuer.get(1..).unwrap_or_default().into()),
+                    Part::Exact(subject.into()),
+                ),
+                None => (Part::Any, Part::Suffix(rest.into())),
+            }
+        } else if let Some(rest) = text.strip_suffix('*') {
+            match split {
+                Some((issuer, "*")) => (Part::Exact(issuer.into()), Part::Any),
+                Some((issuer, subject)) => (
+                    Part::Exact(issuer.into()),
+                    Part::Prefix(subject.strip_suffix('*').unwrap_or(subject).into()),
+                ),
+                None => (Part::Prefix(rest.into()), Part::Any),
+            }
+        } else {
+            let (issuer, subject) = split.unwrap_or((text, ""));
+            (Part::Exact(issuer.into()), Part::Exact(subject.into()))
+        };
+        Ok(PrincipalPattern { issuer, subject })
+    }
+
+    /// `principal` is the token's (`iss`, `sub`).
+    pub fn matches(&self, principal: (&str, &str)) -> bool {
+        self.issuer.matches(principal.0) && self.subject.matches(principal.1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use wasm_bindgen_test::wasm_bindgen_test;
+
+    /// Each value as Istio's translation matches it against `iss` and `sub`.
+    #[wasm_bindgen_test(unsupported = test)]
+    fn request_principals_split_at_the_last_slash() {
+        let cases = [
+            ("*", ("https://idp.test", "alice"), true),
+            ("*", ("https://idp.test", ""), false),
+            (
+                "https://idp.test/alice",
+                ("https://idp.test", "alice"),
+                true,
+            ),
+            (
+                "https://idp.test/alice",
+                ("https://idp.test/x", "alice"),
+                false,
+            ),
+            // The issuer exactly, any subject: not an issuer that only starts so.
+            ("https://idp.test/*", ("https://idp.test", "bob"), true),
+            (
+                "https://idp.test/*",
+                ("https://idp.test/tenant", "bob"),
+                false,
+            ),
+            ("https://idp.test/*", ("https://idp.test", ""), false),
+            ("https://idp.test/b*", ("https://idp.test", "bob"), true),
+            ("https://idp.test/b*", ("https://idp.test", "alice"), false),
+            ("*/alice", ("https://any.test", "alice"), true),
+            ("*/alice", ("https://any.test", "alice2"), false),
+            ("*.test/alice", ("https://idp.test", "alice"), true),
+            ("*@example.com", ("https://idp.test", "a@example.com"), true),
+            (
+                "*@example.com",
+                ("https://idp.test/a@example.com", "x"),
+                false,
+            ),
+            // The last `/` is the scheme's: issuer `https:/`, subject prefix `idp`.
+            ("https://idp*", ("https://idp.test", "bob"), false),
+            ("https://idp*", ("https:/", "idp-x"), true),
+            ("idp*", ("idp.test", "bob"), true),
+            ("idp*", ("other", "bob"), false),
+            // No `/`: an issuer with an empty subject.
+            ("https:", ("https:", ""), true),
+            ("issuer", ("issuer", "alice"), false),
+        ];
+        for (pattern, principal, expected) in cases {
+            assert_eq!(
+                PrincipalPattern::parse(pattern).unwrap().matches(principal),
+                expected,
+                "{pattern} vs {principal:?}"
+            );
+        }
+        assert!(PrincipalPattern::parse("").is_err());
+    }
 
     #[wasm_bindgen_test(unsupported = test)]
     fn istio_match_forms() {

@@ -1,7 +1,7 @@
 //! Authorization policies in Istio's `AuthorizationPolicy` shape, compiled once at
 //! load into matchers.
 
-use super::pattern::Pattern;
+use super::pattern::{Pattern, PrincipalPattern};
 use crate::config::{At, ConfigError, Fields};
 use crate::peer::{IpBlock, PeerNeeds};
 
@@ -55,7 +55,7 @@ impl<M> Matchers<M> {
 /// peer (mTLS `principals`, `namespaces`, addresses).
 #[derive(Debug, Clone, Default)]
 pub struct Source {
-    pub request_principals: Matchers<Pattern>,
+    pub request_principals: Matchers<PrincipalPattern>,
     pub principals: Matchers<Pattern>,
     pub namespaces: Matchers<Pattern>,
     pub ip_blocks: Matchers<IpBlock>,
@@ -113,6 +113,8 @@ pub struct Condition {
 pub enum Test {
     Text(Matchers<Pattern>),
     Ip(Matchers<IpBlock>),
+    /// `request.auth.principal`: issuer and subject matched apart, as Istio does.
+    Principal(Matchers<PrincipalPattern>),
 }
 
 pub(crate) struct RawPolicy {
@@ -295,16 +297,16 @@ fn compile_rule(at: &At, raw: &RawRule) -> Result<Rule, ConfigError> {
 /// Each field is set on a default `Source` in turn, from a table: one call site
 /// for the three pattern fields and one for the two address fields.
 fn compile_source(at: &At, raw: &RawSource) -> Result<Source, ConfigError> {
-    let mut source = Source::default();
+    let mut source = Source {
+        request_principals: matchers(
+            at,
+            ("requestPrincipals", &raw.request_principals),
+            ("notRequestPrincipals", &raw.not_request_principals),
+            PrincipalPattern::parse,
+        )?,
+        ..Source::default()
+    };
     for (slot, values, not_values) in [
-        (
-            &mut source.request_principals,
-            ("requestPrincipals", raw.request_principals.as_slice()),
-            (
-                "notRequestPrincipals",
-                raw.not_request_principals.as_slice(),
-            ),
-        ),
         (
             &mut source.principals,
             ("principals", raw.principals.as_slice()),
@@ -381,10 +383,12 @@ fn compile_condition(at: &At, raw: &RawCondition) -> Result<Condition, ConfigErr
     }
     let values: RawPair = ("values", &raw.values);
     let not_values: RawPair = ("notValues", &raw.not_values);
-    let test = if matches!(key, Key::SourceIp | Key::RemoteIp) {
-        Test::Ip(blocks(at, values, not_values)?)
-    } else {
-        Test::Text(texts(at, values, not_values)?)
+    let test = match key {
+        Key::SourceIp | Key::RemoteIp => Test::Ip(blocks(at, values, not_values)?),
+        Key::Principal => {
+            Test::Principal(matchers(at, values, not_values, PrincipalPattern::parse)?)
+        }
+        _ => Test::Text(texts(at, values, not_values)?),
     };
     Ok(Condition { key, test })
 }

@@ -148,9 +148,23 @@ const CASES: &[(&str, &str, &str, &str, bool)] = &[
         "app",
         false,
     ),
-    // hosts: case-insensitive, with or without the port.
+    // hosts: case-insensitive, the whole authority (Istio: `host:*` for any port).
     (
         r#"[{"rules":[{"to":[{"operation":{"hosts":["Grafana.Example.com"]}}]}]}]"#,
+        "GET",
+        "/",
+        "grafana.example.com",
+        true,
+    ),
+    (
+        r#"[{"rules":[{"to":[{"operation":{"hosts":["Grafana.Example.com"]}}]}]}]"#,
+        "GET",
+        "/",
+        "grafana.example.com:8080",
+        false,
+    ),
+    (
+        r#"[{"rules":[{"to":[{"operation":{"hosts":["Grafana.Example.com:*"]}}]}]}]"#,
         "GET",
         "/",
         "grafana.example.com:8080",
