@@ -10,7 +10,7 @@ import requests
 from harness.client import get
 from harness.envoy import Listener
 from harness.login import login
-from harness.oidc_app import App, html_session, new_cookie_secret, upstream
+from harness.oidc_app import App, assert_refused_page, html_session, new_cookie_secret, upstream
 from harness.plugin import plugin_config, rule
 from harness.tokens import cached_key, claims, sign
 
@@ -107,7 +107,7 @@ def test_sessions_are_authorized_like_tokens(stack):
     assert upstream(login(alice, f"{app.url}/", "alice").response)["headers"]["x-user-email"] == "alice@example.test"
     bob = html_session()
     result = login(bob, f"{app.url}/", "bob")
-    assert (result.status, result.response.text) == (403, RBAC)
+    assert_refused_page(result.response, "bob@example.test")
     # Public without logging in.
     assert upstream(html_session().get(f"{app.url}/healthz", allow_redirects=False))["path"] == "/healthz"
 
@@ -133,9 +133,9 @@ def test_seed_scenarios_for_browser_sessions(stack):
     login(mallory, f"{app.url}/", "mallory")
     urls = app.variant_urls
     upstream(alice.get(f"{urls['audience']}/", allow_redirects=False))
-    assert_forbidden(alice.get(f"{urls['other_audience']}/", allow_redirects=False))
+    assert_refused_page(alice.get(f"{urls['other_audience']}/", allow_redirects=False))
     upstream(alice.get(f"{urls['groups']}/", allow_redirects=False))
-    assert_forbidden(mallory.get(f"{urls['groups']}/", allow_redirects=False))
+    assert_refused_page(mallory.get(f"{urls['groups']}/", allow_redirects=False))
     upstream(html_session().get(f"{urls['groups']}/healthz", allow_redirects=False))
 
 

@@ -14,7 +14,7 @@ import requests
 
 from harness.envoy import REPO_ROOT
 from harness.login import login
-from harness.oidc_app import html_session
+from harness.oidc_app import assert_refused_page, html_session
 from harness.ports import free_port
 
 DEMO = REPO_ROOT / "envoy-local" / "demo.py"
@@ -64,7 +64,7 @@ def test_demo_logs_in_and_stops_cleanly(demo):
     assert page.status_code == 200
     assert "alice@example.test" in page.text and "Authorization: Bearer" in page.text
     denied = login(html_session(), f"{url}/", "contractor").response
-    assert (denied.status_code, denied.text) == (403, "RBAC: access denied")
+    assert_refused_page(denied, "contractor@example.test")
     assert requests.get(f"{url}/healthz").text == "ok\n"
     assert requests.get(f"{url}/api/whoami").status_code == 401
 

@@ -84,5 +84,16 @@ def upstream(response: requests.Response) -> dict:
     return json.loads(response.text)
 
 
+def assert_refused_page(response: requests.Response, email: str | None = None) -> None:
+    """A policy refused a signed-in browser's navigation: the filter's HTML 403
+    naming the account, with its sign-out button (API clients get the plain
+    `RBAC: access denied`)."""
+    assert response.status_code == 403, f"{response.status_code}: {response.text[:200]}"
+    assert response.headers["content-type"].startswith("text/html"), response.headers
+    assert "Access denied" in response.text and "Sign out" in response.text, response.text[:300]
+    if email is not None:
+        assert email in response.text, response.text[:300]
+
+
 def set_cookies(response: requests.Response) -> list[str]:
     return response.raw.headers.getlist("set-cookie") if response.raw is not None else []
