@@ -41,6 +41,11 @@ def regex(pattern: str) -> dict:
     return {"safe_regex": {"regex": pattern}}
 
 
+def quote_meta(text: str) -> str:
+    """Go's regexp.QuoteMeta, which Istio uses (Python's re.escape escapes more)."""
+    return re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", text)
+
+
 def string_matcher(value: str, extra_prefix: str = "") -> dict:
     """Istio's StringMatcherWithPrefix: `*` is any non-empty value, `*x` a
     suffix, `x*` a prefix, else exact; `extra_prefix` goes in front (spiffe://)."""
@@ -49,7 +54,7 @@ def string_matcher(value: str, extra_prefix: str = "") -> dict:
     if value.startswith("*"):
         if not extra_prefix:
             return suffix(value[1:])
-        return regex(extra_prefix + ".*" + re.escape(value[1:]))
+        return regex(extra_prefix + ".*" + quote_meta(value[1:]))
     if value.endswith("*"):
         return prefix(extra_prefix + value[:-1])
     return exact(extra_prefix + value)
@@ -134,6 +139,14 @@ def port_permission(value: str) -> dict:
     return {"destination_port": int(value)}
 
 
+def destination_ip_permission(value: str) -> dict:
+    return {"destination_ip": cidr_range(value)}
+
+
+def sni_permission(value: str) -> dict:
+    return {"requested_server_name": string_matcher(value)}
+
+
 def source_ip_principal(value: str) -> dict:
     return {"direct_remote_ip": cidr_range(value)}
 
@@ -143,7 +156,7 @@ def remote_ip_principal(value: str) -> dict:
 
 
 def namespace_principal(value: str) -> dict:
-    namespace = ".*".join(re.escape(part) for part in value.split("*"))
+    namespace = ".*".join(quote_meta(part) for part in value.split("*"))
     return authenticated(regex(f".*/ns/{namespace}/.*"))
 
 
@@ -151,7 +164,7 @@ def service_account_principal(value: str, policy_namespace: str) -> dict:
     namespace, slash, account = value.partition("/")
     if not slash:
         namespace, account = policy_namespace, value
-    return authenticated(regex(f"spiffe://.+/ns/{re.escape(namespace)}/(.+/|)sa/{re.escape(account)}(/.+)?"))
+    return authenticated(regex(f"spiffe://.+/ns/{quote_meta(namespace)}/(.+/|)sa/{quote_meta(account)}(/.+)?"))
 
 
 def trust_domain_principal(value: str) -> dict:
@@ -160,7 +173,7 @@ def trust_domain_principal(value: str) -> dict:
     if "*" not in value:
         return authenticated(prefix(f"{SPIFFE_PREFIX}{value}/"))
     before, after = value.split("*", 1)
-    return authenticated(regex(f"spiffe://{re.escape(before)}[^/]*{re.escape(after)}/.*"))
+    return authenticated(regex(f"spiffe://{quote_meta(before)}[^/]*{quote_meta(after)}/.*"))
 
 
 def source_principal(value: str) -> dict:
@@ -247,8 +260,14 @@ OPERATION_FIELDS = [
     ("methods", "notMethods", ":method"),
     ("hosts", "notHosts", ":authority"),
 ]
-PERMISSION_KEYS = {"destination.port": port_permission, "path": path_permission, ":method": method_permission,
-                   ":authority": host_permission}  # fmt: skip
+PERMISSION_KEYS = {
+    "destination.ip": destination_ip_permission,
+    "destination.port": port_permission,
+    "connection.sni": sni_permission,
+    "path": path_permission,
+    ":method": method_permission,
+    ":authority": host_permission,
+}
 
 
 def principal_generator(key: str, policy_namespace: str):
@@ -313,7 +332,7 @@ def rule_policy(rule: dict, policy_namespace: str) -> dict:
     when_principal, when_permission = [], []
     for condition in rule.get("when") or []:
         entry = (condition["key"], condition.get("values") or [], condition.get("notValues") or [])
-        (when_permission if condition["key"] == "destination.port" else when_principal).append(entry)
+        (when_permission if condition["key"] in PERMISSION_KEYS else when_principal).append(entry)
     sources = [entry.get("source") or {} for entry in rule.get("from") or []] or [None]
     operations = [entry.get("operation") or {} for entry in rule.get("to") or []] or [None]
     principals = [
