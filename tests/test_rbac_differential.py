@@ -86,7 +86,7 @@ def tokens(key) -> dict[str, str]:
 @dataclass(frozen=True)
 class Request:
     name: str
-    path: str = "/"
+    path: str = "/"  # `{alice}` stands for the token `alice`
     method: str = "GET"
     host: str = "example.com"
     token: str | None = None  # a key of `tokens`
@@ -161,6 +161,8 @@ def when(key: str, values: list[str] | None = None, not_values: list[str] | None
     return {"when": [condition]}
 
 
+PREFLIGHT = {"origin": "https://spa.example.test", "access-control-request-method": "POST"}
+
 ADMIN_PATHS = paths(
     "/admin", "/admin/x", "/ADMIN", "//admin", "/x/../admin", "/x/./admin", "/admin;x=1", "/%61dmin",
     "/public/..;/admin", "/admin%2fx", "/%2e%2e/admin", "/public",
@@ -217,6 +219,9 @@ CASES = [
     Case("principal-issuer-url-only", [allow(source(requestPrincipals=[ISSUER]))], [*PEOPLE, *tokens_on("/", "empty_sub")]),
     Case("principal-no-slash", [allow(source(requestPrincipals=[ISTIO_ISSUER]))],
          [ANON, *tokens_on("/", "istio_user", "istio_empty_sub")]),
+    Case("principal-from-query", [allow(source(requestPrincipals=[f"{ISSUER}/alice"]))], [
+        req("alice-query", "/?access_token={alice}"), req("bob-query", "/?access_token={bob}"),
+    ]),
     Case("principal-condition", [allow(when("request.auth.principal", [f"{ISSUER}/bob"]))], PEOPLE),
     Case("not-principal-deny", [deny(source(notRequestPrincipals=["*"]))], [*PEOPLE, *tokens_on("/", "empty_sub")]),
     # claims
@@ -265,6 +270,15 @@ CASES = [
                                       **when("request.auth.audiences", ["api"])})],
          [*tokens_on("/api/x", None, "alice", "bob"), req("alice-post", "/api/x", method="POST", token="alice"),
           *tokens_on("/other", "alice")]),
+    Case("sources-ored", [allow({"from": [{"source": {"requestPrincipals": [f"{ISSUER}/bob"]}},
+                                          {"source": {"remoteIpBlocks": ["203.0.113.0/24"]}}]})],
+         [*PEOPLE, req("anon-xff", headers={"x-forwarded-for": "203.0.113.7"})]),
+    Case("audiences-not-values", [allow(when("request.auth.audiences", not_values=["api"]))], PEOPLE),
+    Case("cors-preflight", [allow(to(notPaths=["/ip"]), {**source(requestPrincipals=["*"]), **to(paths=["/ip"])})], [
+        req("preflight/ip", "/ip", method="OPTIONS", headers=PREFLIGHT),
+        req("preflight/headers", "/headers", method="OPTIONS", headers=PREFLIGHT),
+        req("alice-preflight/ip", "/ip", method="OPTIONS", headers=PREFLIGHT, token="alice"),
+    ]),
     Case("two-allow-policies", [allow(to(paths=["/a"])), allow(to(paths=["/b"]))], paths("/a", "/b", "/c")),
     Case("deny-wins", [allow(to(paths=["*"])), deny(when("request.auth.claims[groups]", ["dev"]))], PEOPLE),
     Case("allow-nothing", [{"action": "ALLOW"}], [*PEOPLE, *paths("/x")]),
@@ -405,7 +419,8 @@ def send(setup: Setup, listener: str, request: Request, tls: bool) -> int:
     else:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
     try:
-        connection.putrequest(request.method, request.path, skip_host=True, skip_accept_encoding=True)
+        path = request.path.format_map(setup.tokens) if "{" in request.path else request.path
+        connection.putrequest(request.method, path, skip_host=True, skip_accept_encoding=True)
         connection.putheader("Host", request.host)
         for name, value in request.headers:
             connection.putheader(name, value)
