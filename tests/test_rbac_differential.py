@@ -306,10 +306,6 @@ DISAGREEMENTS: dict[tuple[str, str], str] = {
         "LOOSER: claim `3` (JSON number): Envoy's string matcher never matches a number; our filter matches"
         " its JSON text (documented 'Beyond Istio')"
     ),
-    ("namespaces-deny", "two_namespaces"): (
-        "LOOSER: DENY namespaces [foo] with SPIFFE ID .../ns/bar/sa/x/ns/foo/y: Istio's regex `.*/ns/foo/.*`"
-        " matches any `/ns/foo/` in the ID; our filter reads only the first `/ns/<namespace>/` (bar)"
-    ),
     # ----- stricter: our filter denies what Istio allows -----
     ("paths-deny-prefix", "//admin"): f"stricter: {MERGED_SLASHES} (documented)",
     ("not-paths", "//private"): f"stricter: {MERGED_SLASHES} (documented)",
@@ -320,10 +316,6 @@ DISAGREEMENTS: dict[tuple[str, str], str] = {
     ("principals-any", "not_spiffe"): (
         "stricter: principals `*` with a client certificate whose URI SAN is not spiffe://: Envoy's"
         " `authenticated` `.+` matches that SAN; our filter sees no principal"
-    ),
-    ("namespaces", "two_namespaces"): (
-        "stricter: namespaces [foo] with SPIFFE ID .../ns/bar/sa/x/ns/foo/y: Istio's regex matches the second"
-        " `/ns/foo/`; our filter reads only the first namespace (bar)"
     ),
     ("ip-blocks", "xff=203.0.113.7"): f"stricter: {XFF_DIRECT_PEER} (documented)",
     ("not-ip-blocks-deny", "xff=203.0.113.7"): f"stricter: {XFF_DIRECT_PEER} (documented)",

@@ -12,9 +12,9 @@ pub mod policy;
 
 use crate::claims;
 use crate::path;
-use crate::peer::{self, Ip, IpBlock, Peer};
+use crate::peer::{Ip, IpBlock, Peer};
 use crate::request::Forwarded;
-use pattern::{Pattern, PrincipalPattern};
+use pattern::{NamespacePattern, Pattern, PrincipalPattern};
 use policy::{Action, Condition, Key, Matchers, Operation, Policy, Rule, Source, Test};
 use serde_json::{Map, Value};
 
@@ -188,7 +188,7 @@ impl<'a> RequestView<'a> {
         };
         end_user
             && admits(&source.principals, &self.peer.principals)
-            && admits(&source.namespaces, &self.peer.namespaces())
+            && admits(&source.namespaces, &self.peer.principals)
             && admits(&source.ip_blocks, self.peer.direct_ip.as_slice())
             && admits(&source.remote_ip_blocks, self.peer.remote_ip.as_slice())
     }
@@ -212,6 +212,7 @@ impl<'a> RequestView<'a> {
                 admits(blocks, ip.as_slice())
             }
             Test::Principal(patterns) => admits(patterns, self.iss_sub.as_slice()),
+            Test::Namespace(patterns) => admits(patterns, &self.peer.principals),
             Test::Text(patterns) => {
                 let mut found = Vec::new();
                 self.values_of(&condition.key, &mut found);
@@ -246,14 +247,9 @@ impl<'a> RequestView<'a> {
                 return claim_values(nested(claims, path), split, found);
             }
             Key::SourcePrincipal | Key::SourceNamespace => {
+                // A namespace is matched as `Test::Namespace`; as text, the principals.
                 for principal in &self.peer.principals {
-                    let value = match key {
-                        Key::SourcePrincipal => Some(principal.as_str()),
-                        _ => peer::namespace(principal),
-                    };
-                    if let Some(value) = value {
-                        found.push(value.to_string());
-                    }
+                    found.push(principal.clone());
                 }
                 return;
             }
@@ -290,6 +286,12 @@ impl Matcher<String> for Pattern {
 impl Matcher<(&str, &str)> for PrincipalPattern {
     fn matches_value(&self, value: &(&str, &str)) -> bool {
         self.matches(*value)
+    }
+}
+
+impl Matcher<String> for NamespacePattern {
+    fn matches_value(&self, value: &String) -> bool {
+        self.matches(value)
     }
 }
 

@@ -66,6 +66,61 @@ impl Pattern {
     }
 }
 
+/// A `namespaces` (or `source.namespace`) value as Istio translates it: the regex
+/// `.*/ns/<value>/.*` (each `*` of the value `.*`) over the peer's whole identity,
+/// so any `/ns/<value>/` in it counts, not only the first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespacePattern {
+    /// `*/ns/<value>/*`, matched whole with `*` for any run of characters.
+    glob: String,
+}
+
+impl NamespacePattern {
+    pub fn parse(text: &str) -> Result<NamespacePattern, String> {
+        if text.is_empty() {
+            return Err("empty pattern".into());
+        }
+        Ok(NamespacePattern {
+            glob: format!("*/ns/{text}/*"),
+        })
+    }
+
+    /// `principal` is the peer's identity without `spiffe://`.
+    pub fn matches(&self, principal: &str) -> bool {
+        glob_matches(self.glob.as_bytes(), principal.as_bytes())
+    }
+}
+
+/// `text` whole against `pattern`, where `*` is any run of bytes (`.*`) and every
+/// other byte is itself. Linear backtracking to the last `*`: no blow-up.
+fn glob_matches(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut last_star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                last_star = Some((p, t));
+                p += 1;
+            }
+            Some(&byte) if text.get(t) == Some(&byte) => {
+                p += 1;
+                t += 1;
+            }
+            _ => match last_star {
+                Some((star, from)) => {
+                    p = star + 1;
+                    t = from + 1;
+                    last_star = Some((star, from + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern
+        .get(p..)
+        .is_some_and(|rest| rest.iter().all(|&b| b == b'*'))
+}
+
 /// A `requestPrincipals` (or `request.auth.principal`) value as Istio translates
 /// it: split at its last `/` into an issuer and a subject, each matched on its own
 /// (`iss` and `sub` of the token), not the value against `iss/sub` as one string.
@@ -146,6 +201,36 @@ impl PrincipalPattern {
 mod tests {
     use super::*;
     use wasm_bindgen_test::wasm_bindgen_test;
+
+    /// Istio's `.*/ns/<value>/.*` over the whole identity.
+    #[wasm_bindgen_test(unsupported = test)]
+    fn namespaces_match_any_ns_segment_of_the_identity() {
+        let cases = [
+            ("foo", "cluster.local/ns/foo/sa/sleep", true),
+            ("foo", "cluster.local/ns/foobar/sa/sleep", false),
+            ("foo", "cluster.local/ns/bar/sa/x/ns/foo/y", true),
+            ("foo", "cluster.local/ns/bar/sa/foo", false),
+            ("f*", "cluster.local/ns/foo/sa/sleep", true),
+            ("*o", "cluster.local/ns/foo/sa/sleep", true),
+            ("f*o", "cluster.local/ns/foo/sa/sleep", true),
+            // `.*` crosses `/`, as the regex does.
+            ("f*", "cluster.local/ns/f/x/sa/y", true),
+            ("*", "cluster.local/ns/foo/sa/sleep", true),
+            ("*", "cluster.local/sa/sleep", false),
+            ("foo", "", false),
+        ];
+        for (pattern, principal, expected) in cases {
+            assert_eq!(
+                NamespacePattern::parse(pattern).unwrap().matches(principal),
+                expected,
+                "{pattern} vs {principal}"
+            );
+        }
+        assert!(!glob_matches(b"a*b*c", b"abcab"));
+        assert!(glob_matches(b"a*b*c", b"aXbYbZc"));
+        assert!(glob_matches(b"**", b""));
+        assert!(!glob_matches(b"", b"x"));
+    }
 
     /// Each value as Istio's translation matches it against `iss` and `sub`.
     #[wasm_bindgen_test(unsupported = test)]

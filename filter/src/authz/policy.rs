@@ -1,7 +1,7 @@
 //! Authorization policies in Istio's `AuthorizationPolicy` shape, compiled once at
 //! load into matchers.
 
-use super::pattern::{Pattern, PrincipalPattern};
+use super::pattern::{NamespacePattern, Pattern, PrincipalPattern};
 use crate::config::{At, ConfigError, Fields};
 use crate::peer::{IpBlock, PeerNeeds};
 
@@ -57,7 +57,7 @@ impl<M> Matchers<M> {
 pub struct Source {
     pub request_principals: Matchers<PrincipalPattern>,
     pub principals: Matchers<Pattern>,
-    pub namespaces: Matchers<Pattern>,
+    pub namespaces: Matchers<NamespacePattern>,
     pub ip_blocks: Matchers<IpBlock>,
     pub remote_ip_blocks: Matchers<IpBlock>,
 }
@@ -115,6 +115,8 @@ pub enum Test {
     Ip(Matchers<IpBlock>),
     /// `request.auth.principal`: issuer and subject matched apart, as Istio does.
     Principal(Matchers<PrincipalPattern>),
+    /// `source.namespace`: any `/ns/<value>/` of the peer's identity.
+    Namespace(Matchers<NamespacePattern>),
 }
 
 pub(crate) struct RawPolicy {
@@ -294,8 +296,9 @@ fn compile_rule(at: &At, raw: &RawRule) -> Result<Rule, ConfigError> {
     Ok(rule)
 }
 
-/// Each field is set on a default `Source` in turn, from a table: one call site
-/// for the three pattern fields and one for the two address fields.
+/// Each field with its own matcher: Istio reads each differently (principals
+/// split into issuer and subject, namespaces anywhere in the identity); the two
+/// address fields from a table.
 fn compile_source(at: &At, raw: &RawSource) -> Result<Source, ConfigError> {
     let mut source = Source {
         request_principals: matchers(
@@ -304,22 +307,19 @@ fn compile_source(at: &At, raw: &RawSource) -> Result<Source, ConfigError> {
             ("notRequestPrincipals", &raw.not_request_principals),
             PrincipalPattern::parse,
         )?,
+        namespaces: matchers(
+            at,
+            ("namespaces", &raw.namespaces),
+            ("notNamespaces", &raw.not_namespaces),
+            NamespacePattern::parse,
+        )?,
+        principals: texts(
+            at,
+            ("principals", &raw.principals),
+            ("notPrincipals", &raw.not_principals),
+        )?,
         ..Source::default()
     };
-    for (slot, values, not_values) in [
-        (
-            &mut source.principals,
-            ("principals", raw.principals.as_slice()),
-            ("notPrincipals", raw.not_principals.as_slice()),
-        ),
-        (
-            &mut source.namespaces,
-            ("namespaces", raw.namespaces.as_slice()),
-            ("notNamespaces", raw.not_namespaces.as_slice()),
-        ),
-    ] {
-        *slot = texts(at, values, not_values)?;
-    }
     for (slot, values, not_values) in [
         (
             &mut source.ip_blocks,
@@ -387,6 +387,9 @@ fn compile_condition(at: &At, raw: &RawCondition) -> Result<Condition, ConfigErr
         Key::SourceIp | Key::RemoteIp => Test::Ip(blocks(at, values, not_values)?),
         Key::Principal => {
             Test::Principal(matchers(at, values, not_values, PrincipalPattern::parse)?)
+        }
+        Key::SourceNamespace => {
+            Test::Namespace(matchers(at, values, not_values, NamespacePattern::parse)?)
         }
         _ => Test::Text(texts(at, values, not_values)?),
     };
