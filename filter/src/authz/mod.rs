@@ -14,7 +14,9 @@ use crate::claims;
 use crate::path;
 use crate::peer::{Ip, IpBlock, Peer};
 use crate::request::Forwarded;
-use pattern::{NamespacePattern, Pattern, PrincipalPattern};
+use pattern::{
+    NamespacePattern, Pattern, PrincipalPattern, ServiceAccountPattern, TrustDomainPattern,
+};
 use policy::{Action, Condition, Key, Matchers, Operation, Policy, Rule, Source, Test};
 use serde_json::{Map, Value};
 
@@ -189,6 +191,8 @@ impl<'a> RequestView<'a> {
         end_user
             && admits(&source.principals, &self.peer.principals)
             && admits(&source.namespaces, &self.peer.principals)
+            && admits(&source.service_accounts, &self.peer.principals)
+            && admits(&source.trust_domains, &self.peer.principals)
             && admits(&source.ip_blocks, self.peer.direct_ip.as_slice())
             && admits(&source.remote_ip_blocks, self.peer.remote_ip.as_slice())
     }
@@ -213,6 +217,8 @@ impl<'a> RequestView<'a> {
             }
             Test::Principal(patterns) => admits(patterns, self.iss_sub.as_slice()),
             Test::Namespace(patterns) => admits(patterns, &self.peer.principals),
+            Test::ServiceAccount(patterns) => admits(patterns, &self.peer.principals),
+            Test::TrustDomain(patterns) => admits(patterns, &self.peer.principals),
             Test::Text(patterns) => {
                 let mut found = Vec::new();
                 self.values_of(&condition.key, &mut found);
@@ -246,7 +252,10 @@ impl<'a> RequestView<'a> {
                     path.len() == 1 && path.first().is_some_and(|name| self.space_delimited(name));
                 return claim_values(nested(claims, path), split, found);
             }
-            Key::SourcePrincipal | Key::SourceNamespace => {
+            Key::SourcePrincipal
+            | Key::SourceNamespace
+            | Key::SourceServiceAccount
+            | Key::SourceTrustDomain => {
                 // A namespace is matched as `Test::Namespace`; as text, the principals.
                 for principal in &self.peer.principals {
                     found.push(principal.clone());
@@ -289,11 +298,18 @@ impl Matcher<(&str, &str)> for PrincipalPattern {
     }
 }
 
-impl Matcher<String> for NamespacePattern {
-    fn matches_value(&self, value: &String) -> bool {
-        self.matches(value)
-    }
+/// The peer's identities (without `spiffe://`) against an identity pattern.
+macro_rules! identity_matcher {
+    ($($pattern:ty),*) => {$(
+        impl Matcher<String> for $pattern {
+            fn matches_value(&self, value: &String) -> bool {
+                self.matches(value)
+            }
+        }
+    )*};
 }
+
+identity_matcher!(NamespacePattern, ServiceAccountPattern, TrustDomainPattern);
 
 impl Matcher<Ip> for IpBlock {
     fn matches_value(&self, value: &Ip) -> bool {

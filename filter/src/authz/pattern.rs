@@ -91,6 +91,119 @@ impl NamespacePattern {
     }
 }
 
+/// A `serviceAccounts` value (`<namespace>/<name>`) as Istio translates it: the
+/// regex `spiffe://.+/ns/<namespace>/(.+/|)sa/<name>(/.+)?` over the peer's
+/// identity, any trust domain. Names are literal (Istio quotes them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccountPattern {
+    /// `/ns/<namespace>/`
+    namespace: String,
+    /// `sa/<name>`
+    account: String,
+}
+
+impl ServiceAccountPattern {
+    /// `<namespace>/<name>`; the short `<name>` needs the policy's namespace, which
+    /// a bare `spec` does not have.
+    pub fn parse(text: &str) -> Result<ServiceAccountPattern, String> {
+        let Some((namespace, name)) = text.split_once('/') else {
+            return Err(format!(
+                "`{text}`: write `<namespace>/{text}` (a policy given as a bare spec has no \
+                 namespace of its own)"
+            ));
+        };
+        let label = |part: &str| {
+            !part.is_empty() && !part.contains(['/', '*']) && !part.contains(char::is_whitespace)
+        };
+        if !label(namespace) || !label(name) {
+            return Err(format!(
+                "`{text}` is not `<namespace>/<service account>` (no wildcards)"
+            ));
+        }
+        Ok(ServiceAccountPattern {
+            namespace: format!("/ns/{namespace}/"),
+            account: format!("sa/{name}"),
+        })
+    }
+
+    /// `principal` is the peer's identity without `spiffe://`.
+    pub fn matches(&self, principal: &str) -> bool {
+        let mut from = 0;
+        while let Some(found) = principal
+            .get(from..)
+            .and_then(|rest| rest.find(&self.namespace))
+        {
+            let at = from + found;
+            // A non-empty trust domain before `/ns/`.
+            if at > 0 {
+                let rest = principal
+                    .get(at + self.namespace.len()..)
+                    .unwrap_or_default();
+                if self.account_in(rest) {
+                    return true;
+                }
+            }
+            from = at + 1;
+        }
+        false
+    }
+
+    /// `rest` (after `/ns/<namespace>/`) is `(.+/|)sa/<name>(/.+)?`.
+    fn account_in(&self, rest: &str) -> bool {
+        let mut from = 0;
+        while let Some(found) = rest.get(from..).and_then(|tail| tail.find(&self.account)) {
+            let at = from + found;
+            let before_ok = at == 0 || (at >= 2 && rest.as_bytes().get(at - 1) == Some(&b'/'));
+            let after = rest.get(at + self.account.len()..).unwrap_or_default();
+            let after_ok = after.is_empty() || (after.len() > 1 && after.starts_with('/'));
+            if before_ok && after_ok {
+                return true;
+            }
+            from = at + 1;
+        }
+        false
+    }
+}
+
+/// A `trustDomains` value as Istio translates it: the trust domain of the peer's
+/// SPIFFE identity (up to its first `/`) is the value, or any for `*`, or with one
+/// `*` inside, starts and ends as the value does (`[^/]*` for the `*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustDomainPattern {
+    /// Before and after the `*`; `None` without one (an exact trust domain).
+    parts: (String, Option<String>),
+}
+
+impl TrustDomainPattern {
+    pub fn parse(text: &str) -> Result<TrustDomainPattern, String> {
+        if text.is_empty() || text.contains('/') || text.matches('*').count() > 1 {
+            return Err(format!(
+                "`{text}` is not a trust domain, `*`, or a trust domain with one `*`"
+            ));
+        }
+        let parts = match text.split_once('*') {
+            Some((before, after)) => (before.to_string(), Some(after.to_string())),
+            None => (text.to_string(), None),
+        };
+        Ok(TrustDomainPattern { parts })
+    }
+
+    /// `principal` is the peer's identity without `spiffe://`.
+    pub fn matches(&self, principal: &str) -> bool {
+        let Some((domain, _)) = principal.split_once('/') else {
+            return false;
+        };
+        match &self.parts {
+            (exact, None) => domain == exact,
+            (before, Some(after)) => {
+                domain.len() >= before.len() + after.len()
+                    && domain.starts_with(before.as_str())
+                    && domain.ends_with(after.as_str())
+            }
+        }
+    }
+}
+
 /// `text` whole against `pattern`, where `*` is any run of bytes (`.*`) and every
 /// other byte is itself. Linear backtracking to the last `*`: no blow-up.
 fn glob_matches(pattern: &[u8], text: &[u8]) -> bool {
@@ -201,6 +314,56 @@ impl PrincipalPattern {
 mod tests {
     use super::*;
     use wasm_bindgen_test::wasm_bindgen_test;
+
+    /// Istio's `spiffe://.+/ns/<ns>/(.+/|)sa/<sa>(/.+)?`.
+    #[wasm_bindgen_test(unsupported = test)]
+    fn service_accounts_match_istios_regex() {
+        let sleep = ServiceAccountPattern::parse("foo/sleep").unwrap();
+        for (principal, expected) in [
+            ("cluster.local/ns/foo/sa/sleep", true),
+            ("other.td/ns/foo/sa/sleep", true),
+            ("cluster.local/ns/foo/sa/sleep/extra", true),
+            ("cluster.local/ns/foo/k/v/sa/sleep", true),
+            ("cluster.local/ns/foo/sa/sleep-2", false),
+            ("cluster.local/ns/foo/sa/sleep/", false),
+            ("cluster.local/ns/bar/sa/sleep", false),
+            ("cluster.local/ns/foo/sa/sleepy", false),
+            ("/ns/foo/sa/sleep", false),
+            ("cluster.local/ns/bar/sa/x/ns/foo/sa/sleep", true),
+            ("cluster.local/ns/foo//sa/sleep", false),
+        ] {
+            assert_eq!(sleep.matches(principal), expected, "{principal}");
+        }
+        for bad in ["sleep", "foo/", "/sleep", "foo/sl*", "a/b/c", "f o/x"] {
+            assert!(ServiceAccountPattern::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn trust_domains_match_the_first_segment() {
+        let cases = [
+            ("cluster.local", "cluster.local/ns/a/sa/b", true),
+            ("cluster.local", "cluster.local.evil/ns/a/sa/b", false),
+            ("*", "any.td/ns/a/sa/b", true),
+            ("*.local", "cluster.local/ns/a/sa/b", true),
+            ("*.local", "cluster.locals/ns/a/sa/b", false),
+            ("prod-*", "prod-eu/ns/a/sa/b", true),
+            ("a*a", "a/ns/x", false),
+            ("a*a", "aa/ns/x", true),
+        ];
+        for (pattern, principal, expected) in cases {
+            assert_eq!(
+                TrustDomainPattern::parse(pattern)
+                    .unwrap()
+                    .matches(principal),
+                expected,
+                "{pattern} vs {principal}"
+            );
+        }
+        for bad in ["", "a/b", "**", "a*b*c"] {
+            assert!(TrustDomainPattern::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     /// Istio's `.*/ns/<value>/.*` over the whole identity.
     #[wasm_bindgen_test(unsupported = test)]

@@ -1,7 +1,9 @@
 //! Authorization policies in Istio's `AuthorizationPolicy` shape, compiled once at
 //! load into matchers.
 
-use super::pattern::{NamespacePattern, Pattern, PrincipalPattern};
+use super::pattern::{
+    NamespacePattern, Pattern, PrincipalPattern, ServiceAccountPattern, TrustDomainPattern,
+};
 use crate::config::{At, ConfigError, Fields};
 use crate::peer::{IpBlock, PeerNeeds};
 
@@ -58,6 +60,8 @@ pub struct Source {
     pub request_principals: Matchers<PrincipalPattern>,
     pub principals: Matchers<Pattern>,
     pub namespaces: Matchers<NamespacePattern>,
+    pub service_accounts: Matchers<ServiceAccountPattern>,
+    pub trust_domains: Matchers<TrustDomainPattern>,
     pub ip_blocks: Matchers<IpBlock>,
     pub remote_ip_blocks: Matchers<IpBlock>,
 }
@@ -84,6 +88,10 @@ pub enum Key {
     SourcePrincipal,
     /// `source.namespace`: the namespace in the peer's mTLS identity.
     SourceNamespace,
+    /// `source.serviceAccount`: `<namespace>/<name>` of the peer's identity.
+    SourceServiceAccount,
+    /// `source.trustDomain`: the trust domain of the peer's identity.
+    SourceTrustDomain,
     /// `source.ip`: the direct downstream peer's address.
     SourceIp,
     /// `remote.ip`: the client address Envoy computed (X-Forwarded-For).
@@ -117,6 +125,8 @@ pub enum Test {
     Principal(Matchers<PrincipalPattern>),
     /// `source.namespace`: any `/ns/<value>/` of the peer's identity.
     Namespace(Matchers<NamespacePattern>),
+    ServiceAccount(Matchers<ServiceAccountPattern>),
+    TrustDomain(Matchers<TrustDomainPattern>),
 }
 
 pub(crate) struct RawPolicy {
@@ -141,6 +151,10 @@ struct RawSource {
     not_principals: Vec<String>,
     namespaces: Vec<String>,
     not_namespaces: Vec<String>,
+    service_accounts: Vec<String>,
+    not_service_accounts: Vec<String>,
+    trust_domains: Vec<String>,
+    not_trust_domains: Vec<String>,
     ip_blocks: Vec<String>,
     not_ip_blocks: Vec<String>,
     remote_ip_blocks: Vec<String>,
@@ -202,6 +216,10 @@ impl RawSource {
             not_principals: f.strings("notPrincipals"),
             namespaces: f.strings("namespaces"),
             not_namespaces: f.strings("notNamespaces"),
+            service_accounts: f.strings("serviceAccounts"),
+            not_service_accounts: f.strings("notServiceAccounts"),
+            trust_domains: f.strings("trustDomains"),
+            not_trust_domains: f.strings("notTrustDomains"),
             ip_blocks: f.strings("ipBlocks"),
             not_ip_blocks: f.strings("notIpBlocks"),
             remote_ip_blocks: f.strings("remoteIpBlocks"),
@@ -313,6 +331,18 @@ fn compile_source(at: &At, raw: &RawSource) -> Result<Source, ConfigError> {
             ("notNamespaces", &raw.not_namespaces),
             NamespacePattern::parse,
         )?,
+        service_accounts: matchers(
+            at,
+            ("serviceAccounts", &raw.service_accounts),
+            ("notServiceAccounts", &raw.not_service_accounts),
+            ServiceAccountPattern::parse,
+        )?,
+        trust_domains: matchers(
+            at,
+            ("trustDomains", &raw.trust_domains),
+            ("notTrustDomains", &raw.not_trust_domains),
+            TrustDomainPattern::parse,
+        )?,
         principals: texts(
             at,
             ("principals", &raw.principals),
@@ -391,6 +421,15 @@ fn compile_condition(at: &At, raw: &RawCondition) -> Result<Condition, ConfigErr
         Key::SourceNamespace => {
             Test::Namespace(matchers(at, values, not_values, NamespacePattern::parse)?)
         }
+        Key::SourceServiceAccount => Test::ServiceAccount(matchers(
+            at,
+            values,
+            not_values,
+            ServiceAccountPattern::parse,
+        )?),
+        Key::SourceTrustDomain => {
+            Test::TrustDomain(matchers(at, values, not_values, TrustDomainPattern::parse)?)
+        }
         _ => Test::Text(texts(at, values, not_values)?),
     };
     Ok(Condition { key, test })
@@ -460,13 +499,19 @@ impl Rule {
     fn peer_needs(&self) -> PeerNeeds {
         let mut needs = PeerNeeds::default();
         for source in &self.from {
-            needs.principal |= source.principals.is_set() || source.namespaces.is_set();
+            needs.principal |= source.principals.is_set()
+                || source.namespaces.is_set()
+                || source.service_accounts.is_set()
+                || source.trust_domains.is_set();
             needs.direct_ip |= source.ip_blocks.is_set();
             needs.remote_ip |= source.remote_ip_blocks.is_set();
         }
         for condition in &self.when {
             match condition.key {
-                Key::SourcePrincipal | Key::SourceNamespace => needs.principal = true,
+                Key::SourcePrincipal
+                | Key::SourceNamespace
+                | Key::SourceServiceAccount
+                | Key::SourceTrustDomain => needs.principal = true,
                 Key::SourceIp => needs.direct_ip = true,
                 Key::RemoteIp => needs.remote_ip = true,
                 _ => {}
@@ -495,6 +540,8 @@ pub fn parse_key(text: &str) -> Result<Key, String> {
         "request.auth.presenter" => return Ok(Key::Presenter),
         "source.principal" => return Ok(Key::SourcePrincipal),
         "source.namespace" => return Ok(Key::SourceNamespace),
+        "source.serviceAccount" => return Ok(Key::SourceServiceAccount),
+        "source.trustDomain" => return Ok(Key::SourceTrustDomain),
         "source.ip" => return Ok(Key::SourceIp),
         "remote.ip" => return Ok(Key::RemoteIp),
         _ => {}
@@ -513,7 +560,8 @@ pub fn parse_key(text: &str) -> Result<Key, String> {
     Err(format!(
         "`{text}` is not supported; use request.auth.principal, request.auth.audiences, \
          request.auth.presenter, request.auth.claims[...], request.headers[...], \
-         source.principal, source.namespace, source.ip or remote.ip"
+         source.principal, source.namespace, source.serviceAccount, source.trustDomain, \
+         source.ip or remote.ip"
     ))
 }
 

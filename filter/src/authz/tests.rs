@@ -439,7 +439,7 @@ fn rules_are_validated_at_load_with_the_field_named() {
         ),
         (
             r#"[{"rules":[{"from":[{"source":{"serviceAccounts":["x"]}}]}]}]"#,
-            "authorizationPolicies[0].rules[0].from[0].source.serviceAccounts",
+            "authorizationPolicies[0].rules[0].from[0].source.serviceAccounts[0]",
         ),
         (
             r#"[{"rules":[{"to":[{"operation":{"ports":["80"]}}]}]}]"#,
@@ -831,6 +831,55 @@ fn a_credential_helps_only_where_identity_decides() {
             could_allow_with_a_credential(&config.top_level.policies, forwarded, peer),
             *expected,
             "{json_policies} {path}"
+        );
+    }
+}
+
+/// `serviceAccounts`/`trustDomains` (Istio 1.25+/1.30) and their `when` keys,
+/// matched on any SPIFFE identity of the peer.
+#[wasm_bindgen_test(unsupported = test)]
+fn service_accounts_and_trust_domains_decide_as_istio_does() {
+    let peer = |principals: &[&str]| Peer {
+        principals: principals.iter().map(|p| p.to_string()).collect(),
+        ..Peer::default()
+    };
+    let sleep = peer(&["cluster.local/ns/foo/sa/sleep"]);
+    let other_td = peer(&["prod.example/ns/foo/sa/sleep"]);
+    let both = peer(&["cluster.local/ns/bar/sa/x", "prod.example/ns/foo/sa/sleep"]);
+    let none = Peer::default();
+    let cases: &[(&str, &Peer, bool)] = &[
+        (r#"[{"rules":[{"from":[{"source":{"serviceAccounts":["foo/sleep"]}}]}]}]"#, &sleep, true),
+        (r#"[{"rules":[{"from":[{"source":{"serviceAccounts":["foo/sleep"]}}]}]}]"#, &other_td, true),
+        (r#"[{"rules":[{"from":[{"source":{"serviceAccounts":["bar/sleep"]}}]}]}]"#, &sleep, false),
+        (r#"[{"rules":[{"from":[{"source":{"serviceAccounts":["foo/sleep"]}}]}]}]"#, &none, false),
+        (r#"[{"action":"DENY","rules":[{"from":[{"source":{"serviceAccounts":["foo/sleep"]}}]}]}]"#, &both, false),
+        (r#"[{"rules":[{"from":[{"source":{"notServiceAccounts":["foo/sleep"]}}]}]}]"#, &sleep, false),
+        (r#"[{"rules":[{"from":[{"source":{"trustDomains":["cluster.local"]}}]}]}]"#, &sleep, true),
+        (r#"[{"rules":[{"from":[{"source":{"trustDomains":["cluster.local"]}}]}]}]"#, &other_td, false),
+        (r#"[{"rules":[{"from":[{"source":{"trustDomains":["*.example"]}}]}]}]"#, &other_td, true),
+        (r#"[{"action":"DENY","rules":[{"from":[{"source":{"trustDomains":["prod.example"]}}]}]}]"#, &both, false),
+        (r#"[{"rules":[{"from":[{"source":{"notTrustDomains":["prod.example"]}}]}]}]"#, &sleep, true),
+        (r#"[{"rules":[{"when":[{"key":"source.serviceAccount","values":["foo/sleep"]}]}]}]"#, &sleep, true),
+        (r#"[{"rules":[{"when":[{"key":"source.trustDomain","notValues":["cluster.local"]}]}]}]"#, &sleep, false),
+    ];
+    for (json_policies, peer, expected) in cases {
+        let config = policies(json_policies);
+        assert!(config.peer_needs.principal, "{json_policies}");
+        let headers = request("GET", "/", "app", &[]);
+        let edits = Edits::default();
+        let forwarded = Forwarded {
+            headers: &headers,
+            edits: &edits,
+        };
+        let identity = Identity {
+            claims: &Map::new(),
+            space_delimited: &[],
+        };
+        assert_eq!(
+            authorize(&config.top_level.policies, &identity, forwarded, peer).is_ok(),
+            *expected,
+            "{json_policies} {:?}",
+            peer.principals
         );
     }
 }
