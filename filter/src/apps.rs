@@ -120,6 +120,8 @@ pub fn select<'a>(config: &'a Config, headers: &Headers) -> Option<&'a App> {
             if !pattern.matches(host) {
                 continue;
             }
+            // Strictly more specific: two apps cannot both match a host equally
+            // (a host pattern belongs to one app), so the first found stays.
             let specificity = pattern.specificity();
             if best.is_none_or(|(_, known)| specificity > known) {
                 best = Some((app, specificity));

@@ -146,6 +146,7 @@ mod tests {
             ),
             ("a_b.example.com", ("a_b.example.com", None)),
             ("caf%C3%A9.example", ("caf%C3%A9.example", None)),
+            ("%41b.test", ("%41b.test", None)),
             ("x!$&'()*+,;=.test", ("x!$&'()*+,;=.test", None)),
             ("localhost:99999", ("localhost", Some("99999"))),
         ];
@@ -180,6 +181,9 @@ mod tests {
             "a%2.example",
             "a%zz.example",
             "a%",
+            // An escape is three bytes: what follows it is read too.
+            "ab%41<",
+            "%41%4",
             "[::1",
             "[::1]x",
             "[::1]:",
