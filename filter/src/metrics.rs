@@ -46,6 +46,9 @@ counters! {
     DeniedRbac => "requests_denied.rbac", "403 RBAC: access denied";
     DeniedNoSession => "requests_denied.no_session", "401 for an API request without session or token";
     DeniedInvalidAuthority => "requests_denied.invalid_authority", "400 the Host (:authority) is not host[:port]";
+    AuditMatched => "policies.audit_matched", "an AUDIT policy matched a request (its decision unchanged)";
+    DryRunAllowed => "policies.dry_run_allowed", "the dry-run policies would have allowed a request";
+    DryRunDenied => "policies.dry_run_denied", "the dry-run policies would have denied a request";
     LoginStarted => "login.started", "browser sent to the identity provider";
     LoginCompleted => "login.completed", "callback exchanged and a session issued";
     LoginFailed => "login.failed", "callback rejected or token exchange failed";
@@ -201,9 +204,27 @@ pub struct Counters {
     reported: Vec<u64>,
     /// Per app (by position in `apps`), per [`AppCounter`]: counted, reported.
     apps: Vec<[(u64, u64); 2]>,
+    /// Log lines of what AUDIT and dry-run policies saw, until the host logs them.
+    notes: Vec<String>,
 }
 
+/// Most notes kept between two requests; past it the oldest go.
+const MAX_NOTES: usize = 16;
+
 impl Counters {
+    /// A line for the log (see `notes`), bounded.
+    pub fn note(&mut self, line: String) {
+        if self.notes.len() >= MAX_NOTES {
+            self.notes.remove(0);
+        }
+        self.notes.push(line);
+    }
+
+    /// The lines noted since the last call, for the host to log.
+    pub fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
+    }
+
     pub fn add(&mut self, counter: Counter) {
         self.add_many(counter, 1);
     }

@@ -223,7 +223,13 @@ fn decide_unbounded(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy
             identity,
         } => {
             flow::strip_filter_cookies(config, headers, &mut edits);
-            let verdict = authorized(inputs, Some(&identity.claims), edits, Vec::new());
+            let verdict = authorized(
+                inputs,
+                Some(&identity.claims),
+                edits,
+                Vec::new(),
+                &mut vm.counters,
+            );
             vm.counters.add_for(
                 inputs.app.index,
                 allowed_or_forbidden(&verdict, Counter::AllowedToken),
@@ -262,7 +268,7 @@ fn is_cors_preflight(headers: &Headers) -> bool {
 /// `methods: ["OPTIONS"]`, Istio's own advice.
 fn preflight(inputs: &Inputs, vm: &mut VmState) -> Verdict {
     let edits = identity_headers_removed(inputs);
-    match judge(inputs, &Map::new(), &edits) {
+    match judge(inputs, &Map::new(), &edits, &mut vm.counters) {
         Ok(()) => {
             vm.counters
                 .add_for(inputs.app.index, Counter::AllowedPreflight);
@@ -303,7 +309,7 @@ fn identity_headers_removed(inputs: &Inputs) -> Edits {
 fn anonymous(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> Verdict {
     let edits = identity_headers_removed(inputs);
     let no_claims = Map::new();
-    let Err(detail) = judge(inputs, &no_claims, &edits) else {
+    let Err(detail) = judge(inputs, &no_claims, &edits, &mut vm.counters) else {
         vm.counters
             .add_for(inputs.app.index, Counter::AllowedAnonymous);
         return Verdict::Allow {
@@ -365,7 +371,13 @@ fn from_login_step(inputs: &Inputs, step: Step, counters: &mut Counters) -> Verd
             session,
             response_cookies,
         } => {
-            let mut verdict = authorized(inputs, Some(&session.claims), edits, response_cookies);
+            let mut verdict = authorized(
+                inputs,
+                Some(&session.claims),
+                edits,
+                response_cookies,
+                counters,
+            );
             if let (Verdict::Forbidden { page, .. }, Some(oidc)) = (&mut verdict, &inputs.app.oidc)
             {
                 if login::is_navigation(inputs.headers) {
@@ -546,9 +558,10 @@ fn authorized(
     claims: Option<&Map<String, Value>>,
     edits: Edits,
     response_cookies: Vec<String>,
+    counters: &mut Counters,
 ) -> Verdict {
     let empty = Map::new();
-    match judge(inputs, claims.unwrap_or(&empty), &edits) {
+    match judge(inputs, claims.unwrap_or(&empty), &edits, counters) {
         Ok(()) => Verdict::Allow {
             edits,
             response_cookies,
@@ -558,25 +571,13 @@ fn authorized(
 }
 
 /// The policies' verdict; a denial's reason names the app and who was refused,
-/// for the log line of a gateway that fronts many apps.
-fn judge(inputs: &Inputs, claims: &Map<String, Value>, edits: &Edits) -> Result<(), String> {
-    judge_policies(inputs, claims, edits).map_err(|why| {
-        let app = match inputs.app.index {
-            Some(_) => inputs.app.name.as_str(),
-            None => "top level",
-        };
-        let text = |name: &str| claims.get(name).and_then(Value::as_str);
-        match (text("iss"), text("sub")) {
-            (Some(iss), Some(sub)) => format!("{why} (app {app}, principal {iss}/{sub})"),
-            _ => format!("{why} (app {app}, anonymous)"),
-        }
-    })
-}
-
-fn judge_policies(
+/// for the log line of a gateway that fronts many apps. AUDIT and dry-run
+/// policies are counted and noted for the log here, and decide nothing.
+fn judge(
     inputs: &Inputs,
     claims: &Map<String, Value>,
     edits: &Edits,
+    counters: &mut Counters,
 ) -> Result<(), String> {
     let policies = &inputs.app.policies;
     if policies.is_empty() {
@@ -591,7 +592,52 @@ fn judge_policies(
         headers: inputs.headers,
         edits,
     };
+    let who = || {
+        let app = match inputs.app.index {
+            Some(_) => inputs.app.name.as_str(),
+            None => "top level",
+        };
+        let text = |name: &str| claims.get(name).and_then(Value::as_str);
+        match (text("iss"), text("sub")) {
+            (Some(iss), Some(sub)) => format!("app {app}, principal {iss}/{sub}"),
+            _ => format!("app {app}, anonymous"),
+        }
+    };
+    let observed = authz::observe(policies, &identity, request, inputs.peer);
+    for name in &observed.audited {
+        counters.add_for(inputs.app.index, Counter::AuditMatched);
+        let line = format!(
+            "AUDIT policy {name} matched {} ({})",
+            request_line(inputs),
+            who()
+        );
+        counters.note(line);
+    }
+    if let Some(would) = &observed.dry_run {
+        let (counter, verdict) = match would {
+            Ok(()) => (Counter::DryRunAllowed, "would allow".to_string()),
+            Err(why) => (Counter::DryRunDenied, format!("would deny: {why}")),
+        };
+        counters.add_for(inputs.app.index, counter);
+        counters.note(format!(
+            "dry-run policies {verdict} {} ({})",
+            request_line(inputs),
+            who()
+        ));
+    }
     authz::authorize(policies, &identity, request, inputs.peer)
+        .map_err(|why| format!("{why} ({})", who()))
+}
+
+/// `METHOD host/path` (no query) for a note; escaped when the note is logged.
+fn request_line(inputs: &Inputs) -> String {
+    let headers = inputs.headers;
+    let host = headers.get(":authority").unwrap_or_default();
+    format!(
+        "{} {host}{}",
+        headers.get(":method").unwrap_or("-"),
+        path::without_query(headers.path())
+    )
 }
 
 /// A request whose authority is not `host[:port]` (see [`crate::authority`]):

@@ -131,6 +131,11 @@ pub fn denial_log_line(status: u32, body: &str, detail: &str, request: &Headers)
     )
 }
 
+/// A note of the core's (AUDIT and dry-run policies) as one safe log line.
+pub fn note_log_line(note: &str) -> String {
+    loggable(note)
+}
+
 /// Printable ASCII as is, the rest escaped (`\n`, `\"`, `\u{e9}`): one line, no
 /// terminal control sequences.
 fn loggable(text: &str) -> String {

@@ -80,23 +80,25 @@ pub fn could_allow_with_a_credential(policies: &[Policy], request: Forwarded, pe
     true
 }
 
-/// Istio's order over one reading of the request.
+/// Istio's order over one reading of the request, for the enforced policies
+/// (AUDIT and dry-run policies never decide: see [`observe`]).
 fn judge(policies: &[Policy], request: &RequestView) -> Result<(), String> {
+    judge_these(policies, request, Policy::enforced)
+}
+
+fn judge_these(
+    policies: &[Policy],
+    request: &RequestView,
+    counts: fn(&Policy) -> bool,
+) -> Result<(), String> {
     for (index, policy) in policies.iter().enumerate() {
-        if policy.action == Action::Deny
-            && policy
-                .rules
-                .iter()
-                .any(|rule| request.matches_rule(rule, Action::Deny))
-        {
-            return Err(format!(
-                "DENY policy authorizationPolicies[{index}] matched"
-            ));
+        if counts(policy) && policy.action == Action::Deny && matches_policy(policy, request) {
+            return Err(format!("DENY policy {} matched", name_of(policy, index)));
         }
     }
     let mut allows = policies
         .iter()
-        .filter(|policy| policy.action == Action::Allow)
+        .filter(|policy| counts(policy) && policy.action == Action::Allow)
         .peekable();
     if allows.peek().is_none() {
         return Ok(());
@@ -111,6 +113,78 @@ fn judge(policies: &[Policy], request: &RequestView) -> Result<(), String> {
     } else {
         Err("no ALLOW policy matched".into())
     }
+}
+
+fn matches_policy(policy: &Policy, request: &RequestView) -> bool {
+    let action = match policy.action {
+        // An AUDIT policy reads an unknown address as a DENY does: better one log
+        // line too many than a missed audit.
+        Action::Audit => Action::Deny,
+        action => action,
+    };
+    policy
+        .rules
+        .iter()
+        .any(|rule| request.matches_rule(rule, action))
+}
+
+fn name_of(policy: &Policy, index: usize) -> String {
+    match policy.name.as_str() {
+        "" => format!("authorizationPolicies[{index}]"),
+        name => name.to_string(),
+    }
+}
+
+/// What the policies that never decide make of a request: the AUDIT policies
+/// that match it, and the verdict of the dry-run policies (Istio's shadow
+/// rules) as if they were enforced alone. Judged on the path as Envoy routes
+/// it too, as the enforced policies are.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Observation {
+    /// Names of the AUDIT policies that matched.
+    pub audited: Vec<String>,
+    /// `Some(Err(why))`: the dry-run policies would deny; `Some(Ok)`: allow;
+    /// `None`: there are none.
+    pub dry_run: Option<Result<(), String>>,
+}
+
+pub fn observe(
+    policies: &[Policy],
+    identity: &Identity,
+    request: Forwarded,
+    peer: &Peer,
+) -> Observation {
+    let mut observation = Observation::default();
+    if policies.iter().all(Policy::enforced) {
+        return observation;
+    }
+    let (normal, as_sent) = path::policy_readings(request.path());
+    let mut view = RequestView::new(identity, request, peer, normal);
+    let mut readings = vec![None];
+    if let Some(as_sent) = as_sent {
+        readings.push(Some(as_sent));
+    }
+    for reading in readings {
+        if let Some(path) = reading {
+            view.path = path.to_string();
+        }
+        for (index, policy) in policies.iter().enumerate() {
+            let audit = policy.action == Action::Audit && !policy.dry_run;
+            let name = name_of(policy, index);
+            if audit && matches_policy(policy, &view) && !observation.audited.contains(&name) {
+                observation.audited.push(name);
+            }
+        }
+        if policies.iter().any(|policy| policy.dry_run) {
+            let verdict = judge_these(policies, &view, |policy| {
+                policy.dry_run && policy.action != Action::Audit
+            });
+            if !matches!(observation.dry_run, Some(Err(_))) {
+                observation.dry_run = Some(verdict);
+            }
+        }
+    }
+    observation
 }
 
 struct RequestView<'a> {

@@ -11,6 +11,8 @@ use crate::peer::{IpBlock, PeerNeeds};
 pub enum Action {
     Allow,
     Deny,
+    /// Never changes the decision; a match is counted and logged.
+    Audit,
 }
 
 #[derive(Debug, Clone)]
@@ -18,6 +20,19 @@ pub struct Policy {
     pub action: Action,
     /// Empty: the policy matches nothing (Istio's "allow-nothing").
     pub rules: Vec<Rule>,
+    /// `istio.io/dry-run: "true"`: evaluated, counted and logged as "would
+    /// allow/deny", never enforced.
+    pub dry_run: bool,
+    /// What the log calls it: `<namespace>/<name>` of a pasted resource, else
+    /// `authorizationPolicies[i]`.
+    pub name: String,
+}
+
+impl Policy {
+    /// Whether this policy takes part in the decision (not AUDIT, not dry-run).
+    pub fn enforced(&self) -> bool {
+        !self.dry_run && self.action != Action::Audit
+    }
 }
 
 /// Fields are ANDed; each list is ORed.
@@ -132,18 +147,53 @@ pub enum Test {
 pub(crate) struct RawPolicy {
     action: Option<String>,
     rules: Vec<RawRule>,
+    /// Set when a whole `AuthorizationPolicy` resource was pasted: its `spec`'s
+    /// fields are the ones above.
+    resource: Option<RawResource>,
 }
 
+/// `apiVersion`, `kind` and the `metadata` that matters of a pasted resource.
+struct RawResource {
+    api_version: Option<String>,
+    kind: Option<String>,
+    metadata: Option<RawMetadata>,
+}
+
+struct RawMetadata {
+    name: Option<String>,
+    namespace: Option<String>,
+    annotations: std::collections::BTreeMap<String, String>,
+}
+
+impl RawMetadata {
+    fn read(f: &mut Fields) -> RawMetadata {
+        let metadata = RawMetadata {
+            name: f.string("name"),
+            namespace: f.string("namespace"),
+            annotations: f.string_map("annotations"),
+        };
+        // labels, uid, resourceVersion, ...: what `kubectl get -o yaml` adds.
+        f.ignore_the_rest();
+        metadata
+    }
+}
+
+/// The dry-run annotation, read as Istio reads it (Go's `strconv.ParseBool`).
+const DRY_RUN_ANNOTATION: &str = "istio.io/dry-run";
+
+#[derive(Clone)]
 struct RawRule {
     from: Vec<RawFrom>,
     to: Vec<RawTo>,
     when: Vec<RawCondition>,
 }
 
+#[derive(Clone)]
 struct RawFrom {
     source: RawSource,
 }
 
+#[derive(Clone)]
 struct RawSource {
     request_principals: Vec<String>,
     not_request_principals: Vec<String>,
@@ -161,10 +211,12 @@ struct RawSource {
     not_remote_ip_blocks: Vec<String>,
 }
 
+#[derive(Clone)]
 struct RawTo {
     operation: RawOperation,
 }
 
+#[derive(Clone)]
 struct RawOperation {
     paths: Vec<String>,
     not_paths: Vec<String>,
@@ -174,6 +226,7 @@ struct RawOperation {
     not_hosts: Vec<String>,
 }
 
+#[derive(Clone)]
 struct RawCondition {
     key: String,
     values: Vec<String>,
@@ -181,11 +234,49 @@ struct RawCondition {
 }
 
 impl RawPolicy {
+    /// A bare `spec`, or a whole `AuthorizationPolicy` resource (`apiVersion`,
+    /// `kind`, `metadata`, `spec`) pasted as it is.
     pub(crate) fn read(f: &mut Fields) -> RawPolicy {
-        RawPolicy {
+        if !["spec", "kind", "apiVersion", "metadata"]
+            .iter()
+            .any(|name| f.has(name))
+        {
+            return RawPolicy::read_spec(f);
+        }
+        let resource = RawResource {
+            api_version: f.string("apiVersion"),
+            kind: f.string("kind"),
+            metadata: f.object("metadata", RawMetadata::read),
+        };
+        f.ignore("status");
+        let mut policy = f.required_object("spec", RawPolicy::read_spec);
+        policy.resource = Some(resource);
+        policy
+    }
+
+    /// `selector` and `targetRef(s)` choose workloads in Istio; here the
+    /// WasmPlugin's or TrafficExtension's own `selector`/`targetRefs` do, so they
+    /// are accepted and ignored (documented).
+    fn read_spec(f: &mut Fields) -> RawPolicy {
+        let policy = RawPolicy {
             action: f.string("action"),
             rules: f.objects("rules", RawRule::read),
+            resource: None,
+        };
+        for ignored in ["selector", "targetRef", "targetRefs", "provider"] {
+            f.ignore(ignored);
         }
+        policy
+    }
+
+    /// The namespace a short `serviceAccounts` value (`<name>`) belongs to.
+    fn namespace(&self) -> Option<&str> {
+        self.resource
+            .as_ref()?
+            .metadata
+            .as_ref()?
+            .namespace
+            .as_deref()
     }
 }
 
@@ -264,18 +355,118 @@ pub(crate) fn compile_all(at: &At, raw: &[RawPolicy]) -> Result<Vec<Policy>, Con
     compile_each(at, raw, compile)
 }
 
-fn compile(at: &At, raw: &RawPolicy) -> Result<Policy, ConfigError> {
+fn compile(outer: &At, raw: &RawPolicy) -> Result<Policy, ConfigError> {
+    let (at, name, dry_run) = match &raw.resource {
+        Some(resource) => {
+            let (name, dry_run) = check_resource(outer, resource)?;
+            (outer.field("spec"), name, dry_run)
+        }
+        None => (*outer, String::new(), false),
+    };
     let action = match raw.action.as_deref() {
         None | Some("ALLOW") => Action::Allow,
         Some("DENY") => Action::Deny,
+        Some("AUDIT") => Action::Audit,
         Some(other) => {
             return Err(at.field("action").error(format!(
-                "`{other}`: use ALLOW or DENY (AUDIT and CUSTOM are not supported)"
+                "`{other}`: use ALLOW, DENY or AUDIT (CUSTOM needs an external \
+                 authorizer, which this filter replaces)"
             )))
         }
     };
-    let rules = compile_each(&at.field("rules"), &raw.rules, compile_rule)?;
-    Ok(Policy { action, rules })
+    let rules = match raw.namespace() {
+        Some(namespace) => {
+            let qualified = qualified_service_accounts(&raw.rules, namespace);
+            compile_each(&at.field("rules"), &qualified, compile_rule)?
+        }
+        None => compile_each(&at.field("rules"), &raw.rules, compile_rule)?,
+    };
+    Ok(Policy {
+        action,
+        rules,
+        dry_run,
+        name,
+    })
+}
+
+/// A pasted resource's `apiVersion` and `kind`, its name for the log, and
+/// whether it is a dry run.
+fn check_resource(at: &At, resource: &RawResource) -> Result<(String, bool), ConfigError> {
+    match resource.api_version.as_deref() {
+        Some("security.istio.io/v1" | "security.istio.io/v1beta1") => {}
+        other => {
+            return Err(at.field("apiVersion").error(format!(
+                "`{}`: use security.istio.io/v1 (or v1beta1)",
+                other.unwrap_or_default()
+            )))
+        }
+    }
+    if resource.kind.as_deref() != Some("AuthorizationPolicy") {
+        return Err(at
+            .field("kind")
+            .error("must be AuthorizationPolicy (RequestAuthentication goes in jwtRules)"));
+    }
+    let metadata = resource.metadata.as_ref();
+    let name = match metadata.map(|m| (m.namespace.as_deref(), m.name.as_deref())) {
+        Some((Some(namespace), Some(name))) => format!("{namespace}/{name}"),
+        Some((None, Some(name))) => name.to_string(),
+        _ => String::new(),
+    };
+    let annotation = metadata.and_then(|m| m.annotations.get(DRY_RUN_ANNOTATION));
+    let dry_run = match annotation.map(String::as_str) {
+        None => false,
+        Some("1" | "t" | "T" | "TRUE" | "true" | "True") => true,
+        Some("0" | "f" | "F" | "FALSE" | "false" | "False") => false,
+        Some(other) => {
+            return Err(at.field("metadata").field("annotations").error(format!(
+                "`{DRY_RUN_ANNOTATION}: {other}`: use \"true\" or \"false\""
+            )))
+        }
+    };
+    Ok((name, dry_run))
+}
+
+/// The rules with every short `serviceAccounts` value (`<name>`) written as
+/// `<namespace>/<name>` of the policy's own namespace, as Istio reads them.
+fn qualified_service_accounts(rules: &[RawRule], namespace: &str) -> Vec<RawRule> {
+    let qualify = |values: &[String]| -> Vec<String> {
+        values
+            .iter()
+            .map(|value| match value.contains('/') {
+                true => value.clone(),
+                false => format!("{namespace}/{value}"),
+            })
+            .collect()
+    };
+    rules
+        .iter()
+        .map(|rule| RawRule {
+            from: rule
+                .from
+                .iter()
+                .map(|from| RawFrom {
+                    source: RawSource {
+                        service_accounts: qualify(&from.source.service_accounts),
+                        not_service_accounts: qualify(&from.source.not_service_accounts),
+                        ..from.source.clone()
+                    },
+                })
+                .collect(),
+            to: rule.to.clone(),
+            when: rule
+                .when
+                .iter()
+                .map(|condition| match condition.key.as_str() {
+                    "source.serviceAccount" => RawCondition {
+                        key: condition.key.clone(),
+                        values: qualify(&condition.values),
+                        not_values: qualify(&condition.not_values),
+                    },
+                    _ => condition.clone(),
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// `compile` on each item, at `at[i]`. A plain loop: the iterator adapters of

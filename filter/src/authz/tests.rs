@@ -397,7 +397,7 @@ fn istio_examples_decide_as_istio_does() {
 fn rules_are_validated_at_load_with_the_field_named() {
     let cases = [
         (
-            r#"[{"action":"AUDIT","rules":[]}]"#,
+            r#"[{"action":"CUSTOM","rules":[]}]"#,
             "authorizationPolicies[0].action",
         ),
         (r#"[{"rules":[{}]}]"#, "authorizationPolicies[0].rules[0]"),
@@ -848,19 +848,71 @@ fn service_accounts_and_trust_domains_decide_as_istio_does() {
     let both = peer(&["cluster.local/ns/bar/sa/x", "prod.example/ns/foo/sa/sleep"]);
     let none = Peer::default();
     let cases: &[(&str, &Peer, bool)] = &[
-        (r#"[{"rules":[{"from":[{"source":{"serviceAccounts":["foo/sleep"]}}]}]}]"#, &sleep, true),
-        (r#"[{"rules":[{"from":[{"source":{"serviceAccounts":["foo/sleep"]}}]}]}]"#, &other_td, true),
-        (r#"[{"rules":[{"from":[{"source":{"serviceAccounts":["bar/sleep"]}}]}]}]"#, &sleep, false),
-        (r#"[{"rules":[{"from":[{"source":{"serviceAccounts":["foo/sleep"]}}]}]}]"#, &none, false),
-        (r#"[{"action":"DENY","rules":[{"from":[{"source":{"serviceAccounts":["foo/sleep"]}}]}]}]"#, &both, false),
-        (r#"[{"rules":[{"from":[{"source":{"notServiceAccounts":["foo/sleep"]}}]}]}]"#, &sleep, false),
-        (r#"[{"rules":[{"from":[{"source":{"trustDomains":["cluster.local"]}}]}]}]"#, &sleep, true),
-        (r#"[{"rules":[{"from":[{"source":{"trustDomains":["cluster.local"]}}]}]}]"#, &other_td, false),
-        (r#"[{"rules":[{"from":[{"source":{"trustDomains":["*.example"]}}]}]}]"#, &other_td, true),
-        (r#"[{"action":"DENY","rules":[{"from":[{"source":{"trustDomains":["prod.example"]}}]}]}]"#, &both, false),
-        (r#"[{"rules":[{"from":[{"source":{"notTrustDomains":["prod.example"]}}]}]}]"#, &sleep, true),
-        (r#"[{"rules":[{"when":[{"key":"source.serviceAccount","values":["foo/sleep"]}]}]}]"#, &sleep, true),
-        (r#"[{"rules":[{"when":[{"key":"source.trustDomain","notValues":["cluster.local"]}]}]}]"#, &sleep, false),
+        (
+            r#"[{"rules":[{"from":[{"source":{"serviceAccounts":["foo/sleep"]}}]}]}]"#,
+            &sleep,
+            true,
+        ),
+        (
+            r#"[{"rules":[{"from":[{"source":{"serviceAccounts":["foo/sleep"]}}]}]}]"#,
+            &other_td,
+            true,
+        ),
+        (
+            r#"[{"rules":[{"from":[{"source":{"serviceAccounts":["bar/sleep"]}}]}]}]"#,
+            &sleep,
+            false,
+        ),
+        (
+            r#"[{"rules":[{"from":[{"source":{"serviceAccounts":["foo/sleep"]}}]}]}]"#,
+            &none,
+            false,
+        ),
+        (
+            r#"[{"action":"DENY","rules":[{"from":[{"source":{"serviceAccounts":["foo/sleep"]}}]}]}]"#,
+            &both,
+            false,
+        ),
+        (
+            r#"[{"rules":[{"from":[{"source":{"notServiceAccounts":["foo/sleep"]}}]}]}]"#,
+            &sleep,
+            false,
+        ),
+        (
+            r#"[{"rules":[{"from":[{"source":{"trustDomains":["cluster.local"]}}]}]}]"#,
+            &sleep,
+            true,
+        ),
+        (
+            r#"[{"rules":[{"from":[{"source":{"trustDomains":["cluster.local"]}}]}]}]"#,
+            &other_td,
+            false,
+        ),
+        (
+            r#"[{"rules":[{"from":[{"source":{"trustDomains":["*.example"]}}]}]}]"#,
+            &other_td,
+            true,
+        ),
+        (
+            r#"[{"action":"DENY","rules":[{"from":[{"source":{"trustDomains":["prod.example"]}}]}]}]"#,
+            &both,
+            false,
+        ),
+        (
+            r#"[{"rules":[{"from":[{"source":{"notTrustDomains":["prod.example"]}}]}]}]"#,
+            &sleep,
+            true,
+        ),
+        (
+            r#"[{"rules":[{"when":[{"key":"source.serviceAccount","values":["foo/sleep"]}]}]}]"#,
+            &sleep,
+            true,
+        ),
+        (
+            r#"[{"rules":[{"when":[{"key":"source.trustDomain","notValues":["cluster.local"]}]}]}]"#,
+            &sleep,
+            false,
+        ),
     ];
     for (json_policies, peer, expected) in cases {
         let config = policies(json_policies);
@@ -882,4 +934,104 @@ fn service_accounts_and_trust_domains_decide_as_istio_does() {
             peer.principals
         );
     }
+}
+
+/// Whole `AuthorizationPolicy` resources as `kubectl get -o yaml` prints them (in
+/// JSON), AUDIT policies and dry-run policies: only ALLOW and DENY decide.
+#[wasm_bindgen_test(unsupported = test)]
+fn resources_audit_and_dry_run_policies() {
+    let config = policies(
+        r#"[
+        {"apiVersion":"security.istio.io/v1","kind":"AuthorizationPolicy",
+         "metadata":{"name":"audit-admin","namespace":"shop","uid":"x","labels":{"a":"b"}},
+         "spec":{"action":"AUDIT","selector":{"matchLabels":{"app":"x"}},
+                 "rules":[{"to":[{"operation":{"paths":["/admin*"]}}]}]}},
+        {"apiVersion":"security.istio.io/v1beta1","kind":"AuthorizationPolicy",
+         "metadata":{"name":"try-deny","namespace":"shop","annotations":{"istio.io/dry-run":"true"}},
+         "spec":{"action":"DENY","rules":[{"to":[{"operation":{"methods":["DELETE"]}}]}]}},
+        {"apiVersion":"security.istio.io/v1","kind":"AuthorizationPolicy",
+         "metadata":{"name":"sa","namespace":"shop"},
+         "spec":{"targetRefs":[{"kind":"Gateway","name":"gw"}],
+                 "rules":[{"from":[{"source":{"serviceAccounts":["frontend"]}}]},
+                          {"to":[{"operation":{"paths":["/public*"]}}]}]}}
+    ]"#,
+    );
+    let policies = &config.top_level.policies;
+    assert_eq!(policies[0].action, Action::Audit);
+    assert!(policies[1].dry_run && policies[1].name == "shop/try-deny");
+    let frontend = Peer {
+        principals: vec!["cluster.local/ns/shop/sa/frontend".into()],
+        ..Peer::default()
+    };
+    let no_claims = Map::new();
+    let identity = Identity {
+        claims: &no_claims,
+        space_delimited: &[],
+    };
+    let judge = |method: &str, path: &str, peer: &Peer| {
+        let headers = request(method, path, "app", &[]);
+        let edits = Edits::default();
+        let forwarded = Forwarded {
+            headers: &headers,
+            edits: &edits,
+        };
+        (
+            authorize(policies, &identity, forwarded, peer).is_ok(),
+            observe(policies, &identity, forwarded, peer),
+        )
+    };
+    // The short service account is the policy's namespace's.
+    let (allowed, seen) = judge("GET", "/admin/x", &frontend);
+    assert!(allowed, "AUDIT changes nothing");
+    assert_eq!(seen.audited, ["shop/audit-admin"]);
+    assert_eq!(seen.dry_run, Some(Ok(())));
+    let (allowed, seen) = judge("DELETE", "/public/x", &Peer::default());
+    assert!(allowed, "the dry-run DENY is not enforced");
+    assert!(seen.audited.is_empty());
+    assert!(matches!(&seen.dry_run, Some(Err(why)) if why.contains("shop/try-deny")));
+    let (allowed, _) = judge("GET", "/x", &Peer::default());
+    assert!(!allowed, "the enforced ALLOW still decides");
+    // Without AUDIT or dry-run policies there is nothing to observe.
+    let plain = self::policies(r#"[{"rules":[{"to":[{"operation":{"paths":["/x"]}}]}]}]"#);
+    let headers = request("GET", "/x", "app", &[]);
+    let edits = Edits::default();
+    let forwarded = Forwarded {
+        headers: &headers,
+        edits: &edits,
+    };
+    assert_eq!(
+        observe(&plain.top_level.policies, &identity, forwarded, &frontend),
+        Observation::default()
+    );
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn resources_are_checked_and_name_their_fields() {
+    let error = |text: &str| {
+        let full = format!(
+            r#"{{"jwtRules":[{{"issuer":"https://idp.test","jwksUri":"https://idp.test/jwks"}}],"authorizationPolicies":[{text}]}}"#
+        );
+        Config::parse(full.as_bytes()).unwrap_err().to_string()
+    };
+    assert!(
+        error(r#"{"apiVersion":"v1","kind":"AuthorizationPolicy","spec":{}}"#)
+            .starts_with("authorizationPolicies[0].apiVersion: `v1`")
+    );
+    assert!(error(
+        r#"{"apiVersion":"security.istio.io/v1","kind":"RequestAuthentication","spec":{}}"#
+    )
+    .starts_with("authorizationPolicies[0].kind: "));
+    assert!(error(
+        r#"{"apiVersion":"security.istio.io/v1","kind":"AuthorizationPolicy","spec":{"rules":[{}]}}"#
+    )
+    .starts_with("authorizationPolicies[0].spec.rules[0]: "));
+    assert!(error(
+        r#"{"apiVersion":"security.istio.io/v1","kind":"AuthorizationPolicy",
+            "metadata":{"annotations":{"istio.io/dry-run":"yes"}},"spec":{}}"#
+    )
+    .contains("istio.io/dry-run: yes"));
+    assert!(
+        error(r#"{"kind":"AuthorizationPolicy","apiVersion":"security.istio.io/v1"}"#)
+            .contains("spec")
+    );
 }

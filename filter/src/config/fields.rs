@@ -127,6 +127,23 @@ impl<'a> Fields<'a> {
         Some(strings)
     }
 
+    /// Whether the object has `name` (not yet taken).
+    pub fn has(&self, name: &str) -> bool {
+        self.map.get(name).is_some_and(|value| !value.is_null())
+    }
+
+    /// Takes `name`, whatever it holds, and drops it: a field accepted and
+    /// documented as ignored.
+    pub fn ignore(&mut self, name: &'static str) {
+        let _ = self.take(name);
+    }
+
+    /// Drops every field not yet taken: an object read only in part on purpose
+    /// (a pasted resource's `metadata`).
+    pub fn ignore_the_rest(&mut self) {
+        self.map.clear();
+    }
+
     /// A list of strings; absent means empty.
     pub fn strings(&mut self, name: &'static str) -> Vec<String> {
         self.optional_strings(name).unwrap_or_default()

@@ -228,6 +228,9 @@ pub fn handle(plugin: &RefCell<Plugin>, context_id: u32, now: u64, final_attempt
             state.sync_sources_without_keys();
             let verdict =
                 state.decide_request(&headers, &peer, now, final_attempt, &mut HostEntropy);
+            for note in state.vm.counters.take_notes() {
+                log(LogLevel::Info, &response::note_log_line(&note));
+            }
             (verdict, peer)
         }
         Err(_) => (

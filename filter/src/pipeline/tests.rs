@@ -663,3 +663,39 @@ fn a_missing_credential_is_asked_for_only_where_it_could_help() {
         assert_eq!(vm.counters.get(Counter::DeniedMissing), 1);
     }
 }
+
+/// AUDIT and dry-run policies are counted and noted for the log, and decide
+/// nothing.
+#[wasm_bindgen_test(unsupported = test)]
+fn audit_and_dry_run_policies_are_counted_and_noted() {
+    let key = TestKey::new(Algorithm::Es256, "k");
+    let config = config_with(
+        &key,
+        "",
+        r#","authorizationPolicies":[
+            {"action":"AUDIT","rules":[{"to":[{"operation":{"paths":["/admin*"]}}]}]},
+            {"apiVersion":"security.istio.io/v1","kind":"AuthorizationPolicy",
+             "metadata":{"name":"p","namespace":"n","annotations":{"istio.io/dry-run":"true"}},
+             "spec":{"action":"DENY","rules":[{"to":[{"operation":{"paths":["/admin*"]}}]}]}}]"#,
+    );
+    let bearer = format!("Bearer {}", token(&key, "a@example.test"));
+    let (verdict, mut vm) = decide_request(
+        &config,
+        &[
+            (":method", "GET"),
+            (":path", "/admin/x"),
+            ("authorization", &bearer),
+        ],
+    );
+    assert_eq!(status_of(&verdict), 200);
+    assert_eq!(vm.counters.get(Counter::AuditMatched), 1);
+    assert_eq!(vm.counters.get(Counter::DryRunDenied), 1);
+    let notes = vm.counters.take_notes();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(notes[0].starts_with("AUDIT policy authorizationPolicies[0] matched GET app.test/admin/x (app top level, principal https://idp.test/u)"), "{notes:?}");
+    assert!(
+        notes[1].starts_with("dry-run policies would deny: DENY policy n/p matched"),
+        "{notes:?}"
+    );
+    assert!(vm.counters.take_notes().is_empty());
+}

@@ -295,7 +295,7 @@ fn errors_name_the_app_and_field() {
             .starts_with("apps[1].publicPaths[0]: ")
     );
     assert!(with_app(
-        r#"{"name":"b","hosts":["b.test"],"authorizationPolicies":[{"action":"AUDIT"}]}"#
+        r#"{"name":"b","hosts":["b.test"],"authorizationPolicies":[{"action":"CUSTOM"}]}"#
     )
     .starts_with("apps[1].authorizationPolicies[0].action: "));
     assert!(
