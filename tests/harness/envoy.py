@@ -64,6 +64,9 @@ class Listener:
     # {"host_env_keys": [names of the Envoy process's own variables to pass],
     #  "key_values": {name: value}}. None: the VM sees no variables.
     vm_environment: dict | None = None
+    # HTTP filters (Envoy stanzas) before the Wasm filter, e.g. a
+    # set_filter_state that plays an Istio waypoint's part. None: none.
+    filters_before: list[dict] | None = None
 
 
 # ----- bootstrap -----
@@ -139,7 +142,7 @@ def virtual_hosts(listener: Listener) -> list[dict]:
 
 
 def http_listener(listener: Listener, wasm_path: Path) -> dict:
-    http_filters = []
+    http_filters = list(listener.filters_before or [])
     if listener.plugin_config is not None:
         http_filters.append(
             wasm_filter(

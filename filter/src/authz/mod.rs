@@ -13,7 +13,7 @@ pub mod policy;
 use crate::authority;
 use crate::claims;
 use crate::path;
-use crate::peer::{self, Ip, IpBlock, Peer};
+use crate::peer::{Ip, IpBlock, Peer};
 use crate::request::Forwarded;
 use pattern::Pattern;
 use policy::{Action, Condition, Key, Matchers, Operation, Policy, Rule, Source, Test};
@@ -199,7 +199,7 @@ impl<'a> RequestView<'a> {
             )
         };
         end_user
-            && admits(&source.principals, &self.peer.principals)
+            && admits(&source.principals, &self.peer.principal_values())
             && admits(&source.namespaces, &self.peer.namespaces())
             && admits(&source.ip_blocks, self.peer.direct_ip.as_slice())
             && admits(&source.remote_ip_blocks, self.peer.remote_ip.as_slice())
@@ -254,14 +254,12 @@ impl<'a> RequestView<'a> {
                 return claim_values(nested(claims, path), split, found);
             }
             Key::SourcePrincipal | Key::SourceNamespace => {
-                for principal in &self.peer.principals {
-                    let value = match key {
-                        Key::SourcePrincipal => Some(principal.as_str()),
-                        _ => peer::namespace(principal),
-                    };
-                    if let Some(value) = value {
-                        found.push(value.to_string());
-                    }
+                let values = match key {
+                    Key::SourcePrincipal => self.peer.principal_values(),
+                    _ => self.peer.namespaces(),
+                };
+                for value in values {
+                    found.push(value.to_string());
                 }
                 return;
             }
