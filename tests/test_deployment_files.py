@@ -1,5 +1,6 @@
 """The files users deploy from: the standalone Envoy config, the `make run` demo's
-config, and the two Istio WasmPlugins (a sidecar's and an ingress gateway's)."""
+config, the two Istio WasmPlugins (a sidecar's and an ingress gateway's) and the
+two TrafficExtensions (Istio 1.30's API) equivalent to them."""
 
 import base64
 import importlib.util
@@ -21,6 +22,14 @@ DEMO_PY = REPO_ROOT / "envoy-local" / "demo.py"
 WASM_PLUGIN = REPO_ROOT / "wasm-plugin.yaml"
 WASM_PLUGIN_GATEWAY = REPO_ROOT / "wasm-plugin-gateway.yaml"
 WASM_PLUGINS = [WASM_PLUGIN, WASM_PLUGIN_GATEWAY]
+TRAFFIC_EXTENSION = REPO_ROOT / "traffic-extension.yaml"
+TRAFFIC_EXTENSION_GATEWAY = REPO_ROOT / "traffic-extension-gateway.yaml"
+TRAFFIC_EXTENSIONS = [TRAFFIC_EXTENSION, TRAFFIC_EXTENSION_GATEWAY]
+# Every Istio resource that deploys the filter, with the WasmPlugin each
+# TrafficExtension stands for.
+ISTIO_EXTENSIONS = WASM_PLUGINS + TRAFFIC_EXTENSIONS
+EQUIVALENT = {TRAFFIC_EXTENSION: WASM_PLUGIN, TRAFFIC_EXTENSION_GATEWAY: WASM_PLUGIN_GATEWAY}
+SCHEMAS = {"WasmPlugin": "wasmplugin-schema.json", "TrafficExtension": "trafficextension-schema.json"}
 SHARED_ISTIO = REPO_ROOT.parent / "shared" / "istio"
 
 # Keys that put a secret in the plugin configuration itself.
@@ -88,10 +97,16 @@ def load(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
 
 
+def wasm_settings(plugin: dict) -> dict:
+    """The module's settings (url, vmConfig, pluginConfig...): a WasmPlugin's
+    `spec`, a TrafficExtension's `spec.wasm`."""
+    return plugin["spec"]["wasm"] if plugin["kind"] == "TrafficExtension" else plugin["spec"]
+
+
 def istio_host_env_keys(plugin: dict) -> list[str]:
-    """What Istio makes of `spec.vmConfig.env` entries with `valueFrom: HOST`:
+    """What Istio makes of `vmConfig.env` entries with `valueFrom: HOST`:
     Envoy's `vm_config.environment_variables.host_env_keys`."""
-    env = plugin["spec"].get("vmConfig", {}).get("env", [])
+    env = wasm_settings(plugin).get("vmConfig", {}).get("env", [])
     return [entry["name"] for entry in env if entry.get("valueFrom") == "HOST"]
 
 
@@ -211,19 +226,20 @@ def test_demo_config_takes_its_secrets_from_envoys_environment():
     assert sorted(secret_env(plugin_config)) == ["OIDC_CLIENT_SECRET", "OIDC_COOKIE_SECRETS"]
 
 
-# ----- the Istio WasmPlugins -----
-@pytest.mark.parametrize("path", WASM_PLUGINS, ids=lambda path: path.name)
+# ----- the Istio WasmPlugins and TrafficExtensions -----
+@pytest.mark.parametrize("path", ISTIO_EXTENSIONS, ids=lambda path: path.name)
 def test_wasm_plugin_matches_istio_crd_schema(path):
-    schema_path = SHARED_ISTIO / "wasmplugin-schema.json"
+    plugin = load(path)
+    schema_path = SHARED_ISTIO / SCHEMAS[plugin["kind"]]
     if not schema_path.is_file():
-        pytest.skip("Istio's WasmPlugin schema is not beside the project (../shared/istio)")
+        pytest.skip(f"Istio's {plugin['kind']} schema is not beside the project (../shared/istio)")
     import jsonschema
 
     schema = json.loads(schema_path.read_text())
-    jsonschema.validate(load(path), schema)
+    jsonschema.validate(plugin, schema)
 
 
-@pytest.mark.parametrize("path", WASM_PLUGINS, ids=lambda path: path.name)
+@pytest.mark.parametrize("path", ISTIO_EXTENSIONS, ids=lambda path: path.name)
 def test_wasm_plugin_jwt_rules_match_request_authentication_schema(path):
     schema_path = SHARED_ISTIO / "jwtrule-schema.json"
     if not schema_path.is_file():
@@ -231,25 +247,48 @@ def test_wasm_plugin_jwt_rules_match_request_authentication_schema(path):
     import jsonschema
 
     schema = json.loads(schema_path.read_text())
-    for rule in load(path)["spec"]["pluginConfig"]["jwtRules"]:
+    for rule in wasm_settings(load(path))["pluginConfig"]["jwtRules"]:
         jsonschema.validate(rule, schema)
 
 
-@pytest.mark.parametrize("path", WASM_PLUGINS, ids=lambda path: path.name)
+@pytest.mark.parametrize("path", ISTIO_EXTENSIONS, ids=lambda path: path.name)
 def test_wasm_plugin_holds_no_secret(path):
     plugin = load(path)
+    settings = wasm_settings(plugin)
     inline = [f"{where}.{key}" for where, key, _ in walk(plugin) if key in INLINE_SECRET_KEYS]
     assert not inline, f"secrets in the plugin configuration: {inline}"
     keys = [f"{where}.{key}" for where, key, value in walk(plugin) if isinstance(value, str) and BASE64_KEY.search(value)]
     assert not keys, f"values that look like cookie keys: {keys}"
-    env = plugin["spec"]["vmConfig"]["env"]
+    env = settings["vmConfig"]["env"]
     assert all("value" not in entry and entry["valueFrom"] == "HOST" for entry in env), env
     # Every variable the configuration names comes from the proxy's environment.
-    blocks = oidc_blocks(plugin["spec"]["pluginConfig"])
+    blocks = oidc_blocks(settings["pluginConfig"])
     assert blocks
     for where, oidc in blocks:
         assert {"clientSecretFromEnv", "cookieSecretsFromEnv"} <= oidc.keys(), where
-    assert sorted(secret_env(plugin["spec"]["pluginConfig"])) == sorted(istio_host_env_keys(plugin))
+    assert sorted(secret_env(settings["pluginConfig"])) == sorted(istio_host_env_keys(plugin))
+
+
+@pytest.mark.parametrize("path", TRAFFIC_EXTENSIONS, ids=lambda path: path.name)
+def test_traffic_extension_deploys_what_its_wasm_plugin_does(path):
+    """Same image, digest, phase, failure strategy, environment and plugin config;
+    only where it attaches differs."""
+    extension, plugin = load(path), load(EQUIVALENT[path])
+    assert (extension["apiVersion"], extension["kind"]) == ("extensions.istio.io/v1alpha1", "TrafficExtension")
+    wasm = extension["spec"]["wasm"]
+    for key in ("url", "sha256", "imagePullPolicy", "failStrategy", "vmConfig", "pluginConfig"):
+        assert wasm[key] == plugin["spec"][key], key
+    assert extension["spec"]["phase"] == plugin["spec"]["phase"] == "AUTHN"
+    assert extension["metadata"]["name"] == plugin["metadata"]["name"]
+
+
+def test_traffic_extensions_attach_to_the_sidecar_and_to_a_gateway_api_gateway():
+    sidecar = load(TRAFFIC_EXTENSION)
+    assert sidecar["spec"]["selector"] == load(WASM_PLUGIN)["spec"]["selector"]
+    assert sidecar["metadata"]["namespace"] == load(WASM_PLUGIN)["metadata"]["namespace"]
+    gateway = load(TRAFFIC_EXTENSION_GATEWAY)
+    assert "selector" not in gateway["spec"]
+    assert gateway["spec"]["targetRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "apps"}]
 
 
 def test_gateway_wasm_plugin_serves_two_apps_on_the_ingress_gateway():
@@ -264,13 +303,13 @@ def test_gateway_wasm_plugin_serves_two_apps_on_the_ingress_gateway():
     assert "/healthz" in apps["api"]["publicPaths"]
 
 
-@pytest.mark.parametrize("path", WASM_PLUGINS, ids=lambda path: path.name)
+@pytest.mark.parametrize("path", ISTIO_EXTENSIONS, ids=lambda path: path.name)
 def test_wasm_plugin_plugin_config_is_accepted_by_the_filter(path, wasm_path, tmp_path):
     """Loaded as Istio would load it: the pluginConfig as the configuration, the
     vmConfig.env HOST entries as host_env_keys, the variables in the proxy's
     environment (as the istio-proxy container's env would put them)."""
     plugin = load(path)
-    plugin_config = plugin["spec"]["pluginConfig"]
+    plugin_config = wasm_settings(plugin)["pluginConfig"]
     host_env_keys = istio_host_env_keys(plugin)
     bootstrap = envoy_local_with(wasm_path, plugin_config, host_env_keys=host_env_keys)
 

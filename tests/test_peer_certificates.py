@@ -81,3 +81,57 @@ def test_every_uri_san_counts(stack, tmp_path):
     for name in POLICIES:
         refused = call(name, crowded)
         assert (refused.status_code, refused.text) == (403, RBAC), name
+
+
+# Envoy's RBAC matches a principal against every URI SAN, every DNS SAN and the
+# subject; Istio writes `principals: [P]` as `spiffe://P` and `*` as `.+`, and
+# `namespaces: [N]` as the regex `.*/ns/N/.*`, over each of those names.
+NAME_POLICIES = {
+    "allow_any": [{"rules": [{"from": [{"source": {"principals": ["*"]}}]}]}],
+    "allow_dns_name": [{"rules": [{"from": [{"source": {"principals": ["web.example.test"]}}]}]}],
+    "allow_subject": [{"rules": [{"from": [{"source": {"principals": ["CN=subject-only"]}}]}]}],
+    "deny_namespace": deny({"namespaces": ["evil"]}),
+    "deny_any": deny({"principals": ["*"]}),
+}
+
+
+def test_dns_sans_and_the_subject_are_names_as_in_envoy_rbac(stack, tmp_path):
+    key = cached_key("ES256", "istio")
+    server = stack.jwks_server({"keys": [key.jwk()]})
+    authority = Authority(WORK_DIR / tmp_path.name)
+    tls = authority.downstream_tls(authority.issue("envoy", ip="127.0.0.1"))
+    dns_only = authority.issue("dns-only", dns=["web.example.test"])
+    subject_only = authority.issue("subject-only")
+    # A subject naming a namespace: Istio's regex finds it there too.
+    evil_subject = authority.issue("evil-subject", dns=["web.example.test"], common_name="x/ns/evil/y")
+
+    def listener(name):
+        config = plugin_config(
+            rule(ISSUER, server), servers=(server,), allowMissing=True, authorizationPolicies=NAME_POLICIES[name]
+        )
+        return Listener(name, config, downstream_tls=tls)
+
+    envoy = stack.envoy(*(listener(name) for name in NAME_POLICIES), servers=(server,))
+    token = sign({}, claims(ISSUER, sub=ISSUER), key)
+
+    def call(name, client):
+        return requests.get(
+            envoy.url(name).replace("http://", "https://") + "/",
+            headers={"Authorization": f"Bearer {token}"},
+            cert=(str(client.cert), str(client.key)),
+            verify=str(authority.ca),
+            timeout=REQUEST_TIMEOUT,
+        )
+
+    def denied(response, what):
+        assert (response.status_code, response.text) == (403, RBAC), what
+
+    for client in (dns_only, subject_only, evil_subject):
+        upstream(call("allow_any", client))
+        denied(call("deny_any", client), client.cert.name)
+        # Not a SPIFFE ID: no pattern but `*` matches it, not even itself.
+        denied(call("allow_dns_name", client), client.cert.name)
+        denied(call("allow_subject", client), client.cert.name)
+    upstream(call("deny_namespace", dns_only))
+    upstream(call("deny_namespace", subject_only))
+    denied(call("deny_namespace", evil_subject), "evil subject")

@@ -342,7 +342,7 @@ def listeners_for(case: Case, key, tls: dict | None) -> tuple[Listener, Listener
     native = Listener(
         f"native-{case.name}",
         None,
-        native_filters=istio_rbac.native_filters(rules, case.policies),
+        filters_before=istio_rbac.native_filters(rules, case.policies),
         downstream_tls=tls,
         hcm_extra=ISTIO_GATEWAY_HCM,
     )

@@ -1,21 +1,45 @@
-//! The downstream peer as Istio's `source` keys see it: the mesh identities in the
-//! peer certificate and two addresses. The host reads them from Envoy's attributes
-//! only when a policy needs them ([`PeerNeeds`]); everything here is plain parsing.
-//! [`certificate`] reads the certificate's URI SANs.
+//! The downstream peer as Istio's `source` keys see it: the mesh identities Envoy
+//! knows for it and two addresses. The host reads them from Envoy's attributes
+//! only when a policy needs them ([`PeerNeeds`]); everything here is plain parsing,
+//! and which attribute is read when is decided here too ([`Peer::with_identity`]).
+//! [`certificate`] reads the certificate's URI and DNS SANs.
+//!
+//! Where the identity comes from, as Istio's RBAC reads it:
+//! - a sidecar or gateway with mTLS: the peer certificate. Envoy's
+//!   `authenticated.principal_name` matches any URI SAN, any DNS SAN, and the
+//!   subject (RFC 2253), all three tried (`AuthenticatedMatcher` in Envoy's
+//!   `rbac/matchers.cc`);
+//! - an ambient-mode waypoint: the connection from ztunnel reaches the HTTP
+//!   filters over an internal listener, without TLS; Istio's RBAC reads the filter
+//!   state `io.istio.peer_principal` instead (`principalAuthenticated` in Istio's
+//!   `pilot/pkg/security/authz/model/principal.go`), which Istio sets to the HBONE
+//!   peer's URI SAN, `spiffe://td/ns/x/sa/y`.
 
 pub mod certificate;
+
+/// Longer names (a filter state value, a subject) are refused: who the peer is,
+/// is then unknown. Mesh identities are well under 256 bytes.
+pub const MAX_NAME_BYTES: usize = 4 * 1024;
 
 /// What the policies can judge about the downstream peer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Peer {
-    /// `<trust-domain>/ns/<namespace>/sa/<account>`: each `spiffe://` URI SAN of
-    /// the peer certificate without its scheme, in the certificate's order. Envoy's
-    /// RBAC matches `principals` against any URI SAN, and so do the policies here.
-    /// Empty without a peer certificate or without a SPIFFE ID in it.
+    /// `<trust-domain>/ns/<namespace>/sa/<account>`: each SPIFFE ID among the
+    /// peer's names without its `spiffe://`, in the certificate's order. Envoy's
+    /// RBAC matches `principals` against any of them, and so do the policies here.
+    /// Empty without a peer certificate (or filter state) or without a SPIFFE ID.
     pub principals: Vec<String>,
+    /// The peer's other names that Envoy's RBAC matches a principal against, as
+    /// Envoy gives them: URI SANs that are not SPIFFE IDs, DNS SANs, the subject,
+    /// a filter state value that is not a SPIFFE ID. Istio turns every principal
+    /// pattern but `*` into one starting with `spiffe://`, so these match only
+    /// `*` (Istio's `.+`) and `namespaces` (a regex over the whole name); see
+    /// [`Peer::principal_values`].
+    pub other_names: Vec<String>,
     /// The peer presented a certificate whose names could not be read (malformed,
-    /// or past [`certificate`]'s bounds): who it is is unknown, and a rule that
-    /// reads the principals fails closed (matches in DENY, not in ALLOW).
+    /// or past [`certificate`]'s bounds), or Envoy could not give an attribute:
+    /// who it is is unknown, and a rule that reads the principals fails closed
+    /// (matches in DENY, not in ALLOW).
     pub principals_unknown: bool,
     /// The address of the direct downstream connection (Istio's `ipBlocks`).
     pub direct_ip: Option<Ip>,
@@ -24,42 +48,187 @@ pub struct Peer {
     pub remote_ip: Option<Ip>,
 }
 
+/// Envoy's attributes the peer's identity is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attribute {
+    /// The leaf certificate's PEM (see [`certificate`]).
+    PeerCertificate,
+    /// The subject as Envoy's RBAC matches it: `subjectPeerCertificate()`.
+    SubjectPeerCertificate,
+    /// The filter state Istio's waypoints set and their RBAC reads.
+    PeerPrincipalFilterState,
+    /// The first URI SAN only: for an Envoy without `connection.peer_certificate`.
+    UriSanPeerCertificate,
+}
+
+impl Attribute {
+    /// The attribute's property path.
+    pub fn path(self) -> &'static [&'static str] {
+        match self {
+            Attribute::PeerCertificate => &["connection", "peer_certificate"],
+            Attribute::SubjectPeerCertificate => &["connection", "subject_peer_certificate"],
+            Attribute::PeerPrincipalFilterState => &["filter_state", "io.istio.peer_principal"],
+            Attribute::UriSanPeerCertificate => &["connection", "uri_san_peer_certificate"],
+        }
+    }
+}
+
+/// Envoy refused to give an attribute (not: it has none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused;
+
+/// The string `*` stands for the peer's [`Peer::other_names`] among the values
+/// principal patterns are matched against: it is non-empty, so Istio's `*`
+/// matches it, and no other pattern does (exact, `prefix*` and `*suffix` are
+/// non-empty and have no `*` in them), just as Istio's `spiffe://`-prefixed
+/// matchers never match a name without that scheme.
+const OTHER_NAMES: &str = "*";
+
 impl Peer {
-    /// The principals of the certificate in Envoy's `connection.peer_certificate`
-    /// attribute (its bytes, PEM or URL-encoded PEM), added to a peer without any.
-    pub fn with_certificate(mut self, attribute: &[u8]) -> Peer {
-        match certificate::uri_sans(attribute) {
-            Ok(uris) => {
-                // Loops that push, rather than `collect`s: less code in the module.
-                for uri in &uris {
-                    if let Some(principal) = principal_from_uri_san(uri) {
-                        self.principals.push(principal);
-                    }
-                }
+    /// The identity as Envoy's RBAC would see it, read through `read` (the host's
+    /// attribute reads): the peer certificate and its subject when there is one;
+    /// otherwise Istio's filter state (a waypoint); otherwise the one URI SAN an
+    /// older Envoy gives. An attribute Envoy refuses makes the identity unknown.
+    pub fn with_identity(
+        self,
+        read: &mut dyn FnMut(Attribute) -> Result<Option<Vec<u8>>, Refused>,
+    ) -> Peer {
+        match read(Attribute::PeerCertificate) {
+            Ok(Some(pem)) if !pem.is_empty() => {
+                return match read(Attribute::SubjectPeerCertificate) {
+                    Ok(subject) => self.with_certificate(&pem, &subject.unwrap_or_default()),
+                    Err(Refused) => self.unknown(),
+                };
             }
-            Err(certificate::Unreadable) => self.principals_unknown = true,
+            Ok(_) => {}
+            Err(Refused) => return self.unknown(),
+        }
+        for attribute in [
+            Attribute::PeerPrincipalFilterState,
+            Attribute::UriSanPeerCertificate,
+        ] {
+            match read(attribute) {
+                Ok(Some(name)) if !name.is_empty() => return self.with_name(&name),
+                Ok(_) => {}
+                Err(Refused) => return self.unknown(),
+            }
         }
         self
     }
 
-    /// The namespace in each principal (`.../ns/<namespace>/...`), as Istio's
-    /// `namespaces` reads it.
+    /// The names of the certificate in Envoy's `connection.peer_certificate`
+    /// attribute (its bytes, PEM or URL-encoded PEM) and its subject (Envoy's
+    /// `connection.subject_peer_certificate`, empty when it has none), added.
+    pub fn with_certificate(mut self, attribute: &[u8], subject: &[u8]) -> Peer {
+        match certificate::alt_names(attribute) {
+            Ok(names) => {
+                // Loops that push, rather than `collect`s: less code in the module.
+                for uri in names.uris {
+                    self.add_name(uri);
+                }
+                for dns in names.dns {
+                    self.other_names.push(dns);
+                }
+                if !subject.is_empty() {
+                    self = self.with_name(subject);
+                }
+                self
+            }
+            Err(certificate::Unreadable) => self.unknown(),
+        }
+    }
+
+    /// One name Envoy gives as text (a filter state value, a subject, a URI SAN):
+    /// a SPIFFE ID is a principal, another name one of the other names. Text that
+    /// is not UTF-8, is too long or has control characters cannot be compared as
+    /// Envoy would: the identity is unknown.
+    pub fn with_name(mut self, bytes: &[u8]) -> Peer {
+        let text = std::str::from_utf8(bytes).ok().filter(|text| {
+            !text.is_empty() && text.len() <= MAX_NAME_BYTES && !text.chars().any(char::is_control)
+        });
+        match text {
+            Some(text) => {
+                self.add_name(text.to_string());
+                self
+            }
+            None => self.unknown(),
+        }
+    }
+
+    fn add_name(&mut self, name: String) {
+        match principal_from_uri_san(&name) {
+            Some(principal) => self.principals.push(principal),
+            None => self.other_names.push(name),
+        }
+    }
+
+    fn unknown(mut self) -> Peer {
+        self.principals_unknown = true;
+        self
+    }
+
+    /// The values Istio's `principals` and `source.principal` patterns are
+    /// matched against: the principals, and `*` when the peer has other names
+    /// (see [`OTHER_NAMES`]).
+    pub fn principal_values(&self) -> Vec<&str> {
+        let mut values: Vec<&str> = Vec::new();
+        for principal in &self.principals {
+            values.push(principal);
+        }
+        if !self.other_names.is_empty() {
+            values.push(OTHER_NAMES);
+        }
+        values
+    }
+
+    /// Every name of the peer as Envoy's RBAC matches it (SPIFFE IDs with their
+    /// `spiffe://`, then the other names): what Istio's namespace regex
+    /// `.*/ns/<namespace>/.*` runs over.
+    pub fn names(&self) -> Vec<String> {
+        let mut names = Vec::with_capacity(self.principals.len() + self.other_names.len());
+        for principal in &self.principals {
+            names.push(format!("spiffe://{principal}"));
+        }
+        names.extend(self.other_names.iter().cloned());
+        names
+    }
+
+    /// The namespaces Istio's `namespaces` and `source.namespace` see: Istio
+    /// matches the regex `.*/ns/<namespace>/.*` against each whole name
+    /// (`spiffe://` included), so every segment between `/ns/` and a `/`, in
+    /// every name, is one.
     pub fn namespaces(&self) -> Vec<&str> {
         let mut namespaces = Vec::new();
         for principal in &self.principals {
-            if let Some(namespace) = namespace(principal) {
-                namespaces.push(namespace);
+            // `spiffe:/` has no `/ns/`; its last `/` may start one.
+            if let Some(first) = principal.strip_prefix("ns/") {
+                segment_namespace(first, &mut namespaces);
             }
+            namespaces_in(principal, &mut namespaces);
+        }
+        for name in &self.other_names {
+            namespaces_in(name, &mut namespaces);
         }
         namespaces
     }
 }
 
-/// The namespace in one principal.
-pub fn namespace(principal: &str) -> Option<&str> {
-    let (_, rest) = principal.split_once("/ns/")?;
-    let namespace = rest.split('/').next()?;
-    (!namespace.is_empty()).then_some(namespace)
+/// Every namespace after a `/ns/` in `name`, added to `found`.
+fn namespaces_in<'a>(name: &'a str, found: &mut Vec<&'a str>) {
+    let mut rest = name;
+    while let Some((_, after)) = rest.split_once("/ns/") {
+        segment_namespace(after, found);
+        rest = after;
+    }
+}
+
+/// The segment `after` starts with, if a `/` ends it and it is not empty.
+fn segment_namespace<'a>(after: &'a str, found: &mut Vec<&'a str>) {
+    if let Some((namespace, _)) = after.split_once('/') {
+        if !namespace.is_empty() {
+            found.push(namespace);
+        }
+    }
 }
 
 /// Which parts of [`Peer`] the configured policies read; the host asks Envoy for
@@ -85,9 +254,8 @@ impl PeerNeeds {
     }
 }
 
-/// The mesh principal in a URI SAN: only SPIFFE IDs name one. (Also how the
-/// host reads the single URI SAN an Envoy without `connection.peer_certificate`
-/// gives.)
+/// The mesh principal in a URI SAN (or Istio's filter state, which holds one):
+/// only SPIFFE IDs name one.
 pub fn principal_from_uri_san(uri: &str) -> Option<String> {
     let rest = uri.strip_prefix("spiffe://")?;
     (!rest.is_empty() && !rest.bytes().any(|b| b.is_ascii_control())).then(|| rest.to_string())
@@ -435,26 +603,234 @@ mod tests {
         };
         assert_eq!(peer.principals, ["cluster.local/ns/foo/sa/sleep"]);
         assert_eq!(peer.namespaces(), ["foo"]);
+        assert_eq!(peer.principal_values(), ["cluster.local/ns/foo/sa/sleep"]);
         assert_eq!(principal_from_uri_san("https://example.com/x"), None);
         assert_eq!(principal_from_uri_san("spiffe://"), None);
         assert!(Peer::default().namespaces().is_empty());
+        assert!(Peer::default().principal_values().is_empty());
+    }
+
+    /// Istio's regex `.*/ns/<namespace>/.*` over the whole name, `spiffe://`
+    /// included: every `/ns/<segment>/`, and only with the `/` after it.
+    #[wasm_bindgen_test(unsupported = test)]
+    fn namespaces_as_istios_regex_finds_them() {
+        let peer = |principals: &[&str], other_names: &[&str]| Peer {
+            principals: principals.iter().map(|p| p.to_string()).collect(),
+            other_names: other_names.iter().map(|p| p.to_string()).collect(),
+            ..Peer::default()
+        };
+        let cases: [(Peer, &[&str]); 7] = [
+            (peer(&["td/ns/a/sa/x/ns/b/y"], &[]), &["a", "b"]),
+            // `spiffe://ns/c/x`: the trust domain `ns`, and `/ns/c/` in the name.
+            (peer(&["ns/c/x"], &[]), &["c"]),
+            (peer(&["td/ns/a"], &[]), &[]),
+            (peer(&["td/ns//sa/x"], &[]), &[]),
+            (peer(&[], &["CN=x/ns/d/y,O=z"]), &["d"]),
+            (peer(&[], &["https://h/ns/e/f"]), &["e"]),
+            (peer(&["td/ns/a/sa/x"], &["web.example.test"]), &["a"]),
+        ];
+        for (peer, expected) in cases {
+            assert_eq!(peer.namespaces(), expected, "{peer:?}");
+        }
     }
 
     #[wasm_bindgen_test(unsupported = test)]
     fn every_spiffe_id_of_the_certificate_is_a_principal() {
-        let peer =
-            Peer::default().with_certificate(include_bytes!("../testdata/peer-two-spiffe.pem"));
+        let peer = Peer::default()
+            .with_certificate(include_bytes!("../testdata/peer-two-spiffe.pem"), b"");
         assert_eq!(
             peer.principals,
             ["cluster.local/ns/good/sa/x", "cluster.local/ns/evil/sa/y"]
         );
         assert_eq!(peer.namespaces(), ["good", "evil"]);
         assert!(!peer.principals_unknown);
-        // Other URIs name no principal; the certificate is still read.
+        assert!(peer.other_names.is_empty());
+        // Other URIs name no principal: only `*` matches them.
         let peer =
-            Peer::default().with_certificate(include_bytes!("../testdata/peer-https-uri.pem"));
-        assert_eq!((peer.principals.len(), peer.principals_unknown), (0, false));
-        let peer = Peer::default().with_certificate(b"-----BEGIN CERTIFICATE-----\nMII=");
+            Peer::default().with_certificate(include_bytes!("../testdata/peer-https-uri.pem"), b"");
+        assert_eq!(peer.principals.len(), 0);
+        assert_eq!(peer.other_names, ["https://example.test/workload"]);
+        assert_eq!(peer.principal_values(), ["*"]);
+        assert!(!peer.principals_unknown);
+        let peer = Peer::default().with_certificate(b"-----BEGIN CERTIFICATE-----\nMII=", b"CN=x");
         assert_eq!((peer.principals.len(), peer.principals_unknown), (0, true));
+    }
+
+    /// Envoy's RBAC tries every URI SAN, every DNS SAN and the subject; the
+    /// subject is Envoy's own string (`connection.subject_peer_certificate`).
+    #[wasm_bindgen_test(unsupported = test)]
+    fn dns_sans_and_the_subject_are_names_too() {
+        let peer = Peer::default().with_certificate(
+            include_bytes!("../testdata/peer-uri-and-dns.pem"),
+            b"CN=uri-and-dns",
+        );
+        assert_eq!(peer.principals, ["cluster.local/ns/foo/sa/sleep"]);
+        assert_eq!(
+            peer.other_names,
+            ["sleep.foo.svc", "example.test", "CN=uri-and-dns"]
+        );
+        assert_eq!(
+            peer.principal_values(),
+            ["cluster.local/ns/foo/sa/sleep", "*"]
+        );
+        let peer = Peer::default().with_certificate(
+            include_bytes!("../testdata/peer-dns-only.pem"),
+            b"CN=dns-only,O=Example Org",
+        );
+        assert!(peer.principals.is_empty());
+        assert_eq!(
+            peer.other_names,
+            [
+                "web.example.test",
+                "*.example.test",
+                "CN=dns-only,O=Example Org"
+            ]
+        );
+        assert_eq!(peer.principal_values(), ["*"]);
+        // A subject only; none at all (an empty subject is no name).
+        let peer = Peer::default()
+            .with_certificate(include_bytes!("../testdata/peer-no-san.pem"), b"CN=no-san");
+        assert_eq!(peer.other_names, ["CN=no-san"]);
+        let peer = Peer::default()
+            .with_certificate(include_bytes!("../testdata/peer-v1-no-extensions.pem"), b"");
+        assert_eq!(peer, Peer::default());
+        // A subject that cannot be compared as Envoy would: unknown.
+        for subject in [&b"CN=a\nb"[..], b"\xff", &[b'a'; MAX_NAME_BYTES + 1]] {
+            let peer = Peer::default()
+                .with_certificate(include_bytes!("../testdata/peer-no-san.pem"), subject);
+            assert!(peer.principals_unknown, "{subject:?}");
+        }
+    }
+
+    /// Istio writes `principals: [P]` as `spiffe://P` (exact, prefix, or the
+    /// regex `spiffe://.*S` for `*S`) and `*` as `.+`: a DNS SAN, a subject or a
+    /// URI that is not a SPIFFE ID matches `*` only, even when it is the pattern.
+    #[wasm_bindgen_test(unsupported = test)]
+    fn only_istios_star_matches_a_name_that_is_not_a_spiffe_id() {
+        use crate::authz::pattern::Pattern;
+        let dns_only = Peer::default().with_certificate(
+            include_bytes!("../testdata/peer-dns-only.pem"),
+            b"CN=dns-only,O=Example Org",
+        );
+        let matches = |peer: &Peer, pattern: &str| {
+            let pattern = Pattern::parse(pattern).unwrap();
+            peer.principal_values().iter().any(|v| pattern.matches(v))
+        };
+        assert!(matches(&dns_only, "*"));
+        for pattern in [
+            "web.example.test",
+            "*.example.test",
+            "web.*",
+            "*test",
+            "CN=dns-only,O=Example Org",
+            "CN=*",
+            "spiffe://web.example.test",
+        ] {
+            assert!(!matches(&dns_only, pattern), "{pattern}");
+        }
+        let spiffe = Peer::default().with_name(b"spiffe://cluster.local/ns/a/sa/b");
+        for pattern in ["*", "cluster.local/ns/a/sa/b", "cluster.local/*", "*/sa/b"] {
+            assert!(matches(&spiffe, pattern), "{pattern}");
+        }
+        assert!(!matches(&spiffe, "cluster.local/ns/a/sa/c"));
+        assert!(!matches(&Peer::default(), "*"));
+    }
+
+    /// The attributes a fake Envoy has.
+    type Has<'a> = &'a [(Attribute, &'a [u8])];
+
+    /// A fake Envoy: the attributes it has, and the ones it refuses.
+    fn read_from<'a>(
+        has: &'a [(Attribute, &'a [u8])],
+        refuses: &'a [Attribute],
+        asked: &'a mut Vec<Attribute>,
+    ) -> impl FnMut(Attribute) -> Result<Option<Vec<u8>>, Refused> + 'a {
+        move |attribute| {
+            asked.push(attribute);
+            if refuses.contains(&attribute) {
+                return Err(Refused);
+            }
+            Ok(has
+                .iter()
+                .find(|(name, _)| *name == attribute)
+                .map(|(_, value)| value.to_vec()))
+        }
+    }
+
+    fn identity(has: &[(Attribute, &[u8])], refuses: &[Attribute]) -> (Peer, Vec<Attribute>) {
+        let mut asked = Vec::new();
+        let peer = Peer::default().with_identity(&mut read_from(has, refuses, &mut asked));
+        (peer, asked)
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn the_identity_comes_from_the_certificate_else_the_filter_state() {
+        use Attribute::*;
+        let pem: &[u8] = include_bytes!("../testdata/peer-one-spiffe.pem");
+        let waypoint: &[u8] = b"spiffe://cluster.local/ns/waypoint/sa/client";
+        // A certificate wins; the filter state is not even read.
+        let (peer, asked) = identity(
+            &[
+                (PeerCertificate, pem),
+                (SubjectPeerCertificate, b""),
+                (PeerPrincipalFilterState, waypoint),
+            ],
+            &[],
+        );
+        assert_eq!(peer.principals, ["cluster.local/ns/foo/sa/sleep"]);
+        assert_eq!(asked, [PeerCertificate, SubjectPeerCertificate]);
+        // No certificate (an empty attribute is none): the filter state.
+        for certificate in [None, Some(&b""[..])] {
+            let mut has = vec![(PeerPrincipalFilterState, waypoint)];
+            has.extend(certificate.map(|c| (PeerCertificate, c)));
+            let (peer, asked) = identity(&has, &[]);
+            assert_eq!(peer.principals, ["cluster.local/ns/waypoint/sa/client"]);
+            assert_eq!(peer.namespaces(), ["waypoint"]);
+            assert!(!peer.principals_unknown);
+            assert_eq!(asked, [PeerCertificate, PeerPrincipalFilterState]);
+        }
+        // Neither: the one URI SAN an older Envoy gives.
+        let (peer, asked) = identity(&[(UriSanPeerCertificate, waypoint)], &[]);
+        assert_eq!(peer.principals, ["cluster.local/ns/waypoint/sa/client"]);
+        assert_eq!(
+            asked,
+            [
+                PeerCertificate,
+                PeerPrincipalFilterState,
+                UriSanPeerCertificate
+            ]
+        );
+        // Nothing at all: no identity, and not an unknown one.
+        assert_eq!(identity(&[], &[]).0, Peer::default());
+        // A filter state value that is not a SPIFFE ID: only `*` matches it.
+        let (peer, _) = identity(&[(PeerPrincipalFilterState, b"-")], &[]);
+        assert_eq!(
+            (peer.principal_values(), peer.principals_unknown),
+            (vec!["*"], false)
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn an_identity_envoy_will_not_tell_is_unknown() {
+        use Attribute::*;
+        let pem: &[u8] = include_bytes!("../testdata/peer-one-spiffe.pem");
+        let cases: [(Has, &[Attribute]); 5] = [
+            (&[], &[PeerCertificate]),
+            (&[(PeerCertificate, pem)], &[SubjectPeerCertificate]),
+            (&[], &[PeerPrincipalFilterState]),
+            (&[], &[UriSanPeerCertificate]),
+            (
+                &[(PeerPrincipalFilterState, b"spiffe://a/ns/b/sa/\x01")],
+                &[],
+            ),
+        ];
+        for (has, refuses) in cases {
+            let (peer, _) = identity(has, refuses);
+            assert!(peer.principals_unknown, "{has:?} {refuses:?}");
+            assert!(peer.principals.is_empty());
+        }
+        let long = [b'a'; MAX_NAME_BYTES + 1];
+        let (peer, _) = identity(&[(PeerPrincipalFilterState, &long)], &[]);
+        assert!(peer.principals_unknown);
     }
 }

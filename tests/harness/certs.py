@@ -52,8 +52,18 @@ class Authority:
         )
         self.ca = _write(self.directory, "ca", self.cert, self.key).cert
 
-    def issue(self, stem: str, *, ip: str | None = None, uri: str | list[str] | None = None) -> Pair:
-        """A certificate for `ip` (a server) or with the URI SANs `uri`, in that order (a client)."""
+    def issue(
+        self,
+        stem: str,
+        *,
+        ip: str | None = None,
+        uri: str | list[str] | None = None,
+        dns: list[str] | None = None,
+        common_name: str | None = None,
+    ) -> Pair:
+        """A certificate for `ip` (a server) or with the URI SANs `uri`, then the DNS
+        SANs `dns`, in that order (a client); its subject is `CN=<common_name>`
+        (default: the stem)."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.timezone.utc)
         names = []
@@ -61,19 +71,23 @@ class Authority:
             names.append(x509.IPAddress(ipaddress.ip_address(ip)))
         for one_uri in [uri] if isinstance(uri, str) else uri or []:
             names.append(x509.UniformResourceIdentifier(one_uri))
+        for one_dns in dns or []:
+            names.append(x509.DNSName(one_dns))
         usage = ExtendedKeyUsageOID.SERVER_AUTH if ip is not None else ExtendedKeyUsageOID.CLIENT_AUTH
-        cert = (
+        builder = (
             x509.CertificateBuilder()
-            .subject_name(_name(stem))
+            .subject_name(_name(common_name or stem))
             .issuer_name(self.cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-            .sign(self.key, hashes.SHA256())
         )
+        # RFC 5280: a subjectAltName has at least one name; none, no extension.
+        if names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        cert = builder.sign(self.key, hashes.SHA256())
         return _write(self.directory, stem, cert, key)
 
     def downstream_tls(self, server: Pair, require_client_certificate: bool = True) -> dict:

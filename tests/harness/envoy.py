@@ -64,9 +64,10 @@ class Listener:
     # {"host_env_keys": [names of the Envoy process's own variables to pass],
     #  "key_values": {name: value}}. None: the VM sees no variables.
     vm_environment: dict | None = None
-    # HTTP filters (Envoy JSON stanzas) placed before the Wasm filter, if any,
-    # and the router: e.g. Envoy's own jwt_authn and RBAC as a reference.
-    native_filters: list[dict] | None = None
+    # HTTP filters (Envoy JSON stanzas) before the Wasm filter, if any, and the
+    # router: Envoy's own jwt_authn and RBAC as a reference, or a
+    # set_filter_state that plays an Istio waypoint's part. None: none.
+    filters_before: list[dict] | None = None
 
 
 # ----- bootstrap -----
@@ -142,7 +143,7 @@ def virtual_hosts(listener: Listener) -> list[dict]:
 
 
 def http_listener(listener: Listener, wasm_path: Path) -> dict:
-    http_filters = list(listener.native_filters or [])
+    http_filters = list(listener.filters_before or [])
     if listener.plugin_config is not None:
         http_filters.append(
             wasm_filter(

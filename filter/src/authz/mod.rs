@@ -263,8 +263,8 @@ impl<'a> RequestView<'a> {
             admits(&source.request_principals, self.iss_sub.as_slice())
         };
         end_user
-            && admits(&source.principals, &self.peer.principals)
-            && admits(&source.namespaces, &self.peer.principals)
+            && admits(&source.principals, &self.peer.principal_values())
+            && admits(&source.namespaces, &self.peer.names())
             && admits(&source.service_accounts, &self.peer.principals)
             && admits(&source.trust_domains, &self.peer.principals)
             && admits(&source.ip_blocks, self.peer.direct_ip.as_slice())
@@ -290,7 +290,7 @@ impl<'a> RequestView<'a> {
                 admits(blocks, ip.as_slice())
             }
             Test::Principal(patterns) => admits(patterns, self.iss_sub.as_slice()),
-            Test::Namespace(patterns) => admits(patterns, &self.peer.principals),
+            Test::Namespace(patterns) => admits(patterns, &self.peer.names()),
             Test::ServiceAccount(patterns) => admits(patterns, &self.peer.principals),
             Test::TrustDomain(patterns) => admits(patterns, &self.peer.principals),
             Test::Text(patterns) => {
@@ -330,9 +330,10 @@ impl<'a> RequestView<'a> {
             | Key::SourceNamespace
             | Key::SourceServiceAccount
             | Key::SourceTrustDomain => {
-                // A namespace is matched as `Test::Namespace`; as text, the principals.
-                for principal in &self.peer.principals {
-                    found.push(principal.clone());
+                // Namespaces, service accounts and trust domains are matched as
+                // their own tests; as text, the values principal patterns see.
+                for value in self.peer.principal_values() {
+                    found.push(value.to_string());
                 }
                 return;
             }

@@ -475,6 +475,7 @@ fn sleep_in_foo() -> Peer {
         principals_unknown: false,
         direct_ip: crate::peer::Ip::parse("10.1.2.3"),
         remote_ip: crate::peer::Ip::parse("203.0.113.9"),
+        ..Peer::default()
     }
 }
 
@@ -586,6 +587,7 @@ fn peer_identity_and_addresses_decide_as_istio_does() {
         principals_unknown: false,
         direct_ip: None,
         remote_ip: crate::peer::Ip::parse("203.0.113.9"),
+        ..Peer::default()
     };
     for (json_policies, mtls, plain) in PEER_CASES {
         let config = policies(json_policies);
@@ -661,8 +663,8 @@ fn any_principal_of_the_certificate_matches_as_in_envoy_rbac() {
     let headers = request("GET", "/", "app", &[]);
     let edits = Edits::default();
     let two_sans =
-        Peer::default().with_certificate(include_bytes!("../../testdata/peer-two-spiffe.pem"));
-    let unreadable = Peer::default().with_certificate(b"-----BEGIN CERTIFICATE-----");
+        Peer::default().with_certificate(include_bytes!("../../testdata/peer-two-spiffe.pem"), b"");
+    let unreadable = Peer::default().with_certificate(b"-----BEGIN CERTIFICATE-----", b"");
     assert!(unreadable.principals_unknown);
     for (json_policies, two, unknown) in TWO_SAN_CASES {
         let config = policies(json_policies);

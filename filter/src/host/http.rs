@@ -251,20 +251,10 @@ pub fn handle(plugin: &RefCell<Plugin>, context_id: u32, now: u64, final_attempt
 fn read_peer(needs: PeerNeeds) -> Peer {
     let mut peer = Peer::default();
     if needs.principal {
-        // The whole certificate, for every URI SAN (see `peer::certificate`).
-        match raw::property(&["connection", "peer_certificate"]) {
-            Ok(Some(pem)) if !pem.is_empty() => peer = peer.with_certificate(&pem),
-            // An Envoy without the attribute (or one that leaves it empty): its
-            // first URI SAN is all it tells. No certificate: neither attribute.
-            Ok(_) => {
-                if let Some(principal) = read_property(&["connection", "uri_san_peer_certificate"])
-                    .and_then(|uri| peer::principal_from_uri_san(&uri))
-                {
-                    peer.principals.push(principal);
-                }
-            }
-            Err(_) => peer.principals_unknown = true,
-        }
+        // Which attributes, in which order: `Peer::with_identity`.
+        peer = peer.with_identity(&mut |attribute| {
+            raw::property(attribute.path()).map_err(|raw::Refused(_)| peer::Refused)
+        });
     }
     if needs.direct_ip || needs.remote_ip {
         if let Some(address) = read_property(&["source", "address"]) {

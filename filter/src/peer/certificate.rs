@@ -1,4 +1,4 @@
-//! The URI SANs of the downstream peer's certificate, read from Envoy's
+//! The URI and DNS SANs of the downstream peer's certificate, read from Envoy's
 //! `connection.peer_certificate` attribute: the leaf certificate's PEM in Envoy
 //! 1.40 (seen in its log). URL-encoded PEM, as Envoy's
 //! `urlEncodedPemEncodedPeerCertificate()` writes it, is read too; line breaks
@@ -8,8 +8,16 @@
 //! URI SAN, while Envoy's RBAC filter (what Istio's `principals` become) matches
 //! any of them, so a certificate naming a denied identity second would pass.
 //!
+//! Why the DNS SANs: Envoy's RBAC matches a principal against every URI SAN,
+//! every DNS SAN and the subject (`AuthenticatedMatcher`), and Envoy gives only
+//! the first DNS SAN as an attribute. The subject is not read here: Envoy's
+//! `connection.subject_peer_certificate` attribute is the very string RBAC
+//! matches (RFC 2253, as BoringSSL prints it), so formatting a DN here could only
+//! differ from it.
+//!
 //! Only what finding the SANs needs is read: Certificate → tbsCertificate →
-//! extensions `[3]` → subjectAltName (2.5.29.17) → GeneralNames → `[6]` URIs.
+//! extensions `[3]` → subjectAltName (2.5.29.17) → GeneralNames → `[6]` URIs and
+//! `[2]` DNS names.
 //! The walk is strict DER (definite, minimal lengths; every element ends where
 //! its parent does) and bounded; anything else is [`Unreadable`], which the
 //! policies treat as an unknown identity. No signature is checked here: Envoy's
@@ -49,14 +57,24 @@ const TBS_SUBJECT_UNIQUE_ID: u8 = 0x82;
 const TBS_EXTENSIONS: u8 = 0xa3;
 /// 2.5.29.17, the content octets of the subjectAltName OID.
 const SUBJECT_ALT_NAME_OID: [u8; 3] = [0x55, 0x1d, 0x11];
-/// `uniformResourceIdentifier [6] IMPLICIT IA5String`; the other GeneralName
-/// choices of RFC 5280 (otherName [0] ... registeredID [8]) are skipped.
+/// `uniformResourceIdentifier [6] IMPLICIT IA5String` and `dNSName [2] IMPLICIT
+/// IA5String`; the other GeneralName choices of RFC 5280 (otherName [0] ...
+/// registeredID [8]) are skipped.
 const GENERAL_NAME_URI: u8 = 0x86;
+const GENERAL_NAME_DNS: u8 = 0x82;
 
-/// Every URI SAN of the certificate in `text` (the attribute's bytes), in the
-/// certificate's order. A certificate without a subjectAltName extension, or
-/// without URI names in it, has none.
-pub fn uri_sans(text: &[u8]) -> Result<Vec<String>, Unreadable> {
+/// The names of a certificate's subjectAltName extension that Envoy's RBAC
+/// matches, each list in the certificate's order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AltNames {
+    pub uris: Vec<String>,
+    pub dns: Vec<String>,
+}
+
+/// The URI and DNS SANs of the certificate in `text` (the attribute's bytes). A
+/// certificate without a subjectAltName extension, or without such names in it,
+/// has none.
+pub fn alt_names(text: &[u8]) -> Result<AltNames, Unreadable> {
     if text.len() > MAX_TEXT_BYTES {
         return Err(Unreadable);
     }
@@ -64,7 +82,7 @@ pub fn uri_sans(text: &[u8]) -> Result<Vec<String>, Unreadable> {
     if der.len() > MAX_CERTIFICATE_BYTES {
         return Err(Unreadable);
     }
-    uri_sans_of_der(&der)
+    alt_names_of_der(&der)
 }
 
 /// The PEM text with `%XX` escapes decoded and line breaks left out. Every other
@@ -138,7 +156,7 @@ const EXTENSION: [(u8, bool); 3] = [
     (OCTET_STRING, false),
 ];
 
-fn uri_sans_of_der(der: &[u8]) -> Result<Vec<String>, Unreadable> {
+fn alt_names_of_der(der: &[u8]) -> Result<AltNames, Unreadable> {
     let mut certificate = [None; 3];
     fields(only(der, SEQUENCE)?, &CERTIFICATE, &mut certificate)?;
     let [Some(tbs_certificate), ..] = certificate else {
@@ -148,7 +166,7 @@ fn uri_sans_of_der(der: &[u8]) -> Result<Vec<String>, Unreadable> {
     fields(tbs_certificate, &TBS_CERTIFICATE, &mut tbs)?;
     let [.., extensions] = tbs;
     let Some(extensions) = extensions else {
-        return Ok(Vec::new());
+        return Ok(AltNames::default());
     };
     let mut list = Reader(only(extensions, SEQUENCE)?);
     let mut general_names = None;
@@ -171,7 +189,7 @@ fn uri_sans_of_der(der: &[u8]) -> Result<Vec<String>, Unreadable> {
             general_names = Some(value);
         }
     }
-    general_names.map_or(Ok(Vec::new()), uris_in_general_names)
+    general_names.map_or(Ok(AltNames::default()), names_in_general_names)
 }
 
 /// Reads `contents` as the fields of `layout`, in order, and nothing after them:
@@ -201,13 +219,14 @@ fn only(contents: &[u8], tag: u8) -> Result<&[u8], Unreadable> {
     Ok(inner)
 }
 
-/// The URIs of a GeneralNames (`SEQUENCE SIZE (1..MAX) OF GeneralName`).
-fn uris_in_general_names(value: &[u8]) -> Result<Vec<String>, Unreadable> {
+/// The URIs and DNS names of a GeneralNames (`SEQUENCE SIZE (1..MAX) OF
+/// GeneralName`).
+fn names_in_general_names(value: &[u8]) -> Result<AltNames, Unreadable> {
     let mut names = Reader(only(value, SEQUENCE)?);
     if names.is_empty() {
         return Err(Unreadable);
     }
-    let mut uris = Vec::new();
+    let mut found = AltNames::default();
     let mut count = 0usize;
     while !names.is_empty() {
         count += 1;
@@ -216,17 +235,19 @@ fn uris_in_general_names(value: &[u8]) -> Result<Vec<String>, Unreadable> {
         }
         let (tag, content) = names.element()?;
         match tag {
-            GENERAL_NAME_URI => uris.push(ia5_uri(content)?),
-            0xa0 | 0x81 | 0x82 | 0xa3 | 0xa4 | 0xa5 | 0x87 | 0x88 => {}
+            GENERAL_NAME_URI => found.uris.push(visible_ia5(content)?),
+            GENERAL_NAME_DNS => found.dns.push(visible_ia5(content)?),
+            0xa0 | 0x81 | 0xa3 | 0xa4 | 0xa5 | 0x87 | 0x88 => {}
             _ => return Err(Unreadable),
         }
     }
-    Ok(uris)
+    Ok(found)
 }
 
-/// A URI's IA5String: visible ASCII only (a URI has no spaces or controls). A
-/// name we cannot compare exactly as Envoy would makes the identity unknown.
-fn ia5_uri(content: &[u8]) -> Result<String, Unreadable> {
+/// A URI's or DNS name's IA5String: visible ASCII only (neither has spaces or
+/// controls). A name we cannot compare exactly as Envoy would makes the identity
+/// unknown.
+fn visible_ia5(content: &[u8]) -> Result<String, Unreadable> {
     if content.is_empty() || !content.iter().all(|b| (0x21..=0x7e).contains(b)) {
         return Err(Unreadable);
     }
@@ -310,8 +331,13 @@ mod tests {
             "https-uri" => include_str!("../../testdata/peer-https-uri.pem"),
             "rsa-critical-ext" => include_str!("../../testdata/peer-rsa-critical-ext.pem"),
             "v1-no-extensions" => include_str!("../../testdata/peer-v1-no-extensions.pem"),
+            "dns-only" => include_str!("../../testdata/peer-dns-only.pem"),
             _ => panic!("no test certificate {name}"),
         }
+    }
+
+    fn uri_sans(text: &[u8]) -> Result<Vec<String>, Unreadable> {
+        alt_names(text).map(|names| names.uris)
     }
 
     fn der_of(name: &str) -> Vec<u8> {
@@ -344,7 +370,7 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn reads_every_uri_san_of_real_certificates() {
-        let cases: [(&str, &[&str]); 7] = [
+        let cases: [(&str, &[&str]); 8] = [
             ("one-spiffe", &["spiffe://cluster.local/ns/foo/sa/sleep"]),
             (
                 "two-spiffe",
@@ -358,6 +384,7 @@ mod tests {
             ("https-uri", &["https://example.test/workload"]),
             ("rsa-critical-ext", &["spiffe://example.org/ns/rsa/sa/r"]),
             ("v1-no-extensions", &[]),
+            ("dns-only", &[]),
         ];
         for (name, expected) in cases {
             let pem = testdata(name);
@@ -369,6 +396,20 @@ mod tests {
                 expected,
                 "{name} URL-encoded"
             );
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn reads_every_dns_san_of_real_certificates() {
+        let cases: [(&str, &[&str]); 4] = [
+            ("uri-and-dns", &["sleep.foo.svc", "example.test"]),
+            ("dns-only", &["web.example.test", "*.example.test"]),
+            ("one-spiffe", &[]),
+            ("no-san", &[]),
+        ];
+        for (name, expected) in cases {
+            let names = alt_names(testdata(name).as_bytes()).unwrap();
+            assert_eq!(names.dns, expected, "{name}");
         }
     }
 
@@ -478,6 +519,10 @@ mod tests {
         ];
         let der = certificate(Some(&[other.clone(), san(&names), other]), 10);
         assert_eq!(uris_of(&der).unwrap(), ["spiffe://a/ns/b/sa/c", "urn:x"]);
+        assert_eq!(
+            alt_names(pem_of(&der).as_bytes()).unwrap().dns,
+            ["dns.test"]
+        );
         // Critical flag present, false.
         let der = certificate(
             Some(&[extension(
@@ -518,7 +563,7 @@ mod tests {
             tlv(BOOLEAN, &[1]),
             tlv(OCTET_STRING, &sequence(&[uri("urn:a")])),
         ]);
-        let cases: [(&str, Vec<u8>); 10] = [
+        let cases: [(&str, Vec<u8>); 12] = [
             ("over 64 names", certificate(Some(&[san(&too_many)]), 10)),
             ("over 16 KiB", certificate(None, MAX_CERTIFICATE_BYTES)),
             ("two SAN extensions", certificate(Some(&two_sans), 10)),
@@ -526,6 +571,14 @@ mod tests {
             (
                 "URI with a space",
                 certificate(Some(&[san(&[uri("urn:a b")])]), 10),
+            ),
+            (
+                "DNS name with a space",
+                certificate(Some(&[san(&[tlv(GENERAL_NAME_DNS, b"a b.test")])]), 10),
+            ),
+            (
+                "empty DNS name",
+                certificate(Some(&[san(&[tlv(GENERAL_NAME_DNS, b"")])]), 10),
             ),
             (
                 "URI with a control",
@@ -605,15 +658,17 @@ mod tests {
     /// tags: any verdict, never a panic, and what is read is still visible ASCII.
     #[wasm_bindgen_test(unsupported = test)]
     fn mutated_certificates_never_panic() {
-        for name in ["two-spiffe", "uri-and-dns", "rsa-critical-ext"] {
+        for name in ["two-spiffe", "uri-and-dns", "rsa-critical-ext", "dns-only"] {
             let good = der_of(name);
             for at in 0..good.len() {
                 for value in [0x00, 0x01, 0x7f, 0x80, 0x81, 0x82, 0x84, 0xff, good[at] ^ 1] {
                     let mut der = good.clone();
                     der[at] = value;
-                    if let Ok(uris) = uri_sans_of_der(&der) {
-                        assert!(uris.len() <= MAX_SUBJECT_ALT_NAMES);
-                        assert!(uris.iter().all(|u| u.bytes().all(|b| b.is_ascii_graphic())));
+                    if let Ok(names) = alt_names_of_der(&der) {
+                        assert!(names.uris.len() + names.dns.len() <= MAX_SUBJECT_ALT_NAMES);
+                        for name in names.uris.iter().chain(&names.dns) {
+                            assert!(name.bytes().all(|b| b.is_ascii_graphic()));
+                        }
                     }
                 }
             }
