@@ -321,10 +321,6 @@ DISAGREEMENTS: dict[tuple[str, str], str] = {
         "stricter: request.headers `*` on an empty value: Envoy's present_match matches a present empty header;"
         " our filter's `*` needs a non-empty value"
     ),
-    ("principals-any", "not_spiffe"): (
-        "stricter: principals `*` with a client certificate whose URI SAN is not spiffe://: Envoy's"
-        " `authenticated` `.+` matches that SAN; our filter sees no principal"
-    ),
     ("ip-blocks", "xff=203.0.113.7"): f"stricter: {XFF_DIRECT_PEER} (documented)",
     ("not-ip-blocks-deny", "xff=203.0.113.7"): f"stricter: {XFF_DIRECT_PEER} (documented)",
     ("source-ip-condition", "xff=203.0.113.7"): f"stricter: {XFF_DIRECT_PEER} (documented)",
