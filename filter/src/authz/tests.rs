@@ -757,6 +757,18 @@ fn a_credential_helps_only_where_identity_decides() {
         ),
         // The request's own facts decide, whoever the user is.
         (
+            r#"[{"action":"DENY","rules":[{"when":[{"key":"source.ip","values":["10.0.0.0/8"]}]}]}]"#,
+            "/x",
+            &peer_10,
+            false,
+        ),
+        (
+            r#"[{"rules":[{"when":[{"key":"source.principal","values":["cluster.local/ns/a/sa/b"]}]}]}]"#,
+            "/x",
+            &peer_10,
+            false,
+        ),
+        (
             r#"[{"action":"DENY","rules":[{"to":[{"operation":{"paths":["/x*"]}}]}]}]"#,
             "/x",
             &peer_10,

@@ -273,7 +273,9 @@ mod tests {
             SessionState::Valid(_)
         ));
         assert_eq!(judge(Some("r"), 850, 0, 600), refreshable(true));
-        // ... and after it, with tokens that no longer serve.
+        // ... and after it, with tokens that no longer serve (from `exp` on).
+        assert_eq!(judge(Some("r"), 999, 0, 60), refreshable(true));
+        assert_eq!(judge(Some("r"), 1_000, 0, 60), refreshable(false));
         assert_eq!(judge(Some("r"), 2_000, 0, 60), refreshable(false));
         // Without a refresh token the session lasts its TTL.
         assert!(matches!(judge(None, 2_000, 0, 60), SessionState::Valid(_)));
