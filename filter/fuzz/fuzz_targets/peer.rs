@@ -38,26 +38,33 @@ fn url_encoded(text: &str) -> String {
 
 /// What any accepted certificate must give; and the peer agrees with it.
 fn check(attribute: &[u8]) -> Result<Vec<String>, certificate::Unreadable> {
-    let uris = certificate::uri_sans(attribute);
-    let peer = Peer::default().with_certificate(attribute);
-    match &uris {
-        Ok(uris) => {
-            assert!(uris.len() <= MAX_SUBJECT_ALT_NAMES);
-            assert!(uris
+    let names = certificate::alt_names(attribute);
+    let peer = Peer::default().with_certificate(attribute, b"");
+    match &names {
+        Ok(names) => {
+            assert!(names.uris.len() + names.dns.len() <= MAX_SUBJECT_ALT_NAMES);
+            assert!(names
+                .uris
                 .iter()
-                .all(|uri| !uri.is_empty() && uri.bytes().all(|b| b.is_ascii_graphic())));
+                .chain(&names.dns)
+                .all(|name| !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic())));
             assert!(!peer.principals_unknown);
-            let spiffe: Vec<&str> = uris
+            let spiffe: Vec<&str> = names
+                .uris
                 .iter()
                 .filter_map(|uri| uri.strip_prefix("spiffe://"))
                 .filter(|rest| !rest.is_empty())
                 .collect();
             assert_eq!(peer.principals, spiffe);
-            assert!(peer.namespaces().len() <= peer.principals.len());
+            // Every name is one the policies see.
+            assert_eq!(
+                peer.names().len(),
+                peer.principals.len() + peer.other_names.len()
+            );
         }
         Err(_) => assert!(peer.principals_unknown && peer.principals.is_empty()),
     }
-    uris
+    names.map(|names| names.uris)
 }
 
 fuzz_target!(|data: &[u8]| {

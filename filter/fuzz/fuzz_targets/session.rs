@@ -133,6 +133,7 @@ fuzz_target!(|input: Input| {
                 access_token: None,
                 refresh_token: None,
                 tokens_expire_at: 1,
+                tokens_issued_at: 0,
                 expires_at: 2,
             };
             let Some(sealed) = session.seal(&keys, NAME, [3; 12]) else {
@@ -171,6 +172,8 @@ fuzz_target!(|input: Input| {
                 id_token,
                 access_token,
                 refresh_token,
+                // Issued a while before it expires (any amount: the judge bounds it).
+                tokens_issued_at: tokens_expire_at / 2,
                 tokens_expire_at,
                 expires_at,
             };
