@@ -46,6 +46,13 @@ pub struct Peer {
     /// The client address Envoy computed from `X-Forwarded-For` under its
     /// trusted-hops settings (Istio's `remoteIpBlocks`).
     pub remote_ip: Option<Ip>,
+    /// The connection's local address, Envoy's `destination.address` (Istio's
+    /// `ports`, `destination.port` and `destination.ip`; in a sidecar, the original
+    /// destination).
+    pub destination: Option<(Ip, u16)>,
+    /// The TLS SNI the client sent, Envoy's `connection.requested_server_name`
+    /// (Istio's `connection.sni`); empty without TLS or SNI.
+    pub sni: Option<String>,
 }
 
 /// Envoy's attributes the peer's identity is read from.
@@ -238,11 +245,13 @@ pub struct PeerNeeds {
     pub principal: bool,
     pub direct_ip: bool,
     pub remote_ip: bool,
+    pub destination: bool,
+    pub sni: bool,
 }
 
 impl PeerNeeds {
     pub fn any(self) -> bool {
-        self.principal || self.direct_ip || self.remote_ip
+        self.principal || self.direct_ip || self.remote_ip || self.destination || self.sni
     }
 
     pub fn union(self, other: PeerNeeds) -> PeerNeeds {
@@ -250,8 +259,15 @@ impl PeerNeeds {
             principal: self.principal || other.principal,
             direct_ip: self.direct_ip || other.direct_ip,
             remote_ip: self.remote_ip || other.remote_ip,
+            destination: self.destination || other.destination,
+            sni: self.sni || other.sni,
         }
     }
+}
+
+/// Envoy's `destination.address` (`ip:port`, `[v6]:port`), read strictly.
+pub fn destination(address: &str) -> Option<(Ip, u16)> {
+    parse_address(address)
 }
 
 /// The mesh principal in a URI SAN (or Istio's filter state, which holds one):
