@@ -199,43 +199,6 @@ impl Peer {
         names.extend(self.other_names.iter().cloned());
         names
     }
-
-    /// The namespaces Istio's `namespaces` and `source.namespace` see: Istio
-    /// matches the regex `.*/ns/<namespace>/.*` against each whole name
-    /// (`spiffe://` included), so every segment between `/ns/` and a `/`, in
-    /// every name, is one.
-    pub fn namespaces(&self) -> Vec<&str> {
-        let mut namespaces = Vec::new();
-        for principal in &self.principals {
-            // `spiffe:/` has no `/ns/`; its last `/` may start one.
-            if let Some(first) = principal.strip_prefix("ns/") {
-                segment_namespace(first, &mut namespaces);
-            }
-            namespaces_in(principal, &mut namespaces);
-        }
-        for name in &self.other_names {
-            namespaces_in(name, &mut namespaces);
-        }
-        namespaces
-    }
-}
-
-/// Every namespace after a `/ns/` in `name`, added to `found`.
-fn namespaces_in<'a>(name: &'a str, found: &mut Vec<&'a str>) {
-    let mut rest = name;
-    while let Some((_, after)) = rest.split_once("/ns/") {
-        segment_namespace(after, found);
-        rest = after;
-    }
-}
-
-/// The segment `after` starts with, if a `/` ends it and it is not empty.
-fn segment_namespace<'a>(after: &'a str, found: &mut Vec<&'a str>) {
-    if let Some((namespace, _)) = after.split_once('/') {
-        if !namespace.is_empty() {
-            found.push(namespace);
-        }
-    }
 }
 
 /// Which parts of [`Peer`] the configured policies read; the host asks Envoy for
@@ -487,6 +450,22 @@ mod tests {
     use super::*;
     use wasm_bindgen_test::wasm_bindgen_test;
 
+    /// Which of a few namespaces Istio's `.*/ns/<namespace>/.*` finds in the
+    /// peer's names, in this order.
+    fn namespaces_seen(peer: &Peer) -> Vec<&'static str> {
+        use crate::authz::pattern::NamespacePattern;
+        let names = peer.names();
+        [
+            "a", "b", "c", "d", "e", "foo", "good", "evil", "waypoint", "x", "sa", "td",
+        ]
+        .into_iter()
+        .filter(|namespace| {
+            let pattern = NamespacePattern::parse(namespace).unwrap();
+            names.iter().any(|name| pattern.matches(name))
+        })
+        .collect()
+    }
+
     #[wasm_bindgen_test(unsupported = test)]
     fn blocks_match_addresses_in_them() {
         let cases = [
@@ -618,11 +597,11 @@ mod tests {
             ..Peer::default()
         };
         assert_eq!(peer.principals, ["cluster.local/ns/foo/sa/sleep"]);
-        assert_eq!(peer.namespaces(), ["foo"]);
+        assert_eq!(namespaces_seen(&peer), ["foo"]);
         assert_eq!(peer.principal_values(), ["cluster.local/ns/foo/sa/sleep"]);
         assert_eq!(principal_from_uri_san("https://example.com/x"), None);
         assert_eq!(principal_from_uri_san("spiffe://"), None);
-        assert!(Peer::default().namespaces().is_empty());
+        assert!(namespaces_seen(&Peer::default()).is_empty());
         assert!(Peer::default().principal_values().is_empty());
     }
 
@@ -646,7 +625,7 @@ mod tests {
             (peer(&["td/ns/a/sa/x"], &["web.example.test"]), &["a"]),
         ];
         for (peer, expected) in cases {
-            assert_eq!(peer.namespaces(), expected, "{peer:?}");
+            assert_eq!(namespaces_seen(&peer), expected, "{peer:?}");
         }
     }
 
@@ -658,7 +637,7 @@ mod tests {
             peer.principals,
             ["cluster.local/ns/good/sa/x", "cluster.local/ns/evil/sa/y"]
         );
-        assert_eq!(peer.namespaces(), ["good", "evil"]);
+        assert_eq!(namespaces_seen(&peer), ["good", "evil"]);
         assert!(!peer.principals_unknown);
         assert!(peer.other_names.is_empty());
         // Other URIs name no principal: only `*` matches them.
@@ -801,7 +780,7 @@ mod tests {
             has.extend(certificate.map(|c| (PeerCertificate, c)));
             let (peer, asked) = identity(&has, &[]);
             assert_eq!(peer.principals, ["cluster.local/ns/waypoint/sa/client"]);
-            assert_eq!(peer.namespaces(), ["waypoint"]);
+            assert_eq!(namespaces_seen(&peer), ["waypoint"]);
             assert!(!peer.principals_unknown);
             assert_eq!(asked, [PeerCertificate, PeerPrincipalFilterState]);
         }
