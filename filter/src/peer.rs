@@ -46,6 +46,13 @@ pub struct Peer {
     /// The client address Envoy computed from `X-Forwarded-For` under its
     /// trusted-hops settings (Istio's `remoteIpBlocks`).
     pub remote_ip: Option<Ip>,
+    /// The connection's local address, Envoy's `destination.address` (Istio's
+    /// `ports`, `destination.port` and `destination.ip`; in a sidecar, the original
+    /// destination).
+    pub destination: Option<(Ip, u16)>,
+    /// The TLS SNI the client sent, Envoy's `connection.requested_server_name`
+    /// (Istio's `connection.sni`); empty without TLS or SNI.
+    pub sni: Option<String>,
 }
 
 /// Envoy's attributes the peer's identity is read from.
@@ -192,43 +199,6 @@ impl Peer {
         names.extend(self.other_names.iter().cloned());
         names
     }
-
-    /// The namespaces Istio's `namespaces` and `source.namespace` see: Istio
-    /// matches the regex `.*/ns/<namespace>/.*` against each whole name
-    /// (`spiffe://` included), so every segment between `/ns/` and a `/`, in
-    /// every name, is one.
-    pub fn namespaces(&self) -> Vec<&str> {
-        let mut namespaces = Vec::new();
-        for principal in &self.principals {
-            // `spiffe:/` has no `/ns/`; its last `/` may start one.
-            if let Some(first) = principal.strip_prefix("ns/") {
-                segment_namespace(first, &mut namespaces);
-            }
-            namespaces_in(principal, &mut namespaces);
-        }
-        for name in &self.other_names {
-            namespaces_in(name, &mut namespaces);
-        }
-        namespaces
-    }
-}
-
-/// Every namespace after a `/ns/` in `name`, added to `found`.
-fn namespaces_in<'a>(name: &'a str, found: &mut Vec<&'a str>) {
-    let mut rest = name;
-    while let Some((_, after)) = rest.split_once("/ns/") {
-        segment_namespace(after, found);
-        rest = after;
-    }
-}
-
-/// The segment `after` starts with, if a `/` ends it and it is not empty.
-fn segment_namespace<'a>(after: &'a str, found: &mut Vec<&'a str>) {
-    if let Some((namespace, _)) = after.split_once('/') {
-        if !namespace.is_empty() {
-            found.push(namespace);
-        }
-    }
 }
 
 /// Which parts of [`Peer`] the configured policies read; the host asks Envoy for
@@ -238,11 +208,13 @@ pub struct PeerNeeds {
     pub principal: bool,
     pub direct_ip: bool,
     pub remote_ip: bool,
+    pub destination: bool,
+    pub sni: bool,
 }
 
 impl PeerNeeds {
     pub fn any(self) -> bool {
-        self.principal || self.direct_ip || self.remote_ip
+        self.principal || self.direct_ip || self.remote_ip || self.destination || self.sni
     }
 
     pub fn union(self, other: PeerNeeds) -> PeerNeeds {
@@ -250,8 +222,15 @@ impl PeerNeeds {
             principal: self.principal || other.principal,
             direct_ip: self.direct_ip || other.direct_ip,
             remote_ip: self.remote_ip || other.remote_ip,
+            destination: self.destination || other.destination,
+            sni: self.sni || other.sni,
         }
     }
+}
+
+/// Envoy's `destination.address` (`ip:port`, `[v6]:port`), read strictly.
+pub fn destination(address: &str) -> Option<(Ip, u16)> {
+    parse_address(address)
 }
 
 /// The mesh principal in a URI SAN (or Istio's filter state, which holds one):
@@ -471,6 +450,22 @@ mod tests {
     use super::*;
     use wasm_bindgen_test::wasm_bindgen_test;
 
+    /// Which of a few namespaces Istio's `.*/ns/<namespace>/.*` finds in the
+    /// peer's names, in this order.
+    fn namespaces_seen(peer: &Peer) -> Vec<&'static str> {
+        use crate::authz::pattern::NamespacePattern;
+        let names = peer.names();
+        [
+            "a", "b", "c", "d", "e", "foo", "good", "evil", "waypoint", "x", "sa", "td",
+        ]
+        .into_iter()
+        .filter(|namespace| {
+            let pattern = NamespacePattern::parse(namespace).unwrap();
+            names.iter().any(|name| pattern.matches(name))
+        })
+        .collect()
+    }
+
     #[wasm_bindgen_test(unsupported = test)]
     fn blocks_match_addresses_in_them() {
         let cases = [
@@ -602,11 +597,11 @@ mod tests {
             ..Peer::default()
         };
         assert_eq!(peer.principals, ["cluster.local/ns/foo/sa/sleep"]);
-        assert_eq!(peer.namespaces(), ["foo"]);
+        assert_eq!(namespaces_seen(&peer), ["foo"]);
         assert_eq!(peer.principal_values(), ["cluster.local/ns/foo/sa/sleep"]);
         assert_eq!(principal_from_uri_san("https://example.com/x"), None);
         assert_eq!(principal_from_uri_san("spiffe://"), None);
-        assert!(Peer::default().namespaces().is_empty());
+        assert!(namespaces_seen(&Peer::default()).is_empty());
         assert!(Peer::default().principal_values().is_empty());
     }
 
@@ -630,7 +625,7 @@ mod tests {
             (peer(&["td/ns/a/sa/x"], &["web.example.test"]), &["a"]),
         ];
         for (peer, expected) in cases {
-            assert_eq!(peer.namespaces(), expected, "{peer:?}");
+            assert_eq!(namespaces_seen(&peer), expected, "{peer:?}");
         }
     }
 
@@ -642,7 +637,7 @@ mod tests {
             peer.principals,
             ["cluster.local/ns/good/sa/x", "cluster.local/ns/evil/sa/y"]
         );
-        assert_eq!(peer.namespaces(), ["good", "evil"]);
+        assert_eq!(namespaces_seen(&peer), ["good", "evil"]);
         assert!(!peer.principals_unknown);
         assert!(peer.other_names.is_empty());
         // Other URIs name no principal: only `*` matches them.
@@ -785,7 +780,7 @@ mod tests {
             has.extend(certificate.map(|c| (PeerCertificate, c)));
             let (peer, asked) = identity(&has, &[]);
             assert_eq!(peer.principals, ["cluster.local/ns/waypoint/sa/client"]);
-            assert_eq!(peer.namespaces(), ["waypoint"]);
+            assert_eq!(namespaces_seen(&peer), ["waypoint"]);
             assert!(!peer.principals_unknown);
             assert_eq!(asked, [PeerCertificate, PeerPrincipalFilterState]);
         }

@@ -230,11 +230,16 @@ impl<'a> RequestView<'a> {
         }
     }
 
+    fn destination_port(&self) -> Option<u16> {
+        self.peer.destination.map(|(_, port)| port)
+    }
+
     /// A rule that reads an address Envoy could not tell (see `peer::addresses`),
     /// or principals of a certificate that could not be read, fails closed: it
     /// matches in a DENY policy and not in an ALLOW policy.
     fn matches_rule(&self, rule: &Rule, action: Action) -> bool {
         let unknown = (rule.reads.direct_ip && self.peer.direct_ip.is_none())
+            || (rule.reads.destination && self.peer.destination.is_none())
             || (rule.reads.remote_ip && self.peer.remote_ip.is_none())
             || (rule.reads.principal && self.peer.principals_unknown);
         if unknown {
@@ -275,6 +280,7 @@ impl<'a> RequestView<'a> {
         admits(&operation.paths, &[self.path.as_str()])
             && admits(&operation.methods, &[self.method])
             && admits(&operation.hosts, &[self.authority.as_str()])
+            && admits(&operation.ports, self.destination_port().as_slice())
     }
 
     fn matches_condition(&self, condition: &Condition, action: Action) -> bool {
@@ -285,10 +291,12 @@ impl<'a> RequestView<'a> {
             Test::Ip(blocks) => {
                 let ip = match condition.key {
                     Key::RemoteIp => self.peer.remote_ip,
+                    Key::DestinationIp => self.peer.destination.map(|(ip, _)| ip),
                     _ => self.peer.direct_ip,
                 };
                 admits(blocks, ip.as_slice())
             }
+            Test::Port(ports) => admits(ports, self.destination_port().as_slice()),
             Test::Principal(patterns) => admits(patterns, self.iss_sub.as_slice()),
             Test::Namespace(patterns) => admits(patterns, &self.peer.names()),
             Test::ServiceAccount(patterns) => admits(patterns, &self.peer.principals),
@@ -337,7 +345,8 @@ impl<'a> RequestView<'a> {
                 }
                 return;
             }
-            Key::SourceIp | Key::RemoteIp => None,
+            Key::ConnectionSni => self.peer.sni.as_deref(),
+            Key::SourceIp | Key::RemoteIp | Key::DestinationIp | Key::DestinationPort => None,
         };
         if let Some(value) = one {
             found.push(value.to_string());
@@ -385,6 +394,12 @@ macro_rules! identity_matcher {
 }
 
 identity_matcher!(NamespacePattern, ServiceAccountPattern, TrustDomainPattern);
+
+impl Matcher<u16> for u16 {
+    fn matches_value(&self, value: &u16) -> bool {
+        self == value
+    }
+}
 
 impl Matcher<Ip> for IpBlock {
     fn matches_value(&self, value: &Ip) -> bool {

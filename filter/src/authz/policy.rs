@@ -87,6 +87,8 @@ pub struct Operation {
     pub methods: Matchers<Pattern>,
     /// Lowercased: hosts match case-insensitively.
     pub hosts: Matchers<Pattern>,
+    /// The connection's local port (Envoy's `destination_port`).
+    pub ports: Matchers<u16>,
 }
 
 /// A `when` key.
@@ -111,6 +113,12 @@ pub enum Key {
     SourceIp,
     /// `remote.ip`: the client address Envoy computed (X-Forwarded-For).
     RemoteIp,
+    /// `destination.ip`: the connection's local address.
+    DestinationIp,
+    /// `destination.port`: the connection's local port.
+    DestinationPort,
+    /// `connection.sni`: the TLS server name the client asked for.
+    ConnectionSni,
 }
 
 impl Key {
@@ -136,6 +144,8 @@ pub struct Condition {
 pub enum Test {
     Text(Matchers<Pattern>),
     Ip(Matchers<IpBlock>),
+    /// `destination.port`: port numbers.
+    Port(Matchers<u16>),
     /// `request.auth.principal`: issuer and subject matched apart, as Istio does.
     Principal(Matchers<PrincipalPattern>),
     /// `source.namespace`: any `/ns/<value>/` of the peer's identity.
@@ -224,6 +234,8 @@ struct RawOperation {
     not_methods: Vec<String>,
     hosts: Vec<String>,
     not_hosts: Vec<String>,
+    ports: Vec<String>,
+    not_ports: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -336,6 +348,8 @@ impl RawOperation {
             not_methods: f.strings("notMethods"),
             hosts: f.strings("hosts"),
             not_hosts: f.strings("notHosts"),
+            ports: f.strings("ports"),
+            not_ports: f.strings("notPorts"),
         }
     }
 }
@@ -594,6 +608,12 @@ fn compile_operation(at: &At, raw: &RawOperation) -> Result<Operation, ConfigErr
     for pattern in hosts.values.iter_mut().chain(hosts.not_values.iter_mut()) {
         *pattern = pattern.lowercased();
     }
+    operation.ports = matchers(
+        at,
+        ("ports", &raw.ports),
+        ("notPorts", &raw.not_ports),
+        parse_port,
+    )?;
     Ok(operation)
 }
 
@@ -605,7 +625,10 @@ fn compile_condition(at: &At, raw: &RawCondition) -> Result<Condition, ConfigErr
     let values: RawPair = ("values", &raw.values);
     let not_values: RawPair = ("notValues", &raw.not_values);
     let test = match key {
-        Key::SourceIp | Key::RemoteIp => Test::Ip(blocks(at, values, not_values)?),
+        Key::SourceIp | Key::RemoteIp | Key::DestinationIp => {
+            Test::Ip(blocks(at, values, not_values)?)
+        }
+        Key::DestinationPort => Test::Port(matchers(at, values, not_values, parse_port)?),
         Key::Principal => {
             Test::Principal(matchers(at, values, not_values, PrincipalPattern::parse)?)
         }
@@ -624,6 +647,15 @@ fn compile_condition(at: &At, raw: &RawCondition) -> Result<Condition, ConfigErr
         _ => Test::Text(texts(at, values, not_values)?),
     };
     Ok(Condition { key, test })
+}
+
+/// A port as Istio reads one: a decimal number from 0 to 65535.
+fn parse_port(text: &str) -> Result<u16, String> {
+    let digits = !text.is_empty() && text.len() <= 5 && text.bytes().all(|b| b.is_ascii_digit());
+    digits
+        .then(|| text.parse::<u16>().ok())
+        .flatten()
+        .ok_or_else(|| format!("`{text}` is not a port (0-65535)"))
 }
 
 /// A field and its `not` form, each given as (name, texts).
@@ -697,8 +729,13 @@ impl Rule {
             needs.direct_ip |= source.ip_blocks.is_set();
             needs.remote_ip |= source.remote_ip_blocks.is_set();
         }
+        for operation in &self.to {
+            needs.destination |= operation.ports.is_set();
+        }
         for condition in &self.when {
             match condition.key {
+                Key::DestinationIp | Key::DestinationPort => needs.destination = true,
+                Key::ConnectionSni => needs.sni = true,
                 Key::SourcePrincipal
                 | Key::SourceNamespace
                 | Key::SourceServiceAccount
@@ -735,6 +772,9 @@ pub fn parse_key(text: &str) -> Result<Key, String> {
         "source.trustDomain" => return Ok(Key::SourceTrustDomain),
         "source.ip" => return Ok(Key::SourceIp),
         "remote.ip" => return Ok(Key::RemoteIp),
+        "destination.ip" => return Ok(Key::DestinationIp),
+        "destination.port" => return Ok(Key::DestinationPort),
+        "connection.sni" => return Ok(Key::ConnectionSni),
         _ => {}
     }
     if let Some(rest) = text.strip_prefix("request.auth.claims") {

@@ -410,7 +410,7 @@ fn rules_are_validated_at_load_with_the_field_named() {
             "authorizationPolicies[0].rules[0].to[0].operation.paths",
         ),
         (
-            r#"[{"rules":[{"when":[{"key":"destination.ip","values":["1.2.3.4"]}]}]}]"#,
+            r#"[{"rules":[{"when":[{"key":"destination.ipx","values":["1.2.3.4"]}]}]}]"#,
             "authorizationPolicies[0].rules[0].when[0].key",
         ),
         (
@@ -442,8 +442,16 @@ fn rules_are_validated_at_load_with_the_field_named() {
             "authorizationPolicies[0].rules[0].from[0].source.serviceAccounts[0]",
         ),
         (
-            r#"[{"rules":[{"to":[{"operation":{"ports":["80"]}}]}]}]"#,
-            "authorizationPolicies[0].rules[0].to[0].operation.ports",
+            r#"[{"rules":[{"to":[{"operation":{"ports":["80x"]}}]}]}]"#,
+            "authorizationPolicies[0].rules[0].to[0].operation.ports[0]",
+        ),
+        (
+            r#"[{"rules":[{"to":[{"operation":{"notPorts":["65536"]}}]}]}]"#,
+            "authorizationPolicies[0].rules[0].to[0].operation.notPorts[0]",
+        ),
+        (
+            r#"[{"rules":[{"when":[{"key":"destination.port","values":["-1"]}]}]}]"#,
+            "authorizationPolicies[0].rules[0].when[0].values[0]",
         ),
     ];
     for (json_policies, path) in cases {
@@ -1048,4 +1056,96 @@ fn resources_are_checked_and_name_their_fields() {
         error(r#"{"kind":"AuthorizationPolicy","apiVersion":"security.istio.io/v1"}"#)
             .contains("spec")
     );
+}
+
+/// `ports`, `destination.port`, `destination.ip` and `connection.sni`: the
+/// connection's local address and SNI, as Envoy's RBAC reads them.
+#[wasm_bindgen_test(unsupported = test)]
+fn destination_and_sni_decide_as_istio_does() {
+    let at = |ip: &str, port: u16, sni: Option<&str>| Peer {
+        destination: Ip::parse(ip).map(|ip| (ip, port)),
+        sni: sni.map(str::to_string),
+        ..Peer::default()
+    };
+    let on_8080 = at("10.0.0.5", 8080, Some("api.example.com"));
+    let on_9090 = at("192.168.1.9", 9090, None);
+    let unknown = Peer::default();
+    let cases: &[(&str, &Peer, bool)] = &[
+        (
+            r#"[{"rules":[{"to":[{"operation":{"ports":["8080"]}}]}]}]"#,
+            &on_8080,
+            true,
+        ),
+        (
+            r#"[{"rules":[{"to":[{"operation":{"ports":["8080"]}}]}]}]"#,
+            &on_9090,
+            false,
+        ),
+        (
+            r#"[{"rules":[{"to":[{"operation":{"notPorts":["8080"]}}]}]}]"#,
+            &on_9090,
+            true,
+        ),
+        // Where Envoy could not tell the local address, fail closed.
+        (
+            r#"[{"rules":[{"to":[{"operation":{"ports":["8080"]}}]}]}]"#,
+            &unknown,
+            false,
+        ),
+        (
+            r#"[{"action":"DENY","rules":[{"to":[{"operation":{"ports":["9"]}}]}]}]"#,
+            &unknown,
+            false,
+        ),
+        (
+            r#"[{"rules":[{"when":[{"key":"destination.port","values":["9090"]}]}]}]"#,
+            &on_9090,
+            true,
+        ),
+        (
+            r#"[{"rules":[{"when":[{"key":"destination.ip","values":["10.0.0.0/8"]}]}]}]"#,
+            &on_8080,
+            true,
+        ),
+        (
+            r#"[{"rules":[{"when":[{"key":"destination.ip","values":["10.0.0.0/8"]}]}]}]"#,
+            &on_9090,
+            false,
+        ),
+        (
+            r#"[{"rules":[{"when":[{"key":"connection.sni","values":["*.example.com"]}]}]}]"#,
+            &on_8080,
+            true,
+        ),
+        (
+            r#"[{"rules":[{"when":[{"key":"connection.sni","values":["*.example.com"]}]}]}]"#,
+            &on_9090,
+            false,
+        ),
+        (
+            r#"[{"rules":[{"when":[{"key":"connection.sni","notValues":["api.example.com"]}]}]}]"#,
+            &on_9090,
+            true,
+        ),
+    ];
+    for (json_policies, peer, expected) in cases {
+        let config = policies(json_policies);
+        let headers = request("GET", "/", "app", &[]);
+        let edits = Edits::default();
+        let forwarded = Forwarded {
+            headers: &headers,
+            edits: &edits,
+        };
+        let identity = Identity {
+            claims: &Map::new(),
+            space_delimited: &[],
+        };
+        assert_eq!(
+            authorize(&config.top_level.policies, &identity, forwarded, peer).is_ok(),
+            *expected,
+            "{json_policies} {peer:?}"
+        );
+    }
+    let needs = policies(r#"[{"rules":[{"to":[{"operation":{"ports":["1"]}}],"when":[{"key":"connection.sni","values":["x"]}]}]}]"#).peer_needs;
+    assert!(needs.destination && needs.sni && !needs.principal);
 }

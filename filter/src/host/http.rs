@@ -261,6 +261,13 @@ fn read_peer(needs: PeerNeeds) -> Peer {
             (peer.direct_ip, peer.remote_ip) = peer::addresses(&address);
         }
     }
+    if needs.destination {
+        peer.destination = read_property(&["destination", "address"])
+            .and_then(|address| peer::destination(&address));
+    }
+    if needs.sni {
+        peer.sni = read_property(&["connection", "requested_server_name"]);
+    }
     peer
 }
 
