@@ -204,6 +204,11 @@ struct RequestView<'a> {
     /// Judge tests of the identity as the most favourable identity would meet
     /// them (see [`could_allow_with_a_credential`]).
     best_case_identity: bool,
+    /// The peer's names as principal patterns see them ([`Peer::principal_values`])
+    /// and as namespace patterns do ([`Peer::names`]): derived once per request,
+    /// not per rule. Empty (no allocation) for a peer without names.
+    principal_values: Vec<&'a str>,
+    peer_names: Vec<String>,
 }
 
 impl<'a> RequestView<'a> {
@@ -227,6 +232,8 @@ impl<'a> RequestView<'a> {
             method: request.get(":method").unwrap_or("GET"),
             authority: authority.to_ascii_lowercase(),
             best_case_identity: false,
+            principal_values: peer.principal_values(),
+            peer_names: peer.names(),
         }
     }
 
@@ -268,8 +275,8 @@ impl<'a> RequestView<'a> {
             admits(&source.request_principals, self.iss_sub.as_slice())
         };
         end_user
-            && admits(&source.principals, &self.peer.principal_values())
-            && admits(&source.namespaces, &self.peer.names())
+            && admits(&source.principals, &self.principal_values)
+            && admits(&source.namespaces, &self.peer_names)
             && admits(&source.service_accounts, &self.peer.principals)
             && admits(&source.trust_domains, &self.peer.principals)
             && admits(&source.ip_blocks, self.peer.direct_ip.as_slice())
@@ -298,7 +305,7 @@ impl<'a> RequestView<'a> {
             }
             Test::Port(ports) => admits(ports, self.destination_port().as_slice()),
             Test::Principal(patterns) => admits(patterns, self.iss_sub.as_slice()),
-            Test::Namespace(patterns) => admits(patterns, &self.peer.names()),
+            Test::Namespace(patterns) => admits(patterns, &self.peer_names),
             Test::ServiceAccount(patterns) => admits(patterns, &self.peer.principals),
             Test::TrustDomain(patterns) => admits(patterns, &self.peer.principals),
             Test::Text(patterns) => {
@@ -340,7 +347,7 @@ impl<'a> RequestView<'a> {
             | Key::SourceTrustDomain => {
                 // Namespaces, service accounts and trust domains are matched as
                 // their own tests; as text, the values principal patterns see.
-                for value in self.peer.principal_values() {
+                for value in &self.principal_values {
                     found.push(value.to_string());
                 }
                 return;
