@@ -25,8 +25,12 @@ DENY_CONTRACTORS = [
 ]
 MIXED_APP = [
     {"action": "DENY", "rules": [{"to": [{"operation": {"methods": ["DELETE"], "paths": ["/admin*"]}}]}]},
-    {"rules": [{"to": [{"operation": {"methods": ["GET", "POST"]}}], "when": [{"key": "request.auth.claims[email_verified]", "values": ["true"]}]}]},
+    # A boolean claim matches no string (Envoy's string matcher, as in Istio); its
+    # header, which outputClaimToHeaders writes as `true`, does.
+    {"rules": [{"to": [{"operation": {"methods": ["GET", "POST"]}}], "when": [{"key": "request.headers[x-email-verified]", "values": ["true"]}]}]},
 ]
+EMAIL_VERIFIED_HEADER = [{"header": "x-email-verified", "claim": "email_verified"}]
+BOOLEAN_CLAIM = [{"rules": [{"when": [{"key": "request.auth.claims[email_verified]", "values": ["true"]}]}]}]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +43,13 @@ def urls(module_stack, key):
     server = module_stack.jwks_server({"keys": [key.jwk()]})
 
     def listener(name, policies, public=()):
-        config = plugin_config(rule(ISSUER, server), servers=(server,), authorizationPolicies=policies, publicPaths=list(public))
+        config = plugin_config(
+            rule(ISSUER, server),
+            servers=(server,),
+            authorizationPolicies=policies,
+            publicPaths=list(public),
+            outputClaimToHeaders=EMAIL_VERIFIED_HEADER,
+        )
         return Listener(name, config)
 
     listeners = [
@@ -47,6 +57,7 @@ def urls(module_stack, key):
         listener("email", ONE_EMAIL),
         listener("groups", DENY_CONTRACTORS),
         listener("mixed", MIXED_APP, ["/healthz", "/static/*"]),
+        listener("boolean", BOOLEAN_CLAIM),
     ]
     envoy = module_stack.envoy(*listeners, servers=(server,))
     return {listener.name: envoy.url(listener.name) for listener in listeners}
@@ -58,6 +69,14 @@ def token(key, **extra):
 
 def assert_forbidden(response):
     assert (response.status_code, response.text) == (403, RBAC)
+
+
+def test_a_boolean_claim_matches_no_string_as_in_istio(urls, key):
+    # Envoy's RBAC (Istio's translation) never matches `true` (a JSON boolean) with
+    # the string "true": the request is refused, as Istio refuses it.
+    assert_forbidden(get(urls["boolean"], "/", token=token(key, email_verified=True)))
+    assert_forbidden(get(urls["boolean"], "/", token=token(key, email_verified="false")))
+    upstream(get(urls["boolean"], "/", token=token(key, email_verified="true")))
 
 
 def test_only_the_app_audience_is_allowed(urls, key):

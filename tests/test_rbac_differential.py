@@ -305,15 +305,6 @@ XFF_DIRECT_PEER = (
     " (source.address is the XFF client, port 0) and fails closed"
 )
 DISAGREEMENTS: dict[tuple[str, str], str] = {
-    # ----- LOOSER: our filter allows what Istio denies -----
-    ("claim-boolean", "alice"): (
-        "LOOSER: claim `true` (JSON boolean): Envoy's string matcher never matches a boolean; our filter"
-        " matches its JSON text (documented 'Beyond Istio')"
-    ),
-    ("claim-number", "alice"): (
-        "LOOSER: claim `3` (JSON number): Envoy's string matcher never matches a number; our filter matches"
-        " its JSON text (documented 'Beyond Istio')"
-    ),
     # ----- stricter: our filter denies what Istio allows -----
     ("paths-deny-prefix", "//admin"): f"stricter: {MERGED_SLASHES} (documented)",
     ("not-paths", "//private"): f"stricter: {MERGED_SLASHES} (documented)",

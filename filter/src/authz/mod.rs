@@ -10,7 +10,6 @@
 pub mod pattern;
 pub mod policy;
 
-use crate::claims;
 use crate::path;
 use crate::peer::{Ip, IpBlock, Peer};
 use crate::request::Forwarded;
@@ -433,9 +432,10 @@ fn nested<'a>(claims: &'a Map<String, Value>, path: &[String]) -> Option<&'a Val
     Some(current)
 }
 
-/// A claim's values as strings, added to `found`: a list's elements, a string
-/// (split on spaces when space-delimited), and numbers and booleans as JSON writes
-/// them (`true`, `42`).
+/// A claim's values as Envoy's RBAC reads the metadata `jwt_authn` writes (a
+/// string matcher over the value, or over each element of a list): strings only
+/// (split on spaces when space-delimited). Numbers, booleans, objects and null
+/// are no string, so they match no value, exactly as in Istio.
 fn claim_values(value: Option<&Value>, split: bool, found: &mut Vec<String>) {
     match value {
         Some(Value::String(text)) if split => {
@@ -443,13 +443,15 @@ fn claim_values(value: Option<&Value>, split: bool, found: &mut Vec<String>) {
                 found.push(word.to_string());
             }
         }
+        Some(Value::String(text)) => found.push(text.clone()),
         Some(Value::Array(items)) => {
             for item in items {
-                found.extend(claims::scalar_text(item));
+                if let Value::String(text) = item {
+                    found.push(text.clone());
+                }
             }
         }
-        Some(value) => found.extend(claims::scalar_text(value)),
-        None => {}
+        _ => {}
     }
 }
 

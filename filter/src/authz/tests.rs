@@ -270,20 +270,35 @@ const CASES: &[(&str, &str, &str, &str, bool)] = &[
         "app",
         false,
     ),
-    // Beyond Istio: booleans and numbers match their JSON text.
+    // As Envoy's string matcher (Istio's RBAC): booleans and numbers are not
+    // strings, so they match no value and pass every `notValues`.
     (
         r#"[{"rules":[{"when":[{"key":"request.auth.claims[email_verified]","values":["true"]}]}]}]"#,
         "GET",
         "/",
         "app",
-        true,
+        false,
     ),
     (
         r#"[{"rules":[{"when":[{"key":"request.auth.claims[level]","values":["3"]}]}]}]"#,
         "GET",
         "/",
         "app",
+        false,
+    ),
+    (
+        r#"[{"rules":[{"when":[{"key":"request.auth.claims[email_verified]","notValues":["true"]}]}]}]"#,
+        "GET",
+        "/",
+        "app",
         true,
+    ),
+    (
+        r#"[{"rules":[{"when":[{"key":"request.auth.claims[level]","values":["*"]}]}]}]"#,
+        "GET",
+        "/",
+        "app",
+        false,
     ),
     // Space-delimited claims: `scope` by default, `roles` configured.
     (
