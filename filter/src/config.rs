@@ -165,6 +165,9 @@ pub struct Config {
     pub bypass_cors_preflight: bool,
     /// What of the downstream peer any app's policies read; the host reads only that.
     pub peer_needs: PeerNeeds,
+    /// The (namespace, key) of every `experimental.envoy.filters.*` condition of
+    /// any app: the dynamic metadata the host reads for each request.
+    pub metadata_keys: Vec<(String, String)>,
     /// Every rule's `spaceDelimitedClaims`, for authorization.
     pub space_delimited_claims: Vec<String>,
     pub token_cache: Limits,
@@ -422,6 +425,11 @@ impl Config {
             };
             for policy in app.policies.iter() {
                 config.peer_needs = config.peer_needs.union(policy.peer_needs());
+                for key in policy.metadata_keys() {
+                    if !config.metadata_keys.contains(&key) {
+                        config.metadata_keys.push(key);
+                    }
+                }
                 for principal in policy.principals_with_a_scheme() {
                     let bare = principal.get("spiffe://".len()..).unwrap_or_default();
                     let warning = format!(

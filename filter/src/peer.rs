@@ -16,6 +16,7 @@
 //!   peer's URI SAN, `spiffe://td/ns/x/sa/y`.
 
 pub mod certificate;
+pub mod metadata;
 
 /// Longer names (a filter state value, a subject) are refused: who the peer is,
 /// is then unknown. Mesh identities are well under 256 bytes.
@@ -53,6 +54,13 @@ pub struct Peer {
     /// The TLS SNI the client sent, Envoy's `connection.requested_server_name`
     /// (Istio's `connection.sni`); empty without TLS or SNI.
     pub sni: Option<String>,
+    /// The dynamic metadata filters before this one wrote, for the
+    /// `experimental.envoy.filters.<namespace>[<key>]` keys the policies name:
+    /// ((namespace, key), value); a key the namespace lacks is not listed.
+    pub metadata: Vec<((String, String), metadata::MetadataValue)>,
+    /// Some namespace's metadata could not be read: a rule that reads metadata
+    /// fails closed.
+    pub metadata_unknown: bool,
 }
 
 /// Envoy's attributes the peer's identity is read from.
@@ -118,6 +126,45 @@ impl Peer {
                 Ok(Some(name)) if !name.is_empty() => return self.with_name(&name),
                 Ok(_) => {}
                 Err(Refused) => return self.unknown(),
+            }
+        }
+        self
+    }
+
+    /// The values of `keys` ((namespace, key) pairs) in the dynamic metadata,
+    /// each namespace read once through `read` (its serialized `Struct`). A
+    /// namespace Envoy refuses, or bytes that are no `Struct`, make the metadata
+    /// unknown; a namespace Envoy does not have is empty.
+    pub fn with_metadata(
+        mut self,
+        keys: &[(String, String)],
+        read: &mut dyn FnMut(&str) -> Result<Option<Vec<u8>>, Refused>,
+    ) -> Peer {
+        let mut namespaces: Vec<(&str, Option<Vec<u8>>)> = Vec::new();
+        for (namespace, key) in keys {
+            let index = match namespaces.iter().position(|(n, _)| n == namespace) {
+                Some(index) => index,
+                None => match read(namespace) {
+                    Ok(bytes) => {
+                        namespaces.push((namespace, bytes));
+                        namespaces.len() - 1
+                    }
+                    Err(Refused) => {
+                        self.metadata_unknown = true;
+                        return self;
+                    }
+                },
+            };
+            let bytes = namespaces[index].1.as_deref().unwrap_or_default();
+            match metadata::struct_field(bytes, key) {
+                Ok(Some(value)) => self
+                    .metadata
+                    .push(((namespace.clone(), key.clone()), value)),
+                Ok(None) => {}
+                Err(metadata::Unreadable) => {
+                    self.metadata_unknown = true;
+                    return self;
+                }
             }
         }
         self
@@ -210,11 +257,18 @@ pub struct PeerNeeds {
     pub remote_ip: bool,
     pub destination: bool,
     pub sni: bool,
+    /// Dynamic metadata (`experimental.envoy.filters.*` keys).
+    pub metadata: bool,
 }
 
 impl PeerNeeds {
     pub fn any(self) -> bool {
-        self.principal || self.direct_ip || self.remote_ip || self.destination || self.sni
+        self.principal
+            || self.direct_ip
+            || self.remote_ip
+            || self.destination
+            || self.sni
+            || self.metadata
     }
 
     pub fn union(self, other: PeerNeeds) -> PeerNeeds {
@@ -224,6 +278,7 @@ impl PeerNeeds {
             remote_ip: self.remote_ip || other.remote_ip,
             destination: self.destination || other.destination,
             sni: self.sni || other.sni,
+            metadata: self.metadata || other.metadata,
         }
     }
 }

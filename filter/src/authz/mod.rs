@@ -7,16 +7,21 @@
 //! A path not in normal form is judged twice, as the upstream will serve it and
 //! as Envoy routes it (see [`path::policy_readings`]): denied if either reading is.
 
+pub mod path_pattern;
 pub mod pattern;
 pub mod policy;
 
 use crate::path;
+use crate::peer::metadata::MetadataValue;
 use crate::peer::{Ip, IpBlock, Peer};
 use crate::request::Forwarded;
+use path_pattern::PathPattern;
 use pattern::{
     NamespacePattern, Pattern, PrincipalPattern, ServiceAccountPattern, TrustDomainPattern,
 };
-use policy::{Action, Condition, Key, Matchers, Operation, Policy, Rule, Source, Test};
+use policy::{
+    Action, Condition, Key, Matchers, MetadataPattern, Operation, Policy, Rule, Source, Test,
+};
 use serde_json::{Map, Value};
 
 /// The text Istio users see on an RBAC denial.
@@ -247,7 +252,8 @@ impl<'a> RequestView<'a> {
         let unknown = (rule.reads.direct_ip && self.peer.direct_ip.is_none())
             || (rule.reads.destination && self.peer.destination.is_none())
             || (rule.reads.remote_ip && self.peer.remote_ip.is_none())
-            || (rule.reads.principal && self.peer.principals_unknown);
+            || (rule.reads.principal && self.peer.principals_unknown)
+            || (rule.reads.metadata && self.peer.metadata_unknown);
         if unknown {
             return action == Action::Deny;
         }
@@ -307,6 +313,17 @@ impl<'a> RequestView<'a> {
             Test::Namespace(patterns) => admits(patterns, &self.peer_names),
             Test::ServiceAccount(patterns) => admits(patterns, &self.peer.principals),
             Test::TrustDomain(patterns) => admits(patterns, &self.peer.principals),
+            Test::Metadata(patterns) => {
+                let value = match &condition.key {
+                    Key::Metadata { namespace, key } => {
+                        self.peer.metadata.iter().find_map(|((n, k), value)| {
+                            (n == namespace && k == key).then_some(value)
+                        })
+                    }
+                    _ => None,
+                };
+                admits(patterns, value.as_slice())
+            }
             Test::Text(patterns) => {
                 let mut found = Vec::new();
                 self.values_of(&condition.key, &mut found);
@@ -352,6 +369,8 @@ impl<'a> RequestView<'a> {
                 return;
             }
             Key::ConnectionSni => self.peer.sni.as_deref(),
+            // Matched as `Test::Metadata`.
+            Key::Metadata { .. } => None,
             Key::SourceIp | Key::RemoteIp | Key::DestinationIp | Key::DestinationPort => None,
         };
         if let Some(value) = one {
@@ -382,6 +401,12 @@ impl Matcher<String> for Pattern {
     }
 }
 
+impl Matcher<&str> for PathPattern {
+    fn matches_value(&self, value: &&str) -> bool {
+        self.matches(value)
+    }
+}
+
 impl Matcher<(&str, &str)> for PrincipalPattern {
     fn matches_value(&self, value: &(&str, &str)) -> bool {
         self.matches(*value)
@@ -400,6 +425,19 @@ macro_rules! identity_matcher {
 }
 
 identity_matcher!(NamespacePattern, ServiceAccountPattern, TrustDomainPattern);
+
+/// Envoy's `string_match` on a string value, `list_match` (`[v]`) on a list.
+impl Matcher<&MetadataValue> for MetadataPattern {
+    fn matches_value(&self, value: &&MetadataValue) -> bool {
+        match (self.in_list, value) {
+            (false, MetadataValue::Text(text)) => self.pattern.matches(text),
+            (true, MetadataValue::List(items)) => {
+                items.iter().any(|item| self.pattern.matches(item))
+            }
+            _ => false,
+        }
+    }
+}
 
 impl Matcher<u16> for u16 {
     fn matches_value(&self, value: &u16) -> bool {

@@ -1,6 +1,7 @@
 //! Authorization policies in Istio's `AuthorizationPolicy` shape, compiled once at
 //! load into matchers.
 
+use super::path_pattern::PathPattern;
 use super::pattern::{
     NamespacePattern, Pattern, PrincipalPattern, ServiceAccountPattern, TrustDomainPattern,
 };
@@ -83,7 +84,8 @@ pub struct Source {
 
 #[derive(Debug, Clone, Default)]
 pub struct Operation {
-    pub paths: Matchers<Pattern>,
+    /// Istio's string patterns or path templates (`{*}`, `{**}`).
+    pub paths: Matchers<PathPattern>,
     pub methods: Matchers<Pattern>,
     /// Lowercased: hosts match case-insensitively.
     pub hosts: Matchers<Pattern>,
@@ -119,6 +121,12 @@ pub enum Key {
     DestinationPort,
     /// `connection.sni`: the TLS server name the client asked for.
     ConnectionSni,
+    /// `experimental.envoy.filters.<namespace>[<key>]`: the dynamic metadata
+    /// another filter wrote, namespace `envoy.filters.<namespace>`, key `<key>`.
+    Metadata {
+        namespace: String,
+        key: String,
+    },
 }
 
 impl Key {
@@ -152,6 +160,35 @@ pub enum Test {
     Namespace(Matchers<NamespacePattern>),
     ServiceAccount(Matchers<ServiceAccountPattern>),
     TrustDomain(Matchers<TrustDomainPattern>),
+    /// `experimental.envoy.filters.*`: `v` for a string value, `[v]` for a list
+    /// with an element `v`, as Istio translates them.
+    Metadata(Matchers<MetadataPattern>),
+}
+
+/// One value of an `experimental.envoy.filters.*` condition.
+#[derive(Debug, Clone)]
+pub struct MetadataPattern {
+    /// Written `[v]`: Envoy's `list_match` (some string element matches).
+    pub in_list: bool,
+    pub pattern: Pattern,
+}
+
+impl MetadataPattern {
+    pub fn parse(text: &str) -> Result<MetadataPattern, String> {
+        match text
+            .strip_prefix('[')
+            .and_then(|rest| rest.strip_suffix(']'))
+        {
+            Some(inner) => Ok(MetadataPattern {
+                in_list: true,
+                pattern: Pattern::parse(inner)?,
+            }),
+            None => Ok(MetadataPattern {
+                in_list: false,
+                pattern: Pattern::parse(text)?,
+            }),
+        }
+    }
 }
 
 pub(crate) struct RawPolicy {
@@ -499,9 +536,6 @@ fn compile_each<R, T>(
 }
 
 fn compile_rule(at: &At, raw: &RawRule) -> Result<Rule, ConfigError> {
-    if raw.from.is_empty() && raw.to.is_empty() && raw.when.is_empty() {
-        return Err(at.error("an empty rule would match every request; say what it matches"));
-    }
     let from = compile_each(&at.field("from"), &raw.from, |at, from| {
         compile_source(&at.field("source"), &from.source)
     })?;
@@ -574,27 +608,12 @@ fn compile_source(at: &At, raw: &RawSource) -> Result<Source, ConfigError> {
 
 /// As [`compile_source`], from a table.
 fn compile_operation(at: &At, raw: &RawOperation) -> Result<Operation, ConfigError> {
-    for (field, list) in [
-        ("paths", raw.paths.as_slice()),
-        ("notPaths", raw.not_paths.as_slice()),
-    ] {
-        if let Some(bad) = list.iter().find(|p| p.contains('{')) {
-            return Err(at
-                .field(field)
-                .error(format!("`{bad}`: path templates are not supported")));
-        }
-    }
     let mut operation = Operation::default();
     for (slot, values, not_values) in [
         (
             &mut operation.hosts,
             ("hosts", raw.hosts.as_slice()),
             ("notHosts", raw.not_hosts.as_slice()),
-        ),
-        (
-            &mut operation.paths,
-            ("paths", raw.paths.as_slice()),
-            ("notPaths", raw.not_paths.as_slice()),
         ),
         (
             &mut operation.methods,
@@ -608,6 +627,12 @@ fn compile_operation(at: &At, raw: &RawOperation) -> Result<Operation, ConfigErr
     for pattern in hosts.values.iter_mut().chain(hosts.not_values.iter_mut()) {
         *pattern = pattern.lowercased();
     }
+    operation.paths = matchers(
+        at,
+        ("paths", &raw.paths),
+        ("notPaths", &raw.not_paths),
+        PathPattern::parse,
+    )?;
     operation.ports = matchers(
         at,
         ("ports", &raw.ports),
@@ -643,6 +668,9 @@ fn compile_condition(at: &At, raw: &RawCondition) -> Result<Condition, ConfigErr
         )?),
         Key::SourceTrustDomain => {
             Test::TrustDomain(matchers(at, values, not_values, TrustDomainPattern::parse)?)
+        }
+        Key::Metadata { .. } => {
+            Test::Metadata(matchers(at, values, not_values, MetadataPattern::parse)?)
         }
         _ => Test::Text(texts(at, values, not_values)?),
     };
@@ -710,6 +738,19 @@ impl Policy {
         found
     }
 
+    /// The (namespace, key) of each `experimental.envoy.filters.*` condition.
+    pub fn metadata_keys(&self) -> Vec<(String, String)> {
+        let mut keys = Vec::new();
+        for rule in &self.rules {
+            for condition in &rule.when {
+                if let Key::Metadata { namespace, key } = &condition.key {
+                    keys.push((namespace.clone(), key.clone()));
+                }
+            }
+        }
+        keys
+    }
+
     /// What of the downstream peer this policy reads.
     pub fn peer_needs(&self) -> PeerNeeds {
         self.rules
@@ -736,6 +777,7 @@ impl Rule {
             match condition.key {
                 Key::DestinationIp | Key::DestinationPort => needs.destination = true,
                 Key::ConnectionSni => needs.sni = true,
+                Key::Metadata { .. } => needs.metadata = true,
                 Key::SourcePrincipal
                 | Key::SourceNamespace
                 | Key::SourceServiceAccount
@@ -760,7 +802,7 @@ fn parse_each<T>(
     }
     Ok(parsed)
 }
-/// The `when` keys we support, in Istio's spelling.
+/// The `when` keys, in Istio's spelling.
 pub fn parse_key(text: &str) -> Result<Key, String> {
     match text {
         "request.auth.principal" => return Ok(Key::Principal),
@@ -777,6 +819,29 @@ pub fn parse_key(text: &str) -> Result<Key, String> {
         "connection.sni" => return Ok(Key::ConnectionSni),
         _ => {}
     }
+    if let Some(rest) = text.strip_prefix("experimental.") {
+        // Istio: `envoy.filters.a.b[c]` is namespace `envoy.filters.a.b`, key `c`.
+        let parsed = rest
+            .strip_prefix("envoy.filters.")
+            .and_then(|_| rest.strip_suffix(']'))
+            .and_then(|inner| inner.split_once('[').map(|parts| (inner, parts)))
+            .filter(|(inner, (namespace, key))| {
+                !namespace.ends_with('.')
+                    && !key.is_empty()
+                    && !key.contains(['[', ']'])
+                    && !inner.contains(char::is_control)
+            });
+        return match parsed {
+            Some((_, (namespace, key))) => Ok(Key::Metadata {
+                namespace: namespace.to_string(),
+                key: key.to_string(),
+            }),
+            None => Err(format!(
+                "`{text}`: write experimental.envoy.filters.<filter>[<key>] (the dynamic \
+                 metadata of namespace envoy.filters.<filter>)"
+            )),
+        };
+    }
     if let Some(rest) = text.strip_prefix("request.auth.claims") {
         return bracketed(rest)
             .map(Key::Claim)
@@ -789,10 +854,11 @@ pub fn parse_key(text: &str) -> Result<Key, String> {
         };
     }
     Err(format!(
-        "`{text}` is not supported; use request.auth.principal, request.auth.audiences, \
+        "`{text}` is not a key of Istio's AuthorizationPolicy; use request.auth.principal, request.auth.audiences, \
          request.auth.presenter, request.auth.claims[...], request.headers[...], \
          source.principal, source.namespace, source.serviceAccount, source.trustDomain, \
-         source.ip or remote.ip"
+         source.ip, remote.ip, destination.ip, destination.port, connection.sni or \
+         experimental.envoy.filters.<filter>[<key>]"
     ))
 }
 

@@ -376,6 +376,52 @@ const CASES: &[(&str, &str, &str, &str, bool)] = &[
         "app",
         false,
     ),
+    // Path templates (Istio 1.22+): `{*}` one segment, `{**}` any number.
+    (
+        r#"[{"rules":[{"to":[{"operation":{"paths":["/api/{*}/items"]}}]}]}]"#,
+        "GET",
+        "/api/v1/items?page=2",
+        "app",
+        true,
+    ),
+    (
+        r#"[{"rules":[{"to":[{"operation":{"paths":["/api/{*}/items"]}}]}]}]"#,
+        "GET",
+        "/api/v1/v2/items",
+        "app",
+        false,
+    ),
+    (
+        r#"[{"action":"DENY","rules":[{"to":[{"operation":{"paths":["/{**}/secret"]}}]}]}]"#,
+        "GET",
+        "/a/b/secret",
+        "app",
+        false,
+    ),
+    // Judged normalized too: `/a/./secret` is `/a/secret`.
+    (
+        r#"[{"action":"DENY","rules":[{"to":[{"operation":{"paths":["/{**}/secret"]}}]}]}]"#,
+        "GET",
+        "/a/./secret",
+        "app",
+        false,
+    ),
+    (
+        r#"[{"rules":[{"to":[{"operation":{"notPaths":["/admin/{**}"]}}]}]}]"#,
+        "GET",
+        "/admin",
+        "app",
+        true,
+    ),
+    // An empty rule matches every request: Istio's allow-all and deny-all.
+    (r#"[{"rules":[{}]}]"#, "DELETE", "/anything", "app", true),
+    (
+        r#"[{"action":"DENY","rules":[{}]}]"#,
+        "GET",
+        "/",
+        "app",
+        false,
+    ),
     // Several ALLOW policies: any one suffices.
     (
         r#"[{"rules":[{"to":[{"operation":{"paths":["/a"]}}]}]},{"rules":[{"to":[{"operation":{"paths":["/b"]}}]}]}]"#,
@@ -415,14 +461,13 @@ fn rules_are_validated_at_load_with_the_field_named() {
             r#"[{"action":"CUSTOM","rules":[]}]"#,
             "authorizationPolicies[0].action",
         ),
-        (r#"[{"rules":[{}]}]"#, "authorizationPolicies[0].rules[0]"),
         (
             r#"[{"rules":[{"to":[{"operation":{"paths":["/a*b"]}}]}]}]"#,
             "authorizationPolicies[0].rules[0].to[0].operation.paths[0]",
         ),
         (
-            r#"[{"rules":[{"to":[{"operation":{"paths":["/api/{*}"]}}]}]}]"#,
-            "authorizationPolicies[0].rules[0].to[0].operation.paths",
+            r#"[{"rules":[{"to":[{"operation":{"notPaths":["/a","/api/{*}.json"]}}]}]}]"#,
+            "authorizationPolicies[0].rules[0].to[0].operation.notPaths[1]",
         ),
         (
             r#"[{"rules":[{"when":[{"key":"destination.ipx","values":["1.2.3.4"]}]}]}]"#,
@@ -1059,9 +1104,9 @@ fn resources_are_checked_and_name_their_fields() {
     )
     .starts_with("authorizationPolicies[0].kind: "));
     assert!(error(
-        r#"{"apiVersion":"security.istio.io/v1","kind":"AuthorizationPolicy","spec":{"rules":[{}]}}"#
+        r#"{"apiVersion":"security.istio.io/v1","kind":"AuthorizationPolicy","spec":{"rules":[{"to":[{"operation":{"ports":["x"]}}]}]}}"#
     )
-    .starts_with("authorizationPolicies[0].spec.rules[0]: "));
+    .starts_with("authorizationPolicies[0].spec.rules[0].to[0].operation.ports[0]: "));
     assert!(error(
         r#"{"apiVersion":"security.istio.io/v1","kind":"AuthorizationPolicy",
             "metadata":{"annotations":{"istio.io/dry-run":"yes"}},"spec":{}}"#
@@ -1163,4 +1208,95 @@ fn destination_and_sni_decide_as_istio_does() {
     }
     let needs = policies(r#"[{"rules":[{"to":[{"operation":{"ports":["1"]}}],"when":[{"key":"connection.sni","values":["x"]}]}]}]"#).peer_needs;
     assert!(needs.destination && needs.sni && !needs.principal);
+}
+
+/// `experimental.envoy.filters.<namespace>[<key>]`: the dynamic metadata other
+/// filters wrote, `v` against a string value, `[v]` against a list's elements,
+/// as Istio's translation into Envoy's metadata matchers.
+#[wasm_bindgen_test(unsupported = test)]
+fn dynamic_metadata_decides_as_istio_does() {
+    let with = |value: Option<MetadataValue>, unknown: bool| Peer {
+        metadata: value
+            .map(|value| (("envoy.filters.a.b".to_string(), "c".to_string()), value))
+            .into_iter()
+            .collect(),
+        metadata_unknown: unknown,
+        ..Peer::default()
+    };
+    let text = with(Some(MetadataValue::Text("prefix-x".into())), false);
+    let list = with(
+        Some(MetadataValue::List(vec!["a".into(), "prefix-y".into()])),
+        false,
+    );
+    let other = with(Some(MetadataValue::Other), false);
+    let absent = with(None, false);
+    let unknown = with(None, true);
+    let key = "experimental.envoy.filters.a.b[c]";
+    let allow = |values: &str| {
+        format!(r#"[{{"rules":[{{"when":[{{"key":"{key}","values":{values}}}]}}]}}]"#)
+    };
+    let allow_not = |values: &str| {
+        format!(r#"[{{"rules":[{{"when":[{{"key":"{key}","notValues":{values}}}]}}]}}]"#)
+    };
+    let deny = |values: &str| {
+        format!(
+            r#"[{{"action":"DENY","rules":[{{"when":[{{"key":"{key}","values":{values}}}]}}]}}]"#
+        )
+    };
+    let cases: Vec<(String, &Peer, bool)> = vec![
+        (allow(r#"["prefix-*"]"#), &text, true),
+        (allow(r#"["prefix-*"]"#), &list, false),
+        (allow(r#"["[prefix-*]"]"#), &list, true),
+        (allow(r#"["[prefix-*]"]"#), &text, false),
+        (allow(r#"["[a]", "nope"]"#), &list, true),
+        (allow(r#"["*"]"#), &other, false),
+        (allow(r#"["*"]"#), &absent, false),
+        (allow_not(r#"["prefix-x"]"#), &text, false),
+        (allow_not(r#"["prefix-x"]"#), &absent, true),
+        (allow_not(r#"["[a]"]"#), &list, false),
+        // Metadata Envoy would not give, or bytes that are no Struct: fail closed.
+        (allow(r#"["*"]"#), &unknown, false),
+        (allow_not(r#"["x"]"#), &unknown, false),
+        (deny(r#"["x"]"#), &unknown, false),
+        (deny(r#"["x"]"#), &absent, true),
+    ];
+    for (json_policies, peer, expected) in cases {
+        let config = policies(&json_policies);
+        let headers = request("GET", "/", "app", &[]);
+        let edits = Edits::default();
+        let forwarded = Forwarded {
+            headers: &headers,
+            edits: &edits,
+        };
+        let identity = Identity {
+            claims: &Map::new(),
+            space_delimited: &[],
+        };
+        assert_eq!(
+            authorize(&config.top_level.policies, &identity, forwarded, peer).is_ok(),
+            expected,
+            "{json_policies} {peer:?}"
+        );
+    }
+    let config = policies(&format!(
+        r#"[{{"rules":[{{"when":[{{"key":"{key}","values":["x"]}},{{"key":"experimental.envoy.filters.a.b[d]","values":["y"]}}]}}]}}]"#
+    ));
+    assert!(config.peer_needs.metadata && !config.peer_needs.principal);
+    assert_eq!(
+        config.metadata_keys,
+        [
+            ("envoy.filters.a.b".to_string(), "c".to_string()),
+            ("envoy.filters.a.b".to_string(), "d".to_string())
+        ]
+    );
+    for bad in [
+        "experimental.envoy.filters.a.b",
+        "experimental.envoy.filters.a.b[]",
+        "experimental.envoy.filters.[c]",
+        "experimental.envoy.filters.a.b[c][d]",
+        "experimental.other.a[c]",
+        "experimental.envoy.filters.a.b[c\u{0}]",
+    ] {
+        assert!(policy::parse_key(bad).is_err(), "{bad}");
+    }
 }

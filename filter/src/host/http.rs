@@ -224,7 +224,7 @@ pub fn handle(plugin: &RefCell<Plugin>, context_id: u32, now: u64, final_attempt
     };
     let (decision, peer) = match plugin.try_borrow_mut() {
         Ok(mut state) => {
-            let peer = read_peer(state.config.peer_needs);
+            let peer = read_peer(state.config.peer_needs, &state.config.metadata_keys);
             state.sync_sources_without_keys();
             let verdict =
                 state.decide_request(&headers, &peer, now, final_attempt, &mut HostEntropy);
@@ -248,7 +248,7 @@ pub fn handle(plugin: &RefCell<Plugin>, context_id: u32, now: u64, final_attempt
 /// What the policies read of the downstream peer, from Envoy's attributes (see
 /// `peer::addresses` for what `source.address` holds). Nothing when no policy
 /// reads it.
-fn read_peer(needs: PeerNeeds) -> Peer {
+fn read_peer(needs: PeerNeeds, metadata_keys: &[(String, String)]) -> Peer {
     let mut peer = Peer::default();
     if needs.principal {
         // Which attributes, in which order: `Peer::with_identity`.
@@ -267,6 +267,12 @@ fn read_peer(needs: PeerNeeds) -> Peer {
     }
     if needs.sni {
         peer.sni = read_property(&["connection", "requested_server_name"]);
+    }
+    if needs.metadata {
+        peer = peer.with_metadata(metadata_keys, &mut |namespace| {
+            raw::property(&["metadata", "filter_metadata", namespace])
+                .map_err(|raw::Refused(_)| peer::Refused)
+        });
     }
     peer
 }

@@ -1,0 +1,281 @@
+//! A `paths` / `notPaths` value: Istio's string pattern (exact, `prefix*`,
+//! `*suffix`, `*`), or a path template with `{*}` (one segment) and `{**}` (any
+//! number of segments), which Istio 1.22+ translates into Envoy's
+//! `uri_template` matcher (`envoy.path.match.uri_template`).
+//!
+//! A template is checked at load as Istio validates it (`CheckValidPathTemplate`)
+//! and as Envoy parses it (a template Envoy would refuse would make istiod's RBAC
+//! configuration fail), and matched as Envoy's regex of it matches: `{*}` is
+//! `[pchar]+`, `{**}` is `[pchar/]*`, literals are themselves, the whole path
+//! (without its query) must match.
+
+use super::pattern::Pattern;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathPattern {
+    Glob(Pattern),
+    Template(PathTemplate),
+}
+
+impl PathPattern {
+    pub fn parse(text: &str) -> Result<PathPattern, String> {
+        if text.contains(ONE) || text.contains(ANY) {
+            return PathTemplate::parse(text).map(PathPattern::Template);
+        }
+        if text.contains(['{', '}']) {
+            return Err(format!(
+                "`{text}`: `{{` or `}}` outside a path template `{{*}}` or `{{**}}` (Istio refuses it)"
+            ));
+        }
+        Pattern::parse(text).map(PathPattern::Glob)
+    }
+
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            PathPattern::Glob(pattern) => pattern.matches(path),
+            PathPattern::Template(template) => template.matches(path),
+        }
+    }
+}
+
+const ONE: &str = "{*}";
+const ANY: &str = "{**}";
+
+/// Parsed template: the pieces in order, `/` separators included in literals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathTemplate {
+    pieces: Vec<Piece>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Literal(String),
+    /// `{*}`: one or more pchars (no `/`).
+    OneSegment,
+    /// `{**}`: zero or more pchars or `/`. Only literals may follow it.
+    AnySegments,
+}
+
+/// RFC 3986 pchar as Envoy's template library accepts it in a literal and in what
+/// `*` and `**` match: unreserved, `%`, the sub-delims but `*` and `=`, `:`, `@`.
+/// (Istio's own check also allows `=`; Envoy refuses a template with it, so it is
+/// refused here too.)
+fn is_pchar(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"-._~%!$&'()+,;:@".contains(&byte)
+}
+
+impl PathTemplate {
+    fn parse(text: &str) -> Result<PathTemplate, String> {
+        let bad = |why: &str| Err(format!("`{text}`: {why}"));
+        let Some(body) = text.strip_prefix('/') else {
+            return bad("a path template starts with `/`");
+        };
+        // One trailing `/` is part of the template (Envoy: an empty last segment).
+        let (body, trailing_slash) = match body.strip_suffix('/') {
+            Some(rest) if !rest.is_empty() => (rest, true),
+            _ => (body, false),
+        };
+        let mut pieces = vec![Piece::Literal("/".into())];
+        let mut seen_any = false;
+        for (index, segment) in body.split('/').enumerate() {
+            if index > 0 {
+                pieces.push(Piece::Literal("/".into()));
+            }
+            let piece = match segment {
+                ONE | ANY if seen_any => {
+                    return bad("`{**}` must be the last operator of a path template")
+                }
+                ONE => Piece::OneSegment,
+                ANY => {
+                    seen_any = true;
+                    Piece::AnySegments
+                }
+                _ if segment.contains(['{', '}']) => {
+                    return bad(
+                        "a path template's segments are `{*}`, `{**}` or literal text \
+                         (no named variables, no `{*}` inside a segment)",
+                    )
+                }
+                "" => return bad("a path template has no empty segment (`//`)"),
+                _ if !segment.bytes().all(is_pchar) => {
+                    return bad(
+                        "a path template's literal segments use only letters, digits and \
+                         -._~%!$&'()+,;:@ (no `*`, `?` or `=`)",
+                    )
+                }
+                _ => Piece::Literal(segment.to_string()),
+            };
+            pieces.push(piece);
+        }
+        if trailing_slash {
+            pieces.push(Piece::Literal("/".into()));
+        }
+        Ok(PathTemplate {
+            pieces: merge_literals(pieces),
+        })
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        let mut rest = path.as_bytes();
+        for (index, piece) in self.pieces.iter().enumerate() {
+            match piece {
+                Piece::Literal(literal) => match rest.strip_prefix(literal.as_bytes()) {
+                    Some(after) => rest = after,
+                    None => return false,
+                },
+                Piece::OneSegment => {
+                    // Maximal: a `{*}` is followed by `/` or the end, never a pchar.
+                    let length = rest.iter().take_while(|&&b| is_pchar(b)).count();
+                    if length == 0 {
+                        return false;
+                    }
+                    rest = &rest[length..];
+                }
+                Piece::AnySegments => {
+                    // Only literals follow: the path must end with them, and what is
+                    // between must be pchars and `/`.
+                    let tail =
+                        self.pieces[index + 1..]
+                            .iter()
+                            .fold(String::new(), |mut tail, piece| {
+                                if let Piece::Literal(literal) = piece {
+                                    tail.push_str(literal);
+                                }
+                                tail
+                            });
+                    let Some(middle) = rest.strip_suffix(tail.as_bytes()) else {
+                        return false;
+                    };
+                    return middle.iter().all(|&b| b == b'/' || is_pchar(b));
+                }
+            }
+        }
+        rest.is_empty()
+    }
+}
+
+/// Adjacent literals as one (`/` + `a` + `/` → `/a/`).
+fn merge_literals(pieces: Vec<Piece>) -> Vec<Piece> {
+    let mut merged: Vec<Piece> = Vec::with_capacity(pieces.len());
+    for piece in pieces {
+        match (merged.last_mut(), piece) {
+            (Some(Piece::Literal(last)), Piece::Literal(next)) => last.push_str(&next),
+            (_, piece) => merged.push(piece),
+        }
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    /// (template, path, matches): Envoy's regex for the template (what Istio's
+    /// `sanitizePathTemplate` hands it), full match.
+    const CASES: &[(&str, &str, bool)] = &[
+        // {*}: exactly one non-empty segment.
+        ("/path/template/{*}", "/path/template/a", true),
+        ("/path/template/{*}", "/path/template/a.b~c%2F", true),
+        ("/path/template/{*}", "/path/template/", false),
+        ("/path/template/{*}", "/path/template", false),
+        ("/path/template/{*}", "/path/template/a/b", false),
+        ("/path/template/{*}", "/path/template/a/", false),
+        ("/path/template/{*}", "/path/template/a=b", false),
+        ("/path/template/{*}", "/path/template/a b", false),
+        ("/path/template/{*}", "/PATH/template/a", false),
+        ("/{*}/foo", "/x/foo", true),
+        ("/{*}/foo", "//foo", false),
+        ("/{*}/foo", "/x/y/foo", false),
+        ("/{*}/{*}", "/a/b", true),
+        ("/{*}/{*}", "/a", false),
+        // {**}: any number of segments, even none, at its place.
+        ("/{**}/path/template", "/a/path/template", true),
+        ("/{**}/path/template", "/a/b/c/path/template", true),
+        ("/{**}/path/template", "//path/template", true),
+        ("/{**}/path/template", "/path/template", false),
+        ("/{**}/path/template", "/a/path/template/x", false),
+        ("/foo/{**}", "/foo/", true),
+        ("/foo/{**}", "/foo/a/b/c", true),
+        ("/foo/{**}", "/foo", false),
+        ("/foo/{**}", "/foobar/x", false),
+        ("/foo/{**}", "/foo/a b", false),
+        ("/{*}/foo/{**}/bar", "/x/foo/bar", false),
+        ("/{*}/foo/{**}/bar", "/x/foo//bar", true),
+        ("/{*}/foo/{**}/bar", "/x/foo/a/b/bar", true),
+        ("/{*}/foo/{**}/bar", "/x/y/foo/a/bar", false),
+        ("/{**}", "/", true),
+        ("/{**}", "/anything/at/all", true),
+        // A trailing `/` is part of the template.
+        ("/{*}/foo/", "/x/foo/", true),
+        ("/{*}/foo/", "/x/foo", false),
+        // Literals are literal (Envoy escapes regex characters in them).
+        ("/a.b/{*}", "/aXb/c", false),
+        ("/a.b/{*}", "/a.b/c", true),
+        ("/a+b/{*}", "/a+b/c", true),
+        ("/a+b/{*}", "/aab/c", false),
+    ];
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn templates_match_as_envoys_regex() {
+        for &(template, path, expected) in CASES {
+            let pattern = PathPattern::parse(template).unwrap();
+            assert!(matches!(pattern, PathPattern::Template(_)), "{template}");
+            assert_eq!(pattern.matches(path), expected, "{template} ~ {path}");
+        }
+    }
+
+    /// Istio's `TestCheckValidPathTemplate` cases, and what Envoy refuses beyond it.
+    #[wasm_bindgen_test(unsupported = test)]
+    fn templates_are_validated_as_istio_and_envoy_do() {
+        for good in [
+            "/{*}/foo",
+            "/{*}/foo/",
+            "/foo/{**}/bar",
+            "/foo/bar/{**}",
+            "/{*}/{*}/foo/{**}/bar",
+            "/x/{*}/y;z:@!$&'()+,~%20",
+        ] {
+            assert!(PathPattern::parse(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "/foo/{**}buzz/bar",
+            "/{*}/foo/{}/bar",
+            "/foo/{*}/bar/*",
+            "/foo/{*}/bar/**/buzz",
+            "/foo/{buzz}/bar",
+            "/{buzz}",
+            "/foo/{buzz}/bar/{**}",
+            "/foo/{buzz=*}/bar/{**}",
+            "/{*}/foo/{buzz=**}/bar",
+            "/{*}/foo/{**}bar",
+            "/{*}/foo/{*}.txt",
+            "/{*}/foo/{temp",
+            "/{*}/foo/temp}/bar",
+            "/{*}/foo/temp}/*",
+            "/{**}/foo/temp/{*}/bar",
+            "/{**}/{**}",
+            "/{**}/foo/temp/{**}/bar",
+            "/{*}/foo/?abc",
+            // Beyond Istio's check, refused by Envoy's template parser:
+            "{*}/foo",
+            "//{*}",
+            "/a//{*}",
+            "/{*}/a=b",
+            "/{*}//",
+        ] {
+            assert!(PathPattern::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn other_paths_stay_istio_string_patterns() {
+        assert_eq!(
+            PathPattern::parse("/prefix/*").unwrap(),
+            PathPattern::Glob(Pattern::Prefix("/prefix/".into()))
+        );
+        assert!(PathPattern::parse("/a/{b}").is_err());
+        assert!(PathPattern::parse("/a}").is_err());
+        assert!(PathPattern::parse("*").unwrap().matches("/x"));
+    }
+}

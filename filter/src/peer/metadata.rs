@@ -1,0 +1,255 @@
+//! The dynamic metadata other filters wrote, as Istio's `experimental.envoy.filters.*`
+//! keys read it (`experimental.envoy.filters.a.b[c]`: namespace `envoy.filters.a.b`,
+//! key `c`).
+//!
+//! Envoy hands a namespace's metadata (`metadata.filter_metadata.<namespace>`) to
+//! Wasm as a serialized `google.protobuf.Struct`. This decodes that much protobuf
+//! (Struct, Value, ListValue) and no more: enough to tell a string from a list of
+//! strings from anything else, which is all Envoy's RBAC matchers distinguish.
+
+/// A namespace's bytes beyond this are not read: the key's value is unknown.
+pub const MAX_NAMESPACE_BYTES: usize = 64 * 1024;
+/// Nesting beyond this (a struct in a list in a struct...) is not followed.
+const MAX_DEPTH: usize = 8;
+
+/// A metadata value as Envoy's `string_match` and `list_match` see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataValue {
+    Text(String),
+    /// A list: its string elements (others are no string, so they match nothing).
+    List(Vec<String>),
+    /// A number, a boolean, null or a struct: matches no string pattern.
+    Other,
+}
+
+/// The bytes are not a `Struct` this decoder can read: the value is unknown, and
+/// a rule that reads it fails closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unreadable;
+
+/// `key`'s value in a serialized `google.protobuf.Struct`; `None` when the struct
+/// has no such field. (A key given twice: the last one wins, as protobuf's map.)
+pub fn struct_field(bytes: &[u8], key: &str) -> Result<Option<MetadataValue>, Unreadable> {
+    if bytes.len() > MAX_NAMESPACE_BYTES {
+        return Err(Unreadable);
+    }
+    let mut found = None;
+    let mut fields = Reader { bytes };
+    while let Some((number, field)) = fields.field()? {
+        // Struct.fields = 1: map entries {1: key, 2: value}.
+        let (1, Field::Bytes(entry)) = (number, field) else {
+            continue;
+        };
+        let mut entry = Reader { bytes: entry };
+        let (mut name, mut value) = (None, None);
+        while let Some((number, field)) = entry.field()? {
+            match (number, field) {
+                (1, Field::Bytes(text)) => name = Some(text),
+                (2, Field::Bytes(message)) => value = Some(message),
+                _ => {}
+            }
+        }
+        if name == Some(key.as_bytes()) {
+            found = Some(decode_value(value.unwrap_or_default(), 0)?);
+        }
+    }
+    Ok(found)
+}
+
+fn decode_value(bytes: &[u8], depth: usize) -> Result<MetadataValue, Unreadable> {
+    if depth > MAX_DEPTH {
+        return Err(Unreadable);
+    }
+    let mut value = MetadataValue::Other;
+    let mut fields = Reader { bytes };
+    while let Some((number, field)) = fields.field()? {
+        value = match (number, field) {
+            // Value.string_value = 3
+            (3, Field::Bytes(text)) => {
+                MetadataValue::Text(String::from_utf8(text.to_vec()).map_err(|_| Unreadable)?)
+            }
+            // Value.list_value = 6: ListValue.values = 1
+            (6, Field::Bytes(list)) => {
+                let mut strings = Vec::new();
+                let mut items = Reader { bytes: list };
+                while let Some((number, item)) = items.field()? {
+                    if let (1, Field::Bytes(item)) = (number, item) {
+                        if let MetadataValue::Text(text) = decode_value(item, depth + 1)? {
+                            strings.push(text);
+                        }
+                    }
+                }
+                MetadataValue::List(strings)
+            }
+            // null (1), number (2), bool (4), struct (5): no string.
+            _ => MetadataValue::Other,
+        };
+    }
+    Ok(value)
+}
+
+enum Field<'a> {
+    Scalar,
+    Bytes(&'a [u8]),
+}
+
+/// Protobuf's wire format, read field by field; any malformation is `Unreadable`.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn field(&mut self) -> Result<Option<(u64, Field<'a>)>, Unreadable> {
+        if self.bytes.is_empty() {
+            return Ok(None);
+        }
+        let tag = self.varint()?;
+        let number = tag >> 3;
+        let field = match tag & 7 {
+            0 => {
+                self.varint()?;
+                Field::Scalar
+            }
+            1 => {
+                self.take(8)?;
+                Field::Scalar
+            }
+            2 => {
+                let length = usize::try_from(self.varint()?).map_err(|_| Unreadable)?;
+                Field::Bytes(self.take(length)?)
+            }
+            5 => {
+                self.take(4)?;
+                Field::Scalar
+            }
+            _ => return Err(Unreadable),
+        };
+        if number == 0 {
+            return Err(Unreadable);
+        }
+        Ok(Some((number, field)))
+    }
+
+    fn varint(&mut self) -> Result<u64, Unreadable> {
+        let mut value: u64 = 0;
+        for (index, &byte) in self.bytes.iter().enumerate().take(10) {
+            value |= u64::from(byte & 0x7f) << (7 * index);
+            if byte & 0x80 == 0 {
+                self.bytes = &self.bytes[index + 1..];
+                return Ok(value);
+            }
+        }
+        Err(Unreadable)
+    }
+
+    fn take(&mut self, length: usize) -> Result<&'a [u8], Unreadable> {
+        if length > self.bytes.len() {
+            return Err(Unreadable);
+        }
+        let (taken, rest) = self.bytes.split_at(length);
+        self.bytes = rest;
+        Ok(taken)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    // Protobuf encoding, written out, for the vectors.
+    fn length_delimited(number: u8, body: &[u8]) -> Vec<u8> {
+        assert!(body.len() < 128);
+        let mut out = vec![(number << 3) | 2, body.len() as u8];
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn string_value(text: &str) -> Vec<u8> {
+        length_delimited(3, text.as_bytes())
+    }
+
+    fn entry(key: &str, value: &[u8]) -> Vec<u8> {
+        let mut body = length_delimited(1, key.as_bytes());
+        body.extend(length_delimited(2, value));
+        length_delimited(1, &body)
+    }
+
+    fn list(values: &[Vec<u8>]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for value in values {
+            body.extend(length_delimited(1, value));
+        }
+        length_delimited(6, &body)
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn reads_strings_lists_and_others() {
+        let number = {
+            let mut v = vec![(2 << 3) | 1];
+            v.extend(3.0f64.to_le_bytes());
+            v
+        };
+        let boolean = vec![4 << 3, 1];
+        let mut bytes = entry("c", &string_value("exact"));
+        bytes.extend(entry(
+            "roles",
+            &list(&[string_value("a"), number.clone(), string_value("b")]),
+        ));
+        bytes.extend(entry("n", &number));
+        bytes.extend(entry("t", &boolean));
+        bytes.extend(entry(
+            "s",
+            &length_delimited(5, &entry("x", &string_value("y"))),
+        ));
+        assert_eq!(
+            struct_field(&bytes, "c"),
+            Ok(Some(MetadataValue::Text("exact".into())))
+        );
+        assert_eq!(
+            struct_field(&bytes, "roles"),
+            Ok(Some(MetadataValue::List(vec!["a".into(), "b".into()])))
+        );
+        assert_eq!(struct_field(&bytes, "n"), Ok(Some(MetadataValue::Other)));
+        assert_eq!(struct_field(&bytes, "t"), Ok(Some(MetadataValue::Other)));
+        assert_eq!(struct_field(&bytes, "s"), Ok(Some(MetadataValue::Other)));
+        assert_eq!(struct_field(&bytes, "missing"), Ok(None));
+        assert_eq!(struct_field(&[], "c"), Ok(None));
+        // The empty string is a string; a value without a kind is no string.
+        assert_eq!(
+            struct_field(&entry("e", &string_value("")), "e"),
+            Ok(Some(MetadataValue::Text(String::new())))
+        );
+        assert_eq!(
+            struct_field(&entry("e", &[]), "e"),
+            Ok(Some(MetadataValue::Other))
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn malformed_bytes_are_unreadable_never_a_panic() {
+        let good = entry("c", &string_value("exact"));
+        for cut in 1..good.len() {
+            assert_eq!(struct_field(&good[..cut], "c"), Err(Unreadable), "{cut}");
+        }
+        assert_eq!(struct_field(&[0xff; 11], "c"), Err(Unreadable));
+        assert_eq!(struct_field(&[(1 << 3) | 3], "c"), Err(Unreadable));
+        assert_eq!(struct_field(&[0, 0], "c"), Err(Unreadable));
+        assert_eq!(
+            struct_field(&entry("c", &string_value("\u{0}ok")), "c"),
+            Ok(Some(MetadataValue::Text("\u{0}ok".into())))
+        );
+        let not_utf8 = entry("c", &length_delimited(3, &[0xff, 0xfe]));
+        assert_eq!(struct_field(&not_utf8, "c"), Err(Unreadable));
+        assert_eq!(
+            struct_field(&vec![0; MAX_NAMESPACE_BYTES + 1], "c"),
+            Err(Unreadable)
+        );
+        // Lists nested past the bound.
+        let mut deep = string_value("x");
+        for _ in 0..=MAX_DEPTH + 1 {
+            deep = list(&[deep]);
+        }
+        assert_eq!(struct_field(&entry("c", &deep), "c"), Err(Unreadable));
+    }
+}
