@@ -92,6 +92,7 @@ class Request:
     token: str | None = None  # a key of `tokens`
     headers: tuple[tuple[str, str], ...] = ()  # in order; a name may repeat
     cert: str | None = None  # a key of the client certificates (TLS cases only)
+    sni: str | None = None  # the TLS server name to send (TLS cases only)
 
 
 def req(name: str, path: str = "/", *, headers: dict | None = None, **fields) -> Request:
@@ -134,6 +135,9 @@ class Case:
     policies: list[dict]
     requests: list[Request]
     tls: bool = False  # TLS listeners, clients with the certificates of `certs()`
+    # HTTP filters before both sides (Envoy JSON stanzas): what writes the dynamic
+    # metadata `experimental.envoy.filters.*` keys read.
+    pre_filters: list[dict] | None = None
 
 
 def allow(*rules: dict) -> dict:
@@ -159,6 +163,40 @@ def when(key: str, values: list[str] | None = None, not_values: list[str] | None
     if not_values is not None:
         condition["notValues"] = not_values
     return {"when": [condition]}
+
+
+def sni(*names: str | None) -> list[Request]:
+    return [req(f"sni={name}" if name else "no-sni", sni=name) for name in names]
+
+
+# `{port}` in a policy stands for the listener's own port (each side has its own).
+OWN_PORT = "{port}"
+
+# Dynamic metadata for the `experimental.envoy.filters.*` cases: the request
+# header `x-meta-c` copied to namespace `envoy.filters.a.b`, key `c` (a string),
+# and a fixed namespace `envoy.filters.lists` with a list, a number and a string.
+HEADER_TO_METADATA = {
+    "name": "envoy.filters.http.header_to_metadata",
+    "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.header_to_metadata.v3.Config",
+        "request_rules": [
+            {"header": "x-meta-c", "on_header_present": {"metadata_namespace": "envoy.filters.a.b", "key": "c", "type": "STRING"}}
+        ],
+    },
+}
+SET_METADATA = {
+    "name": "envoy.filters.http.set_metadata",
+    "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.set_metadata.v3.Config",
+        "metadata": [{"metadata_namespace": "envoy.filters.lists", "value": {"roles": ["a", "prefix-y", 7], "n": 3, "s": "one"}}],
+    },
+}
+METADATA_FILTERS = [HEADER_TO_METADATA, SET_METADATA]
+
+
+def meta(*values: str | None) -> list[Request]:
+    return [req(f"meta={value}" if value is not None else "no-meta", headers={"x-meta-c": value} if value is not None else None)
+            for value in values]
 
 
 PREFLIGHT = {"origin": "https://spa.example.test", "access-control-request-method": "POST"}
@@ -269,6 +307,40 @@ CASES = [
          xff(None, "203.0.113.7", "198.51.100.1")),
     Case("remote-ip-condition", [allow(when("remote.ip", ["198.51.100.1"]))], xff(None, "203.0.113.7", "198.51.100.1")),
     Case("source-ip-condition", [allow(when("source.ip", ["127.0.0.1/32"]))], xff(None, "203.0.113.7")),
+    # path templates (Istio 1.22+): Envoy's uri_template
+    Case("path-templates", [allow(to(paths=["/api/{*}/items", "/files/{**}", "/{**}/raw"]))],
+         paths("/api/v1/items", "/api/v1/v2/items", "/api//items", "/api/v1/items?page=2", "/api/a%20b/items",
+               "/api/a=b/items", "/api/a*b/items", "/api/a%3Fb/items", "/API/v1/items", "/files/", "/files/a/b.txt", "/files", "/x/y/raw", "/raw",
+               "/api/v1/../v2/items", "/api/./v1/items")),
+    Case("not-path-templates-deny", [deny(to(paths=["/{*}/admin/{**}"]))],
+         paths("/t/admin/", "/t/admin/x/y", "/t/admin", "/admin/x", "/t/u/admin/x", "/t/./admin/x", "/t/x/../admin/y")),
+    # ports, destination.port and destination.ip: the listener's own address
+    Case("ports", [allow(to(ports=[OWN_PORT]))], [ANON]),
+    Case("ports-other", [allow(to(ports=["1"]))], [ANON]),
+    Case("not-ports-deny", [deny(to(notPorts=[OWN_PORT]))], [ANON]),
+    Case("not-ports-other-deny", [deny(to(notPorts=["1"]))], [ANON]),
+    Case("destination-port-condition", [allow(when("destination.port", [OWN_PORT, "2"]))], [ANON]),
+    Case("destination-ip-condition", [allow(when("destination.ip", ["127.0.0.0/8"]))], [ANON]),
+    Case("destination-ip-other", [allow(when("destination.ip", ["10.0.0.0/8"]))], [ANON]),
+    # connection.sni
+    Case("sni", [allow(when("connection.sni", ["*.example.com"]))], sni(None, "api.example.com", "example.org"), tls=True),
+    Case("sni-not-values-deny", [deny(when("connection.sni", not_values=["api.example.com"]))],
+         sni(None, "api.example.com", "other.example.com"), tls=True),
+    # experimental.envoy.filters.*: dynamic metadata other filters wrote
+    Case("metadata-string", [allow(when("experimental.envoy.filters.a.b[c]", ["prefix-*", "exact"]))],
+         meta(None, "prefix-1", "exact", "other", ""), pre_filters=METADATA_FILTERS),
+    Case("metadata-not-values", [allow(when("experimental.envoy.filters.a.b[c]", not_values=["bad*"]))],
+         meta(None, "bad-1", "good"), pre_filters=METADATA_FILTERS),
+    Case("metadata-list", [allow(when("experimental.envoy.filters.lists[roles]", ["[prefix-*]"]))], [ANON],
+         pre_filters=METADATA_FILTERS),
+    Case("metadata-list-as-string", [allow(when("experimental.envoy.filters.lists[roles]", ["prefix-*"]))], [ANON],
+         pre_filters=METADATA_FILTERS),
+    Case("metadata-number", [allow(when("experimental.envoy.filters.lists[n]", ["3", "*"]))], [ANON],
+         pre_filters=METADATA_FILTERS),
+    Case("metadata-string-as-list", [allow(when("experimental.envoy.filters.lists[s]", ["[one]"]))], [ANON],
+         pre_filters=METADATA_FILTERS),
+    Case("metadata-deny", [deny(when("experimental.envoy.filters.lists[s]", ["one"]))], [ANON],
+         pre_filters=METADATA_FILTERS),
     # combinations
     Case("deny-and-allow", [deny(to(paths=["/admin*"])), allow(source(requestPrincipals=["*"]))],
          [*PEOPLE, *tokens_on("/admin", None, "alice")]),
@@ -324,21 +396,17 @@ def jwt_rules(key) -> list[dict]:
     return [{"issuer": issuer, "jwks": jwks} for issuer in (ISSUER, TENANT, ISTIO_ISSUER)]
 
 
+def with_port(policies: list[dict], port: int) -> list[dict]:
+    return json.loads(json.dumps(policies).replace(OWN_PORT, str(port)))
+
+
 def listeners_for(case: Case, key, tls: dict | None) -> tuple[Listener, Listener]:
     rules = jwt_rules(key)
-    native = Listener(
-        f"native-{case.name}",
-        None,
-        filters_before=istio_rbac.native_filters(rules, case.policies),
-        downstream_tls=tls,
-        hcm_extra=ISTIO_GATEWAY_HCM,
-    )
-    ours = Listener(
-        f"ours-{case.name}",
-        {"jwtRules": rules, "allowMissing": True, "authorizationPolicies": case.policies},
-        downstream_tls=tls,
-        hcm_extra=ISTIO_GATEWAY_HCM,
-    )
+    pre = case.pre_filters or []
+    native = Listener(f"native-{case.name}", None, downstream_tls=tls, hcm_extra=ISTIO_GATEWAY_HCM)
+    native.filters_before = pre + istio_rbac.native_filters(rules, with_port(case.policies, native.port))
+    ours = Listener(f"ours-{case.name}", None, downstream_tls=tls, hcm_extra=ISTIO_GATEWAY_HCM, filters_before=pre or None)
+    ours.plugin_config = {"jwtRules": rules, "allowMissing": True, "authorizationPolicies": with_port(case.policies, ours.port)}
     return native, ours
 
 
@@ -370,6 +438,18 @@ def setup(module_stack, key, tokens) -> Setup:
 
 
 # ----- sending -----
+class LoopbackHttps(http.client.HTTPSConnection):
+    """HTTPS to 127.0.0.1 with `sni` as the TLS server name (none when None)."""
+
+    def __init__(self, sni: str | None, port: int, **kwargs):
+        super().__init__("127.0.0.1", port, **kwargs)
+        self.sni = sni
+
+    def connect(self):
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.sni)
+
+
 def send(setup: Setup, listener: str, request: Request, tls: bool) -> int:
     """The status of `request` sent as written (Host and path verbatim)."""
     port = setup.envoy.listeners[listener].port
@@ -379,7 +459,7 @@ def send(setup: Setup, listener: str, request: Request, tls: bool) -> int:
         if request.cert is not None:
             pair = setup.client_certs[request.cert]
             context.load_cert_chain(str(pair.cert), str(pair.key))
-        connection = http.client.HTTPSConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT, context=context)
+        connection = LoopbackHttps(request.sni, port, timeout=REQUEST_TIMEOUT, context=context)
     else:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
     try:

@@ -131,32 +131,22 @@ impl Peer {
         self
     }
 
-    /// The values of `keys` ((namespace, key) pairs) in the dynamic metadata,
-    /// each namespace read once through `read` (its serialized `Struct`). A
-    /// namespace Envoy refuses, or bytes that are no `Struct`, make the metadata
-    /// unknown; a namespace Envoy does not have is empty.
+    /// The values of `keys` ((namespace, key) pairs) in the dynamic metadata:
+    /// Envoy's `metadata` attribute, a serialized `Metadata` (see [`metadata`]).
+    /// Metadata Envoy refuses to give, or bytes that are no `Metadata`, make the
+    /// values unknown; no metadata at all has none of them.
     pub fn with_metadata(
         mut self,
         keys: &[(String, String)],
-        read: &mut dyn FnMut(&str) -> Result<Option<Vec<u8>>, Refused>,
+        attribute: Result<Option<Vec<u8>>, Refused>,
     ) -> Peer {
-        let mut namespaces: Vec<(&str, Option<Vec<u8>>)> = Vec::new();
+        let Ok(bytes) = attribute else {
+            self.metadata_unknown = true;
+            return self;
+        };
+        let bytes = bytes.unwrap_or_default();
         for (namespace, key) in keys {
-            let index = match namespaces.iter().position(|(n, _)| n == namespace) {
-                Some(index) => index,
-                None => match read(namespace) {
-                    Ok(bytes) => {
-                        namespaces.push((namespace, bytes));
-                        namespaces.len() - 1
-                    }
-                    Err(Refused) => {
-                        self.metadata_unknown = true;
-                        return self;
-                    }
-                },
-            };
-            let bytes = namespaces[index].1.as_deref().unwrap_or_default();
-            match metadata::struct_field(bytes, key) {
+            match metadata::value_of(&bytes, namespace, key) {
                 Ok(Some(value)) => self
                     .metadata
                     .push(((namespace.clone(), key.clone()), value)),

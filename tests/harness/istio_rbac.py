@@ -123,6 +123,18 @@ def authenticated(matcher: dict) -> dict:
 # ----- one generator per attribute (generator.go) -----
 # A per-value generator turns one value into one matcher; Istio ORs them.
 def path_permission(value: str) -> dict:
+    if "{*}" in value or "{**}" in value:
+        # matcher/template.go: `{**}` -> `**`, `{*}` -> `*`, Envoy's uri_template.
+        template = value.replace("{**}", "**").replace("{*}", "*")
+        return {
+            "uri_template": {
+                "name": "uri-template",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.path.match.uri_template.v3.UriTemplateMatchConfig",
+                    "path_template": template,
+                },
+            }
+        }
     return {"url_path": {"path": string_matcher(value)}}
 
 
@@ -233,6 +245,21 @@ def claims_principal(key: str, values: list[str]) -> dict:
     return {"metadata": jwt_claim_matcher(bracketed_names(key.removeprefix("request.auth.claims")), or_value_matcher(values))}
 
 
+def envoy_filter_permission(key: str, values: list[str]) -> dict:
+    """envoyFilterGenerator.extendedPermission: `experimental.envoy.filters.a.b[c]`
+    reads the dynamic metadata namespace `envoy.filters.a.b`, key `c`; a value
+    `[v]` is a list match, `v` a string match, ORed."""
+    namespace, key = key.removeprefix("experimental.").removesuffix("]").split("[", 1)
+    matchers = []
+    for value in values:
+        if value.startswith("[") and value.endswith("]"):
+            matchers.append({"list_match": {"one_of": {"string_match": string_matcher(value.strip("[]"))}}})
+        else:
+            matchers.append({"string_match": string_matcher(value)})
+    value_matcher = matchers[0] if len(matchers) == 1 else {"or_match": {"value_matchers": matchers}}
+    return {"metadata": {"filter": namespace, "path": [{"key": key}], "value": value_matcher}}
+
+
 def bracketed_names(text: str) -> list[str]:
     """`[a][b]` -> ['a', 'b']; `[a.b]` -> ['a.b'] (Istio's extractNameInNestedBrackets)."""
     names = re.findall(r"\[([^\[\]]*)\]", text)
@@ -318,8 +345,16 @@ def principal(conditions: list[tuple[str, list, list]], policy_namespace: str) -
 def permission(conditions: list[tuple[str, list, list]]) -> dict:
     rules = []
     for key, values, not_values in conditions:
-        rules += condition_matchers(values, not_values, PERMISSION_KEYS[key], None, permission_or, lambda p: {"not_rule": p})
+        if key.startswith("experimental."):
+            per_value, extended = None, (lambda chosen, key=key: envoy_filter_permission(key, chosen))
+        else:
+            per_value, extended = PERMISSION_KEYS[key], None
+        rules += condition_matchers(values, not_values, per_value, extended, permission_or, lambda p: {"not_rule": p})
     return permission_and(rules or [{"any": True}])
+
+
+def is_permission_key(key: str) -> bool:
+    return key in PERMISSION_KEYS or key.startswith("experimental.")
 
 
 def fields_of(spec: dict, fields) -> list[tuple[str, list, list]]:
@@ -332,7 +367,7 @@ def rule_policy(rule: dict, policy_namespace: str) -> dict:
     when_principal, when_permission = [], []
     for condition in rule.get("when") or []:
         entry = (condition["key"], condition.get("values") or [], condition.get("notValues") or [])
-        (when_permission if condition["key"] in PERMISSION_KEYS else when_principal).append(entry)
+        (when_permission if is_permission_key(condition["key"]) else when_principal).append(entry)
     sources = [entry.get("source") or {} for entry in rule.get("from") or []] or [None]
     operations = [entry.get("operation") or {} for entry in rule.get("to") or []] or [None]
     principals = [

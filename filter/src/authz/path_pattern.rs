@@ -56,12 +56,18 @@ enum Piece {
     AnySegments,
 }
 
-/// RFC 3986 pchar as Envoy's template library accepts it in a literal and in what
-/// `*` and `**` match: unreserved, `%`, the sub-delims but `*` and `=`, `:`, `@`.
-/// (Istio's own check also allows `=`; Envoy refuses a template with it, so it is
-/// refused here too.)
+/// What `{*}` and `{**}` match in a segment: Envoy 1.40's template character
+/// class `a-zA-Z0-9-._~%!$&'()+,;:@=*` (RFC 3986 pchar: unreserved, `%`, the
+/// sub-delims, `:`, `@`). Observed in Envoy 1.40 (the differential test sends
+/// `=`); older Envoy sources leave out `=` and `*`.
 fn is_pchar(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || b"-._~%!$&'()+,;:@".contains(&byte)
+    byte.is_ascii_alphanumeric() || b"-._~%!$&'()+,;:@=*".contains(&byte)
+}
+
+/// A literal segment of a template, as Istio's `IsValidLiteral` accepts it: the
+/// pchars but `*` (a `*` beside a template is Istio's error, not a glob).
+fn is_literal(segment: &str) -> bool {
+    segment.bytes().all(|b| b != b'*' && is_pchar(b))
 }
 
 impl PathTemplate {
@@ -97,10 +103,10 @@ impl PathTemplate {
                     )
                 }
                 "" => return bad("a path template has no empty segment (`//`)"),
-                _ if !segment.bytes().all(is_pchar) => {
+                _ if !is_literal(segment) => {
                     return bad(
                         "a path template's literal segments use only letters, digits and \
-                         -._~%!$&'()+,;:@ (no `*`, `?` or `=`)",
+                         -._~%!$&'()+,;:@= (no `*` or `?`)",
                     )
                 }
                 _ => Piece::Literal(segment.to_string()),
@@ -181,7 +187,10 @@ mod tests {
         ("/path/template/{*}", "/path/template", false),
         ("/path/template/{*}", "/path/template/a/b", false),
         ("/path/template/{*}", "/path/template/a/", false),
-        ("/path/template/{*}", "/path/template/a=b", false),
+        ("/path/template/{*}", "/path/template/a=b", true),
+        ("/path/template/{*}", "/path/template/a*b", true),
+        ("/path/template/{*}", "/path/template/a?b", false),
+        ("/path/template/{*}", "/path/template/a\"b", false),
         ("/path/template/{*}", "/path/template/a b", false),
         ("/path/template/{*}", "/PATH/template/a", false),
         ("/{*}/foo", "/x/foo", true),
@@ -235,6 +244,7 @@ mod tests {
             "/foo/bar/{**}",
             "/{*}/{*}/foo/{**}/bar",
             "/x/{*}/y;z:@!$&'()+,~%20",
+            "/{*}/a=b",
         ] {
             assert!(PathPattern::parse(good).is_ok(), "{good}");
         }
@@ -261,7 +271,6 @@ mod tests {
             "{*}/foo",
             "//{*}",
             "/a//{*}",
-            "/{*}/a=b",
             "/{*}//",
         ] {
             assert!(PathPattern::parse(bad).is_err(), "{bad}");

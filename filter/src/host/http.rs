@@ -269,10 +269,8 @@ fn read_peer(needs: PeerNeeds, metadata_keys: &[(String, String)]) -> Peer {
         peer.sni = read_property(&["connection", "requested_server_name"]);
     }
     if needs.metadata {
-        peer = peer.with_metadata(metadata_keys, &mut |namespace| {
-            raw::property(&["metadata", "filter_metadata", namespace])
-                .map_err(|raw::Refused(_)| peer::Refused)
-        });
+        let attribute = raw::property(&["metadata"]).map_err(|raw::Refused(_)| peer::Refused);
+        peer = peer.with_metadata(metadata_keys, attribute);
     }
     peer
 }

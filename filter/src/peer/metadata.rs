@@ -2,13 +2,17 @@
 //! keys read it (`experimental.envoy.filters.a.b[c]`: namespace `envoy.filters.a.b`,
 //! key `c`).
 //!
-//! Envoy hands a namespace's metadata (`metadata.filter_metadata.<namespace>`) to
-//! Wasm as a serialized `google.protobuf.Struct`. This decodes that much protobuf
-//! (Struct, Value, ListValue) and no more: enough to tell a string from a list of
-//! strings from anything else, which is all Envoy's RBAC matchers distinguish.
+//! Envoy hands the whole dynamic metadata to Wasm (the attribute `metadata`) as a
+//! serialized `envoy.config.core.v3.Metadata`. (Deeper paths, such as
+//! `metadata.filter_metadata.<namespace>`, come back in Envoy's untyped pairs
+//! encoding, where a string cannot be told from a list or a number; Envoy's RBAC
+//! tells them apart, so this reads the typed form.) This decodes that much
+//! protobuf (Metadata, Struct, Value, ListValue) and no more: enough to tell a
+//! string from a list of strings from anything else, which is all Envoy's RBAC
+//! matchers distinguish.
 
-/// A namespace's bytes beyond this are not read: the key's value is unknown.
-pub const MAX_NAMESPACE_BYTES: usize = 64 * 1024;
+/// Metadata bytes beyond this are not read: the values are unknown.
+pub const MAX_METADATA_BYTES: usize = 64 * 1024;
 /// Nesting beyond this (a struct in a list in a struct...) is not followed.
 const MAX_DEPTH: usize = 8;
 
@@ -27,30 +31,54 @@ pub enum MetadataValue {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unreadable;
 
-/// `key`'s value in a serialized `google.protobuf.Struct`; `None` when the struct
-/// has no such field. (A key given twice: the last one wins, as protobuf's map.)
-pub fn struct_field(bytes: &[u8], key: &str) -> Result<Option<MetadataValue>, Unreadable> {
-    if bytes.len() > MAX_NAMESPACE_BYTES {
+/// The value of `key` in `namespace` of a serialized `Metadata`; `None` when
+/// there is no such namespace or key.
+pub fn value_of(
+    metadata: &[u8],
+    namespace: &str,
+    key: &str,
+) -> Result<Option<MetadataValue>, Unreadable> {
+    if metadata.len() > MAX_METADATA_BYTES {
         return Err(Unreadable);
     }
+    // Metadata.filter_metadata = 1: map<string, Struct>.
+    match map_entry(metadata, namespace)? {
+        Some(fields) => struct_field(fields, key),
+        None => Ok(None),
+    }
+}
+
+/// `key`'s value in a serialized `google.protobuf.Struct`; `None` when the struct
+/// has no such field.
+fn struct_field(bytes: &[u8], key: &str) -> Result<Option<MetadataValue>, Unreadable> {
+    // Struct.fields = 1: map<string, Value>.
+    match map_entry(bytes, key)? {
+        Some(value) => decode_value(value, 0).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The value bytes of `key` in the protobuf map that is field 1 of `bytes`
+/// (entries `{1: key, 2: value}`); a key given twice: the last one wins, as in
+/// protobuf. Every entry is read, so malformed bytes anywhere are `Unreadable`.
+fn map_entry<'a>(bytes: &'a [u8], key: &str) -> Result<Option<&'a [u8]>, Unreadable> {
     let mut found = None;
     let mut fields = Reader { bytes };
     while let Some((number, field)) = fields.field()? {
-        // Struct.fields = 1: map entries {1: key, 2: value}.
         let (1, Field::Bytes(entry)) = (number, field) else {
             continue;
         };
         let mut entry = Reader { bytes: entry };
-        let (mut name, mut value) = (None, None);
+        let (mut name, mut value): (Option<&[u8]>, &[u8]) = (None, &[]);
         while let Some((number, field)) = entry.field()? {
             match (number, field) {
                 (1, Field::Bytes(text)) => name = Some(text),
-                (2, Field::Bytes(message)) => value = Some(message),
+                (2, Field::Bytes(message)) => value = message,
                 _ => {}
             }
         }
         if name == Some(key.as_bytes()) {
-            found = Some(decode_value(value.unwrap_or_default(), 0)?);
+            found = Some(value);
         }
     }
     Ok(found)
@@ -183,6 +211,17 @@ mod tests {
         length_delimited(6, &body)
     }
 
+    /// A `Metadata` with one namespace `ns` holding the struct `fields`.
+    fn metadata(fields: &[u8]) -> Vec<u8> {
+        let mut body = length_delimited(1, b"ns");
+        body.extend(length_delimited(2, fields));
+        length_delimited(1, &body)
+    }
+
+    fn struct_field(fields: &[u8], key: &str) -> Result<Option<MetadataValue>, Unreadable> {
+        value_of(&metadata(fields), "ns", key)
+    }
+
     #[wasm_bindgen_test(unsupported = test)]
     fn reads_strings_lists_and_others() {
         let number = {
@@ -215,6 +254,8 @@ mod tests {
         assert_eq!(struct_field(&bytes, "s"), Ok(Some(MetadataValue::Other)));
         assert_eq!(struct_field(&bytes, "missing"), Ok(None));
         assert_eq!(struct_field(&[], "c"), Ok(None));
+        assert_eq!(value_of(&metadata(&bytes), "other", "c"), Ok(None));
+        assert_eq!(value_of(&[], "ns", "c"), Ok(None));
         // The empty string is a string; a value without a kind is no string.
         assert_eq!(
             struct_field(&entry("e", &string_value("")), "e"),
@@ -228,13 +269,13 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn malformed_bytes_are_unreadable_never_a_panic() {
-        let good = entry("c", &string_value("exact"));
+        let good = metadata(&entry("c", &string_value("exact")));
         for cut in 1..good.len() {
-            assert_eq!(struct_field(&good[..cut], "c"), Err(Unreadable), "{cut}");
+            assert_eq!(value_of(&good[..cut], "ns", "c"), Err(Unreadable), "{cut}");
         }
-        assert_eq!(struct_field(&[0xff; 11], "c"), Err(Unreadable));
-        assert_eq!(struct_field(&[(1 << 3) | 3], "c"), Err(Unreadable));
-        assert_eq!(struct_field(&[0, 0], "c"), Err(Unreadable));
+        assert_eq!(value_of(&[0xff; 11], "ns", "c"), Err(Unreadable));
+        assert_eq!(value_of(&[(1 << 3) | 3], "ns", "c"), Err(Unreadable));
+        assert_eq!(value_of(&[0, 0], "ns", "c"), Err(Unreadable));
         assert_eq!(
             struct_field(&entry("c", &string_value("\u{0}ok")), "c"),
             Ok(Some(MetadataValue::Text("\u{0}ok".into())))
@@ -242,7 +283,7 @@ mod tests {
         let not_utf8 = entry("c", &length_delimited(3, &[0xff, 0xfe]));
         assert_eq!(struct_field(&not_utf8, "c"), Err(Unreadable));
         assert_eq!(
-            struct_field(&vec![0; MAX_NAMESPACE_BYTES + 1], "c"),
+            value_of(&vec![0; MAX_METADATA_BYTES + 1], "ns", "c"),
             Err(Unreadable)
         );
         // Lists nested past the bound.
