@@ -19,15 +19,15 @@ To cover a new policy field: add a `Case` (and the requests that tell its
 matches apart) to `CASES`; the translator needs a generator if Istio's has one.
 """
 
-import http.client
 import json
-import ssl
 from dataclasses import dataclass
 
 import pytest
 
 from harness import istio_rbac
 from harness.certs import Authority
+from harness.differential import ISTIO_GATEWAY_HCM, Client, Request, decision, req
+from harness.differential import send as send_request
 from harness.envoy import WORK_DIR, Listener
 from harness.tokens import cached_key, claims, flip_signature_bit, sign
 
@@ -37,8 +37,6 @@ TENANT = "https://idp.rbacdiff.test/tenant"
 # An issuer without `/`, as in Istio's examples: `requestPrincipals: [ISTIO_ISSUER]` is
 # Istio's "issuer with an empty subject".
 ISTIO_ISSUER = "testing@secure.istio.io"
-REQUEST_TIMEOUT = 10.0
-ISTIO_GATEWAY_HCM = {"use_remote_address": True, "xff_num_trusted_hops": 1, "normalize_path": True}
 
 SLEEP = "spiffe://cluster.local/ns/foo/sa/sleep"
 OTHER = "spiffe://cluster.local/ns/bar/sa/other"
@@ -83,22 +81,6 @@ def tokens(key) -> dict[str, str]:
 
 
 # ----- requests -----
-@dataclass(frozen=True)
-class Request:
-    name: str
-    path: str = "/"  # `{alice}` stands for the token `alice`
-    method: str = "GET"
-    host: str = "example.com"
-    token: str | None = None  # a key of `tokens`
-    headers: tuple[tuple[str, str], ...] = ()  # in order; a name may repeat
-    cert: str | None = None  # a key of the client certificates (TLS cases only)
-    sni: str | None = None  # the TLS server name to send (TLS cases only)
-
-
-def req(name: str, path: str = "/", *, headers: dict | None = None, **fields) -> Request:
-    return Request(name, path, headers=tuple((headers or {}).items()), **fields)
-
-
 ANON = req("anon")
 ALICE = req("alice", token="alice")
 BOB = req("bob", token="bob")
@@ -438,53 +420,9 @@ def setup(module_stack, key, tokens) -> Setup:
 
 
 # ----- sending -----
-class LoopbackHttps(http.client.HTTPSConnection):
-    """HTTPS to 127.0.0.1 with `sni` as the TLS server name (none when None)."""
-
-    def __init__(self, sni: str | None, port: int, **kwargs):
-        super().__init__("127.0.0.1", port, **kwargs)
-        self.sni = sni
-
-    def connect(self):
-        http.client.HTTPConnection.connect(self)
-        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.sni)
-
-
 def send(setup: Setup, listener: str, request: Request, tls: bool) -> int:
-    """The status of `request` sent as written (Host and path verbatim)."""
-    port = setup.envoy.listeners[listener].port
-    if tls:
-        context = ssl.create_default_context(cafile=str(setup.authority.ca))
-        context.check_hostname = False
-        if request.cert is not None:
-            pair = setup.client_certs[request.cert]
-            context.load_cert_chain(str(pair.cert), str(pair.key))
-        connection = LoopbackHttps(request.sni, port, timeout=REQUEST_TIMEOUT, context=context)
-    else:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
-    try:
-        path = request.path.format_map(setup.tokens) if "{" in request.path else request.path
-        connection.putrequest(request.method, path, skip_host=True, skip_accept_encoding=True)
-        connection.putheader("Host", request.host)
-        for name, value in request.headers:
-            connection.putheader(name, value)
-        if request.token is not None:
-            connection.putheader("Authorization", f"Bearer {setup.tokens[request.token]}")
-        connection.putheader("Connection", "close")
-        connection.endheaders()
-        response = connection.getresponse()
-        response.read()
-        return response.status
-    finally:
-        connection.close()
-
-
-def decision(status: int) -> str:
-    if status == 200:
-        return "allowed"
-    if status in (401, 403):
-        return "denied"
-    return f"unexpected {status}"
+    client = Client(setup.tokens, str(setup.authority.ca), setup.client_certs)
+    return send_request(client, setup.envoy.listeners[listener].port, request, tls)
 
 
 def matrix():
