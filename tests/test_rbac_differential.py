@@ -362,10 +362,6 @@ DISAGREEMENTS: dict[tuple[str, str], str] = {
     # ----- stricter: our filter denies what Istio allows -----
     ("paths-deny-prefix", "//admin"): f"stricter: {MERGED_SLASHES} (documented)",
     ("not-paths", "//private"): f"stricter: {MERGED_SLASHES} (documented)",
-    ("header-present", "empty"): (
-        "stricter: request.headers `*` on an empty value: Envoy's present_match matches a present empty header;"
-        " our filter's `*` needs a non-empty value"
-    ),
     ("ip-blocks", "xff=203.0.113.7"): f"stricter: {XFF_DIRECT_PEER} (documented)",
     ("not-ip-blocks-deny", "xff=203.0.113.7"): f"stricter: {XFF_DIRECT_PEER} (documented)",
     ("source-ip-condition", "xff=203.0.113.7"): f"stricter: {XFF_DIRECT_PEER} (documented)",

@@ -672,9 +672,20 @@ fn compile_condition(at: &At, raw: &RawCondition) -> Result<Condition, ConfigErr
         Key::Metadata { .. } => {
             Test::Metadata(matchers(at, values, not_values, MetadataPattern::parse)?)
         }
+        Key::Header(_) => Test::Text(matchers(at, values, not_values, header_pattern)?),
         _ => Test::Text(texts(at, values, not_values)?),
     };
     Ok(Condition { key, test })
+}
+
+/// A `request.headers[...]` value: Istio's `HeaderMatcher` turns `*` into Envoy's
+/// `present_match`, which a header with an empty value meets too; the empty
+/// prefix is that (every value starts with it). Other values as `Pattern`.
+fn header_pattern(text: &str) -> Result<Pattern, String> {
+    match Pattern::parse(text)? {
+        Pattern::Present => Ok(Pattern::Prefix(String::new())),
+        pattern => Ok(pattern),
+    }
 }
 
 /// A port as Istio reads one: a decimal number from 0 to 65535.

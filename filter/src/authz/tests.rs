@@ -422,6 +422,28 @@ const CASES: &[(&str, &str, &str, &str, bool)] = &[
         "app",
         false,
     ),
+    // `*` on a header is Envoy's present_match: an empty value is present.
+    (
+        r#"[{"rules":[{"when":[{"key":"request.headers[x-empty]","values":["*"]}]}]}]"#,
+        "GET",
+        "/",
+        "app",
+        true,
+    ),
+    (
+        r#"[{"rules":[{"when":[{"key":"request.headers[x-absent]","values":["*"]}]}]}]"#,
+        "GET",
+        "/",
+        "app",
+        false,
+    ),
+    (
+        r#"[{"rules":[{"when":[{"key":"request.headers[x-empty]","notValues":["*"]}]}]}]"#,
+        "GET",
+        "/",
+        "app",
+        false,
+    ),
     // Several ALLOW policies: any one suffices.
     (
         r#"[{"rules":[{"to":[{"operation":{"paths":["/a"]}}]}]},{"rules":[{"to":[{"operation":{"paths":["/b"]}}]}]}]"#,
@@ -445,7 +467,7 @@ fn istio_examples_decide_as_istio_does() {
     let claims = alice();
     for (json_policies, method, path, host, expected) in CASES {
         let config = policies(json_policies);
-        let headers = request(method, path, host, &[("x-tenant", "acme")]);
+        let headers = request(method, path, host, &[("x-tenant", "acme"), ("x-empty", "")]);
         assert_eq!(
             decide(&config, &claims, &headers),
             *expected,
