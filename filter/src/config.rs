@@ -181,7 +181,7 @@ pub struct Config {
 }
 
 struct RawConfig {
-    jwt_rules: Vec<RawJwtRule>,
+    jwt_rules: Vec<RawJwtEntry>,
     oidc: Option<oidc::RawOidc>,
     authorization_policies: Vec<RawPolicy>,
     public_paths: Vec<String>,
@@ -236,7 +236,7 @@ struct RawClaimToHeader {
 impl RawConfig {
     fn read(f: &mut Fields) -> RawConfig {
         RawConfig {
-            jwt_rules: f.objects("jwtRules", RawJwtRule::read),
+            jwt_rules: f.objects("jwtRules", RawJwtEntry::read),
             oidc: f.object("oidc", oidc::RawOidc::read),
             authorization_policies: f.objects("authorizationPolicies", RawPolicy::read),
             public_paths: f.strings("publicPaths"),
@@ -266,6 +266,46 @@ impl RawCacheLimits {
     }
 }
 
+/// A `jwtRules` entry: a rule, or a whole `RequestAuthentication` resource pasted
+/// as it is (`apiVersion`, `kind`, `metadata`, `spec.jwtRules`), whose rules count
+/// as if listed here.
+enum RawJwtEntry {
+    Rule(Box<RawJwtRule>),
+    Resource {
+        api_version: Option<String>,
+        kind: Option<String>,
+        rules: Vec<RawJwtRule>,
+    },
+}
+
+impl RawJwtEntry {
+    fn read(f: &mut Fields) -> RawJwtEntry {
+        if !["spec", "kind", "apiVersion", "metadata"]
+            .iter()
+            .any(|name| f.has(name))
+        {
+            return RawJwtEntry::Rule(Box::new(RawJwtRule::read(f)));
+        }
+        let api_version = f.string("apiVersion");
+        let kind = f.string("kind");
+        // The name and namespace play no part; `kubectl get -o yaml` adds `status`.
+        f.ignore("metadata");
+        f.ignore("status");
+        let rules = f.required_object("spec", |f| {
+            // As an AuthorizationPolicy's: the WasmPlugin's own selector decides.
+            for ignored in ["selector", "targetRef", "targetRefs"] {
+                f.ignore(ignored);
+            }
+            f.objects("jwtRules", RawJwtRule::read)
+        });
+        RawJwtEntry::Resource {
+            api_version,
+            kind,
+            rules,
+        }
+    }
+}
+
 impl RawJwtRule {
     fn read(f: &mut Fields) -> RawJwtRule {
         RawJwtRule {
@@ -284,6 +324,32 @@ impl RawJwtRule {
             timeout: f.string("timeout"),
         }
     }
+}
+
+/// A pasted Istio resource's `apiVersion` (`security.istio.io/v1` or `v1beta1`)
+/// and `kind` (`expected`; `elsewhere` says where the other kind goes).
+pub(crate) fn check_istio_resource(
+    at: &At,
+    api_version: Option<&str>,
+    kind: Option<&str>,
+    expected: &str,
+    elsewhere: &str,
+) -> Result<(), ConfigError> {
+    match api_version {
+        Some("security.istio.io/v1" | "security.istio.io/v1beta1") => {}
+        other => {
+            return Err(at.field("apiVersion").error(format!(
+                "`{}`: use security.istio.io/v1 (or v1beta1)",
+                other.unwrap_or_default()
+            )))
+        }
+    }
+    if kind != Some(expected) {
+        return Err(at
+            .field("kind")
+            .error(format!("must be {expected} ({elsewhere})")));
+    }
+    Ok(())
 }
 
 impl RawHeaderLocation {
@@ -443,23 +509,63 @@ impl Config {
             }
         }
         let rules = At::top("jwtRules");
-        for (index, raw_rule) in raw.jwt_rules.iter().enumerate() {
+        // Where each rule was written, for the duplicate-issuer message.
+        let mut written_at: Vec<String> = Vec::new();
+        for (index, entry) in raw.jwt_rules.iter().enumerate() {
             let at = rules.item(index);
-            let rule = config.add_rule(&at, raw_rule)?;
-            if let Some(earlier) = config.rules.iter().position(|r| r.issuer == rule.issuer) {
-                return Err(at.field("issuer").error(format!(
-                    "`{}` is already configured in jwtRules[{earlier}]",
-                    rule.issuer
-                )));
-            }
-            for claim in &rule.space_delimited_claims {
-                if !config.space_delimited_claims.contains(claim) {
-                    config.space_delimited_claims.push(claim.clone());
+            match entry {
+                RawJwtEntry::Rule(raw_rule) => {
+                    config.add_jwt_rule(&at, raw_rule, &mut written_at)?;
+                }
+                RawJwtEntry::Resource {
+                    api_version,
+                    kind,
+                    rules: resource_rules,
+                } => {
+                    check_istio_resource(
+                        &at,
+                        api_version.as_deref(),
+                        kind.as_deref(),
+                        "RequestAuthentication",
+                        "AuthorizationPolicy goes in authorizationPolicies",
+                    )?;
+                    let spec = at.field("spec");
+                    let inner = spec.field("jwtRules");
+                    for (index, raw_rule) in resource_rules.iter().enumerate() {
+                        config.add_jwt_rule(&inner.item(index), raw_rule, &mut written_at)?;
+                    }
                 }
             }
-            config.rules.push(rule);
+        }
+        if config.rules.is_empty() && !any_oidc {
+            return Err(rules.error("the RequestAuthentication resources here hold no rule"));
         }
         Ok(config)
+    }
+
+    /// A rule of `jwtRules` (or of a pasted resource's), at `at`.
+    fn add_jwt_rule(
+        &mut self,
+        at: &At,
+        raw_rule: &RawJwtRule,
+        written_at: &mut Vec<String>,
+    ) -> Result<(), ConfigError> {
+        let rule = self.add_rule(at, raw_rule)?;
+        if let Some(earlier) = self.rules.iter().position(|r| r.issuer == rule.issuer) {
+            let earlier = written_at.get(earlier).cloned().unwrap_or_default();
+            return Err(at.field("issuer").error(format!(
+                "`{}` is already configured in {earlier}",
+                rule.issuer
+            )));
+        }
+        for claim in &rule.space_delimited_claims {
+            if !self.space_delimited_claims.contains(claim) {
+                self.space_delimited_claims.push(claim.clone());
+            }
+        }
+        self.rules.push(rule);
+        written_at.push(at.to_string());
+        Ok(())
     }
 
     /// An `oidc` block at `path`; `app` names the app it belongs to, if any.

@@ -132,23 +132,20 @@ impl PathTemplate {
                 Piece::OneSegment => {
                     // Maximal: a `{*}` is followed by `/` or the end, never a pchar.
                     let length = rest.iter().take_while(|&&b| is_pchar(b)).count();
-                    if length == 0 {
-                        return false;
+                    match rest.get(length..) {
+                        Some(after) if length > 0 => rest = after,
+                        _ => return false,
                     }
-                    rest = &rest[length..];
                 }
                 Piece::AnySegments => {
                     // Only literals follow: the path must end with them, and what is
                     // between must be pchars and `/`.
-                    let tail =
-                        self.pieces[index + 1..]
-                            .iter()
-                            .fold(String::new(), |mut tail, piece| {
-                                if let Piece::Literal(literal) = piece {
-                                    tail.push_str(literal);
-                                }
-                                tail
-                            });
+                    let mut tail = String::new();
+                    for piece in self.pieces.get(index + 1..).unwrap_or_default() {
+                        if let Piece::Literal(literal) = piece {
+                            tail.push_str(literal);
+                        }
+                    }
                     let Some(middle) = rest.strip_suffix(tail.as_bytes()) else {
                         return false;
                     };

@@ -5,7 +5,7 @@ use super::path_pattern::PathPattern;
 use super::pattern::{
     NamespacePattern, Pattern, PrincipalPattern, ServiceAccountPattern, TrustDomainPattern,
 };
-use crate::config::{At, ConfigError, Fields};
+use crate::config::{check_istio_resource, At, ConfigError, Fields};
 use crate::peer::{IpBlock, PeerNeeds};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -443,20 +443,13 @@ fn compile(outer: &At, raw: &RawPolicy) -> Result<Policy, ConfigError> {
 /// A pasted resource's `apiVersion` and `kind`, its name for the log, and
 /// whether it is a dry run.
 fn check_resource(at: &At, resource: &RawResource) -> Result<(String, bool), ConfigError> {
-    match resource.api_version.as_deref() {
-        Some("security.istio.io/v1" | "security.istio.io/v1beta1") => {}
-        other => {
-            return Err(at.field("apiVersion").error(format!(
-                "`{}`: use security.istio.io/v1 (or v1beta1)",
-                other.unwrap_or_default()
-            )))
-        }
-    }
-    if resource.kind.as_deref() != Some("AuthorizationPolicy") {
-        return Err(at
-            .field("kind")
-            .error("must be AuthorizationPolicy (RequestAuthentication goes in jwtRules)"));
-    }
+    check_istio_resource(
+        at,
+        resource.api_version.as_deref(),
+        resource.kind.as_deref(),
+        "AuthorizationPolicy",
+        "RequestAuthentication goes in jwtRules",
+    )?;
     let metadata = resource.metadata.as_ref();
     let name = match metadata.map(|m| (m.namespace.as_deref(), m.name.as_deref())) {
         Some((Some(namespace), Some(name))) => format!("{namespace}/{name}"),

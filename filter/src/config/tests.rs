@@ -252,3 +252,74 @@ fn accepts_the_istio_schema_properties() {
         );
     }
 }
+
+/// A `RequestAuthentication` resource pasted into `jwtRules` counts as its rules;
+/// errors name the path inside it.
+#[wasm_bindgen_test(unsupported = test)]
+fn request_authentication_resources_stand_for_their_rules() {
+    let config = parse(
+        r#"{"jwtRules":[
+            {"issuer":"https://a.test","jwksUri":"https://a.test/jwks"},
+            {"apiVersion":"security.istio.io/v1","kind":"RequestAuthentication",
+             "metadata":{"name":"jwt","namespace":"foo","labels":{"x":"y"}},
+             "spec":{"selector":{"matchLabels":{"app":"x"}},"jwtRules":[
+               {"issuer":"https://b.test","jwksUri":"https://b.test/jwks"},
+               {"issuer":"https://c.test","jwksUri":"https://c.test/jwks","fromHeaders":[{"name":"x-jwt"}]}]},
+             "status":{}}]}"#,
+    )
+    .unwrap();
+    let issuers: Vec<&str> = config.rules.iter().map(|r| r.issuer.as_str()).collect();
+    assert_eq!(
+        issuers,
+        ["https://a.test", "https://b.test", "https://c.test"]
+    );
+    assert!(config.locations.contains(&TokenLocation::Header {
+        name: "x-jwt".into(),
+        prefix: String::new()
+    }));
+
+    let resource = |spec: &str| {
+        format!(
+            r#"{{"jwtRules":[{{"issuer":"https://a.test","jwksUri":"https://a.test/jwks"}},
+                {{"apiVersion":"security.istio.io/v1beta1","kind":"RequestAuthentication","spec":{spec}}}]}}"#
+        )
+    };
+    assert_eq!(
+        path_of(&resource(
+            r#"{"jwtRules":[{"issuer":"https://b.test","jwksUri":"nope"}]}"#
+        )),
+        "jwtRules[1].spec.jwtRules[0].jwksUri"
+    );
+    let duplicate = parse(&resource(
+        r#"{"jwtRules":[{"issuer":"https://a.test","jwksUri":"https://a.test/k"}]}"#,
+    ))
+    .unwrap_err();
+    assert_eq!(duplicate.path, "jwtRules[1].spec.jwtRules[0].issuer");
+    assert!(duplicate
+        .problem
+        .contains("already configured in jwtRules[0]"));
+    assert_eq!(
+        path_of(r#"{"jwtRules":[{"apiVersion":"v1","kind":"RequestAuthentication","spec":{}}]}"#),
+        "jwtRules[0].apiVersion"
+    );
+    assert_eq!(
+        path_of(
+            r#"{"jwtRules":[{"apiVersion":"security.istio.io/v1","kind":"AuthorizationPolicy","spec":{}}]}"#
+        ),
+        "jwtRules[0].kind"
+    );
+    assert_eq!(
+        path_of(
+            r#"{"jwtRules":[{"apiVersion":"security.istio.io/v1","kind":"RequestAuthentication"}]}"#
+        ),
+        "jwtRules[0].spec"
+    );
+    // A resource without rules is no rule: with nothing else, the configuration
+    // has none.
+    assert_eq!(
+        path_of(
+            r#"{"jwtRules":[{"apiVersion":"security.istio.io/v1","kind":"RequestAuthentication","spec":{}}]}"#
+        ),
+        "jwtRules"
+    );
+}

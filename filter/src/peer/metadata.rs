@@ -163,7 +163,7 @@ impl<'a> Reader<'a> {
         for (index, &byte) in self.bytes.iter().enumerate().take(10) {
             value |= u64::from(byte & 0x7f) << (7 * index);
             if byte & 0x80 == 0 {
-                self.bytes = &self.bytes[index + 1..];
+                self.bytes = self.bytes.get(index + 1..).ok_or(Unreadable)?;
                 return Ok(value);
             }
         }
