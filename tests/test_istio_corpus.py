@@ -7,7 +7,8 @@ copied from istio/istio) through the filter:
 - for each HTTP case that needs no mesh-wide setting (trust-domain aliases are
   one), a listener runs Envoy's RBAC filters exactly as Istio's test expects
   istiod to generate them (the `-out` files, verbatim), after `jwt_authn` as
-  Istio configures it; another runs the filter with the input resources. Both get
+  Istio configures it; another runs the filter with the input resources (and the
+  token rules as a pasted `RequestAuthentication`). Both get
   the same requests, which probe every field the corpus uses (methods, hosts,
   paths and templates, headers, tokens, SPIFFE peers, forwarded addresses,
   dynamic metadata), and every decision must agree.
@@ -144,6 +145,16 @@ def jwt_rules(key) -> list[dict]:
     return [{"issuer": issuer, "jwks": jwks} for issuer in (ISSUER, BARE_ISSUER)]
 
 
+def request_authentication(rules: list[dict]) -> dict:
+    """The rules as the `RequestAuthentication` resource Istio reads them from."""
+    return {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "RequestAuthentication",
+        "metadata": {"name": "jwt", "namespace": "foo"},
+        "spec": {"selector": {"matchLabels": {"app": "httpbin"}}, "jwtRules": rules},
+    }
+
+
 def istio_output(name: str) -> dict:
     (stanza,) = resources(HTTP / name)
     return stanza
@@ -172,7 +183,12 @@ def setup(module_stack, key) -> Setup:
         listeners.append(
             Listener(f"native-{case}", None, downstream_tls=tls, hcm_extra=ISTIO_GATEWAY_HCM, filters_before=native_filters)
         )
-        config = {"jwtRules": rules, "allowMissing": True, "authorizationPolicies": resources(HTTP / f"{case}-in.yaml")}
+        # Both kinds of resource pasted whole, as a user moves them from Istio.
+        config = {
+            "jwtRules": [request_authentication(rules)],
+            "allowMissing": True,
+            "authorizationPolicies": resources(HTTP / f"{case}-in.yaml"),
+        }
         listeners.append(Listener(f"ours-{case}", config, downstream_tls=tls, hcm_extra=ISTIO_GATEWAY_HCM))
     # Every other input that is not CUSTOM: loaded (a configuration that fails to
     # load stops Envoy from starting, and with it this fixture).
