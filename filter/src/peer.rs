@@ -153,6 +153,7 @@ impl Peer {
                 Ok(None) => {}
                 Err(metadata::Unreadable) => {
                     self.metadata_unknown = true;
+                    self.metadata.clear();
                     return self;
                 }
             }
@@ -872,5 +873,35 @@ mod tests {
         let long = [b'a'; MAX_NAME_BYTES + 1];
         let (peer, _) = identity(&[(PeerPrincipalFilterState, &long)], &[]);
         assert!(peer.principals_unknown);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn metadata_is_read_whole_or_not_at_all() {
+        // Metadata {"ns": {"c": "x", "d": <a Value cut short>}}: `c` alone reads,
+        // but one unreadable key makes every value unknown.
+        let ld = |number: u8, body: &[u8]| {
+            let mut out = vec![(number << 3) | 2, body.len() as u8];
+            out.extend_from_slice(body);
+            out
+        };
+        let entry = |key: &[u8], value: &[u8]| ld(1, &[ld(1, key), ld(2, value)].concat());
+        let fields = [
+            entry(b"c", &ld(3, b"x")),
+            entry(b"d", &[(3 << 3) | 2, 9, b'y']),
+        ]
+        .concat();
+        let bytes = ld(1, &[ld(1, b"ns"), ld(2, &fields)].concat());
+        let key = |k: &str| ("ns".to_string(), k.to_string());
+        let only_c = Peer::default().with_metadata(&[key("c")], Ok(Some(bytes.clone())));
+        assert_eq!(
+            only_c.metadata,
+            [(key("c"), metadata::MetadataValue::Text("x".into()))]
+        );
+        let both = Peer::default().with_metadata(&[key("c"), key("d")], Ok(Some(bytes)));
+        assert!(both.metadata_unknown && both.metadata.is_empty());
+        let refused = Peer::default().with_metadata(&[key("c")], Err(Refused));
+        assert!(refused.metadata_unknown);
+        let none = Peer::default().with_metadata(&[key("c")], Ok(None));
+        assert!(!none.metadata_unknown && none.metadata.is_empty());
     }
 }

@@ -1,14 +1,16 @@
 //! Peer certificates: `peer::certificate::uri_sans` and `Peer::with_certificate`
-//! on arbitrary bytes. The first byte picks the form: the bytes as the attribute's
-//! text, or as DER that the harness wraps in PEM (plain, and URL-encoded as
-//! Envoy's `urlEncodedPemEncodedPeerCertificate()` writes it), so mutations reach
-//! the DER walk.
+//! on arbitrary bytes; and the dynamic metadata: `peer::metadata::value_of` and
+//! `Peer::with_metadata`. The first byte picks the form: the bytes as the
+//! certificate attribute's text, or as DER that the harness wraps in PEM (plain,
+//! and URL-encoded as Envoy's `urlEncodedPemEncodedPeerCertificate()` writes it),
+//! so mutations reach the DER walk; or as Envoy's serialized `Metadata`.
 #![no_main]
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use libfuzzer_sys::fuzz_target;
 use oidc_filter::peer::certificate::{self, MAX_SUBJECT_ALT_NAMES};
+use oidc_filter::peer::metadata::{self, MetadataValue};
 use oidc_filter::peer::Peer;
 
 fn pem(der: &[u8]) -> String {
@@ -67,15 +69,37 @@ fn check(attribute: &[u8]) -> Result<Vec<String>, certificate::Unreadable> {
     names.map(|names| names.uris)
 }
 
+/// What any readable metadata must give; and the peer agrees with it.
+fn check_metadata(bytes: &[u8]) {
+    let keys = [("ns".to_string(), "c".to_string()), ("ns".to_string(), "d".to_string())];
+    let peer = Peer::default().with_metadata(&keys, Ok(Some(bytes.to_vec())));
+    let values: Vec<_> = keys
+        .iter()
+        .map(|(namespace, key)| metadata::value_of(bytes, namespace, key))
+        .collect();
+    if values.iter().any(Result::is_err) {
+        assert!(peer.metadata_unknown && peer.metadata.is_empty());
+        return;
+    }
+    assert!(!peer.metadata_unknown);
+    let found: Vec<&MetadataValue> = values.iter().filter_map(|v| v.as_ref().ok()?.as_ref()).collect();
+    assert_eq!(peer.metadata.iter().map(|(_, value)| value).collect::<Vec<_>>(), found);
+    assert!(bytes.len() <= metadata::MAX_METADATA_BYTES || found.is_empty());
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    if mode % 2 == 0 {
-        check(rest).ok();
-    } else {
-        let text = pem(rest);
-        let plain = check(text.as_bytes());
-        assert_eq!(plain, check(url_encoded(&text).as_bytes()));
+    match mode % 3 {
+        0 => {
+            check(rest).ok();
+        }
+        1 => {
+            let text = pem(rest);
+            let plain = check(text.as_bytes());
+            assert_eq!(plain, check(url_encoded(&text).as_bytes()));
+        }
+        _ => check_metadata(rest),
     }
 });

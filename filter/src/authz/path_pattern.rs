@@ -77,9 +77,10 @@ impl PathTemplate {
             return bad("a path template starts with `/`");
         };
         // One trailing `/` is part of the template (Envoy: an empty last segment).
+        // (`body` holds a `{*}` or `{**}`, so it is never `/` alone.)
         let (body, trailing_slash) = match body.strip_suffix('/') {
-            Some(rest) if !rest.is_empty() => (rest, true),
-            _ => (body, false),
+            Some(rest) => (rest, true),
+            None => (body, false),
         };
         let mut pieces = vec![Piece::Literal("/".into())];
         let mut seen_any = false;
@@ -272,6 +273,18 @@ mod tests {
         ] {
             assert!(PathPattern::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn refusals_say_why() {
+        let why = |text: &str| PathPattern::parse(text).unwrap_err();
+        assert!(why("/{*}/foo/{buzz}/bar").contains("no named variables"));
+        assert!(why("/{*}/foo/{*}.txt").contains("no named variables"));
+        assert!(why("/{**}/{*}").contains("`{**}` must be the last operator"));
+        assert!(why("/a//{*}").contains("no empty segment"));
+        assert!(why("/{*}/a*b").contains("literal segments use only"));
+        assert!(why("{*}").contains("starts with `/`"));
+        assert!(why("/a/{b}").contains("outside a path template"));
     }
 
     #[wasm_bindgen_test(unsupported = test)]
