@@ -60,6 +60,7 @@ pub mod path;
 pub mod peer;
 pub mod pipeline;
 pub mod profile;
+pub mod protobuf;
 pub mod request;
 pub mod response;
 pub mod session;

@@ -81,6 +81,15 @@ extern "C" {
         value_size: usize,
         cas: u32,
     ) -> u32;
+    #[allow(dead_code)] // until the host's crypto is wired in
+    fn proxy_call_foreign_function(
+        function_name_data: *const u8,
+        function_name_size: usize,
+        arguments_data: *const u8,
+        arguments_size: usize,
+        results_data: *mut *mut u8,
+        results_size: *mut usize,
+    ) -> u32;
 }
 
 /// Envoy's status of a refused call (proxy-wasm's `WasmResult`).
@@ -296,4 +305,28 @@ pub fn set_tick_period(period: std::time::Duration) -> Result<(), Refused> {
     let millis = u32::try_from(period.as_millis()).unwrap_or(u32::MAX);
     // SAFETY: no pointers.
     checked(unsafe { proxy_set_tick_period_milliseconds(millis) })
+}
+
+/// A foreign function the host registered (Envoy's `verify_signature`, `sign`),
+/// called with its serialized arguments; its serialized result, `Ok(None)` when
+/// it returned nothing. A host without the function refuses the call (Envoy:
+/// `NotFound`, status 1, which is `Ok(None)` here too: the caller tells "absent"
+/// from "empty" by the result it expects).
+#[allow(dead_code)] // until the host's crypto is wired in
+pub fn call_foreign_function(name: &str, arguments: &[u8]) -> Result<Option<Vec<u8>>, Refused> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: name and arguments are live buffers, the out pointers are valid for
+    // the call.
+    let status = unsafe {
+        proxy_call_foreign_function(
+            name.as_ptr(),
+            name.len(),
+            arguments.as_ptr(),
+            arguments.len(),
+            &mut data,
+            &mut size,
+        )
+    };
+    handed_over(status, data, size)
 }

@@ -11,6 +11,9 @@
 //! string from a list of strings from anything else, which is all Envoy's RBAC
 //! matchers distinguish.
 
+pub use crate::protobuf::Unreadable;
+use crate::protobuf::{Field, Reader};
+
 /// Metadata bytes beyond this are not read: the values are unknown.
 pub const MAX_METADATA_BYTES: usize = 64 * 1024;
 /// Nesting beyond this (a struct in a list in a struct...) is not followed.
@@ -25,11 +28,6 @@ pub enum MetadataValue {
     /// A number, a boolean, null or a struct: matches no string pattern.
     Other,
 }
-
-/// The bytes are not a `Struct` this decoder can read: the value is unknown, and
-/// a rule that reads it fails closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Unreadable;
 
 /// The value of `key` in `namespace` of a serialized `Metadata`; `None` when
 /// there is no such namespace or key.
@@ -63,12 +61,12 @@ fn struct_field(bytes: &[u8], key: &str) -> Result<Option<MetadataValue>, Unread
 /// protobuf. Every entry is read, so malformed bytes anywhere are `Unreadable`.
 fn map_entry<'a>(bytes: &'a [u8], key: &str) -> Result<Option<&'a [u8]>, Unreadable> {
     let mut found = None;
-    let mut fields = Reader { bytes };
+    let mut fields = Reader::new(bytes);
     while let Some((number, field)) = fields.field()? {
         let (1, Field::Bytes(entry)) = (number, field) else {
             continue;
         };
-        let mut entry = Reader { bytes: entry };
+        let mut entry = Reader::new(entry);
         let (mut name, mut value): (Option<&[u8]>, &[u8]) = (None, &[]);
         while let Some((number, field)) = entry.field()? {
             match (number, field) {
@@ -89,7 +87,7 @@ fn decode_value(bytes: &[u8], depth: usize) -> Result<MetadataValue, Unreadable>
         return Err(Unreadable);
     }
     let mut value = MetadataValue::Other;
-    let mut fields = Reader { bytes };
+    let mut fields = Reader::new(bytes);
     while let Some((number, field)) = fields.field()? {
         value = match (number, field) {
             // Value.string_value = 3
@@ -99,7 +97,7 @@ fn decode_value(bytes: &[u8], depth: usize) -> Result<MetadataValue, Unreadable>
             // Value.list_value = 6: ListValue.values = 1
             (6, Field::Bytes(list)) => {
                 let mut strings = Vec::new();
-                let mut items = Reader { bytes: list };
+                let mut items = Reader::new(list);
                 while let Some((number, item)) = items.field()? {
                     if let (1, Field::Bytes(item)) = (number, item) {
                         if let MetadataValue::Text(text) = decode_value(item, depth + 1)? {
@@ -114,70 +112,6 @@ fn decode_value(bytes: &[u8], depth: usize) -> Result<MetadataValue, Unreadable>
         };
     }
     Ok(value)
-}
-
-enum Field<'a> {
-    Scalar,
-    Bytes(&'a [u8]),
-}
-
-/// Protobuf's wire format, read field by field; any malformation is `Unreadable`.
-struct Reader<'a> {
-    bytes: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn field(&mut self) -> Result<Option<(u64, Field<'a>)>, Unreadable> {
-        if self.bytes.is_empty() {
-            return Ok(None);
-        }
-        let tag = self.varint()?;
-        let number = tag >> 3;
-        let field = match tag & 7 {
-            0 => {
-                self.varint()?;
-                Field::Scalar
-            }
-            1 => {
-                self.take(8)?;
-                Field::Scalar
-            }
-            2 => {
-                let length = usize::try_from(self.varint()?).map_err(|_| Unreadable)?;
-                Field::Bytes(self.take(length)?)
-            }
-            5 => {
-                self.take(4)?;
-                Field::Scalar
-            }
-            _ => return Err(Unreadable),
-        };
-        if number == 0 {
-            return Err(Unreadable);
-        }
-        Ok(Some((number, field)))
-    }
-
-    fn varint(&mut self) -> Result<u64, Unreadable> {
-        let mut value: u64 = 0;
-        for (index, &byte) in self.bytes.iter().enumerate().take(10) {
-            value |= u64::from(byte & 0x7f) << (7 * index);
-            if byte & 0x80 == 0 {
-                self.bytes = self.bytes.get(index + 1..).ok_or(Unreadable)?;
-                return Ok(value);
-            }
-        }
-        Err(Unreadable)
-    }
-
-    fn take(&mut self, length: usize) -> Result<&'a [u8], Unreadable> {
-        if length > self.bytes.len() {
-            return Err(Unreadable);
-        }
-        let (taken, rest) = self.bytes.split_at(length);
-        self.bytes = rest;
-        Ok(taken)
-    }
 }
 
 #[cfg(test)]
