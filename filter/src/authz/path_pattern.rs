@@ -141,12 +141,11 @@ impl PathTemplate {
                 Piece::AnySegments => {
                     // Only literals follow: the path must end with them, and what is
                     // between must be pchars and `/`.
-                    let mut tail = String::new();
-                    for piece in self.pieces.get(index + 1..).unwrap_or_default() {
-                        if let Piece::Literal(literal) = piece {
-                            tail.push_str(literal);
-                        }
-                    }
+                    // Literals after it were merged into one piece at parse.
+                    let tail = match self.pieces.get(index + 1) {
+                        Some(Piece::Literal(literal)) => literal.as_str(),
+                        _ => "",
+                    };
                     let Some(middle) = rest.strip_suffix(tail.as_bytes()) else {
                         return false;
                     };

@@ -121,10 +121,9 @@ mod tests {
 
     // Protobuf encoding, written out, for the vectors.
     fn length_delimited(number: u8, body: &[u8]) -> Vec<u8> {
-        assert!(body.len() < 128);
-        let mut out = vec![(number << 3) | 2, body.len() as u8];
-        out.extend_from_slice(body);
-        out
+        crate::protobuf::Writer::default()
+            .bytes(u32::from(number), body)
+            .finish()
     }
 
     fn string_value(text: &str) -> Vec<u8> {
@@ -220,11 +219,44 @@ mod tests {
             value_of(&vec![0; MAX_METADATA_BYTES + 1], "ns", "c"),
             Err(Unreadable)
         );
-        // Lists nested past the bound.
-        let mut deep = string_value("x");
-        for _ in 0..=MAX_DEPTH + 1 {
-            deep = list(&[deep]);
-        }
-        assert_eq!(struct_field(&entry("c", &deep), "c"), Err(Unreadable));
+        // Lists nested past the bound; up to it, they read.
+        let nested = |depth: usize| {
+            let mut value = string_value("x");
+            for _ in 0..depth {
+                value = list(&[value]);
+            }
+            struct_field(&entry("c", &value), "c")
+        };
+        assert_eq!(nested(MAX_DEPTH), Ok(Some(MetadataValue::List(vec![]))));
+        assert_eq!(nested(MAX_DEPTH + 1), Err(Unreadable));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn metadata_up_to_the_bound_is_read() {
+        // A string value sized so that the whole Metadata is `size` bytes.
+        let sized = |size: usize| {
+            // Start a little below: each length prefix grows by a byte or two.
+            let mut filler = size.saturating_sub(32);
+            loop {
+                let bytes = metadata(&entry("c", &string_value(&"y".repeat(filler))));
+                match bytes.len().cmp(&size) {
+                    std::cmp::Ordering::Less => filler += 1,
+                    std::cmp::Ordering::Equal => return Some(bytes),
+                    std::cmp::Ordering::Greater => return None,
+                }
+            }
+        };
+        let at_bound = (0..4)
+            .find_map(|less| sized(MAX_METADATA_BYTES - less))
+            .unwrap();
+        assert!(at_bound.len() > MAX_METADATA_BYTES - 4);
+        assert!(matches!(
+            value_of(&at_bound, "ns", "c"),
+            Ok(Some(MetadataValue::Text(_)))
+        ));
+        let over = (1..5)
+            .find_map(|more| sized(MAX_METADATA_BYTES + more))
+            .unwrap();
+        assert_eq!(value_of(&over, "ns", "c"), Err(Unreadable));
     }
 }
