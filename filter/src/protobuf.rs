@@ -143,12 +143,30 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn fixed_size_fields_are_stepped_over() {
         // fixed64 (wire type 1), fixed32 (5), then a string the reader must still find.
-        let mut bytes = vec![(1 << 3) | 1, 1, 2, 3, 4, 5, 6, 7, 8, (2 << 3) | 5, 1, 2, 3, 4];
+        let mut bytes = vec![
+            (1 << 3) | 1,
+            1,
+            2,
+            3,
+            4,
+            5,
+            6,
+            7,
+            8,
+            (2 << 3) | 5,
+            1,
+            2,
+            3,
+            4,
+        ];
         bytes.extend(Writer::default().bytes(3, b"after").finish());
         let mut reader = Reader::new(&bytes);
         assert!(matches!(reader.field(), Ok(Some((1, Field::Scalar)))));
         assert!(matches!(reader.field(), Ok(Some((2, Field::Scalar)))));
-        assert!(matches!(reader.field(), Ok(Some((3, Field::Bytes(b"after"))))));
+        assert!(matches!(
+            reader.field(),
+            Ok(Some((3, Field::Bytes(b"after"))))
+        ));
         // Cut inside a fixed field: unreadable.
         assert!(Reader::new(&bytes[..5]).field().is_err());
         assert!(Reader::new(&bytes[9..12]).field().is_err());

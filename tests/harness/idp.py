@@ -315,5 +315,11 @@ class Idp:
         events = reply.json()
         return [e for e in events if name is None or e["event"] == name]
 
+    def assertions(self) -> list[str]:
+        """The `client_assertion` of each client-authenticated request, oldest first."""
+        reply = requests.get(self.url("/__test/assertions"), timeout=REQUEST_TIMEOUT)
+        reply.raise_for_status()
+        return reply.json()
+
     def clear_events(self) -> None:
         requests.post(self.url("/__test/events/clear"), timeout=REQUEST_TIMEOUT).raise_for_status()

@@ -56,9 +56,7 @@ class App:
         client = default_client(
             f"{self.url}/oauth2/callback",
             f"{self.url}/signed-out",
-            client_id=CLIENT_ID,
-            client_secret=CLIENT_SECRET,
-            **(client_fields or {}),
+            **({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET} | (client_fields or {})),
         )
         self.idp = stack.idp(clients=[client], **(idp_options or {}))
         self.config = oidc_config(self.idp, oidc_fields, **(top_level or {}))

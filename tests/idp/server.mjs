@@ -54,6 +54,8 @@
 //                        and tokens survive. Answers the new public JWKS.
 //   GET  /__test/events  what the OP did: [{event, client_id, grant_type, ...}]
 //   POST /__test/events/clear
+//   GET  /__test/assertions  the client_assertion of each token, introspection
+//                        or revocation request, oldest first (cleared with the events)
 
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -340,6 +342,7 @@ function strictClientAuth(config, state) {
     const raw = await readBody(ctx.req, 56 * 1024);
     ctx.req.body = raw; // oidc-provider parses this instead of the consumed stream
     const form = querystring.parse(raw);
+    if (typeof form.client_assertion === 'string') state.assertions.push(form.client_assertion);
     const authorization = ctx.get('authorization');
     let used;
     let clientId = typeof form.client_id === 'string' ? form.client_id : undefined;
@@ -452,8 +455,12 @@ async function handleAdmin(req, res, config, state) {
   if (req.method === 'GET' && path === '/__test/events') {
     return sendJson(res, 200, state.events);
   }
+  if (req.method === 'GET' && path === '/__test/assertions') {
+    return sendJson(res, 200, state.assertions);
+  }
   if (req.method === 'POST' && path === '/__test/events/clear') {
     state.events.length = 0;
+    state.assertions.length = 0;
     return sendJson(res, 200, {});
   }
   return sendJson(res, 404, { error: 'no such test endpoint' });
@@ -469,6 +476,7 @@ async function main() {
     extraClaims: extraClaims(config.extra_id_token_claims),
     adapter: sharedMemoryAdapter(config.clock_tolerance),
     events: [],
+    assertions: [],
     provider: null,
     handler: null,
   };

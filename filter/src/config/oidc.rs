@@ -21,7 +21,13 @@ pub enum ClientAuth {
     Basic,
     /// `client_id` and `client_secret` in the form body.
     Post,
+    /// `client_secret_jwt`: a fresh HS256 `client_assertion` signed with the
+    /// secret, which itself is never sent (see `oidc::client_assertion`).
+    SecretJwt,
 }
+
+/// RFC 7518 §3.2: an HS256 key at least as long as the hash.
+pub const MIN_CLIENT_SECRET_JWT_BYTES: usize = 32;
 
 /// Which token goes upstream after a browser login, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +65,9 @@ pub struct OidcConfig {
     /// The app whose own `oidc` block this is; `None` at the top level.
     pub app: Option<String>,
     pub client_auth: ClientAuth,
+    /// `clientAssertionAudience`: the `aud` of a client assertion when the IdP
+    /// wants another than its token endpoint URL (Auth0: `https://<tenant>/`).
+    pub client_assertion_audience: Option<String>,
     pub forward_token: Option<ForwardToken>,
     /// Claims of a session's ID token copied to upstream headers, as for bearer tokens.
     pub output_claim_to_headers: Vec<super::ClaimToHeader>,
@@ -102,6 +111,7 @@ pub(super) struct RawOidc {
     cookie_secrets: Option<Vec<String>>,
     cookie_secrets_from_env: Option<String>,
     token_endpoint_auth_method: Option<String>,
+    client_assertion_audience: Option<String>,
     forward_token: Option<RawForwardToken>,
     output_claim_to_headers: Vec<super::RawClaimToHeader>,
     timeout: Option<String>,
@@ -131,6 +141,7 @@ impl RawOidc {
             cookie_secrets: f.optional_strings("cookieSecrets"),
             cookie_secrets_from_env: f.string("cookieSecretsFromEnv"),
             token_endpoint_auth_method: f.string("tokenEndpointAuthMethod"),
+            client_assertion_audience: f.string("clientAssertionAudience"),
             forward_token: f.object("forwardToken", RawForwardToken::read),
             output_claim_to_headers: f
                 .objects("outputClaimToHeaders", super::RawClaimToHeader::read),
@@ -360,14 +371,38 @@ impl RawOidc {
         if refresh_before_expiry_ms > 3_600_000 {
             return Err(ahead_at.error("must be at most 1h"));
         }
+        let method_at = place.field("tokenEndpointAuthMethod");
         let client_auth = match self.token_endpoint_auth_method.as_deref() {
             None | Some("client_secret_basic") => ClientAuth::Basic,
             Some("client_secret_post") => ClientAuth::Post,
-            Some(other) => {
-                return Err(place.field("tokenEndpointAuthMethod").error(format!(
-                    "`{other}`: use client_secret_basic or client_secret_post"
+            Some("client_secret_jwt") if client_secret.len() < MIN_CLIENT_SECRET_JWT_BYTES => {
+                return Err(method_at.error(format!(
+                    "client_secret_jwt signs with HS256, which needs a client secret of at \
+                     least {MIN_CLIENT_SECRET_JWT_BYTES} bytes (RFC 7518 3.2); this one has {}",
+                    client_secret.len()
                 )))
             }
+            Some("client_secret_jwt") => ClientAuth::SecretJwt,
+            Some(other) => {
+                return Err(method_at.error(format!(
+                    "`{other}`: use client_secret_basic, client_secret_post or client_secret_jwt"
+                )))
+            }
+        };
+        let audience_at = place.field("clientAssertionAudience");
+        let client_assertion_audience = match &self.client_assertion_audience {
+            None => None,
+            Some(_) if client_auth != ClientAuth::SecretJwt => {
+                return Err(audience_at.error(
+                    "only client_secret_jwt sends an assertion; set tokenEndpointAuthMethod",
+                ))
+            }
+            Some(audience)
+                if audience.is_empty() || !crate::request::is_safe_header_value(audience) =>
+            {
+                return Err(audience_at.error("must be the URL the IdP expects as `aud`"))
+            }
+            Some(audience) => Some(audience.clone()),
         };
         let forward_at = place.field("forwardToken");
         let forward_token = match &self.forward_token {
@@ -431,6 +466,7 @@ impl RawOidc {
             cookie_secrets,
             app: place.app.map(str::to_string),
             client_auth,
+            client_assertion_audience,
             forward_token,
             output_claim_to_headers,
             timeout_ms,

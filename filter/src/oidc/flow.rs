@@ -11,11 +11,12 @@ use crate::config::{Config, OidcConfig};
 use crate::fetch::HttpRequest;
 use crate::jwks::KeySet;
 use crate::oidc::callback_memo::{CallbackMemo, Claim};
+use crate::oidc::client_assertion::JTI_BYTES;
 use crate::oidc::id_token::{self, Expectations};
 use crate::oidc::login::{self, cookie_attributes, LoginRandom, PendingLogin};
 use crate::oidc::provider::Provider;
 use crate::oidc::refresh::{Refresh, RefreshMemo};
-use crate::oidc::token_endpoint::{self, TokenResponse};
+use crate::oidc::token_endpoint::{self, Freshness, TokenResponse};
 use crate::path;
 use crate::request::{self, is_safe_header_value, Edits, Headers};
 use crate::response::{self, AuthError};
@@ -134,7 +135,7 @@ pub fn begin(
         return logout(ctx);
     }
     if ctx.path() == ctx.oidc.callback_path {
-        return callback(ctx, callbacks);
+        return callback(ctx, callbacks, entropy);
     }
     if ctx.bearer_token_present {
         return Step::Bearer;
@@ -194,6 +195,9 @@ fn refresh(
         None => match (ctx.provider, session.refresh_token.as_deref()) {
             (None, _) => Step::NeedProvider,
             (Some(provider), Some(refresh_token)) => {
+                let Some(fresh) = freshness(ctx, entropy) else {
+                    return no_session(ctx, entropy);
+                };
                 refreshes.start(key, now_ms);
                 Step::Refresh {
                     request: token_endpoint::refresh(
@@ -202,6 +206,7 @@ fn refresh(
                         &ctx.config.clusters,
                         ctx.oidc.timeout_ms,
                         refresh_token,
+                        fresh,
                     ),
                     session: Session::clone(&session),
                     key,
@@ -210,6 +215,23 @@ fn refresh(
             (Some(_), None) => no_session(ctx, entropy),
         },
     }
+}
+
+/// The time and, where the client authenticates with an assertion, a fresh `jti`
+/// for a token request; `None` when no randomness could be had.
+fn freshness(ctx: &Context, entropy: &mut dyn Entropy) -> Option<Freshness> {
+    let mut fresh = Freshness {
+        now: ctx.now,
+        jti: None,
+    };
+    if Freshness::needs_jti(ctx.oidc) {
+        let mut jti = [0; JTI_BYTES];
+        if !entropy.fill(&mut jti) {
+            return None;
+        }
+        fresh.jti = Some(jti);
+    }
+    Some(fresh)
 }
 
 fn no_session(ctx: &Context, entropy: &mut dyn Entropy) -> Step {
@@ -286,9 +308,12 @@ fn unauthenticated(ctx: &Context, entropy: &mut dyn Entropy, mut clear: Vec<Stri
 /// A memo with no room (every entry an exchange in flight, which the cap on token
 /// endpoint calls makes impossible in practice) refuses the callback with a 503
 /// rather than let calls go unbounded.
-fn callback(ctx: &Context, callbacks: &mut CallbackMemo) -> Step {
+fn callback(ctx: &Context, callbacks: &mut CallbackMemo, entropy: &mut dyn Entropy) -> Step {
     let Some(provider) = ctx.provider else {
         return Step::NeedProvider;
+    };
+    let Some(fresh) = freshness(ctx, entropy) else {
+        return Step::CallbackRejected(error_page(500, "The sign-in could not be completed."));
     };
     let checked =
         match login::check_callback(ctx.oidc, provider, ctx.cookie_keys, ctx.headers, ctx.now) {
@@ -308,6 +333,7 @@ fn callback(ctx: &Context, callbacks: &mut CallbackMemo) -> Step {
                 &checked.code,
                 &checked.pending.verifier,
                 &ctx.redirect_uri(),
+                fresh,
             ),
             pending: checked.pending,
         },

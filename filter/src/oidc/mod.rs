@@ -3,6 +3,7 @@
 //! Nothing here touches the host; randomness and time are passed in.
 
 pub mod callback_memo;
+pub mod client_assertion;
 pub mod flow;
 pub mod id_token;
 pub mod login;

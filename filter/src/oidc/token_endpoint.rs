@@ -2,6 +2,7 @@
 
 use crate::config::{ClientAuth, OidcConfig};
 use crate::fetch::{self, HttpRequest};
+use crate::oidc::client_assertion::{self, JTI_BYTES};
 use crate::oidc::provider::Provider;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -30,6 +31,23 @@ impl std::fmt::Debug for TokenResponse {
     }
 }
 
+/// What authenticating the client to the token endpoint takes besides the
+/// configuration, for the methods that send a signed assertion: the time and a
+/// fresh random `jti` (`None` where the method needs none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Freshness {
+    pub now: u64,
+    pub jti: Option<[u8; JTI_BYTES]>,
+}
+
+impl Freshness {
+    /// Whether `oidc`'s client authentication needs a `jti`.
+    pub fn needs_jti(oidc: &OidcConfig) -> bool {
+        oidc.client_auth == ClientAuth::SecretJwt
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 pub fn code_exchange(
     oidc: &OidcConfig,
     provider: &Provider,
@@ -38,6 +56,7 @@ pub fn code_exchange(
     code: &str,
     verifier: &str,
     redirect_uri: &str,
+    fresh: Freshness,
 ) -> HttpRequest {
     let form = [
         ("grant_type", "authorization_code"),
@@ -45,7 +64,7 @@ pub fn code_exchange(
         ("redirect_uri", redirect_uri),
         ("code_verifier", verifier),
     ];
-    authenticated_post(oidc, provider, clusters, timeout_ms, &form)
+    authenticated_post(oidc, provider, clusters, timeout_ms, &form, fresh)
 }
 
 pub fn refresh(
@@ -54,12 +73,13 @@ pub fn refresh(
     clusters: &BTreeMap<String, String>,
     timeout_ms: u64,
     refresh_token: &str,
+    fresh: Freshness,
 ) -> HttpRequest {
     let form = [
         ("grant_type", "refresh_token"),
         ("refresh_token", refresh_token),
     ];
-    authenticated_post(oidc, provider, clusters, timeout_ms, &form)
+    authenticated_post(oidc, provider, clusters, timeout_ms, &form, fresh)
 }
 
 fn authenticated_post(
@@ -68,14 +88,36 @@ fn authenticated_post(
     clusters: &BTreeMap<String, String>,
     timeout_ms: u64,
     form: &[(&str, &str)],
+    fresh: Freshness,
 ) -> HttpRequest {
     let mut pairs: Vec<(&str, &str)> = form.to_vec();
     let mut headers = Vec::new();
+    let assertion;
     match oidc.client_auth {
         ClientAuth::Basic => headers.push(("authorization".to_string(), basic_credentials(oidc))),
         ClientAuth::Post => {
             pairs.push(("client_id", &oidc.client_id));
             pairs.push(("client_secret", &oidc.client_secret));
+        }
+        ClientAuth::SecretJwt => {
+            // A caller without a jti gets none of the secret: the IdP refuses the
+            // request, and the flow reports that, rather than an assertion that
+            // could be replayed.
+            assertion = fresh
+                .jti
+                .map(|jti| {
+                    client_assertion::client_secret_jwt(
+                        &oidc.client_id,
+                        &oidc.client_secret,
+                        &audience(oidc, provider),
+                        fresh.now,
+                        &jti,
+                    )
+                })
+                .unwrap_or_default();
+            pairs.push(("client_id", &oidc.client_id));
+            pairs.push(("client_assertion_type", client_assertion::ASSERTION_TYPE));
+            pairs.push(("client_assertion", &assertion));
         }
     }
     fetch::post_form(
@@ -85,6 +127,15 @@ fn authenticated_post(
         &pairs,
         headers,
     )
+}
+
+/// A client assertion's `aud`: the token endpoint URL, which Entra ID, Okta,
+/// Keycloak and oidc-provider accept, unless `clientAssertionAudience` says otherwise.
+fn audience(oidc: &OidcConfig, provider: &Provider) -> String {
+    match &oidc.client_assertion_audience {
+        Some(audience) => audience.clone(),
+        None => provider.token_endpoint.to_string(),
+    }
 }
 
 /// RFC 6749 2.3.1: the id and secret are form-encoded before Basic encoding.
@@ -192,6 +243,7 @@ mod tests {
             "c0de",
             "v3r",
             "http://app/cb",
+            NO_JTI,
         );
         assert_eq!(header(&request, ":method"), Some("POST"));
         assert_eq!(header(&request, ":path"), Some("/token"));
@@ -210,12 +262,96 @@ mod tests {
             &BTreeMap::new(),
             5000,
             "r-t",
+            NO_JTI,
         );
         assert_eq!(header(&request, "authorization"), None);
         let body = String::from_utf8(request.body.unwrap()).unwrap();
         assert_eq!(
             body,
             "grant_type=refresh_token&refresh_token=r-t&client_id=my+app&client_secret=s%3Ae%2Fc"
+        );
+    }
+
+    const NO_JTI: Freshness = Freshness { now: 0, jti: None };
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn client_secret_jwt_sends_an_assertion_never_the_secret() {
+        let text = r#"{"oidc":{"issuer":"http://idp.test","clientId":"my app",
+            "clientSecret":"0123456789abcdef0123456789abcdef","tokenEndpointAuthMethod":"client_secret_jwt",
+            "cookieSecrets":["AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="]}}"#;
+        let config = Config::parse(text.as_bytes()).unwrap();
+        let jwt = config.top_level.oidc.unwrap();
+        assert!(Freshness::needs_jti(&jwt));
+        let fresh = Freshness {
+            now: 1_700_000_000,
+            jti: Some([7; JTI_BYTES]),
+        };
+        let request = refresh(&jwt, &provider(), &BTreeMap::new(), 5000, "r-t", fresh);
+        assert_eq!(header(&request, "authorization"), None);
+        let body = String::from_utf8(request.body.unwrap()).unwrap();
+        let form: BTreeMap<String, String> = form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect();
+        assert!(!body.contains("0123456789abcdef"));
+        assert_eq!(form["client_id"], "my app");
+        assert_eq!(
+            form["client_assertion_type"],
+            client_assertion::ASSERTION_TYPE
+        );
+        assert_eq!(
+            form["client_assertion"],
+            client_assertion::client_secret_jwt(
+                "my app",
+                "0123456789abcdef0123456789abcdef",
+                "http://idp.test/token",
+                1_700_000_000,
+                &[7; JTI_BYTES],
+            )
+        );
+        assert!(!Freshness::needs_jti(&oidc("client_secret_basic")));
+        // Another audience where the IdP wants one.
+        let auth0 = text.replace(
+            r#""tokenEndpointAuthMethod""#,
+            r#""clientAssertionAudience":"https://tenant.example/","tokenEndpointAuthMethod""#,
+        );
+        let auth0 = Config::parse(auth0.as_bytes())
+            .unwrap()
+            .top_level
+            .oidc
+            .unwrap();
+        let request = refresh(&auth0, &provider(), &BTreeMap::new(), 5000, "r-t", fresh);
+        let body = String::from_utf8(request.body.unwrap()).unwrap();
+        let form: BTreeMap<String, String> = form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect();
+        let payload = form["client_assertion"].split('.').nth(1).unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(claims["aud"], "https://tenant.example/");
+        let basic_with_audience = text
+            .replace("client_secret_jwt", "client_secret_basic")
+            .replace(
+                r#""clientId""#,
+                r#""clientAssertionAudience":"x","clientId""#,
+            );
+        assert_eq!(
+            Config::parse(basic_with_audience.as_bytes())
+                .unwrap_err()
+                .path,
+            "oidc.clientAssertionAudience"
+        );
+        // A secret too short for HS256 is refused at load.
+        let short = text.replace("0123456789abcdef0123456789abcdef", "short");
+        let error = Config::parse(short.as_bytes()).unwrap_err();
+        assert_eq!(error.path, "oidc.tokenEndpointAuthMethod");
+        assert!(
+            error.problem.contains("at least 32 bytes"),
+            "{}",
+            error.problem
         );
     }
 

@@ -947,3 +947,42 @@ fn a_login_keeps_only_the_headers_its_finish_reads() {
             && value.starts_with("oidc_session_2=;")
             && value.contains("Max-Age=0")));
 }
+
+/// `client_secret_jwt`: the code exchange carries a fresh assertion; with no
+/// randomness for its `jti`, the callback is refused before any call to the IdP.
+#[wasm_bindgen_test(unsupported = test)]
+fn a_client_assertion_needs_a_fresh_jti() {
+    let mut fixture = Fixture::new();
+    let text = format!(
+        r#"{{"oidc":{{"issuer":"{ISSUER}","clientId":"app","clientSecret":"0123456789abcdef0123456789abcdef",
+            "tokenEndpointAuthMethod":"client_secret_jwt",
+            "cookieSecrets":["AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="]}},
+          "jwtRules":[{{"issuer":"{ISSUER}"}}]}}"#
+    );
+    fixture.config = Config::parse(text.as_bytes()).unwrap();
+    let start = begin(&fixture.context(&browser("/", ""), NOW), &mut Counter(0));
+    let Step::LoginRedirect(redirect) = start else {
+        panic!("expected a login redirect")
+    };
+    let location = HttpUrl::parse(header(&redirect, "location")).unwrap();
+    let state = location
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let callback = browser(
+        &format!("/oauth2/callback?code=c&state={state}"),
+        &cookie_pairs(&redirect),
+    );
+    let ctx = fixture.context(&callback, NOW + 5);
+    let Step::CallbackRejected(page) = begin(&ctx, &mut Broken) else {
+        panic!("expected a refusal")
+    };
+    assert_eq!(page.status, 500);
+    let Step::Exchange { request, .. } = begin(&ctx, &mut Counter(9)) else {
+        panic!("expected an exchange")
+    };
+    let body = String::from_utf8(request.body.unwrap()).unwrap();
+    assert!(body.contains("client_assertion=") && !body.contains("0123456789abcdef"));
+}

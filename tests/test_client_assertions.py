@@ -1,0 +1,118 @@
+"""Client authentication with a signed assertion at the token endpoint
+(`tokenEndpointAuthMethod: client_secret_jwt`, RFC 7523 §2.2, OIDC Core §9),
+against oidc-provider with the client registered for that method: the code
+exchange and the refresh each send a fresh assertion, never the secret, and the
+IdP's own checks (a reused `jti`, a wrong `aud`) are real ones."""
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+import requests
+
+from harness.login import login
+from harness.oidc_app import App, html_session, upstream
+
+SHORT_TOKENS = {"IdToken": 3, "AccessToken": 3}
+# HS256 needs a secret of at least 32 bytes (RFC 7518 §3.2).
+SECRET = "client-secret-jwt-0123456789abcdef-0123"
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def claims_of(assertion: str) -> dict:
+    payload = assertion.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def hs256(claims: dict, secret: str) -> str:
+    signing_input = f"{b64url(json.dumps({'alg': 'HS256', 'typ': 'JWT'}).encode())}.{b64url(json.dumps(claims).encode())}"
+    mac = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64url(mac)}"
+
+
+def app_with_client_secret_jwt(stack) -> App:
+    return App(
+        stack,
+        oidc_fields={"tokenEndpointAuthMethod": "client_secret_jwt", "clientSecret": SECRET},
+        client_fields={"token_endpoint_auth_method": "client_secret_jwt", "client_secret": SECRET},
+        top_level={"clockSkewSeconds": 0},
+        idp_options={"ttl": SHORT_TOKENS},
+    )
+
+
+def token_request(app: App, assertion: str) -> requests.Response:
+    """A refresh the test sends itself, authenticated by `assertion`."""
+    form = {
+        "grant_type": "refresh_token",
+        "refresh_token": "not-a-real-refresh-token",
+        "client_id": "app",
+        "client_assertion_type": JWT_BEARER,
+        "client_assertion": assertion,
+    }
+    return requests.post(app.idp.endpoint("token"), data=form, timeout=10)
+
+
+def test_login_and_refresh_with_client_secret_jwt(stack):
+    app = app_with_client_secret_jwt(stack)
+    session = html_session()
+    app.idp.clear_events()
+    result = login(session, f"{app.url}/", "ivan")
+    assert upstream(result.response)["headers"]["x-user-email"] == "ivan@example.test"
+    time.sleep(4)
+    renewed = session.get(f"{app.url}/after-expiry", allow_redirects=False)
+    assert upstream(renewed)["headers"]["x-user-email"] == "ivan@example.test"
+    grants = [e for e in app.idp.events() if e["event"] == "grant.success"]
+    assert [e["grant_type"] for e in grants] == ["authorization_code", "refresh_token"], app.idp.events()
+    assertions = app.idp.assertions()
+    assert len(assertions) == 2, assertions
+    token_endpoint = app.idp.endpoint("token")
+    seen = [claims_of(assertion) for assertion in assertions]
+    for claims in seen:
+        assert claims["iss"] == claims["sub"] == "app"
+        assert claims["aud"] == token_endpoint
+        assert 0 < claims["exp"] - claims["iat"] <= 60
+        assert abs(claims["iat"] - time.time()) < 30
+        assert len(base64.urlsafe_b64decode(claims["jti"] + "==")) == 16
+    assert seen[0]["jti"] != seen[1]["jti"], "each request gets a fresh jti"
+    assert SECRET not in json.dumps(app.idp.events())
+
+
+def test_the_idp_refuses_a_replayed_or_misdirected_assertion(stack):
+    """What makes a fresh jti and the right aud necessary: oidc-provider refuses
+    a reused assertion and one for another audience (a control assertion, fresh
+    and well aimed, gets past client authentication to the grant's own check)."""
+    app = app_with_client_secret_jwt(stack)
+    session = html_session()
+    app.idp.clear_events()
+    login(session, f"{app.url}/", "judy")
+    (sent,) = app.idp.assertions()
+    replayed = token_request(app, sent)
+    assert replayed.status_code == 401 and replayed.json()["error"] == "invalid_client", replayed.text
+    now = int(time.time())
+    claims = {"iss": "app", "sub": "app", "iat": now, "exp": now + 60}
+    token_endpoint = app.idp.endpoint("token")
+    misdirected = token_request(app, hs256({**claims, "aud": "https://elsewhere.test/token", "jti": "a1"}, SECRET))
+    assert misdirected.status_code == 401 and misdirected.json()["error"] == "invalid_client", misdirected.text
+    control = token_request(app, hs256({**claims, "aud": token_endpoint, "jti": "a2"}, SECRET))
+    assert control.json()["error"] == "invalid_grant", control.text
+
+
+def test_a_short_secret_is_refused_at_load(stack):
+    from harness.envoy import Listener
+
+    config = {
+        "oidc": {
+            "issuer": "https://idp.example.test", "clientId": "app", "clientSecret": "too-short",
+            "tokenEndpointAuthMethod": "client_secret_jwt", "cookieSecrets": [base64.b64encode(bytes(32)).decode()],
+        },
+    }  # fmt: skip
+    outcome = stack.envoy_expecting_failure(Listener("main", config), timeout=20)
+    assert not outcome.became_ready
+    lines = [line for line in outcome.log.splitlines() if "invalid plugin configuration" in line]
+    assert any("oidc.tokenEndpointAuthMethod" in line and "at least 32 bytes" in line for line in lines), lines
