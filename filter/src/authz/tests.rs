@@ -1093,8 +1093,13 @@ fn resources_audit_and_dry_run_policies() {
     assert!(allowed, "the dry-run DENY is not enforced");
     assert!(seen.audited.is_empty());
     assert!(matches!(&seen.dry_run, Some(Err(why)) if why.contains("shop/try-deny")));
-    let (allowed, _) = judge("GET", "/x", &Peer::default());
+    let (allowed, seen) = judge("GET", "/x", &Peer::default());
     assert!(!allowed, "the enforced ALLOW still decides");
+    assert_eq!(
+        seen.dry_run,
+        Some(Ok(())),
+        "the dry-run verdict is the dry-run policies' alone"
+    );
     // Without AUDIT or dry-run policies there is nothing to observe.
     let plain = self::policies(r#"[{"rules":[{"to":[{"operation":{"paths":["/x"]}}]}]}]"#);
     let headers = request("GET", "/x", "app", &[]);
