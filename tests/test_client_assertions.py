@@ -1,8 +1,9 @@
 """Client authentication with a signed assertion at the token endpoint
-(`tokenEndpointAuthMethod: client_secret_jwt`, RFC 7523 §2.2, OIDC Core §9),
-against oidc-provider with the client registered for that method: the code
-exchange and the refresh each send a fresh assertion, never the secret, and the
-IdP's own checks (a reused `jti`, a wrong `aud`) are real ones."""
+(`tokenEndpointAuthMethod: client_secret_jwt` and `private_key_jwt`, RFC 7523
+§2.2, OIDC Core §9), against oidc-provider with the client registered for that
+method: the code exchange and the refresh each send a fresh assertion, never the
+secret, and the IdP's own checks (a reused `jti`, a wrong `aud`) are real ones.
+`private_key_jwt` assertions are signed by Envoy's `sign` (BoringSSL)."""
 
 import base64
 import hashlib
@@ -10,10 +11,14 @@ import hmac
 import json
 import time
 
+import pytest
 import requests
+from cryptography.hazmat.primitives import serialization
 
+from harness.envoy import Listener
 from harness.login import login
 from harness.oidc_app import App, html_session, upstream
+from harness.tokens import generate_key
 
 SHORT_TOKENS = {"IdToken": 3, "AccessToken": 3}
 # HS256 needs a secret of at least 32 bytes (RFC 7518 §3.2).
@@ -104,8 +109,6 @@ def test_the_idp_refuses_a_replayed_or_misdirected_assertion(stack):
 
 
 def test_a_short_secret_is_refused_at_load(stack):
-    from harness.envoy import Listener
-
     config = {
         "oidc": {
             "issuer": "https://idp.example.test", "clientId": "app", "clientSecret": "too-short",
@@ -116,3 +119,96 @@ def test_a_short_secret_is_refused_at_load(stack):
     assert not outcome.became_ready
     lines = [line for line in outcome.log.splitlines() if "invalid plugin configuration" in line]
     assert any("oidc.tokenEndpointAuthMethod" in line and "at least 32 bytes" in line for line in lines), lines
+
+
+# ----- private_key_jwt -----
+def pkcs8_pem(key) -> str:
+    return key.private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def app_with_private_key_jwt(stack, key, **oidc_extra) -> App:
+    return App(
+        stack,
+        oidc_fields={
+            "tokenEndpointAuthMethod": "private_key_jwt",
+            "clientPrivateKeyFromEnv": "CLIENT_PRIVATE_KEY",
+            "clientKeyId": key.kid,
+            "clientSecret": None,
+        } | oidc_extra,
+        client_fields={"token_endpoint_auth_method": "private_key_jwt", "extra": {"jwks": {"keys": [key.jwk()]}}},
+        top_level={"clockSkewSeconds": 0},
+        idp_options={"ttl": SHORT_TOKENS},
+        vm_environment={"key_values": {"CLIENT_PRIVATE_KEY": pkcs8_pem(key)}},
+    )
+
+
+@pytest.mark.parametrize("alg", ["ES256", "RS256"])
+def test_login_and_refresh_with_private_key_jwt(stack, alg):
+    key = generate_key(alg, kid=f"client-{alg.lower()}")
+    app = app_with_private_key_jwt(stack, key)
+    session = html_session()
+    app.idp.clear_events()
+    result = login(session, f"{app.url}/", "kim")
+    assert upstream(result.response)["headers"]["x-user-email"] == "kim@example.test"
+    time.sleep(4)
+    renewed = session.get(f"{app.url}/after-expiry", allow_redirects=False)
+    assert upstream(renewed)["headers"]["x-user-email"] == "kim@example.test"
+    grants = [e for e in app.idp.events() if e["event"] == "grant.success"]
+    assert [e["grant_type"] for e in grants] == ["authorization_code", "refresh_token"], app.idp.events()
+    assertions = app.idp.assertions()
+    assert len(assertions) == 2, assertions
+    headers = [json.loads(base64.urlsafe_b64decode(a.split(".")[0] + "==")) for a in assertions]
+    assert all(h == {"alg": alg, "typ": "JWT", "kid": key.kid} for h in headers), headers
+    seen = [claims_of(assertion) for assertion in assertions]
+    assert all(c["iss"] == c["sub"] == "app" and c["aud"] == app.idp.endpoint("token") for c in seen)
+    assert seen[0]["jti"] != seen[1]["jti"]
+    # The filter's assertion, replayed, is refused.
+    replayed = token_request(app, assertions[0])
+    assert replayed.status_code == 401 and replayed.json()["error"] == "invalid_client", replayed.text
+
+
+def test_a_key_the_idp_does_not_know_fails_the_sign_in_with_a_page(stack):
+    registered, other = generate_key("ES256", kid="registered"), generate_key("ES256", kid="registered")
+    app = App(
+        stack,
+        oidc_fields={"tokenEndpointAuthMethod": "private_key_jwt", "clientPrivateKeyFromEnv": "K", "clientSecret": None},
+        client_fields={"token_endpoint_auth_method": "private_key_jwt", "extra": {"jwks": {"keys": [registered.jwk()]}}},
+        vm_environment={"key_values": {"K": pkcs8_pem(other)}},
+    )  # fmt: skip
+    session = html_session()
+    from harness.login import follow
+
+    result = follow(session, f"{app.url}/", username="lee")
+    assert result.status == 401, result.status
+    assert "text/html" in result.response.headers["content-type"]
+
+
+@pytest.mark.parametrize(
+    ("environment", "fields", "expected"),
+    [
+        ({}, {}, "environment variable `CLIENT_PRIVATE_KEY` is not set"),
+        ({"CLIENT_PRIVATE_KEY": "not a key"}, {}, "is not an unencrypted PKCS#8 PEM private key"),
+        ({"CLIENT_PRIVATE_KEY": None}, {"clientAssertionAlg": "RS256"}, "signs ES256"),
+        (None, {"clientPrivateKeyFromEnv": None}, "private_key_jwt needs the client's private key"),
+    ],
+    ids=["unset", "not-a-key", "alg-mismatch", "no-key-named"],
+)
+def test_a_missing_or_malformed_private_key_is_refused_at_load(stack, environment, fields, expected):
+    key = generate_key("ES256", kid="k")
+    if environment is not None and "CLIENT_PRIVATE_KEY" in environment and environment["CLIENT_PRIVATE_KEY"] is None:
+        environment = {"CLIENT_PRIVATE_KEY": pkcs8_pem(key)}
+    oidc = {
+        "issuer": "https://idp.example.test", "clientId": "app", "tokenEndpointAuthMethod": "private_key_jwt",
+        "clientPrivateKeyFromEnv": "CLIENT_PRIVATE_KEY", "cookieSecrets": [base64.b64encode(bytes(32)).decode()],
+    } | fields  # fmt: skip
+    oidc = {name: value for name, value in oidc.items() if value is not None}
+    listener = Listener("main", {"oidc": oidc}, vm_environment={"key_values": environment or {}})
+    outcome = stack.envoy_expecting_failure(listener, timeout=20)
+    assert not outcome.became_ready
+    lines = [line for line in outcome.log.splitlines() if "invalid plugin configuration" in line]
+    assert any(expected in line for line in lines), lines
+    body_line = pkcs8_pem(key).splitlines()[1]
+    ours = [line for line in outcome.log.splitlines() if "wasm log" in line or "plugin configuration" in line]
+    assert not any(body_line in line for line in ours), "the key never reaches the filter's log lines"

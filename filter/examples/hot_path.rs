@@ -9,7 +9,7 @@
 use jwt_simple::prelude::*;
 use oidc_filter::authenticator::{KeyLookup, Keys};
 use oidc_filter::config::Config;
-use oidc_filter::oidc::flow::Entropy;
+use oidc_filter::oidc::flow::HostCrypto;
 use oidc_filter::peer::Peer;
 use oidc_filter::pipeline::{decide, Inputs, Verdict, VmState};
 use oidc_filter::request::Headers;
@@ -29,7 +29,7 @@ impl KeyLookup for NoRemote {
 
 struct NoEntropy;
 
-impl Entropy for NoEntropy {
+impl HostCrypto for NoEntropy {
     fn fill(&mut self, _bytes: &mut [u8]) -> bool {
         false
     }

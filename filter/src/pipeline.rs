@@ -12,7 +12,7 @@ use crate::fetch::HttpRequest;
 use crate::jwks::KeySet;
 use crate::metrics::{Counter, Counters, GaugeShares};
 use crate::oidc::callback_memo::CallbackMemo;
-use crate::oidc::flow::{self, Entropy, LocalReply, Step};
+use crate::oidc::flow::{self, HostCrypto, LocalReply, Step};
 use crate::oidc::id_token;
 use crate::oidc::login::{self, PendingLogin};
 use crate::oidc::provider::Provider;
@@ -165,7 +165,7 @@ impl Inputs<'_> {
 /// only while there is room to keep it: past `MAX_EXCHANGES` calls in flight the
 /// request gets a 503 page before any call is made, so no flood of callbacks (each
 /// of its own login) drives traffic to the IdP beyond the bound.
-pub fn decide(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> Verdict {
+pub fn decide(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn HostCrypto) -> Verdict {
     match decide_unbounded(inputs, vm, entropy) {
         Verdict::Dispatch { pending, .. } if !vm.streams.has_room_for_an_exchange() => {
             vm.abandon(&pending);
@@ -178,7 +178,7 @@ pub fn decide(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> V
     }
 }
 
-fn decide_unbounded(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> Verdict {
+fn decide_unbounded(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn HostCrypto) -> Verdict {
     let _span = profile::span(Phase::Decide);
     let Inputs {
         config, headers, ..
@@ -306,7 +306,7 @@ fn identity_headers_removed(inputs: &Inputs) -> Edits {
 /// No credential at all, with `allowMissing`: the policies judge the request with
 /// no identity. If they deny it, an identity is what is missing: a login for a
 /// browser, `401 Jwt is missing` for anyone else (Istio answers 403 here).
-fn anonymous(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn Entropy) -> Verdict {
+fn anonymous(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn HostCrypto) -> Verdict {
     let edits = identity_headers_removed(inputs);
     let no_claims = Map::new();
     let Err(detail) = judge(inputs, &no_claims, &edits, &mut vm.counters) else {
@@ -481,7 +481,7 @@ pub fn finish_exchange(
     reply: (Option<u32>, &[u8]),
     issuer_keys: &KeySet,
     vm: &mut VmState,
-    entropy: &mut dyn Entropy,
+    entropy: &mut dyn HostCrypto,
 ) -> Finished {
     let (status, body) = reply;
     // A token endpoint reply never carries a bearer token of its own.

@@ -8,8 +8,10 @@
 pub struct Unreadable;
 
 pub enum Field<'a> {
-    /// A varint or fixed-size field (read past; no caller needs its value).
-    Scalar,
+    /// A varint field (`bool`, `int32`, enums...): its value.
+    Varint(u64),
+    /// A fixed-size field (`double`, `fixed32`...), stepped over.
+    Fixed,
     Bytes(&'a [u8]),
 }
 
@@ -31,13 +33,10 @@ impl<'a> Reader<'a> {
         let tag = self.varint()?;
         let number = tag >> 3;
         let field = match tag & 7 {
-            0 => {
-                self.varint()?;
-                Field::Scalar
-            }
+            0 => Field::Varint(self.varint()?),
             1 => {
                 self.take(8)?;
-                Field::Scalar
+                Field::Fixed
             }
             2 => {
                 let length = usize::try_from(self.varint()?).map_err(|_| Unreadable)?;
@@ -45,7 +44,7 @@ impl<'a> Reader<'a> {
             }
             5 => {
                 self.take(4)?;
-                Field::Scalar
+                Field::Fixed
             }
             _ => return Err(Unreadable),
         };
@@ -136,7 +135,7 @@ mod tests {
             Ok(Some((1, Field::Bytes(b"sha256"))))
         ));
         assert!(matches!(reader.field(), Ok(Some((2, Field::Bytes(value)))) if value == &long[..]));
-        assert!(matches!(reader.field(), Ok(Some((3, Field::Scalar)))));
+        assert!(matches!(reader.field(), Ok(Some((3, Field::Varint(1))))));
         assert!(matches!(reader.field(), Ok(None)));
     }
 
@@ -161,8 +160,8 @@ mod tests {
         ];
         bytes.extend(Writer::default().bytes(3, b"after").finish());
         let mut reader = Reader::new(&bytes);
-        assert!(matches!(reader.field(), Ok(Some((1, Field::Scalar)))));
-        assert!(matches!(reader.field(), Ok(Some((2, Field::Scalar)))));
+        assert!(matches!(reader.field(), Ok(Some((1, Field::Fixed)))));
+        assert!(matches!(reader.field(), Ok(Some((2, Field::Fixed)))));
         assert!(matches!(
             reader.field(),
             Ok(Some((3, Field::Bytes(b"after"))))

@@ -34,6 +34,8 @@ def oidc_config(idp, oidc_fields: dict | None = None, **top_level) -> dict:
         "postLogoutRedirectUri": "/signed-out",
         "outputClaimToHeaders": [{"header": "x-user-email", "claim": "email"}],
     } | (oidc_fields or {})
+    # A field given as None is left out (e.g. clientSecret for private_key_jwt).
+    block = {name: value for name, value in block.items() if value is not None}
     return {
         "oidc": block,
         "jwtRules": [{"issuer": idp.issuer, "audiences": [CLIENT_ID]}],
@@ -45,11 +47,12 @@ class App:
     """`variants` maps a name to (oidc_fields, top_level) for extra listeners.
     `idp_relay`: Envoy reaches the IdP through `self.relay` (a TcpProxy) that a
     test can switch off or slow down, while the browser still reaches the IdP
-    directly. `envoy_options` go to `Stack.envoy` (e.g. `concurrency`)."""
+    directly. `envoy_options` go to `Stack.envoy` (e.g. `concurrency`);
+    `vm_environment` is the app listener's `Listener.vm_environment`."""
 
     def __init__(
         self, stack, oidc_fields=None, top_level=None, idp_options=None, client_fields=None, variants=None,
-        idp_relay=False, envoy_options=None,
+        idp_relay=False, envoy_options=None, vm_environment=None,
     ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -60,7 +63,7 @@ class App:
         )
         self.idp = stack.idp(clients=[client], **(idp_options or {}))
         self.config = oidc_config(self.idp, oidc_fields, **(top_level or {}))
-        listeners = [Listener("app", self.config, port=self.port)]
+        listeners = [Listener("app", self.config, port=self.port, vm_environment=vm_environment)]
         self.variant_urls = {}
         for name, (fields, top) in (variants or {}).items():
             listener = Listener(name, oidc_config(self.idp, fields, **(top or {})))

@@ -14,7 +14,7 @@ use fuzz_support::{
     assert_safe_header_value, config, headers, key_set, sign_ed25519, FixedRemote, NOW,
 };
 use libfuzzer_sys::fuzz_target;
-use oidc_filter::oidc::flow::Entropy;
+use oidc_filter::oidc::flow::HostCrypto;
 use oidc_filter::peer::Peer;
 use oidc_filter::pipeline::VmState;
 use oidc_filter::pipeline::{self, Inputs, Verdict};
@@ -23,7 +23,7 @@ use url::form_urlencoded;
 
 struct Zeros;
 
-impl Entropy for Zeros {
+impl HostCrypto for Zeros {
     fn fill(&mut self, bytes: &mut [u8]) -> bool {
         bytes.fill(0);
         true

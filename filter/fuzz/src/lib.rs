@@ -133,7 +133,7 @@ pub fn provider() -> oidc_filter::oidc::provider::Provider {
 /// Entropy that always delivers the same bytes.
 pub struct FixedEntropy;
 
-impl oidc_filter::oidc::flow::Entropy for FixedEntropy {
+impl oidc_filter::oidc::flow::HostCrypto for FixedEntropy {
     fn fill(&mut self, bytes: &mut [u8]) -> bool {
         bytes.fill(0x42);
         true

@@ -24,6 +24,27 @@ pub enum ClientAuth {
     /// `client_secret_jwt`: a fresh HS256 `client_assertion` signed with the
     /// secret, which itself is never sent (see `oidc::client_assertion`).
     SecretJwt,
+    /// `private_key_jwt`: a fresh `client_assertion` the host signs with the
+    /// client's private key (`OidcConfig::client_key`).
+    PrivateKeyJwt,
+}
+
+/// The private key of `private_key_jwt`, as the host's `sign` takes it. Its
+/// `Debug` shows the algorithm and key id, never the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientKey {
+    pub pem: String,
+    pub algorithm: crate::oidc::client_assertion::KeyAlgorithm,
+    pub key_id: Option<String>,
+}
+
+impl std::fmt::Debug for ClientKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientKey")
+            .field("algorithm", &self.algorithm)
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// RFC 7518 §3.2: an HS256 key at least as long as the hash.
@@ -68,6 +89,8 @@ pub struct OidcConfig {
     /// `clientAssertionAudience`: the `aud` of a client assertion when the IdP
     /// wants another than its token endpoint URL (Auth0: `https://<tenant>/`).
     pub client_assertion_audience: Option<String>,
+    /// `private_key_jwt`'s key (`clientPrivateKeyFromEnv`).
+    pub client_key: Option<ClientKey>,
     pub forward_token: Option<ForwardToken>,
     /// Claims of a session's ID token copied to upstream headers, as for bearer tokens.
     pub output_claim_to_headers: Vec<super::ClaimToHeader>,
@@ -112,6 +135,9 @@ pub(super) struct RawOidc {
     cookie_secrets_from_env: Option<String>,
     token_endpoint_auth_method: Option<String>,
     client_assertion_audience: Option<String>,
+    client_private_key_from_env: Option<String>,
+    client_key_id: Option<String>,
+    client_assertion_alg: Option<String>,
     forward_token: Option<RawForwardToken>,
     output_claim_to_headers: Vec<super::RawClaimToHeader>,
     timeout: Option<String>,
@@ -142,6 +168,9 @@ impl RawOidc {
             cookie_secrets_from_env: f.string("cookieSecretsFromEnv"),
             token_endpoint_auth_method: f.string("tokenEndpointAuthMethod"),
             client_assertion_audience: f.string("clientAssertionAudience"),
+            client_private_key_from_env: f.string("clientPrivateKeyFromEnv"),
+            client_key_id: f.string("clientKeyId"),
+            client_assertion_alg: f.string("clientAssertionAlg"),
             forward_token: f.object("forwardToken", RawForwardToken::read),
             output_claim_to_headers: f
                 .objects("outputClaimToHeaders", super::RawClaimToHeader::read),
@@ -305,6 +334,65 @@ impl<'a> Place<'a> {
 }
 
 impl RawOidc {
+    /// `private_key_jwt`'s key from `clientPrivateKeyFromEnv`, with `clientKeyId`
+    /// and `clientAssertionAlg`; these fields belong to that method alone.
+    fn client_key(
+        &self,
+        place: &Place,
+        client_auth: ClientAuth,
+    ) -> Result<Option<ClientKey>, ConfigError> {
+        use crate::oidc::client_assertion::{key_algorithm, KeyAlgorithm};
+        let key_at = place.field("clientPrivateKeyFromEnv");
+        if client_auth != ClientAuth::PrivateKeyJwt {
+            for (name, set) in [
+                (
+                    "clientPrivateKeyFromEnv",
+                    self.client_private_key_from_env.is_some(),
+                ),
+                ("clientKeyId", self.client_key_id.is_some()),
+                ("clientAssertionAlg", self.client_assertion_alg.is_some()),
+            ] {
+                if set {
+                    return Err(place
+                        .field(name)
+                        .error("belongs to `tokenEndpointAuthMethod: private_key_jwt`"));
+                }
+            }
+            return Ok(None);
+        }
+        let Some(variable) = &self.client_private_key_from_env else {
+            return Err(key_at.error(
+                "private_key_jwt needs the client's private key: name the environment \
+                 variable that holds it (PEM, PKCS#8)",
+            ));
+        };
+        let pem = place.env_value("clientPrivateKeyFromEnv", variable)?;
+        let algorithm = key_algorithm(&pem)
+            .map_err(|why| key_at.error(format!("environment variable `{variable}` {why}")))?;
+        match (self.client_assertion_alg.as_deref(), algorithm) {
+            (None | Some("RS256"), KeyAlgorithm::Rs256)
+            | (None | Some("ES256"), KeyAlgorithm::Es256) => {}
+            (Some(other), _) => {
+                return Err(place.field("clientAssertionAlg").error(format!(
+                    "`{other}`: the key in `{variable}` signs {}",
+                    algorithm.name()
+                )))
+            }
+        }
+        if let Some(key_id) = &self.client_key_id {
+            if key_id.is_empty() || !crate::request::is_safe_header_value(key_id) {
+                return Err(place
+                    .field("clientKeyId")
+                    .error("must be the key's `kid` at the IdP"));
+            }
+        }
+        Ok(Some(ClientKey {
+            pem: pem.trim().to_string(),
+            algorithm,
+            key_id: self.client_key_id.clone(),
+        }))
+    }
+
     /// The validated block. The issuer's discovery and the headers the filter sets
     /// are registered in `config`.
     pub(super) fn compile(
@@ -316,8 +404,12 @@ impl RawOidc {
         let issuer = required(&issuer_at, &self.issuer)?;
         let issuer_url = http_url(&issuer_at, &issuer)?;
         let client_id = required(&place.field("clientId"), &self.client_id)?;
-        let client_secret =
-            place.client_secret(&self.client_secret, &self.client_secret_from_env)?;
+        let private_key_jwt = self.token_endpoint_auth_method.as_deref() == Some("private_key_jwt");
+        let client_secret = match (&self.client_secret, &self.client_secret_from_env) {
+            // The one method without a shared secret.
+            (None, None) if private_key_jwt => String::new(),
+            (inline, from_env) => place.client_secret(inline, from_env)?,
+        };
         let scopes = match &self.scopes {
             Some(scopes) => scopes.clone(),
             None => DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
@@ -383,18 +475,27 @@ impl RawOidc {
                 )))
             }
             Some("client_secret_jwt") => ClientAuth::SecretJwt,
+            Some("private_key_jwt") => ClientAuth::PrivateKeyJwt,
             Some(other) => {
                 return Err(method_at.error(format!(
-                    "`{other}`: use client_secret_basic, client_secret_post or client_secret_jwt"
+                    "`{other}`: use client_secret_basic, client_secret_post, client_secret_jwt \
+                     or private_key_jwt"
                 )))
             }
         };
+        let client_key = self.client_key(place, client_auth)?;
         let audience_at = place.field("clientAssertionAudience");
         let client_assertion_audience = match &self.client_assertion_audience {
             None => None,
-            Some(_) if client_auth != ClientAuth::SecretJwt => {
+            Some(_)
+                if !matches!(
+                    client_auth,
+                    ClientAuth::SecretJwt | ClientAuth::PrivateKeyJwt
+                ) =>
+            {
                 return Err(audience_at.error(
-                    "only client_secret_jwt sends an assertion; set tokenEndpointAuthMethod",
+                    "only client_secret_jwt and private_key_jwt send an assertion; set \
+                     tokenEndpointAuthMethod",
                 ))
             }
             Some(audience)
@@ -467,6 +568,7 @@ impl RawOidc {
             app: place.app.map(str::to_string),
             client_auth,
             client_assertion_audience,
+            client_key,
             forward_token,
             output_claim_to_headers,
             timeout_ms,

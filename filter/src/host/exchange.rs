@@ -2,7 +2,7 @@
 //! refresh), whichever context the reply arrives at.
 
 use super::http::{
-    apply, call_body, call_status, fail_request, send_reply, HostEntropy, Outcome, WAITING_TICK,
+    apply, call_body, call_status, fail_request, send_reply, EnvoyCrypto, Outcome, WAITING_TICK,
 };
 use super::plugin::Plugin;
 use super::{log, raw};
@@ -54,7 +54,7 @@ pub fn finish(
     };
     let finished = match plugin.try_borrow_mut() {
         Ok(mut state) => {
-            Some(state.finish_exchange(&exchange, status, &body, now_ms, &mut HostEntropy))
+            Some(state.finish_exchange(&exchange, status, &body, now_ms, &mut EnvoyCrypto))
         }
         Err(_) => None,
     };

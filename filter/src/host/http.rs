@@ -6,7 +6,7 @@ use super::plugin::Plugin;
 use super::{exchange, log, now_ms, raw};
 use crate::authenticator::KeyWait;
 use crate::host_calls::{self, HostFailure, Refused, RequestHost};
-use crate::oidc::flow::{self, Entropy, LocalReply};
+use crate::oidc::flow::{self, HostCrypto, LocalReply};
 use crate::peer::{self, Peer, PeerNeeds};
 use crate::pipeline::{forbidden_reply, Verdict};
 use crate::profile::{self, Phase};
@@ -59,11 +59,19 @@ pub fn fail_request(failure: &HostFailure) {
 }
 
 /// WASI `random_get`, which Envoy provides.
-pub struct HostEntropy;
+pub struct EnvoyCrypto;
 
-impl Entropy for HostEntropy {
+impl HostCrypto for EnvoyCrypto {
     fn fill(&mut self, bytes: &mut [u8]) -> bool {
         getrandom::fill(bytes).is_ok()
+    }
+
+    fn sign(&mut self, private_key: &str, hash: &str, message: &[u8]) -> Result<Vec<u8>, String> {
+        let signed = super::sign::sign(private_key, hash, message);
+        if let Err(why) = &signed {
+            log(LogLevel::Warn, &format!("private_key_jwt: {why}"));
+        }
+        signed
     }
 }
 
@@ -227,7 +235,7 @@ pub fn handle(plugin: &RefCell<Plugin>, context_id: u32, now: u64, final_attempt
             let peer = read_peer(state.config.peer_needs, &state.config.metadata_keys);
             state.sync_sources_without_keys();
             let verdict =
-                state.decide_request(&headers, &peer, now, final_attempt, &mut HostEntropy);
+                state.decide_request(&headers, &peer, now, final_attempt, &mut EnvoyCrypto);
             for note in state.vm.counters.take_notes() {
                 log(LogLevel::Info, &response::note_log_line(&note));
             }

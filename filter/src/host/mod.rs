@@ -19,6 +19,7 @@ mod plugin;
 mod raw;
 mod root;
 mod shared;
+mod sign;
 
 use crate::host_calls::{self, HostFailure};
 use proxy_wasm::types::LogLevel;

@@ -11,7 +11,7 @@ use crate::fetch::Step;
 use crate::jwks::{self, KeySet};
 use crate::key_cache::{Policy, SharedState};
 use crate::metrics::{Counter, Gauge};
-use crate::oidc::flow::Entropy;
+use crate::oidc::flow::HostCrypto;
 use crate::oidc::provider::{self, Provider};
 use crate::peer::Peer;
 use crate::pipeline::{self, Finished, Inputs, Verdict, VmState};
@@ -171,7 +171,7 @@ impl Plugin {
         peer: &Peer,
         now_ms: u64,
         final_attempt: bool,
-        entropy: &mut dyn Entropy,
+        entropy: &mut dyn HostCrypto,
     ) -> Verdict {
         let lookup = Lookup {
             config: &self.config,
@@ -209,7 +209,7 @@ impl Plugin {
         status: Option<u32>,
         body: &[u8],
         now_ms: u64,
-        entropy: &mut dyn Entropy,
+        entropy: &mut dyn HostCrypto,
     ) -> Finished {
         let lookup = Lookup {
             config: &self.config,

@@ -81,7 +81,6 @@ extern "C" {
         value_size: usize,
         cas: u32,
     ) -> u32;
-    #[allow(dead_code)] // until the host's crypto is wired in
     fn proxy_call_foreign_function(
         function_name_data: *const u8,
         function_name_size: usize,
@@ -312,7 +311,6 @@ pub fn set_tick_period(period: std::time::Duration) -> Result<(), Refused> {
 /// it returned nothing. A host without the function refuses the call (Envoy:
 /// `NotFound`, status 1, which is `Ok(None)` here too: the caller tells "absent"
 /// from "empty" by the result it expects).
-#[allow(dead_code)] // until the host's crypto is wired in
 pub fn call_foreign_function(name: &str, arguments: &[u8]) -> Result<Option<Vec<u8>>, Refused> {
     let mut data: *mut u8 = std::ptr::null_mut();
     let mut size: usize = 0;

@@ -253,6 +253,30 @@ impl Context for Root {
     }
 }
 
+/// Every `private_key_jwt` login's key, tried once with the host's `sign` at load:
+/// an Envoy without it (before 1.37), or a key it cannot use, refuses the
+/// configuration now rather than every sign-in later.
+fn can_sign_client_assertions(config: &Config) -> Result<(), String> {
+    let apps = std::iter::once(&config.top_level).chain(&config.apps);
+    for (app, oidc) in apps.filter_map(|app| Some((app, app.oidc.as_ref()?))) {
+        let Some(key) = &oidc.client_key else {
+            continue;
+        };
+        if let Err(why) = super::sign::sign(&key.pem, "sha256", b"oidc-filter: can this host sign?")
+        {
+            let place = match app.index {
+                Some(index) => format!("apps[{index}].oidc"),
+                None => "oidc".to_string(),
+            };
+            return Err(format!(
+                "{place}.tokenEndpointAuthMethod: private_key_jwt needs the host to sign with \
+                 the client's key, and it cannot: {why}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl RootContext for Root {
     fn on_configure(&mut self, _configuration_size: usize) -> bool {
         let text = raw::plugin_configuration()
@@ -271,6 +295,13 @@ impl RootContext for Root {
         // Envoy fills from `vm_config.environment_variables`.
         match Config::parse_with_env(&text, &|name| std::env::var(name).ok()) {
             Ok(config) => {
+                if let Err(why) = can_sign_client_assertions(&config) {
+                    log(
+                        LogLevel::Error,
+                        &format!("invalid plugin configuration: {why}"),
+                    );
+                    return false;
+                }
                 for warning in &config.warnings {
                     log(LogLevel::Warn, &format!("plugin configuration: {warning}"));
                 }

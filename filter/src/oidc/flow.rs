@@ -7,16 +7,15 @@
 
 use crate::cache::Key;
 use crate::claims;
-use crate::config::{Config, OidcConfig};
+use crate::config::{ClientAuth, Config, OidcConfig};
 use crate::fetch::HttpRequest;
 use crate::jwks::KeySet;
 use crate::oidc::callback_memo::{CallbackMemo, Claim};
-use crate::oidc::client_assertion::JTI_BYTES;
 use crate::oidc::id_token::{self, Expectations};
 use crate::oidc::login::{self, cookie_attributes, LoginRandom, PendingLogin};
 use crate::oidc::provider::Provider;
 use crate::oidc::refresh::{Refresh, RefreshMemo};
-use crate::oidc::token_endpoint::{self, Freshness, TokenResponse};
+use crate::oidc::token_endpoint::{self, TokenResponse};
 use crate::path;
 use crate::request::{self, is_safe_header_value, Edits, Headers};
 use crate::response::{self, AuthError};
@@ -26,10 +25,25 @@ use crate::session::{Session, SessionCache, SessionState};
 use serde_json::{Map, Value};
 use std::rc::Rc;
 
-/// The host's CSPRNG. `false` when it could not deliver: the caller fails closed
-/// rather than use predictable state, nonces or keys.
-pub trait Entropy {
+/// What the filter asks of the host's cryptography: its CSPRNG and, for
+/// `private_key_jwt`, a signature with the client's private key (the module never
+/// signs with a private key itself).
+pub trait HostCrypto {
+    /// Random bytes. `false` when the host could not deliver: the caller fails
+    /// closed rather than use predictable state, nonces or keys.
     fn fill(&mut self, bytes: &mut [u8]) -> bool;
+
+    /// `message` signed by the host (Envoy's `sign` foreign function) with the
+    /// PKCS#8 PEM `private_key`, hashing with `hash` (`sha256`), as the host
+    /// returns it (RSA: the signature; ECDSA: DER). `Err` says why not.
+    fn sign(
+        &mut self,
+        _private_key: &str,
+        _hash: &str,
+        _message: &[u8],
+    ) -> Result<Vec<u8>, String> {
+        Err("this host signs nothing".into())
+    }
 }
 
 /// A reply the filter sends itself. Its `Debug` hides header values: a
@@ -126,7 +140,7 @@ pub fn begin(
     sessions: &mut SessionCache,
     refreshes: &mut RefreshMemo,
     callbacks: &mut CallbackMemo,
-    entropy: &mut dyn Entropy,
+    entropy: &mut dyn HostCrypto,
 ) -> Step {
     if ctx.path() == ctx.oidc.logout_path {
         if !is_same_origin(ctx.headers) {
@@ -180,7 +194,7 @@ fn refresh(
     tokens_valid: bool,
     key: Key,
     refreshes: &mut RefreshMemo,
-    entropy: &mut dyn Entropy,
+    entropy: &mut dyn HostCrypto,
 ) -> Step {
     let now_ms = ctx.now.saturating_mul(1000);
     match refreshes.state(key, now_ms) {
@@ -195,7 +209,9 @@ fn refresh(
         None => match (ctx.provider, session.refresh_token.as_deref()) {
             (None, _) => Step::NeedProvider,
             (Some(provider), Some(refresh_token)) => {
-                let Some(fresh) = freshness(ctx, entropy) else {
+                // A refresh that cannot authenticate is a session that cannot be
+                // renewed (the reason is the host's, logged where it failed).
+                let Ok(assertion) = client_assertion(ctx, provider, entropy) else {
                     return no_session(ctx, entropy);
                 };
                 refreshes.start(key, now_ms);
@@ -206,7 +222,7 @@ fn refresh(
                         &ctx.config.clusters,
                         ctx.oidc.timeout_ms,
                         refresh_token,
-                        fresh,
+                        assertion.as_deref(),
                     ),
                     session: Session::clone(&session),
                     key,
@@ -217,24 +233,52 @@ fn refresh(
     }
 }
 
-/// The time and, where the client authenticates with an assertion, a fresh `jti`
-/// for a token request; `None` when no randomness could be had.
-fn freshness(ctx: &Context, entropy: &mut dyn Entropy) -> Option<Freshness> {
-    let mut fresh = Freshness {
-        now: ctx.now,
-        jti: None,
-    };
-    if Freshness::needs_jti(ctx.oidc) {
-        let mut jti = [0; JTI_BYTES];
-        if !entropy.fill(&mut jti) {
-            return None;
-        }
-        fresh.jti = Some(jti);
+/// The `client_assertion` of a token request, for the methods that send one:
+/// `Ok(None)` for the others; `Err` when it could not be made (no randomness for
+/// its `jti`, or the host would not sign).
+fn client_assertion(
+    ctx: &Context,
+    provider: &Provider,
+    host: &mut dyn HostCrypto,
+) -> Result<Option<String>, String> {
+    use crate::oidc::client_assertion as assertion;
+    let oidc = ctx.oidc;
+    if !matches!(
+        oidc.client_auth,
+        ClientAuth::SecretJwt | ClientAuth::PrivateKeyJwt
+    ) {
+        return Ok(None);
     }
-    Some(fresh)
+    let mut jti = [0; assertion::JTI_BYTES];
+    if !host.fill(&mut jti) {
+        return Err("no randomness for the client assertion's jti".into());
+    }
+    let audience = token_endpoint::audience(oidc, provider);
+    match (oidc.client_auth, &oidc.client_key) {
+        (ClientAuth::PrivateKeyJwt, Some(key)) => {
+            let input = assertion::private_key_jwt_signing_input(
+                key.algorithm,
+                key.key_id.as_deref(),
+                &oidc.client_id,
+                &audience,
+                ctx.now,
+                &jti,
+            );
+            let signature = host.sign(&key.pem, "sha256", input.as_bytes())?;
+            assertion::signed_assertion(&input, key.algorithm, &signature).map(Some)
+        }
+        (ClientAuth::PrivateKeyJwt, None) => Err("private_key_jwt without a key".into()),
+        _ => Ok(Some(assertion::client_secret_jwt(
+            &oidc.client_id,
+            &oidc.client_secret,
+            &audience,
+            ctx.now,
+            &jti,
+        ))),
+    }
 }
 
-fn no_session(ctx: &Context, entropy: &mut dyn Entropy) -> Step {
+fn no_session(ctx: &Context, entropy: &mut dyn HostCrypto) -> Step {
     if ctx.allow_missing {
         Step::Anonymous
     } else {
@@ -244,12 +288,12 @@ fn no_session(ctx: &Context, entropy: &mut dyn Entropy) -> Step {
 
 /// A request that needs an identity and has none: a browser navigation is sent to
 /// log in, anything else gets the 401 an API client can act on.
-pub fn login_or_401(ctx: &Context, entropy: &mut dyn Entropy) -> Step {
+pub fn login_or_401(ctx: &Context, entropy: &mut dyn HostCrypto) -> Step {
     unauthenticated(ctx, entropy, Vec::new())
 }
 
 /// [`login_or_401`]; `clear` expires cookies of a dead session.
-fn unauthenticated(ctx: &Context, entropy: &mut dyn Entropy, mut clear: Vec<String>) -> Step {
+fn unauthenticated(ctx: &Context, entropy: &mut dyn HostCrypto, mut clear: Vec<String>) -> Step {
     if !login::is_navigation(ctx.headers) {
         let denial = response::deny(AuthError::Missing, "no session and no token", ctx.headers);
         let mut headers = denial.headers;
@@ -308,12 +352,19 @@ fn unauthenticated(ctx: &Context, entropy: &mut dyn Entropy, mut clear: Vec<Stri
 /// A memo with no room (every entry an exchange in flight, which the cap on token
 /// endpoint calls makes impossible in practice) refuses the callback with a 503
 /// rather than let calls go unbounded.
-fn callback(ctx: &Context, callbacks: &mut CallbackMemo, entropy: &mut dyn Entropy) -> Step {
+fn callback(ctx: &Context, callbacks: &mut CallbackMemo, entropy: &mut dyn HostCrypto) -> Step {
     let Some(provider) = ctx.provider else {
         return Step::NeedProvider;
     };
-    let Some(fresh) = freshness(ctx, entropy) else {
-        return Step::CallbackRejected(error_page(500, "The sign-in could not be completed."));
+    let assertion = match client_assertion(ctx, provider, entropy) {
+        Ok(assertion) => assertion,
+        Err(_) => {
+            return Step::CallbackRejected(error_page(
+                500,
+                "The sign-in could not be completed: the client could not authenticate to \
+                 the identity provider.",
+            ))
+        }
     };
     let checked =
         match login::check_callback(ctx.oidc, provider, ctx.cookie_keys, ctx.headers, ctx.now) {
@@ -333,7 +384,7 @@ fn callback(ctx: &Context, callbacks: &mut CallbackMemo, entropy: &mut dyn Entro
                 &checked.code,
                 &checked.pending.verifier,
                 &ctx.redirect_uri(),
-                fresh,
+                assertion.as_deref(),
             ),
             pending: checked.pending,
         },
@@ -390,7 +441,7 @@ pub fn finish_login(
     status: Option<u32>,
     body: &[u8],
     keys: &KeySet,
-    entropy: &mut dyn Entropy,
+    entropy: &mut dyn HostCrypto,
 ) -> Result<LocalReply, (LocalReply, String)> {
     let tokens = token_endpoint::parse_response(status, body)
         .map_err(|why| (idp_failure_page(status), why))?;
@@ -448,7 +499,7 @@ pub fn finish_refresh(
     status: Option<u32>,
     body: &[u8],
     keys: &KeySet,
-    entropy: &mut dyn Entropy,
+    entropy: &mut dyn HostCrypto,
 ) -> (Step, Option<String>) {
     let now_ms = ctx.now.saturating_mul(1000);
     // A refresh made ahead of expiry that cannot be made now leaves the current
@@ -589,7 +640,7 @@ fn new_session(
 fn seal_session(
     ctx: &Context,
     session: &Session,
-    entropy: &mut dyn Entropy,
+    entropy: &mut dyn HostCrypto,
 ) -> Option<Vec<String>> {
     let mut nonce = [0; NONCE_BYTES];
     if !entropy.fill(&mut nonce) {

@@ -2,7 +2,7 @@
 
 use crate::config::{ClientAuth, OidcConfig};
 use crate::fetch::{self, HttpRequest};
-use crate::oidc::client_assertion::{self, JTI_BYTES};
+use crate::oidc::client_assertion;
 use crate::oidc::provider::Provider;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -31,22 +31,6 @@ impl std::fmt::Debug for TokenResponse {
     }
 }
 
-/// What authenticating the client to the token endpoint takes besides the
-/// configuration, for the methods that send a signed assertion: the time and a
-/// fresh random `jti` (`None` where the method needs none).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Freshness {
-    pub now: u64,
-    pub jti: Option<[u8; JTI_BYTES]>,
-}
-
-impl Freshness {
-    /// Whether `oidc`'s client authentication needs a `jti`.
-    pub fn needs_jti(oidc: &OidcConfig) -> bool {
-        oidc.client_auth == ClientAuth::SecretJwt
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 pub fn code_exchange(
     oidc: &OidcConfig,
@@ -56,7 +40,7 @@ pub fn code_exchange(
     code: &str,
     verifier: &str,
     redirect_uri: &str,
-    fresh: Freshness,
+    assertion: Option<&str>,
 ) -> HttpRequest {
     let form = [
         ("grant_type", "authorization_code"),
@@ -64,7 +48,7 @@ pub fn code_exchange(
         ("redirect_uri", redirect_uri),
         ("code_verifier", verifier),
     ];
-    authenticated_post(oidc, provider, clusters, timeout_ms, &form, fresh)
+    authenticated_post(oidc, provider, clusters, timeout_ms, &form, assertion)
 }
 
 pub fn refresh(
@@ -73,51 +57,39 @@ pub fn refresh(
     clusters: &BTreeMap<String, String>,
     timeout_ms: u64,
     refresh_token: &str,
-    fresh: Freshness,
+    assertion: Option<&str>,
 ) -> HttpRequest {
     let form = [
         ("grant_type", "refresh_token"),
         ("refresh_token", refresh_token),
     ];
-    authenticated_post(oidc, provider, clusters, timeout_ms, &form, fresh)
+    authenticated_post(oidc, provider, clusters, timeout_ms, &form, assertion)
 }
 
+/// `client_assertion`: the signed JWT of `client_secret_jwt` and `private_key_jwt`,
+/// made fresh for each request by the caller (see `oidc::client_assertion`).
 fn authenticated_post(
     oidc: &OidcConfig,
     provider: &Provider,
     clusters: &BTreeMap<String, String>,
     timeout_ms: u64,
     form: &[(&str, &str)],
-    fresh: Freshness,
+    assertion: Option<&str>,
 ) -> HttpRequest {
     let mut pairs: Vec<(&str, &str)> = form.to_vec();
     let mut headers = Vec::new();
-    let assertion;
     match oidc.client_auth {
         ClientAuth::Basic => headers.push(("authorization".to_string(), basic_credentials(oidc))),
         ClientAuth::Post => {
             pairs.push(("client_id", &oidc.client_id));
             pairs.push(("client_secret", &oidc.client_secret));
         }
-        ClientAuth::SecretJwt => {
-            // A caller without a jti gets none of the secret: the IdP refuses the
-            // request, and the flow reports that, rather than an assertion that
-            // could be replayed.
-            assertion = fresh
-                .jti
-                .map(|jti| {
-                    client_assertion::client_secret_jwt(
-                        &oidc.client_id,
-                        &oidc.client_secret,
-                        &audience(oidc, provider),
-                        fresh.now,
-                        &jti,
-                    )
-                })
-                .unwrap_or_default();
+        ClientAuth::SecretJwt | ClientAuth::PrivateKeyJwt => {
+            // Without an assertion (the caller could not make one), an empty one:
+            // the IdP refuses the request; the secret is never the fallback.
             pairs.push(("client_id", &oidc.client_id));
             pairs.push(("client_assertion_type", client_assertion::ASSERTION_TYPE));
-            pairs.push(("client_assertion", &assertion));
+            pairs.push(("client_assertion", assertion.unwrap_or_default()));
         }
     }
     fetch::post_form(
@@ -131,7 +103,7 @@ fn authenticated_post(
 
 /// A client assertion's `aud`: the token endpoint URL, which Entra ID, Okta,
 /// Keycloak and oidc-provider accept, unless `clientAssertionAudience` says otherwise.
-fn audience(oidc: &OidcConfig, provider: &Provider) -> String {
+pub fn audience(oidc: &OidcConfig, provider: &Provider) -> String {
     match &oidc.client_assertion_audience {
         Some(audience) => audience.clone(),
         None => provider.token_endpoint.to_string(),
@@ -243,7 +215,7 @@ mod tests {
             "c0de",
             "v3r",
             "http://app/cb",
-            NO_JTI,
+            None,
         );
         assert_eq!(header(&request, ":method"), Some("POST"));
         assert_eq!(header(&request, ":path"), Some("/token"));
@@ -262,7 +234,7 @@ mod tests {
             &BTreeMap::new(),
             5000,
             "r-t",
-            NO_JTI,
+            None,
         );
         assert_eq!(header(&request, "authorization"), None);
         let body = String::from_utf8(request.body.unwrap()).unwrap();
@@ -272,8 +244,6 @@ mod tests {
         );
     }
 
-    const NO_JTI: Freshness = Freshness { now: 0, jti: None };
-
     #[wasm_bindgen_test(unsupported = test)]
     fn client_secret_jwt_sends_an_assertion_never_the_secret() {
         let text = r#"{"oidc":{"issuer":"http://idp.test","clientId":"my app",
@@ -281,12 +251,21 @@ mod tests {
             "cookieSecrets":["AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="]}}"#;
         let config = Config::parse(text.as_bytes()).unwrap();
         let jwt = config.top_level.oidc.unwrap();
-        assert!(Freshness::needs_jti(&jwt));
-        let fresh = Freshness {
-            now: 1_700_000_000,
-            jti: Some([7; JTI_BYTES]),
-        };
-        let request = refresh(&jwt, &provider(), &BTreeMap::new(), 5000, "r-t", fresh);
+        let assertion = client_assertion::client_secret_jwt(
+            "my app",
+            "0123456789abcdef0123456789abcdef",
+            &audience(&jwt, &provider()),
+            1_700_000_000,
+            &[7; client_assertion::JTI_BYTES],
+        );
+        let request = refresh(
+            &jwt,
+            &provider(),
+            &BTreeMap::new(),
+            5000,
+            "r-t",
+            Some(&assertion),
+        );
         assert_eq!(header(&request, "authorization"), None);
         let body = String::from_utf8(request.body.unwrap()).unwrap();
         let form: BTreeMap<String, String> = form_urlencoded::parse(body.as_bytes())
@@ -298,17 +277,8 @@ mod tests {
             form["client_assertion_type"],
             client_assertion::ASSERTION_TYPE
         );
-        assert_eq!(
-            form["client_assertion"],
-            client_assertion::client_secret_jwt(
-                "my app",
-                "0123456789abcdef0123456789abcdef",
-                "http://idp.test/token",
-                1_700_000_000,
-                &[7; JTI_BYTES],
-            )
-        );
-        assert!(!Freshness::needs_jti(&oidc("client_secret_basic")));
+        assert_eq!(form["client_assertion"], assertion);
+        assert_eq!(audience(&jwt, &provider()), "http://idp.test/token");
         // Another audience where the IdP wants one.
         let auth0 = text.replace(
             r#""tokenEndpointAuthMethod""#,
@@ -319,19 +289,7 @@ mod tests {
             .top_level
             .oidc
             .unwrap();
-        let request = refresh(&auth0, &provider(), &BTreeMap::new(), 5000, "r-t", fresh);
-        let body = String::from_utf8(request.body.unwrap()).unwrap();
-        let form: BTreeMap<String, String> = form_urlencoded::parse(body.as_bytes())
-            .into_owned()
-            .collect();
-        let payload = form["client_assertion"].split('.').nth(1).unwrap();
-        let claims: serde_json::Value = serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(payload)
-                .unwrap(),
-        )
-        .unwrap();
-        assert_eq!(claims["aud"], "https://tenant.example/");
+        assert_eq!(audience(&auth0, &provider()), "https://tenant.example/");
         let basic_with_audience = text
             .replace("client_secret_jwt", "client_secret_basic")
             .replace(

@@ -19,7 +19,7 @@ impl KeyLookup for NoRemote {
 
 pub(crate) struct NoEntropy;
 
-impl Entropy for NoEntropy {
+impl HostCrypto for NoEntropy {
     fn fill(&mut self, _bytes: &mut [u8]) -> bool {
         false
     }
@@ -418,7 +418,7 @@ mod callback_replay {
 
     struct Counting(u8);
 
-    impl Entropy for Counting {
+    impl HostCrypto for Counting {
         fn fill(&mut self, bytes: &mut [u8]) -> bool {
             for byte in bytes {
                 self.0 = self.0.wrapping_add(1);

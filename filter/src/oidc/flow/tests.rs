@@ -7,7 +7,7 @@ use wasm_bindgen_test::wasm_bindgen_test;
 
 /// Each call with a cold session cache and no refresh in flight: most tests are
 /// about one request.
-fn begin(ctx: &Context, entropy: &mut dyn Entropy) -> Step {
+fn begin(ctx: &Context, entropy: &mut dyn HostCrypto) -> Step {
     let mut sessions = SessionCache::new(ctx.config.session_cache, [1; 16]);
     super::begin(
         ctx,
@@ -25,7 +25,7 @@ fn finish(
     status: Option<u32>,
     body: &[u8],
     keys: &KeySet,
-    entropy: &mut dyn Entropy,
+    entropy: &mut dyn HostCrypto,
 ) -> (Step, Option<String>) {
     let mut memo = RefreshMemo::default();
     finish_refresh(ctx, old, 1, &mut memo, status, body, keys, entropy)
@@ -38,7 +38,7 @@ const ISSUER: &str = "http://127.0.0.1:9000";
 
 struct Counter(u8);
 
-impl Entropy for Counter {
+impl HostCrypto for Counter {
     fn fill(&mut self, bytes: &mut [u8]) -> bool {
         for byte in bytes {
             self.0 = self.0.wrapping_add(1);
@@ -533,7 +533,7 @@ fn without_provider_metadata_login_steps_wait() {
 
 struct Broken;
 
-impl Entropy for Broken {
+impl HostCrypto for Broken {
     fn fill(&mut self, _bytes: &mut [u8]) -> bool {
         false
     }
