@@ -128,7 +128,30 @@ def pkcs8_pem(key) -> str:
     ).decode()
 
 
-def app_with_private_key_jwt(stack, key, **oidc_extra) -> App:
+def self_signed_certificate_pem(key) -> str:
+    """A certificate for `key`, as Entra ID's certificate credentials hold one."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "app")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.private_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key.private_key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def app_with_private_key_jwt(stack, key, environment: dict | None = None, **oidc_extra) -> App:
     return App(
         stack,
         oidc_fields={
@@ -140,14 +163,17 @@ def app_with_private_key_jwt(stack, key, **oidc_extra) -> App:
         client_fields={"token_endpoint_auth_method": "private_key_jwt", "extra": {"jwks": {"keys": [key.jwk()]}}},
         top_level={"clockSkewSeconds": 0},
         idp_options={"ttl": SHORT_TOKENS},
-        vm_environment={"key_values": {"CLIENT_PRIVATE_KEY": pkcs8_pem(key)}},
+        vm_environment={"key_values": {"CLIENT_PRIVATE_KEY": pkcs8_pem(key)} | (environment or {})},
     )
 
 
 @pytest.mark.parametrize("alg", ["ES256", "RS256"])
 def test_login_and_refresh_with_private_key_jwt(stack, alg):
     key = generate_key(alg, kid=f"client-{alg.lower()}")
-    app = app_with_private_key_jwt(stack, key)
+    # The RSA client also names its certificate, as Entra ID wants (x5t#S256).
+    certificate = self_signed_certificate_pem(key) if alg == "RS256" else None
+    extra = {"clientCertificateFromEnv": "CLIENT_CERTIFICATE"} if certificate else {}
+    app = app_with_private_key_jwt(stack, key, {"CLIENT_CERTIFICATE": certificate} if certificate else None, **extra)
     session = html_session()
     app.idp.clear_events()
     result = login(session, f"{app.url}/", "kim")
@@ -160,7 +186,11 @@ def test_login_and_refresh_with_private_key_jwt(stack, alg):
     assertions = app.idp.assertions()
     assert len(assertions) == 2, assertions
     headers = [json.loads(base64.urlsafe_b64decode(a.split(".")[0] + "==")) for a in assertions]
-    assert all(h == {"alg": alg, "typ": "JWT", "kid": key.kid} for h in headers), headers
+    expected = {"alg": alg, "typ": "JWT", "kid": key.kid}
+    if certificate:
+        der = base64.b64decode("".join(certificate.strip().splitlines()[1:-1]))
+        expected["x5t#S256"] = b64url(hashlib.sha256(der).digest())
+    assert all(h == expected for h in headers), headers
     seen = [claims_of(assertion) for assertion in assertions]
     assert all(c["iss"] == c["sub"] == "app" and c["aud"] == app.idp.endpoint("token") for c in seen)
     assert seen[0]["jti"] != seen[1]["jti"]

@@ -36,6 +36,8 @@ pub struct ClientKey {
     pub pem: String,
     pub algorithm: crate::oidc::client_assertion::KeyAlgorithm,
     pub key_id: Option<String>,
+    /// `x5t#S256` of `clientCertificateFromEnv`'s certificate.
+    pub thumbprint: Option<String>,
 }
 
 impl std::fmt::Debug for ClientKey {
@@ -43,6 +45,7 @@ impl std::fmt::Debug for ClientKey {
         f.debug_struct("ClientKey")
             .field("algorithm", &self.algorithm)
             .field("key_id", &self.key_id)
+            .field("thumbprint", &self.thumbprint)
             .finish_non_exhaustive()
     }
 }
@@ -137,6 +140,7 @@ pub(super) struct RawOidc {
     client_assertion_audience: Option<String>,
     client_private_key_from_env: Option<String>,
     client_key_id: Option<String>,
+    client_certificate_from_env: Option<String>,
     client_assertion_alg: Option<String>,
     forward_token: Option<RawForwardToken>,
     output_claim_to_headers: Vec<super::RawClaimToHeader>,
@@ -170,6 +174,7 @@ impl RawOidc {
             client_assertion_audience: f.string("clientAssertionAudience"),
             client_private_key_from_env: f.string("clientPrivateKeyFromEnv"),
             client_key_id: f.string("clientKeyId"),
+            client_certificate_from_env: f.string("clientCertificateFromEnv"),
             client_assertion_alg: f.string("clientAssertionAlg"),
             forward_token: f.object("forwardToken", RawForwardToken::read),
             output_claim_to_headers: f
@@ -350,6 +355,10 @@ impl RawOidc {
                     self.client_private_key_from_env.is_some(),
                 ),
                 ("clientKeyId", self.client_key_id.is_some()),
+                (
+                    "clientCertificateFromEnv",
+                    self.client_certificate_from_env.is_some(),
+                ),
                 ("clientAssertionAlg", self.client_assertion_alg.is_some()),
             ] {
                 if set {
@@ -386,10 +395,26 @@ impl RawOidc {
                     .error("must be the key's `kid` at the IdP"));
             }
         }
+        let thumbprint = match &self.client_certificate_from_env {
+            None => None,
+            Some(variable) => {
+                let certificate = place.env_value("clientCertificateFromEnv", variable)?;
+                let thumbprint = crate::oidc::client_assertion::certificate_thumbprint(
+                    &certificate,
+                )
+                .map_err(|why| {
+                    place
+                        .field("clientCertificateFromEnv")
+                        .error(format!("environment variable `{variable}` {why}"))
+                })?;
+                Some(thumbprint)
+            }
+        };
         Ok(Some(ClientKey {
             pem: pem.trim().to_string(),
             algorithm,
             key_id: self.client_key_id.clone(),
+            thumbprint,
         }))
     }
 

@@ -69,20 +69,33 @@ impl KeyAlgorithm {
     }
 }
 
+/// How the IdP finds the client's public key: a `kid`, and (Entra ID) the
+/// certificate's SHA-256 thumbprint, `x5t#S256`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyHint<'a> {
+    pub key_id: Option<&'a str>,
+    pub thumbprint: Option<&'a str>,
+}
+
 /// The signing input (`header.payload`) of a `private_key_jwt` assertion.
 pub fn private_key_jwt_signing_input(
     algorithm: KeyAlgorithm,
-    key_id: Option<&str>,
+    hint: KeyHint,
     client_id: &str,
     audience: &str,
     now: u64,
     jti: &[u8; JTI_BYTES],
 ) -> String {
-    let header = match key_id {
-        Some(key_id) => serde_json::json!({"alg": algorithm.name(), "typ": "JWT", "kid": key_id}),
-        None => serde_json::json!({"alg": algorithm.name(), "typ": "JWT"}),
-    };
-    let header = URL_SAFE_NO_PAD.encode(header.to_string());
+    let mut header = serde_json::Map::new();
+    header.insert("alg".into(), algorithm.name().into());
+    header.insert("typ".into(), "JWT".into());
+    if let Some(key_id) = hint.key_id {
+        header.insert("kid".into(), key_id.into());
+    }
+    if let Some(thumbprint) = hint.thumbprint {
+        header.insert("x5t#S256".into(), thumbprint.into());
+    }
+    let header = URL_SAFE_NO_PAD.encode(serde_json::Value::Object(header).to_string());
     let payload = URL_SAFE_NO_PAD.encode(claims(client_id, audience, now, jti));
     format!("{header}.{payload}")
 }
@@ -216,6 +229,28 @@ pub fn key_algorithm(pem: &str) -> Result<KeyAlgorithm, String> {
     Err("is neither an RSA nor a P-256 key".into())
 }
 
+/// The `x5t#S256` of a PEM certificate (`BEGIN CERTIFICATE`): the base64url
+/// SHA-256 of its DER, what Entra ID matches a certificate credential by.
+pub fn certificate_thumbprint(pem: &str) -> Result<String, String> {
+    let der = pem_body(pem, "CERTIFICATE")
+        .ok_or("is not a PEM certificate (`-----BEGIN CERTIFICATE-----`)")?;
+    match tlv(&der) {
+        Some((0x30, _, [])) => Ok(URL_SAFE_NO_PAD.encode(Sha256::digest(&der))),
+        _ => Err("holds a PEM block that is not one DER certificate".into()),
+    }
+}
+
+/// The bytes of the one PEM block `label` that makes up `pem`.
+fn pem_body(pem: &str, label: &str) -> Option<Vec<u8>> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let body = pem.trim().strip_prefix(&begin)?.strip_suffix(&end)?;
+    let compact: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .ok()
+}
+
 const BLOCK_BYTES: usize = 64;
 
 /// HMAC-SHA256 (RFC 2104). The SHA-256 in use (`sha2`, soft, compact) has no
@@ -347,6 +382,25 @@ mod tests {
     }
 
     #[wasm_bindgen_test(unsupported = test)]
+    fn a_certificate_thumbprint_is_the_sha256_of_its_der() {
+        // Any single DER SEQUENCE stands for a certificate here.
+        let der = [0x30, 0x03, 0x02, 0x01, 0x05];
+        let pem = format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            base64::engine::general_purpose::STANDARD.encode(der)
+        );
+        assert_eq!(
+            certificate_thumbprint(&pem),
+            Ok(URL_SAFE_NO_PAD.encode(Sha256::digest(der)))
+        );
+        assert!(certificate_thumbprint(
+            "-----BEGIN CERTIFICATE-----\nAAA=\n-----END CERTIFICATE-----"
+        )
+        .is_err());
+        assert!(certificate_thumbprint("not a certificate").is_err());
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
     fn ecdsa_der_becomes_fixed_width_r_and_s() {
         let int = |bytes: &[u8]| [&[0x02, bytes.len() as u8][..], bytes].concat();
         let seq = |parts: &[Vec<u8>]| {
@@ -380,7 +434,10 @@ mod tests {
         let jti = [9u8; JTI_BYTES];
         let input = private_key_jwt_signing_input(
             KeyAlgorithm::Es256,
-            Some("key-1"),
+            KeyHint {
+                key_id: Some("key-1"),
+                thumbprint: Some("dGh1bWI"),
+            },
             "app",
             "https://idp.test/token",
             1_700_000_000,
@@ -391,7 +448,7 @@ mod tests {
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
         assert_eq!(
             header,
-            serde_json::json!({"alg": "ES256", "typ": "JWT", "kid": "key-1"})
+            serde_json::json!({"alg": "ES256", "typ": "JWT", "kid": "key-1", "x5t#S256": "dGh1bWI"})
         );
         let claims: serde_json::Value =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();

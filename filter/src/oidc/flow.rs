@@ -256,9 +256,13 @@ fn client_assertion(
     let audience = token_endpoint::audience(oidc, provider);
     match (oidc.client_auth, &oidc.client_key) {
         (ClientAuth::PrivateKeyJwt, Some(key)) => {
+            let hint = assertion::KeyHint {
+                key_id: key.key_id.as_deref(),
+                thumbprint: key.thumbprint.as_deref(),
+            };
             let input = assertion::private_key_jwt_signing_input(
                 key.algorithm,
-                key.key_id.as_deref(),
+                hint,
                 &oidc.client_id,
                 &audience,
                 ctx.now,
