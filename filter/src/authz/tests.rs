@@ -1327,3 +1327,75 @@ fn dynamic_metadata_decides_as_istio_does() {
         assert!(policy::parse_key(bad).is_err(), "{bad}");
     }
 }
+
+/// Which values a key reads, where a slip would read a neighbour's: `remote.ip`
+/// is not the direct peer; a metadata key is its own, not its namespace's first;
+/// only top-level space-delimited claims are split.
+#[wasm_bindgen_test(unsupported = test)]
+fn each_key_reads_its_own_values() {
+    let claims = json!({
+        "iss": "https://idp.test", "sub": "alice",
+        "name": "Alice Smith", "scope": {"inner": "a b"}, "roles": "viewer editor",
+    });
+    let claims = claims.as_object().unwrap();
+    let peer = Peer {
+        direct_ip: Ip::parse("10.0.0.1"),
+        remote_ip: Ip::parse("203.0.113.7"),
+        metadata: vec![
+            (
+                ("envoy.filters.a".to_string(), "c".to_string()),
+                MetadataValue::Text("x".into()),
+            ),
+            (
+                ("envoy.filters.a".to_string(), "d".to_string()),
+                MetadataValue::Text("y".into()),
+            ),
+        ],
+        ..Peer::default()
+    };
+    let cases = [
+        (r#"{"key":"remote.ip","values":["203.0.113.0/24"]}"#, true),
+        (r#"{"key":"remote.ip","values":["10.0.0.1"]}"#, false),
+        (r#"{"key":"source.ip","values":["10.0.0.1"]}"#, true),
+        (
+            r#"{"key":"experimental.envoy.filters.a[d]","values":["y"]}"#,
+            true,
+        ),
+        (
+            r#"{"key":"experimental.envoy.filters.a[d]","values":["x"]}"#,
+            false,
+        ),
+        // Not space-delimited: one value, spaces and all.
+        (
+            r#"{"key":"request.auth.claims[name]","values":["Alice"]}"#,
+            false,
+        ),
+        (
+            r#"{"key":"request.auth.claims[name]","values":["Alice Smith"]}"#,
+            true,
+        ),
+        // `scope` is split at the top level only, as Envoy's jwt_authn does.
+        (
+            r#"{"key":"request.auth.claims[scope][inner]","values":["a"]}"#,
+            false,
+        ),
+        (
+            r#"{"key":"request.auth.claims[scope][inner]","values":["a b"]}"#,
+            true,
+        ),
+        // `roles` is configured space-delimited.
+        (
+            r#"{"key":"request.auth.claims[roles]","values":["editor"]}"#,
+            true,
+        ),
+    ];
+    for (condition, expected) in cases {
+        let config = policies(&format!(r#"[{{"rules":[{{"when":[{condition}]}}]}}]"#));
+        let headers = request("GET", "/", "app", &[]);
+        assert_eq!(
+            decide_with(&config, claims, &headers, &Edits::default(), &peer),
+            expected,
+            "{condition}"
+        );
+    }
+}
