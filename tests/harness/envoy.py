@@ -232,12 +232,15 @@ class Envoy:
         extra_bootstrap: dict | None = None,
         env: dict[str, str | None] | None = None,
         log_level: str = "info",
+        binary: Path | None = None,
     ):
-        """`extra_bootstrap`: top-level bootstrap fields to add (stats_config...).
+        """`binary`: another Envoy than the venv's (the version matrix).
+        `extra_bootstrap`: top-level bootstrap fields to add (stats_config...).
         `env`: variables added to (or, with None as a value, removed from) the
         Envoy process's environment, e.g. for a listener's `host_env_keys`.
         `log_level`: Envoy's `-l` (the wasm component logs at debug whatever it is)."""
         self.wasm_path = Path(wasm_path)
+        self.binary = Path(binary) if binary is not None else ENVOY_BIN
         self.env = dict(env or {})
         self.log_level = log_level
         self.listeners = {listener.name: listener for listener in listeners}
@@ -278,7 +281,7 @@ class Envoy:
         """Envoy's command line; a subclass may change it (the bench pins CPUs
         and logs less)."""
         return [
-            str(ENVOY_BIN),
+            str(self.binary),
             "-c", str(self.config_path),
             "--concurrency", str(self.concurrency),
             # Several Envoys run at once in a test session: no shared memory.

@@ -49,9 +49,11 @@ class Stack:
         extra_bootstrap: dict | None = None,
         env: dict[str, str | None] | None = None,
         log_level: str = "info",
+        binary=None,
     ) -> Envoy:
         """An Envoy configured with the listeners and a cluster per server, not
-        started; `env` changes its process environment (see harness.envoy.Envoy)."""
+        started; `env` changes its process environment, `binary` picks another
+        Envoy (see harness.envoy.Envoy)."""
         assert self.wasm_path is not None, "this Stack was made without a wasm_path"
         all_clusters = {**envoy_clusters(*servers), **(clusters or {})}
         envoy = Envoy(
@@ -64,6 +66,7 @@ class Stack:
             extra_bootstrap=extra_bootstrap,
             env=env,
             log_level=log_level,
+            binary=binary,
         )
         self._owned.append(envoy)
         return envoy
