@@ -63,28 +63,37 @@ def token_request(app: App, assertion: str) -> requests.Response:
     return requests.post(app.idp.endpoint("token"), data=form, timeout=10)
 
 
-def test_login_and_refresh_with_client_secret_jwt(stack):
-    app = app_with_client_secret_jwt(stack)
+def login_and_refresh(app: App, user: str) -> list[str]:
+    """A login, then a request after the tokens expired, which the filter renews
+    with a refresh; the assertions the IdP received for the two, checked for the
+    claims every assertion must carry and for fresh `jti`s."""
     session = html_session()
     app.idp.clear_events()
-    result = login(session, f"{app.url}/", "ivan")
-    assert upstream(result.response)["headers"]["x-user-email"] == "ivan@example.test"
+    result = login(session, f"{app.url}/", user)
+    assert upstream(result.response)["headers"]["x-user-email"] == f"{user}@example.test"
     time.sleep(4)
     renewed = session.get(f"{app.url}/after-expiry", allow_redirects=False)
-    assert upstream(renewed)["headers"]["x-user-email"] == "ivan@example.test"
+    assert upstream(renewed)["headers"]["x-user-email"] == f"{user}@example.test"
     grants = [e for e in app.idp.events() if e["event"] == "grant.success"]
     assert [e["grant_type"] for e in grants] == ["authorization_code", "refresh_token"], app.idp.events()
     assertions = app.idp.assertions()
     assert len(assertions) == 2, assertions
-    token_endpoint = app.idp.endpoint("token")
     seen = [claims_of(assertion) for assertion in assertions]
     for claims in seen:
         assert claims["iss"] == claims["sub"] == "app"
-        assert claims["aud"] == token_endpoint
+        assert claims["aud"] == app.idp.endpoint("token")
         assert 0 < claims["exp"] - claims["iat"] <= 60
         assert abs(claims["iat"] - time.time()) < 30
         assert len(base64.urlsafe_b64decode(claims["jti"] + "==")) == 16
     assert seen[0]["jti"] != seen[1]["jti"], "each request gets a fresh jti"
+    return assertions
+
+
+def test_login_and_refresh_with_client_secret_jwt(stack):
+    app = app_with_client_secret_jwt(stack)
+    assertions = login_and_refresh(app, "ivan")
+    headers = [json.loads(base64.urlsafe_b64decode(a.split(".")[0] + "==")) for a in assertions]
+    assert all(h == {"alg": "HS256", "typ": "JWT"} for h in headers), headers
     assert SECRET not in json.dumps(app.idp.events())
 
 
@@ -175,26 +184,13 @@ def test_login_and_refresh_with_private_key_jwt(stack, alg):
     certificate = self_signed_certificate_pem(key) if alg == "RS256" else None
     extra = {"clientCertificateFromEnv": "CLIENT_CERTIFICATE"} if certificate else {}
     app = app_with_private_key_jwt(stack, key, {"CLIENT_CERTIFICATE": certificate} if certificate else None, **extra)
-    session = html_session()
-    app.idp.clear_events()
-    result = login(session, f"{app.url}/", "kim")
-    assert upstream(result.response)["headers"]["x-user-email"] == "kim@example.test"
-    time.sleep(4)
-    renewed = session.get(f"{app.url}/after-expiry", allow_redirects=False)
-    assert upstream(renewed)["headers"]["x-user-email"] == "kim@example.test"
-    grants = [e for e in app.idp.events() if e["event"] == "grant.success"]
-    assert [e["grant_type"] for e in grants] == ["authorization_code", "refresh_token"], app.idp.events()
-    assertions = app.idp.assertions()
-    assert len(assertions) == 2, assertions
+    assertions = login_and_refresh(app, "kim")
     headers = [json.loads(base64.urlsafe_b64decode(a.split(".")[0] + "==")) for a in assertions]
     expected = {"alg": alg, "typ": "JWT", "kid": key.kid}
     if certificate:
         der = base64.b64decode("".join(certificate.strip().splitlines()[1:-1]))
         expected["x5t#S256"] = b64url(hashlib.sha256(der).digest())
     assert all(h == expected for h in headers), headers
-    seen = [claims_of(assertion) for assertion in assertions]
-    assert all(c["iss"] == c["sub"] == "app" and c["aud"] == app.idp.endpoint("token") for c in seen)
-    assert seen[0]["jti"] != seen[1]["jti"]
     # The filter's assertion, replayed, is refused.
     replayed = token_request(app, assertions[0])
     assert replayed.status_code == 401 and replayed.json()["error"] == "invalid_client", replayed.text

@@ -56,6 +56,12 @@ fn decide_with(
     authorize(&config.top_level.policies, &identity, request, peer).is_ok()
 }
 
+/// An anonymous `GET /` from `peer`: allowed?
+fn anonymous_get_allowed(config: &Config, peer: &Peer) -> bool {
+    let headers = request("GET", "/", "app", &[]);
+    decide_with(config, &Map::new(), &headers, &Edits::default(), peer)
+}
+
 /// (policies JSON, method, path, host, expected allow)
 const CASES: &[(&str, &str, &str, &str, bool)] = &[
     // No policy: allow.
@@ -1021,18 +1027,8 @@ fn service_accounts_and_trust_domains_decide_as_istio_does() {
     for (json_policies, peer, expected) in cases {
         let config = policies(json_policies);
         assert!(config.peer_needs.principal, "{json_policies}");
-        let headers = request("GET", "/", "app", &[]);
-        let edits = Edits::default();
-        let forwarded = Forwarded {
-            headers: &headers,
-            edits: &edits,
-        };
-        let identity = Identity {
-            claims: &Map::new(),
-            space_delimited: &[],
-        };
         assert_eq!(
-            authorize(&config.top_level.policies, &identity, forwarded, peer).is_ok(),
+            anonymous_get_allowed(&config, peer),
             *expected,
             "{json_policies} {:?}",
             peer.principals
@@ -1217,18 +1213,8 @@ fn destination_and_sni_decide_as_istio_does() {
     ];
     for (json_policies, peer, expected) in cases {
         let config = policies(json_policies);
-        let headers = request("GET", "/", "app", &[]);
-        let edits = Edits::default();
-        let forwarded = Forwarded {
-            headers: &headers,
-            edits: &edits,
-        };
-        let identity = Identity {
-            claims: &Map::new(),
-            space_delimited: &[],
-        };
         assert_eq!(
-            authorize(&config.top_level.policies, &identity, forwarded, peer).is_ok(),
+            anonymous_get_allowed(&config, peer),
             *expected,
             "{json_policies} {peer:?}"
         );
@@ -1289,18 +1275,8 @@ fn dynamic_metadata_decides_as_istio_does() {
     ];
     for (json_policies, peer, expected) in cases {
         let config = policies(&json_policies);
-        let headers = request("GET", "/", "app", &[]);
-        let edits = Edits::default();
-        let forwarded = Forwarded {
-            headers: &headers,
-            edits: &edits,
-        };
-        let identity = Identity {
-            claims: &Map::new(),
-            space_delimited: &[],
-        };
         assert_eq!(
-            authorize(&config.top_level.policies, &identity, forwarded, peer).is_ok(),
+            anonymous_get_allowed(&config, peer),
             expected,
             "{json_policies} {peer:?}"
         );

@@ -122,19 +122,8 @@ impl Fixture {
         let Step::LoginRedirect(redirect) = start else {
             panic!("expected a login redirect")
         };
-        let location = HttpUrl::parse(header(&redirect, "location")).unwrap();
-        let state = location
-            .query_pairs()
-            .find(|(k, _)| k == "state")
-            .unwrap()
-            .1
-            .into_owned();
-        let nonce = location
-            .query_pairs()
-            .find(|(k, _)| k == "nonce")
-            .unwrap()
-            .1
-            .into_owned();
+        let state = login_parameter(&redirect, "state");
+        let nonce = login_parameter(&redirect, "nonce");
         let login_cookie = cookie_pairs(&redirect);
         let callback = browser(
             &format!("/oauth2/callback?code=c&state={state}"),
@@ -159,6 +148,13 @@ impl Fixture {
         assert_eq!(header(&done, "location"), "/app?x=1");
         cookie_pairs(&done)
     }
+}
+
+/// A parameter of the authorization request a login redirect points to.
+fn login_parameter(redirect: &LocalReply, name: &str) -> String {
+    let location = HttpUrl::parse(header(redirect, "location")).unwrap();
+    let value = location.query_pairs().find(|(k, _)| k == name).unwrap().1;
+    value.into_owned()
 }
 
 fn browser(path: &str, cookie: &str) -> Headers {
@@ -964,13 +960,7 @@ fn a_client_assertion_needs_a_fresh_jti() {
     let Step::LoginRedirect(redirect) = start else {
         panic!("expected a login redirect")
     };
-    let location = HttpUrl::parse(header(&redirect, "location")).unwrap();
-    let state = location
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned();
+    let state = login_parameter(&redirect, "state");
     let callback = browser(
         &format!("/oauth2/callback?code=c&state={state}"),
         &cookie_pairs(&redirect),
