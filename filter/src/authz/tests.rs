@@ -1375,3 +1375,35 @@ fn each_key_reads_its_own_values() {
         );
     }
 }
+
+/// A pasted resource's namespace qualifies every short service account: in
+/// `notServiceAccounts` and in a `source.serviceAccount` condition too; a
+/// resource with a name and no namespace is called by its name.
+#[wasm_bindgen_test(unsupported = test)]
+fn short_service_accounts_are_the_policys_namespaces_everywhere() {
+    let config = policies(
+        r#"[
+        {"apiVersion":"security.istio.io/v1","kind":"AuthorizationPolicy",
+         "metadata":{"name":"not-frontend","namespace":"shop"},
+         "spec":{"rules":[{"from":[{"source":{"notServiceAccounts":["frontend"]}}]}]}},
+        {"apiVersion":"security.istio.io/v1","kind":"AuthorizationPolicy",
+         "metadata":{"name":"no-namespace"},
+         "spec":{"action":"DENY","rules":[{"when":[{"key":"source.serviceAccount","values":["shop/batch"]}]}]}}
+    ]"#,
+    );
+    assert_eq!(config.top_level.policies[1].name, "no-namespace");
+    let peer = |account: &str| Peer {
+        principals: vec![format!("cluster.local/ns/shop/sa/{account}")],
+        ..Peer::default()
+    };
+    assert!(!anonymous_get_allowed(&config, &peer("frontend")));
+    assert!(anonymous_get_allowed(&config, &peer("other")));
+    assert!(!anonymous_get_allowed(&config, &peer("batch")));
+    let condition = policies(
+        r#"[{"apiVersion":"security.istio.io/v1","kind":"AuthorizationPolicy",
+             "metadata":{"name":"sa","namespace":"shop"},
+             "spec":{"rules":[{"when":[{"key":"source.serviceAccount","values":["frontend"]}]}]}}]"#,
+    );
+    assert!(anonymous_get_allowed(&condition, &peer("frontend")));
+    assert!(!anonymous_get_allowed(&condition, &peer("other")));
+}
