@@ -305,7 +305,7 @@ fn judge_uncached(config: &Config, found: &Found, keys: &dyn KeyLookup, now: u64
         },
     };
     let verify = profile::span(Phase::Verify);
-    let verified = verifier::verify_with_set(set, &jws);
+    let verified = verifier::verify_with_set(set, &jws, &config.signature_backend);
     verify.end();
     match verified {
         Err(AuthError::KidAlgMismatch) if may_refetch && jws.kid.is_some() => {

@@ -17,6 +17,7 @@ use crate::duration;
 use crate::http_url::HttpUrl;
 use crate::jwks::{self, KeySet};
 use crate::peer::PeerNeeds;
+use crate::signature_backend::{SignatureBackend, SignatureVerification};
 pub(crate) use at::At;
 pub(crate) use fields::Fields;
 use std::collections::BTreeMap;
@@ -178,6 +179,11 @@ pub struct Config {
     /// `testOnlyCrashHeader`: a request with this header makes the VM trap, so
     /// tests can see what Envoy's `failure_policy` does. Never set it in production.
     pub test_only_crash_header: Option<String>,
+    /// `signatureVerification`: who may verify RS* and ES* signatures.
+    pub signature_verification: SignatureVerification,
+    /// Who does, once the host has been probed at load (`host::root`); until
+    /// then, and in every test, the module.
+    pub signature_backend: SignatureBackend,
 }
 
 struct RawConfig {
@@ -198,6 +204,7 @@ struct RawConfig {
     session_cache: Option<RawCacheLimits>,
     test_only_crash_header: Option<String>,
     output_claim_to_headers: Vec<RawClaimToHeader>,
+    signature_verification: Option<String>,
 }
 
 /// `maxEntries: 0` turns a cache off.
@@ -253,6 +260,7 @@ impl RawConfig {
             session_cache: f.object("sessionCache", RawCacheLimits::read),
             test_only_crash_header: f.string("testOnlyCrashHeader"),
             output_claim_to_headers: f.objects("outputClaimToHeaders", RawClaimToHeader::read),
+            signature_verification: f.string("signatureVerification"),
         }
     }
 }
@@ -454,6 +462,15 @@ impl Config {
                 return Err(At::top("testOnlyCrashHeader").error("must be a plain header name"));
             }
             name => name.map(|name| name.to_ascii_lowercase()),
+        };
+        config.signature_verification = match raw.signature_verification.as_deref() {
+            None | Some("auto") => SignatureVerification::Auto,
+            Some("host") => SignatureVerification::Host,
+            Some("module") => SignatureVerification::Module,
+            Some(other) => {
+                return Err(At::top("signatureVerification")
+                    .error(format!("`{other}` is not `auto`, `host` or `module`")))
+            }
         };
         if config.jwks_cache_duration_ms < 1_000 {
             return Err(At::top("jwksCacheDuration").error("must be at least 1s"));

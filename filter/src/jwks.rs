@@ -4,6 +4,7 @@
 //! are skipped, not fatal. A document with no usable signing key is an error, so a
 //! broken fetch never replaces a good cached set.
 
+use crate::crypto::der::{self, Curve};
 use crate::crypto::ec::{P256Key, P384Key};
 use crate::crypto::ed25519;
 use crate::crypto::rsa::RsaPublicKey;
@@ -13,6 +14,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
+use std::sync::Arc;
 
 /// Most keys a set may hold; real IdPs publish two or three.
 pub const MAX_KEYS: usize = 64;
@@ -68,6 +70,10 @@ pub struct Jwk {
     /// When the JWK names an `alg`, only that algorithm may use it.
     pub alg: Option<Algorithm>,
     pub key: PublicKey,
+    /// The key as a DER SubjectPublicKeyInfo, for the host's `verify_signature`:
+    /// built once here rather than per token. `None` for Ed25519, which the host
+    /// never verifies. Clones of the set share it.
+    pub spki: Option<Arc<[u8]>>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -190,10 +196,10 @@ fn parse_jwk(jwk: &Map<String, Value>) -> Result<Jwk, String> {
         }
         Some(_) => return Err("`alg` is not a string".into()),
     };
-    let key = match text_member(jwk, "kty")? {
+    let (key, spki) = match text_member(jwk, "kty")? {
         "RSA" => rsa_key(jwk)?,
         "EC" => ec_key(jwk)?,
-        "OKP" => okp_key(jwk)?,
+        "OKP" => (okp_key(jwk)?, None),
         other => return Err(format!("unsupported kty `{other}`")),
     };
     if let Some(alg) = alg {
@@ -201,7 +207,12 @@ fn parse_jwk(jwk: &Map<String, Value>) -> Result<Jwk, String> {
             return Err(format!("alg `{}` does not fit the key type", alg.name()));
         }
     }
-    Ok(Jwk { kid, alg, key })
+    Ok(Jwk {
+        kid,
+        alg,
+        key,
+        spki: spki.map(Arc::from),
+    })
 }
 
 fn text_member<'a>(jwk: &'a Map<String, Value>, name: &str) -> Result<&'a str, String> {
@@ -216,17 +227,20 @@ fn bytes_member(jwk: &Map<String, Value>, name: &str) -> Result<Vec<u8>, String>
         .map_err(|_| format!("`{name}` is not base64url"))
 }
 
-fn rsa_key(jwk: &Map<String, Value>) -> Result<PublicKey, String> {
-    RsaPublicKey::new(&bytes_member(jwk, "n")?, &bytes_member(jwk, "e")?)
-        .map(PublicKey::Rsa)
-        .map_err(|error| error.to_string())
+/// The key and its SubjectPublicKeyInfo.
+type KeyWithSpki = (PublicKey, Option<Vec<u8>>);
+
+fn rsa_key(jwk: &Map<String, Value>) -> Result<KeyWithSpki, String> {
+    let (n, e) = (bytes_member(jwk, "n")?, bytes_member(jwk, "e")?);
+    let key = RsaPublicKey::new(&n, &e).map_err(|error| error.to_string())?;
+    Ok((PublicKey::Rsa(key), Some(der::rsa_spki(&n, &e))))
 }
 
-fn ec_key(jwk: &Map<String, Value>) -> Result<PublicKey, String> {
+fn ec_key(jwk: &Map<String, Value>) -> Result<KeyWithSpki, String> {
     let curve = text_member(jwk, "crv")?;
-    let coordinate_len = match curve {
-        "P-256" => 32,
-        "P-384" => 48,
+    let (coordinate_len, named) = match curve {
+        "P-256" => (32, Curve::P256),
+        "P-384" => (48, Curve::P384),
         other => return Err(format!("unsupported EC curve `{other}`")),
     };
     let x = bytes_member(jwk, "x")?;
@@ -237,15 +251,12 @@ fn ec_key(jwk: &Map<String, Value>) -> Result<PublicKey, String> {
         ));
     }
     let invalid = || format!("{curve} point is not on the curve");
-    if curve == "P-256" {
-        P256Key::from_coordinates(&x, &y)
-            .map(PublicKey::P256)
-            .ok_or_else(invalid)
-    } else {
-        P384Key::from_coordinates(&x, &y)
-            .map(PublicKey::P384)
-            .ok_or_else(invalid)
+    let key = match named {
+        Curve::P256 => P256Key::from_coordinates(&x, &y).map(PublicKey::P256),
+        Curve::P384 => P384Key::from_coordinates(&x, &y).map(PublicKey::P384),
     }
+    .ok_or_else(invalid)?;
+    Ok((key, Some(der::ec_spki(named, &x, &y))))
 }
 
 fn okp_key(jwk: &Map<String, Value>) -> Result<PublicKey, String> {

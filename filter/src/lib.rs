@@ -64,6 +64,8 @@ pub mod protobuf;
 pub mod request;
 pub mod response;
 pub mod session;
+pub mod signature_backend;
+pub mod signature_probe;
 pub mod streams;
 pub mod strict_json;
 pub mod token;

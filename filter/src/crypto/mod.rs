@@ -5,6 +5,7 @@
 //! anything secret. Each algorithm's Wycheproof suite runs through
 //! `verifier::verify` in `filter/tests/wycheproof.rs`.
 
+pub mod der;
 pub mod ec;
 pub mod ed25519;
 pub mod rsa;

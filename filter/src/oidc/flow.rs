@@ -612,6 +612,7 @@ fn expectations<'a>(ctx: &'a Context, nonce: &'a str) -> Expectations<'a> {
         now: ctx.now,
         skew: ctx.config.clock_skew_seconds,
         max_bytes: ctx.config.max_token_bytes,
+        backend: &ctx.config.signature_backend,
     }
 }
 

@@ -4,6 +4,7 @@
 use crate::claims;
 use crate::jwks::KeySet;
 use crate::response::AuthError;
+use crate::signature_backend::SignatureBackend;
 use crate::token;
 use crate::verifier;
 use serde_json::{Map, Value};
@@ -20,6 +21,8 @@ pub struct Expectations<'a> {
     pub now: u64,
     pub skew: u64,
     pub max_bytes: usize,
+    /// Who checks RS* and ES* signatures (the host or the module).
+    pub backend: &'a SignatureBackend,
 }
 
 /// The ID token's claims, or why it is not acceptable (for the log; the browser
@@ -48,7 +51,7 @@ fn check(
     nonce_required: bool,
 ) -> Result<Map<String, Value>, String> {
     let jws = token::parse(id_token, expect.max_bytes).map_err(|e| format!("ID token: {e}"))?;
-    verifier::verify_with_set(keys, &jws).map_err(|error| match error {
+    verifier::verify_with_set(keys, &jws, expect.backend).map_err(|error| match error {
         AuthError::KidAlgMismatch => UNKNOWN_KEY.to_string(),
         other => format!("ID token: {}", other.message()),
     })?;
@@ -101,6 +104,7 @@ mod tests {
             now: NOW,
             skew: 60,
             max_bytes: 16384,
+            backend: &SignatureBackend::MODULE,
         }
     }
 

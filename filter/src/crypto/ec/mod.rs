@@ -183,15 +183,28 @@ impl<const N: usize> VerifyingKey<N> {
         self.try_verify_digest(digest, signature).unwrap_or(false)
     }
 
-    fn try_verify_digest(&self, digest: &[u8], signature: &[u8]) -> Option<bool> {
-        let curve = self.curve;
+    /// r and s of a P1363 signature: exactly as long as the field each, and both
+    /// in [1, n) (SEC 1 4.1.4 step 1); `None` for a signature that never verifies.
+    fn scalars(&self, signature: &[u8]) -> Option<(Limbs<N>, Limbs<N>)> {
         let (r, s) = signature.split_at_checked(4 * N)?;
         let r = from_be_bytes::<N>(r)?;
         let s = from_be_bytes::<N>(s)?;
-        let in_range = |v: &Limbs<N>| !is_zero(v) && less_than(v, &curve.n.m);
-        if !in_range(&r) || !in_range(&s) {
-            return Some(false);
-        }
+        let in_range = |v: &Limbs<N>| !is_zero(v) && less_than(v, &self.curve.n.m);
+        (in_range(&r) && in_range(&s)).then_some((r, s))
+    }
+
+    /// The big-endian r and s of a JWS signature this module would go on to
+    /// verify, for a verifier elsewhere (the host's) that takes them in another
+    /// encoding: the same checks as [`Self::verify`], so no signature the module
+    /// rejects on its form reaches the other verifier.
+    pub fn signature_halves<'s>(&self, signature: &'s [u8]) -> Option<(&'s [u8], &'s [u8])> {
+        self.scalars(signature)?;
+        signature.split_at_checked(4 * N)
+    }
+
+    fn try_verify_digest(&self, digest: &[u8], signature: &[u8]) -> Option<bool> {
+        let curve = self.curve;
+        let (r, s) = self.scalars(signature)?;
         // e < 2^(32N) < 2n, so one subtraction reduces it.
         let e = curve.n.reduce_once(&from_be_bytes::<N>(digest)?);
         // w = s^-1 in Montgomery form; a plain times a Montgomery value is plain.
