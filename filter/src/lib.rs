@@ -70,6 +70,7 @@ pub mod streams;
 pub mod strict_json;
 pub mod token;
 pub mod verifier;
+pub mod verify_signature;
 
 #[cfg(test)]
 mod test_keys;

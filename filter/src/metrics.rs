@@ -64,6 +64,7 @@ counters! {
     TokenCacheMiss => "token_cache.miss", "token parsed and its signature checked";
     SessionCacheHit => "session_cache.hit", "session served from the session cache";
     SessionCacheMiss => "session_cache.miss", "session cookie decrypted and parsed";
+    SignatureHostFailures => "signature_verification.host_failures", "the host's verify_signature failed (refused, no or unreadable result): that signature counted as not verified";
 }
 
 impl Counter {
@@ -144,6 +145,8 @@ pub enum Gauge {
     SessionCacheEntries,
     SessionCacheBytes,
     VmMemoryBytes,
+    /// 1 from each plugin (in each VM) whose RS*/ES* signatures the host verifies.
+    SignatureVerificationHost,
 }
 
 impl Gauge {
@@ -153,6 +156,7 @@ impl Gauge {
         Gauge::SessionCacheEntries,
         Gauge::SessionCacheBytes,
         Gauge::VmMemoryBytes,
+        Gauge::SignatureVerificationHost,
     ];
 
     pub fn name(self) -> &'static str {
@@ -162,6 +166,7 @@ impl Gauge {
             Gauge::SessionCacheEntries => "session_cache.entries",
             Gauge::SessionCacheBytes => "session_cache.bytes",
             Gauge::VmMemoryBytes => "vm_memory_bytes",
+            Gauge::SignatureVerificationHost => "signature_verification.host",
         }
     }
 

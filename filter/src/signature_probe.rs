@@ -113,12 +113,14 @@ pub fn probe(host: HostVerify, family: Family) -> Result<(), String> {
     Ok(())
 }
 
-/// Who verifies what under `mode` with this host (probed unless `module`), and
-/// the line for the log; `Err` (naming the field) when `host` is asked for and a
-/// probe fails.
+/// Who verifies what under `mode` (the host probed through `probe_with` unless
+/// `module`; `verify_with`, the same call with failures counted, then serves
+/// tokens), and the line for the log; `Err` (naming the field) when `host` is
+/// asked for and a probe fails.
 pub fn select(
     mode: SignatureVerification,
-    host: HostVerify,
+    probe_with: HostVerify,
+    verify_with: HostVerify,
 ) -> Result<(SignatureBackend, String), String> {
     if mode == SignatureVerification::Module {
         return Ok((
@@ -130,11 +132,11 @@ pub fn select(
     let mut on_host = Vec::new();
     let mut refused = Vec::new();
     for family in [Family::Rsa, Family::Ec] {
-        match probe(host, family) {
+        match probe(probe_with, family) {
             Ok(()) => {
                 match family {
-                    Family::Rsa => backend.rsa = Some(host),
-                    Family::Ec => backend.ec = Some(host),
+                    Family::Rsa => backend.rsa = Some(verify_with),
+                    Family::Ec => backend.ec = Some(verify_with),
                 }
                 on_host.push(family.names());
             }
@@ -254,37 +256,37 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn auto_takes_what_passes_host_insists_module_never_asks() {
         use SignatureVerification::*;
-        let (backend, line) = select(Auto, knowing_host).unwrap();
+        let (backend, line) = select(Auto, knowing_host, knowing_host).unwrap();
         assert!(backend.rsa.is_some() && backend.ec.is_some());
         assert_eq!(
             line,
             "signature verification: host BoringSSL for RS*, ES* (probe passed)"
         );
-        let (backend, line) = select(Auto, rsa_only_host).unwrap();
+        let (backend, line) = select(Auto, rsa_only_host, rsa_only_host).unwrap();
         assert!(backend.rsa.is_some() && backend.ec.is_none());
         assert_eq!(
             line,
             "signature verification: host BoringSSL for RS* (probe passed), module for \
              the rest (host probe failed: ES*: no EC here)"
         );
-        let (backend, line) = select(Auto, absent_host).unwrap();
+        let (backend, line) = select(Auto, absent_host, absent_host).unwrap();
         assert!(!backend.uses_host());
         assert_eq!(
             line,
             "signature verification: module (host probe failed: RS*: no verify_signature; \
              ES*: no verify_signature)"
         );
-        let (backend, _) = select(Host, knowing_host).unwrap();
+        let (backend, _) = select(Host, knowing_host, knowing_host).unwrap();
         assert!(backend.rsa.is_some() && backend.ec.is_some());
         assert_eq!(
-            select(Host, rsa_only_host).unwrap_err(),
+            select(Host, rsa_only_host, rsa_only_host).unwrap_err(),
             "signatureVerification: `host`, but the host cannot verify ES*: no EC here"
         );
-        assert!(select(Host, yes_host)
+        assert!(select(Host, yes_host, yes_host)
             .unwrap_err()
             .starts_with("signatureVerification: `host`"));
         // `module` never calls the host: a host that would panic is not touched.
-        let (backend, line) = select(Module, panicking_host).unwrap();
+        let (backend, line) = select(Module, panicking_host, panicking_host).unwrap();
         assert!(!backend.uses_host());
         assert_eq!(
             line,

@@ -6,12 +6,14 @@
 //! - `plugin`: per-VM state shared by the two: config, parsed keys, waiting requests.
 //! - `metrics`: Envoy stats for what the core counts.
 //! - `shared`: the cross-VM fetch state in proxy-wasm shared data.
+//! - `crypto`: Envoy's `verify_signature`, for RS* and ES* signatures.
 //! - `raw`: the host calls every request makes, returning Envoy's refusals instead
 //!   of panicking as the SDK's wrappers do.
 //!
 //! proxy-wasm's `String` accessors panic on non-UTF-8 bytes, so this code reads
 //! headers and bodies only through the `_bytes` variants.
 
+mod crypto;
 mod exchange;
 mod http;
 mod metrics;

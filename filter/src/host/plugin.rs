@@ -268,7 +268,15 @@ impl Plugin {
             (Gauge::TokenCacheBytes, size(vm.tokens.bytes())),
             (Gauge::SessionCacheEntries, size(vm.sessions.len())),
             (Gauge::SessionCacheBytes, size(vm.sessions.bytes())),
+            (
+                Gauge::SignatureVerificationHost,
+                u64::from(self.config.signature_backend.uses_host()),
+            ),
         ];
+        vm.counters.add_many(
+            Counter::SignatureHostFailures,
+            super::crypto::take_failures(),
+        );
         metrics::report(&mut vm.counters, &mut vm.gauges, &gauges);
         let apps = &self.config.apps;
         let ids = self.app_metric_ids.get_or_insert_with(|| {

@@ -5,13 +5,14 @@
 use super::exchange;
 use super::http::{self, Http, Outcome, WAITING_TICK};
 use super::plugin::{Call, Plugin};
-use super::{log, now_ms, raw, shared};
+use super::{crypto, log, now_ms, raw, shared};
 use crate::cache::HashSecret;
 use crate::config::Config;
 use crate::fetch::{self, Next, Step};
 use crate::host_calls::HostFailure;
 use crate::metrics::Counter;
 use crate::profile::{self, Phase};
+use crate::signature_probe;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 use std::cell::RefCell;
@@ -294,13 +295,30 @@ impl RootContext for Root {
         // Secrets named by `...FromEnv` come from the VM's environment (WASI), which
         // Envoy fills from `vm_config.environment_variables`.
         match Config::parse_with_env(&text, &|name| std::env::var(name).ok()) {
-            Ok(config) => {
+            Ok(mut config) => {
                 if let Err(why) = can_sign_client_assertions(&config) {
                     log(
                         LogLevel::Error,
                         &format!("invalid plugin configuration: {why}"),
                     );
                     return false;
+                }
+                match signature_probe::select(
+                    config.signature_verification,
+                    crypto::probe_call,
+                    crypto::verify_signature,
+                ) {
+                    Ok((backend, line)) => {
+                        config.signature_backend = backend;
+                        log(LogLevel::Info, &line);
+                    }
+                    Err(error) => {
+                        log(
+                            LogLevel::Error,
+                            &format!("invalid plugin configuration: {error}"),
+                        );
+                        return false;
+                    }
                 }
                 for warning in &config.warnings {
                     log(LogLevel::Warn, &format!("plugin configuration: {warning}"));
