@@ -22,6 +22,7 @@ use oidc_filter::config::{RemoteSource, SourceKind};
 use oidc_filter::fetch::{self, Next, Step};
 use oidc_filter::http_url::HttpUrl;
 use oidc_filter::oidc::id_token::{self, Expectations};
+use oidc_filter::signature_backend::SignatureBackend;
 use oidc_filter::oidc::login::{self, LoginRandom, PendingLogin};
 use oidc_filter::oidc::provider;
 use oidc_filter::oidc::token_endpoint;
@@ -118,6 +119,7 @@ fn expectations(nonce: &str) -> Expectations<'_> {
         now: NOW,
         skew: 60,
         max_bytes: 16 * 1024,
+        backend: &SignatureBackend::MODULE,
     }
 }
 

@@ -18,6 +18,7 @@ use oidc_filter::oidc::flow::HostCrypto;
 use oidc_filter::peer::Peer;
 use oidc_filter::pipeline::VmState;
 use oidc_filter::pipeline::{self, Inputs, Verdict};
+use oidc_filter::signature_backend::SignatureBackend;
 use oidc_filter::{token, verifier};
 use url::form_urlencoded;
 
@@ -48,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(token.starts_with(jws.signing_input));
         assert_eq!(jws.signing_input.matches('.').count(), 1);
         assert!(jws.signing_input.ends_with(jws.payload_segment));
-        let _ = verifier::verify_with_set(key_set(), &jws);
+        let _ = verifier::verify_with_set(key_set(), &jws, &SignatureBackend::MODULE);
     }
 
     let encoded: String = form_urlencoded::byte_serialize(token.as_bytes()).collect();
