@@ -332,6 +332,31 @@ mod tests {
     }
 
     #[wasm_bindgen_test(unsupported = test)]
+    fn rsa_and_ec_keys_carry_their_spki_and_ed25519_none() {
+        let keys = TestKey::all();
+        let refs: Vec<&TestKey> = keys.iter().collect();
+        let set = parse_jwks(jwks_of(&refs).as_bytes(), 1 << 20).unwrap();
+        for jwk in set.keys() {
+            let spki = jwk.spki.as_deref();
+            match &jwk.key {
+                PublicKey::Ed25519(_) => assert!(spki.is_none()),
+                // SEQUENCE, with the algorithm's OID inside (the encodings
+                // themselves are checked in `crypto::der`).
+                PublicKey::Rsa(_) => assert!(spki.is_some_and(|der| der[0] == 0x30
+                    && der
+                        .windows(9)
+                        .any(|oid| oid == b"\x2a\x86\x48\x86\xf7\x0d\x01\x01\x01"))),
+                PublicKey::P256(_) | PublicKey::P384(_) => {
+                    assert!(spki.is_some_and(|der| der[0] == 0x30
+                        && der
+                            .windows(7)
+                            .any(|oid| oid == b"\x2a\x86\x48\xce\x3d\x02\x01")))
+                }
+            }
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
     fn keys_without_alg_serve_every_algorithm_of_their_type() {
         let rsa = TestKey::new(Algorithm::Rs256, "r");
         let jwks = json!({ "keys": [without(rsa.public_jwk(), "alg")] }).to_string();

@@ -115,6 +115,8 @@ pub fn verify_on_host(
 }
 
 /// As [`verify_on_host`], with the host's failure kept (for the probe's log).
+/// Not inlined: the probe and every verification share one copy.
+#[inline(never)]
 pub fn ask_host(
     host: HostVerify,
     algorithm: Algorithm,

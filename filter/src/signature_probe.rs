@@ -4,17 +4,19 @@
 //! message) that must not. A host that lacks `verify_signature` (Envoy before
 //! 1.31), fails, or calls everything valid leaves that family to the module.
 //!
-//! The probe goes through the very path tokens take (`jwks::parse_jwks` for the
-//! SubjectPublicKeyInfo, `signature_backend::ask_host` for the call), so a host
-//! that passes it has verified exactly what it will be given later.
+//! The probe goes through the very path tokens take (the key's SubjectPublicKeyInfo
+//! as `jwks` builds it, `signature_backend::ask_host` for the call), so a host that
+//! passes it has verified exactly what it will be given later.
 
-use crate::jwks::{parse_jwks, Jwk};
+use crate::crypto::der::{self, Curve};
+use crate::crypto::ec::P256Key;
+use crate::crypto::rsa::RsaPublicKey;
+use crate::jwks::{Jwk, PublicKey};
 use crate::signature_backend::{
     ask_host, Family, HostVerify, SignatureBackend, SignatureVerification,
 };
 use crate::token::Algorithm;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use std::sync::Arc;
 
 /// The vectors, generated once with Python's `cryptography` (OpenSSL):
 /// `rsa.generate_private_key(65537, 2048)` signing `MESSAGE` with PKCS#1 v1.5 and
@@ -36,57 +38,45 @@ pub(crate) mod vectors {
 /// Hex as bytes; the vectors above are well-formed, and a bad digit would only
 /// make the probe fail (module in charge), never panic.
 fn unhex(text: &str) -> Vec<u8> {
+    let digit = |byte: u8| char::from(byte).to_digit(16).unwrap_or(0) as u8;
     text.as_bytes()
         .chunks(2)
         .map(|pair| {
-            std::str::from_utf8(pair)
-                .ok()
-                .and_then(|digits| u8::from_str_radix(digits, 16).ok())
-                .unwrap_or(0)
+            pair.iter()
+                .fold(0u8, |value, &byte| value << 4 | digit(byte))
         })
         .collect()
 }
 
-fn b64(hex: &str) -> String {
-    URL_SAFE_NO_PAD.encode(unhex(hex))
-}
-
-/// The family's built-in key, algorithm and valid signature.
-fn known_answer(family: Family) -> Result<(Jwk, Algorithm, Vec<u8>), String> {
+/// The family's built-in key (as `jwks` makes it), algorithm and valid signature.
+fn known_answer(family: Family) -> Option<(Jwk, Algorithm, Vec<u8>)> {
     use vectors::*;
-    let (jwk, algorithm, signature) = match family {
-        Family::Rsa => (
-            format!(
-                r#"{{"kty":"RSA","n":"{}","e":"{}"}}"#,
-                b64(RSA_N),
-                b64(RSA_E)
-            ),
-            Algorithm::Rs256,
-            RSA_SIGNATURE,
-        ),
-        Family::Ec => (
-            format!(
-                r#"{{"kty":"EC","crv":"P-256","x":"{}","y":"{}"}}"#,
-                b64(P256_X),
-                b64(P256_Y)
-            ),
-            Algorithm::Es256,
-            P256_SIGNATURE,
-        ),
+    let (key, spki, algorithm, signature) = match family {
+        Family::Rsa => {
+            let (n, e) = (unhex(RSA_N), unhex(RSA_E));
+            let key = PublicKey::Rsa(RsaPublicKey::new(&n, &e).ok()?);
+            (key, der::rsa_spki(&n, &e), Algorithm::Rs256, RSA_SIGNATURE)
+        }
+        Family::Ec => {
+            let (x, y) = (unhex(P256_X), unhex(P256_Y));
+            let key = PublicKey::P256(P256Key::from_coordinates(&x, &y)?);
+            let spki = der::ec_spki(Curve::P256, &x, &y);
+            (key, spki, Algorithm::Es256, P256_SIGNATURE)
+        }
     };
-    let document = format!(r#"{{"keys":[{jwk}]}}"#);
-    let set = parse_jwks(document.as_bytes(), usize::MAX)?;
-    let jwk = set
-        .keys()
-        .first()
-        .cloned()
-        .ok_or("the built-in key did not parse")?;
-    Ok((jwk, algorithm, unhex(signature)))
+    let jwk = Jwk {
+        kid: None,
+        alg: None,
+        key,
+        spki: Some(Arc::from(spki)),
+    };
+    Some((jwk, algorithm, unhex(signature)))
 }
 
 /// `Ok` when the host verifies this family correctly; else why not, for the log.
 pub fn probe(host: HostVerify, family: Family) -> Result<(), String> {
-    let (jwk, algorithm, signature) = known_answer(family)?;
+    let (jwk, algorithm, signature) =
+        known_answer(family).ok_or("the built-in key does not parse")?;
     let message = vectors::MESSAGE;
     match ask_host(host, algorithm, &jwk, message, &signature) {
         Ok(true) => {}
@@ -302,5 +292,6 @@ mod tests {
     fn unhex_never_panics() {
         assert_eq!(unhex("0aff"), [10, 255]);
         assert_eq!(unhex("zz1"), [0, 1]);
+        assert_eq!(unhex("A0"), [0xa0]);
     }
 }
