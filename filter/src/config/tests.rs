@@ -323,3 +323,35 @@ fn request_authentication_resources_stand_for_their_rules() {
         "jwtRules"
     );
 }
+
+#[wasm_bindgen_test(unsupported = test)]
+fn signature_verification_is_auto_host_or_module() {
+    let with = |value: &str| {
+        parse(&format!(
+            r#"{{"jwtRules":[{{"issuer":"i","jwks":"{JWKS}"}}]{value}}}"#
+        ))
+    };
+    assert_eq!(
+        with("").unwrap().signature_verification,
+        SignatureVerification::Auto
+    );
+    for (text, mode) in [
+        ("auto", SignatureVerification::Auto),
+        ("host", SignatureVerification::Host),
+        ("module", SignatureVerification::Module),
+    ] {
+        let config = with(&format!(r#","signatureVerification":"{text}""#)).unwrap();
+        assert_eq!(config.signature_verification, mode);
+        // Parsing only reads the field; the host is probed at load (host::root).
+        assert!(!config.signature_backend.uses_host());
+    }
+    for bad in [r#""Host""#, r#""""#, "true", "1"] {
+        let error = with(&format!(r#","signatureVerification":{bad}"#)).unwrap_err();
+        assert_eq!(error.path, "signatureVerification", "{bad}: {error}");
+    }
+    let error = with(r#","signatureVerification":"boringssl""#).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "signatureVerification: `boringssl` is not `auto`, `host` or `module`"
+    );
+}
