@@ -327,6 +327,12 @@ mod tests {
         for (key, message, expected) in cases {
             assert_eq!(hmac_sha256(&key, &message).to_vec(), hex(expected));
         }
+        // A key of exactly one block is used as it is, not hashed (Python's hmac).
+        let block_key: Vec<u8> = (0..64).collect();
+        assert_eq!(
+            hmac_sha256(&block_key, b"a 64-byte key is used as it is").to_vec(),
+            hex("0e7eb58c11fa4fc3146402302ca79178ee33737d71a2bb0bcff4debcc05bfada")
+        );
     }
 
     /// A PKCS#8 PEM whose algorithm identifier is `algorithm` (OID and params as
@@ -346,6 +352,50 @@ mod tests {
 
     fn oid(bytes: &[u8]) -> Vec<u8> {
         [&[0x06, bytes.len() as u8][..], bytes].concat()
+    }
+
+    /// A DER element with its length in the short or the long form, as needed.
+    fn der(tag: u8, body: &[u8]) -> Vec<u8> {
+        let length = match body.len() {
+            n @ 0..=0x7f => vec![n as u8],
+            n @ 0x80..=0xff => vec![0x81, n as u8],
+            n => vec![0x82, (n >> 8) as u8, n as u8],
+        };
+        [&[tag][..], &length, body].concat()
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn keys_and_certificates_of_real_sizes_read() {
+        // An RSA-2048 PKCS#8 key is some 1,200 bytes: lengths in both long forms.
+        for key_bytes in [200, 1_190] {
+            let info = [
+                der(0x02, &[0]),
+                der(0x30, &[oid(RSA_ENCRYPTION), vec![0x05, 0x00]].concat()),
+                der(0x04, &vec![0x5a; key_bytes]),
+            ]
+            .concat();
+            let pem = format!(
+                "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----",
+                base64::engine::general_purpose::STANDARD.encode(der(0x30, &info))
+            );
+            assert_eq!(key_algorithm(&pem), Ok(KeyAlgorithm::Rs256), "{key_bytes}");
+        }
+        let certificate = der(0x30, &vec![0x5a; 700]);
+        let pem = format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----",
+            base64::engine::general_purpose::STANDARD.encode(&certificate)
+        );
+        assert_eq!(
+            certificate_thumbprint(&pem),
+            Ok(URL_SAFE_NO_PAD.encode(Sha256::digest(&certificate)))
+        );
+        // A length that runs past the bytes: not a certificate.
+        let cut = &certificate[..certificate.len() - 1];
+        let pem = format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----",
+            base64::engine::general_purpose::STANDARD.encode(cut)
+        );
+        assert!(certificate_thumbprint(&pem).is_err());
     }
 
     #[wasm_bindgen_test(unsupported = test)]
