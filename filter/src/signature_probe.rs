@@ -259,7 +259,10 @@ mod tests {
         );
         let (backend, line) = select(Auto, rsa_only_host, rsa_only_host).unwrap();
         assert!(backend.rsa.is_some() && backend.ec.is_none());
-        assert!(backend.uses_host(), "one family on the host is the host in use");
+        assert!(
+            backend.uses_host(),
+            "one family on the host is the host in use"
+        );
         assert_eq!(
             line,
             "signature verification: host BoringSSL for RS* (probe passed), module for \
