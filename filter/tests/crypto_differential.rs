@@ -1633,3 +1633,460 @@ fn ed25519_special_keys_agree() {
         "no case where the small-order key check matters"
     );
 }
+
+// ----- the same cases as JWS tokens, for a real Envoy -----
+
+/// The cases above as JWS tokens, for `tests/test_host_crypto_differential.py`:
+/// it runs every one through Envoy with `signatureVerification: host` (Envoy's
+/// BoringSSL) and `module`, and both must give the verdict written here. Each
+/// case's verdict is the reference crate's (with the JOSE rules above), checked
+/// here against our code on the token's own signing input, as every test above
+/// does on random messages.
+///
+/// `CRYPTO_CASES_OUT=<file>` writes them as JSON: the key set (every key, the
+/// unusable ones too, which the filter skips as it loads the set), the issuer,
+/// and per case a name, the token and whether it verifies.
+#[cfg(not(target_family = "wasm"))]
+mod jws_cases {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use serde_json::{json, Value};
+
+    pub const ISSUER: &str = "https://crypto-cases.test";
+    /// 2100-01-01: the tokens outlive any test run.
+    const EXPIRES: u64 = 4_102_444_800;
+    /// Random bit flips per signature (the fixed ones are always there).
+    const FLIPS: usize = 3;
+
+    fn b64(bytes: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// `header.payload`, the message a JWS signature covers.
+    fn signing_input(alg: &str, kid: &str, sub: &str) -> String {
+        let header = json!({"alg": alg, "kid": kid, "typ": "JWT"});
+        let payload = json!({"iss": ISSUER, "sub": sub, "exp": EXPIRES});
+        format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(payload.to_string().as_bytes())
+        )
+    }
+
+    struct Corpus {
+        keys: Vec<Value>,
+        cases: Vec<Value>,
+        tally: Tally,
+    }
+
+    impl Corpus {
+        /// One token: `signature` over `message` (a signing input), whose verdict
+        /// is `reference`; ours must agree.
+        fn case(
+            &mut self,
+            name: String,
+            message: &str,
+            signature: &[u8],
+            ours: bool,
+            reference: bool,
+        ) {
+            self.tally.compare(ours, reference, || name.clone());
+            self.cases.push(json!({
+                "name": name,
+                "token": format!("{message}.{}", b64(signature)),
+                "verifies": reference,
+            }));
+        }
+    }
+
+    fn rsa_algorithm_name(algorithm: RsaAlgorithm) -> &'static str {
+        match algorithm {
+            RsaAlgorithm::Rs256 => "RS256",
+            RsaAlgorithm::Rs384 => "RS384",
+            RsaAlgorithm::Rs512 => "RS512",
+            RsaAlgorithm::Ps256 => "PS256",
+            RsaAlgorithm::Ps384 => "PS384",
+            RsaAlgorithm::Ps512 => "PS512",
+        }
+    }
+
+    /// Every RSA key and algorithm: a valid token, its signature's byte and value
+    /// mutations, the payload changed, the signature presented as every other
+    /// algorithm, and the crafted encodings (exact, near misses, the e = 3 forgery).
+    fn rsa(corpus: &mut Corpus, rng: &mut ChaCha20Rng) {
+        for fixture in &rsa_fixtures() {
+            let kid = format!("rsa-{}-e{}", fixture.spec.bits, fixture.spec.e);
+            corpus.keys.push(json!({
+                "kty": "RSA", "kid": kid,
+                "n": b64(&fixture.public.n().to_bytes_be()),
+                "e": b64(&fixture.public.e().to_bytes_be()),
+            }));
+            let n = fixture.n();
+            let len = fixture.len();
+            for algorithm in RsaAlgorithm::ALL {
+                let alg = rsa_algorithm_name(algorithm);
+                let label = format!("{} {alg}", fixture.label());
+                let message = signing_input(alg, &kid, "rsa");
+                let signature = algorithm.sign(&fixture.private, message.as_bytes(), None, rng);
+                let s = big(&signature);
+                let mut cases = byte_mutations(&signature, rng, FLIPS);
+                for (name, value) in [
+                    ("0", BigUint::from(0u8)),
+                    ("1", BigUint::from(1u8)),
+                    ("n - 1", n - 1u8),
+                    ("n", n.clone()),
+                    ("n + 1", n + 1u8),
+                    ("s + n", &s + n),
+                    ("n - s", n - &s),
+                ] {
+                    if let Some(bytes) = be_bytes(&value, len) {
+                        cases.push((format!("signature = {name}"), bytes));
+                    }
+                }
+                for (what, mutated) in cases {
+                    let ours = algorithm.ours(fixture, message.as_bytes(), &mutated);
+                    let reference = algorithm.reference(fixture, message.as_bytes(), &mutated);
+                    corpus.case(
+                        format!("{label} {what}"),
+                        &message,
+                        &mutated,
+                        ours,
+                        reference,
+                    );
+                }
+                let altered = signing_input(alg, &kid, "mallory");
+                let ours = algorithm.ours(fixture, altered.as_bytes(), &signature);
+                let reference = algorithm.reference(fixture, altered.as_bytes(), &signature);
+                corpus.case(
+                    format!("{label} payload altered"),
+                    &altered,
+                    &signature,
+                    ours,
+                    reference,
+                );
+                for other in RsaAlgorithm::ALL.into_iter().filter(|&a| a != algorithm) {
+                    let as_other = signing_input(rsa_algorithm_name(other), &kid, "rsa");
+                    let ours = other.ours(fixture, as_other.as_bytes(), &signature);
+                    let reference = other.reference(fixture, as_other.as_bytes(), &signature);
+                    let name = format!("{label} signature presented as {other:?}");
+                    corpus.case(name, &as_other, &signature, ours, reference);
+                }
+                rsa_crafted(corpus, fixture, algorithm, &kid, &label);
+            }
+        }
+    }
+
+    /// Encoded messages written by hand and signed with the raw private operation,
+    /// as in `rsa_crafted_encodings_agree`.
+    fn rsa_crafted(
+        corpus: &mut Corpus,
+        fixture: &RsaFixture,
+        algorithm: RsaAlgorithm,
+        kid: &str,
+        label: &str,
+    ) {
+        if algorithm.is_pss() {
+            return; // the host never sees PS*; the random cases above cover it
+        }
+        let len = fixture.len();
+        let hash = algorithm.hash();
+        let message = signing_input(rsa_algorithm_name(algorithm), kid, "crafted");
+        let digest = algorithm.digest(message.as_bytes());
+        let t = [digest_info_prefix(hash, true), digest.clone()].concat();
+        let other_hash = if hash == Hash::Sha256 {
+            Hash::Sha512
+        } else {
+            Hash::Sha256
+        };
+        let mut zero_inside = pkcs1_block(1, &t, &[], len);
+        zero_inside[5] = 0;
+        let mut signatures = Vec::new();
+        for (what, block) in [
+            ("exact encoding", pkcs1_block(1, &t, &[], len)),
+            (
+                "DigestInfo without NULL",
+                pkcs1_block(
+                    1,
+                    &[digest_info_prefix(hash, false), digest.clone()].concat(),
+                    &[],
+                    len,
+                ),
+            ),
+            (
+                "another hash's DigestInfo",
+                pkcs1_block(
+                    1,
+                    &[digest_info_prefix(other_hash, true), digest.clone()].concat(),
+                    &[],
+                    len,
+                ),
+            ),
+            ("block type 2", pkcs1_block(2, &t, &[], len)),
+            (
+                "garbage after the hash",
+                pkcs1_block(1, &t, &[0x5a; 16], len),
+            ),
+            ("zero byte inside the padding", zero_inside),
+            ("digest alone", pkcs1_block(1, &digest, &[], len)),
+        ] {
+            let representative = big(&block);
+            if representative < *fixture.n() {
+                signatures.push((what.to_string(), fixture.sign_raw(&representative)));
+            }
+        }
+        if let Some(forged) = cube_root_forgery(fixture, &t) {
+            signatures.push(("e = 3 cube-root forgery".into(), forged));
+        }
+        for (what, signature) in signatures {
+            let ours = algorithm.ours(fixture, message.as_bytes(), &signature);
+            let reference = algorithm.reference(fixture, message.as_bytes(), &signature);
+            corpus.case(
+                format!("{label} crafted: {what}"),
+                &message,
+                &signature,
+                ours,
+                reference,
+            );
+        }
+    }
+
+    fn ec_jwk<C: EcCurve>(kid: &str, x: &[u8], y: &[u8]) -> Value {
+        json!({"kty": "EC", "crv": C::NAME, "kid": kid, "x": b64(x), "y": b64(y)})
+    }
+
+    /// ECDSA on one curve: keys d = 1, d = n - 1 and random ones, each with a valid
+    /// token and its byte and r/s mutations (0, 1, n - 1, n, n + 1, p, 2^bits - 1,
+    /// high S, swapped, DER), the payload changed, the key negated; then keys that
+    /// are not usable or not the signer's (small x, x + p, off the curve, wrong
+    /// lengths) with a valid signature of another key.
+    fn ecdsa<C: EcCurve>(corpus: &mut Corpus, rng: &mut ChaCha20Rng, alg: &str) {
+        let bytes = C::BYTES;
+        let n = big_hex(C::ORDER);
+        let p = big_hex(C::PRIME);
+        let mut scalars = vec![
+            be_bytes(&BigUint::from(1u8), bytes).unwrap(),
+            be_bytes(&(&n - 1u8), bytes).unwrap(),
+        ];
+        scalars.extend((0..3).map(|_| random_bytes(rng, bytes)));
+        let verdict = |key: &EcKey<C>, message: &str, signature: &[u8]| {
+            let ours = key
+                .ours
+                .as_ref()
+                .is_some_and(|ours| C::our_verify(ours, message.as_bytes(), signature));
+            let reference = key.reference.as_ref().is_some_and(|reference| {
+                C::reference_verify(reference, message.as_bytes(), signature)
+            });
+            (ours, reference)
+        };
+        let mut some_signature = None;
+        for (index, scalar) in scalars.iter().enumerate() {
+            let signer = C::signer(scalar).unwrap();
+            let (x, y) = C::coordinates(&signer);
+            let kid = format!("{}-{index}", C::NAME);
+            let key = EcKey::<C>::new(kid.clone(), x.clone(), y.clone());
+            corpus.keys.push(ec_jwk::<C>(&kid, &x, &y));
+            let message = signing_input(alg, &kid, "ec");
+            let signature = C::sign(&signer, message.as_bytes());
+            for (what, mutated) in byte_mutations(&signature, rng, FLIPS)
+                .into_iter()
+                .chain(ecdsa_mutations::<C>(&signature))
+            {
+                let (ours, reference) = verdict(&key, &message, &mutated);
+                corpus.case(
+                    format!("{alg} key {kid} {what}"),
+                    &message,
+                    &mutated,
+                    ours,
+                    reference,
+                );
+            }
+            let altered = signing_input(alg, &kid, "mallory");
+            let (ours, reference) = verdict(&key, &altered, &signature);
+            corpus.case(
+                format!("{alg} key {kid} payload altered"),
+                &altered,
+                &signature,
+                ours,
+                reference,
+            );
+            // The same x with p - y: the negated point verifies nothing of d's.
+            let negated_kid = format!("{kid}-negated");
+            let negated_y = be_bytes(&(&p - big(&y)), bytes).unwrap();
+            let negated = EcKey::<C>::new(negated_kid.clone(), x.clone(), negated_y.clone());
+            corpus.keys.push(ec_jwk::<C>(&negated_kid, &x, &negated_y));
+            let as_negated = signing_input(alg, &negated_kid, "ec");
+            let resigned = C::sign(&signer, as_negated.as_bytes());
+            let (ours, reference) = verdict(&negated, &as_negated, &resigned);
+            corpus.case(
+                format!("{alg} key {negated_kid} d's signature"),
+                &as_negated,
+                &resigned,
+                ours,
+                reference,
+            );
+            some_signature.get_or_insert((signer, kid));
+        }
+        let (signer, signer_kid) = some_signature.unwrap();
+        let (x0, y0) =
+            C::coordinates(&C::signer(&be_bytes(&BigUint::from(7u8), bytes).unwrap()).unwrap());
+        let p_bytes = be_bytes(&p, bytes).unwrap();
+        let mut y_flipped = y0.clone();
+        y_flipped[bytes - 1] ^= 1;
+        let mut raw_keys: Vec<(String, Vec<u8>, Vec<u8>)> = vec![
+            ("7G with y's low bit flipped".into(), x0.clone(), y_flipped),
+            ("x = p".into(), p_bytes.clone(), y0.clone()),
+            ("y = p".into(), x0.clone(), p_bytes),
+            ("all zero".into(), vec![0; bytes], vec![0; bytes]),
+            ("x short by a byte".into(), x0[1..].to_vec(), y0.clone()),
+            (
+                "x with a zero byte prepended".into(),
+                [&[0][..], &x0].concat(),
+                y0.clone(),
+            ),
+            (
+                "random".into(),
+                random_bytes(rng, bytes),
+                random_bytes(rng, bytes),
+            ),
+        ];
+        for small_x in 0..24 {
+            if let Some((x, y)) = small_x_point::<C>(small_x) {
+                let y = be_bytes(&y, bytes).unwrap();
+                raw_keys.push((
+                    format!("x = {small_x}"),
+                    be_bytes(&x, bytes).unwrap(),
+                    y.clone(),
+                ));
+                raw_keys.push((
+                    format!("x = {small_x} + p"),
+                    be_bytes(&(&x + &p), bytes).unwrap(),
+                    y,
+                ));
+                break;
+            }
+        }
+        for (index, (what, x, y)) in raw_keys.into_iter().enumerate() {
+            let kid = format!("{}-raw-{index}", C::NAME);
+            let key = EcKey::<C>::new(kid.clone(), x.clone(), y.clone());
+            corpus.keys.push(ec_jwk::<C>(&kid, &x, &y));
+            let message = signing_input(alg, &kid, "ec");
+            let signature = C::sign(&signer, message.as_bytes());
+            for (mutation, mutated) in std::iter::once(("valid".to_string(), signature.clone()))
+                .chain(ecdsa_mutations::<C>(&signature).into_iter().take(4))
+            {
+                let (ours, reference) = verdict(&key, &message, &mutated);
+                let name =
+                    format!("{alg} key {kid} ({what}) with {signer_kid}'s signature, {mutation}");
+                corpus.case(name, &message, &mutated, ours, reference);
+            }
+        }
+    }
+
+    /// Ed25519 (never the host's): a valid token of each key and its mutations.
+    fn ed25519(corpus: &mut Corpus, rng: &mut ChaCha20Rng) {
+        for index in 0..2 {
+            let mut seed = [0u8; 32];
+            rng.fill_bytes(&mut seed);
+            let signer = ed25519_dalek::SigningKey::from_bytes(&seed);
+            let public = signer.verifying_key().to_bytes();
+            let kid = format!("ed25519-{index}");
+            corpus
+                .keys
+                .push(json!({"kty": "OKP", "crv": "Ed25519", "kid": kid, "x": b64(&public)}));
+            let ours_key = OurEd25519Key::from_bytes(&public).unwrap();
+            let message = signing_input("EdDSA", &kid, "ed");
+            let signature = signer.sign(message.as_bytes()).to_bytes();
+            for (what, mutated) in byte_mutations(&signature, rng, FLIPS)
+                .into_iter()
+                .chain(ed25519_mutations(&signature))
+            {
+                let ours = ours_key.verify(message.as_bytes(), &mutated);
+                let reference = reference_ed25519(&public, message.as_bytes(), &mutated);
+                corpus.case(
+                    format!("EdDSA key {kid} {what}"),
+                    &message,
+                    &mutated,
+                    ours,
+                    reference,
+                );
+            }
+        }
+    }
+
+    /// Tokens whose header names another family than the key's.
+    fn crossed(corpus: &mut Corpus) {
+        let taken: Vec<(String, String)> = corpus
+            .cases
+            .iter()
+            .filter(|case| case["verifies"] == true)
+            .filter_map(|case| case["token"].as_str())
+            .filter_map(|token| token.rsplit_once('.'))
+            .map(|(message, signature)| (message.to_string(), signature.to_string()))
+            .collect();
+        let kids = ["rsa-2048-e65537", "P-256-0", "P-384-0", "ed25519-0"];
+        let algs = ["RS256", "ES256", "ES384", "EdDSA"];
+        for (kid, alg) in kids
+            .iter()
+            .flat_map(|kid| algs.iter().map(move |alg| (kid, alg)))
+        {
+            let family = |name: &str| {
+                name.split('-')
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase()
+            };
+            let matches = matches!(
+                (family(kid).as_str(), *alg),
+                ("rsa", "RS256") | ("p", "ES256" | "ES384") | ("ed25519", "EdDSA")
+            );
+            if matches {
+                continue;
+            }
+            // A valid signature of some other token, under this header.
+            let Some((_, signature)) = taken.iter().find(|(message, _)| {
+                let header = message.split('.').next().unwrap_or_default();
+                let header = URL_SAFE_NO_PAD.decode(header).unwrap_or_default();
+                String::from_utf8_lossy(&header).contains(&format!("\"alg\":\"{alg}\""))
+            }) else {
+                continue;
+            };
+            let message = signing_input(alg, kid, "crossed");
+            let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+            corpus.case(
+                format!("{alg} token naming key {kid}"),
+                &message,
+                &signature,
+                false,
+                false,
+            );
+        }
+    }
+
+    #[test]
+    fn written_for_envoy() {
+        let mut rng = rng(0x6a77_7331);
+        let mut corpus = Corpus {
+            keys: Vec::new(),
+            cases: Vec::new(),
+            tally: Tally::new("JWS cases for Envoy"),
+        };
+        rsa(&mut corpus, &mut rng);
+        ecdsa::<P256>(&mut corpus, &mut rng, "ES256");
+        ecdsa::<P384>(&mut corpus, &mut rng, "ES384");
+        ed25519(&mut corpus, &mut rng);
+        crossed(&mut corpus);
+        let Corpus { keys, cases, tally } = corpus;
+        let accepted = cases.iter().filter(|case| case["verifies"] == true).count();
+        tally.finish("", 1500, 60);
+        report(&format!(
+            "{} tokens, {accepted} of them valid, {} keys",
+            cases.len(),
+            keys.len()
+        ));
+        if let Some(path) = std::env::var_os("CRYPTO_CASES_OUT") {
+            let document = json!({"issuer": ISSUER, "jwks": {"keys": keys}, "cases": cases});
+            std::fs::write(path, document.to_string()).unwrap();
+        }
+    }
+}
