@@ -77,6 +77,7 @@ KINDS = (
     "hop-cold",
     "ours-hot",
     "ours-cold",
+    "ours-module-cold",
     "ours-session",
 )
 KIND_TITLES = {
@@ -89,6 +90,9 @@ KIND_TITLES = {
     "hop-cold": "hop: ext_authz → Apache mod_auth_openidc, cold (new token each request)",
     "ours-hot": "ours, hot (same token)",
     "ours-cold": "ours, cold (new token each request)",
+    # `signatureVerification: module`: the module's own crypto, where `ours-cold`
+    # has the default (`auto`: Envoy's BoringSSL for RS* and ES256 after the probe).
+    "ours-module-cold": "ours, cold (new token each request), module crypto only",
     "ours-session": "ours, session cookie",
     # `make profile` only (profile.py): floor.wat, not a row of the bench.
     "floor-wasm": "a Wasm filter that only reads the headers and removes the token (reference)",
@@ -104,7 +108,7 @@ NOOP_KINDS = ("noop-wasm", "noop-wasm-session")
 # The auth hop's setups: Envoy's ext_authz calling Apache (auth_hop.py).
 HOP_KINDS = ("hop-hot", "hop-cold")
 # Setups sending a token never sent before on every request, from the cold pool.
-COLD_KINDS = ("hop-cold", "ours-cold")
+COLD_KINDS = ("hop-cold", "ours-cold", "ours-module-cold")
 # Envoy shows the filter's own stats as wasmcustom.oidc_filter.<name>.
 VM_MEMORY_STAT = r"oidc_filter.*vm_memory_bytes$"
 CACHE_GAUGES = r"oidc_filter.*cache\.(entries|bytes)$"
@@ -270,10 +274,10 @@ class World:
         rule = {"issuer": self.idp.issuer, "audiences": [client.client_id]}
         return oidc_config(self.idp, oidc_fields, jwtRules=[rule])
 
-    def jwt_plugin_config(self, alg: str) -> dict:
+    def jwt_plugin_config(self, alg: str, **top_level) -> dict:
         """Our filter as the same RequestAuthentication: one rule, inline JWKS."""
         jwks = tokens.jwks_of(self.keys[alg])
-        return {"jwtRules": [{"issuer": ISSUER, "audiences": [AUDIENCE], "jwks": json.dumps(jwks)}]}
+        return {"jwtRules": [{"issuer": ISSUER, "audiences": [AUDIENCE], "jwks": json.dumps(jwks)}], **top_level}
 
     def auth_filters(self, setup: Setup) -> list[dict]:
         if setup.kind == "no-auth":
@@ -287,6 +291,9 @@ class World:
             return [self.hop.ext_authz_filter(setup.alg)]
         if setup.kind == "ours-session":
             return [our_filter(self.options.wasm, self.session_configs[setup.alg])]
+        if setup.kind == "ours-module-cold":
+            config = self.jwt_plugin_config(setup.alg, signatureVerification="module")
+            return [our_filter(self.options.wasm, config)]
         return [our_filter(self.options.wasm, self.jwt_plugin_config(setup.alg))]
 
     def new_envoy(self, stack: Stack, setups: list[Setup] | None = None) -> BenchEnvoy:
