@@ -13,12 +13,11 @@ import time
 
 import pytest
 import requests
-from cryptography.hazmat.primitives import serialization
 
 from harness.envoy import Listener
 from harness.login import login
 from harness.oidc_app import App, html_session, upstream
-from harness.tokens import generate_key
+from harness.tokens import generate_key, pkcs8_pem, self_signed_certificate_pem
 
 SHORT_TOKENS = {"IdToken": 3, "AccessToken": 3}
 # HS256 needs a secret of at least 32 bytes (RFC 7518 §3.2).
@@ -131,35 +130,6 @@ def test_a_short_secret_is_refused_at_load(stack):
 
 
 # ----- private_key_jwt -----
-def pkcs8_pem(key) -> str:
-    return key.private_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-
-
-def self_signed_certificate_pem(key) -> str:
-    """A certificate for `key`, as Entra ID's certificate credentials hold one."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.x509.oid import NameOID
-
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "app")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.private_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key.private_key, hashes.SHA256())
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM).decode()
-
-
 def app_with_private_key_jwt(stack, key, environment: dict | None = None, envoy_options=None, **oidc_extra) -> App:
     return App(
         stack,

@@ -217,3 +217,31 @@ def as_jwe_shape(token: str) -> str:
     """Five segments, the JWE compact shape."""
     head, body, sig = segments(token)
     return f"{head}.{b64url(b'enc-key')}.{b64url(b'iv-iv-iv-iv')}.{body}.{sig}"
+
+
+def pkcs8_pem(key) -> str:
+    return key.private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def self_signed_certificate_pem(key) -> str:
+    """A certificate for `key`, as Entra ID's certificate credentials hold one."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "app")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.private_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key.private_key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
