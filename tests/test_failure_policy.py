@@ -116,7 +116,7 @@ def test_fail_open_lets_everything_through_unauthenticated(stack, key, echo_serv
     envoy = start_envoy(stack, key, "FAIL_OPEN")
     assert_fail_closed_reply(crash(envoy, key, echo_server))
     # No token, a garbage token: straight to the upstream. This is why the
-    # README says never to use FAIL_OPEN for an authentication filter.
+    # docs/deploying.md says never to use FAIL_OPEN for an authentication filter.
     seen = upstream_view(get(envoy.url(), "/secret"))
     assert seen["path"] == "/secret"
     assert upstream_view(get(envoy.url(), "/secret", token="garbage"))["headers"]["authorization"] == "Bearer garbage"

@@ -1,8 +1,8 @@
 //! Absolute http(s) URLs: the issuers, JWKS and IdP endpoints the filter calls or
 //! redirects browsers to.
 //!
-//! A deliberately narrow parser instead of the `url` crate (see README "Module
-//! size"): WHATWG parsing with IDNA is about a tenth of the module, and these URLs
+//! A deliberately narrow parser instead of the `url` crate (see docs/development.md
+//! "Module size"): WHATWG parsing with IDNA is about a tenth of the module, and these URLs
 //! come from configuration and discovery documents, where anything unusual is more
 //! likely a mistake than a need. So: scheme `http` or `https`; an ASCII host name
 //! (IDNs in punycode), an IPv4 address or a bracketed IPv6 one; an optional port;
