@@ -83,6 +83,11 @@ def test_quick_bench_serves_only_2xx_and_writes_the_table(wasm_path, tmp_path):
         # The session path against the no-op filter given the same cookie.
         assert f"- goal: session {alg} vs the no-op Wasm filter (same cookie): " in text
     assert "what mod_auth_openidc caches" in text
+    # The footprint table: every setup at the goal's worker count, and the goal lines.
+    footprint = text.split("## Footprint per Envoy", 1)[1]
+    for setup in ("no filter", "no-op Wasm filter", "ours, bearer tokens", "ours, browser login"):
+        assert row_of(table_rows(footprint), setup) is not None, setup
+        assert f"- goal: {setup}, RSS over the no-op filter at 2 workers: " in footprint or not setup.startswith("ours")
     # The first request after a key set arrives, against the later new-token requests.
     for case in FIRST_REQUEST_CASES:
         for alg in FIRST_REQUEST_ALGS:

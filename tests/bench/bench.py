@@ -49,6 +49,7 @@ from auth_hop import AuthHop, HopError  # noqa: E402
 from bench_envoy import BenchEnvoy, distinct_free_ports, native_jwt_authn, noop_wasm_filter, our_filter  # noqa: E402
 from credentials import FixedValue, FreshTokens, bearer, bench_token, mint_workers  # noqa: E402
 from credentials import session_client, session_cookie_by_login  # noqa: E402
+import footprint  # noqa: E402
 from first_request import FirstRequestError, FirstRequestPhase  # noqa: E402
 from harness import tokens  # noqa: E402
 from harness.envoy import ENVOY_BIN, WORK_DIR  # noqa: E402
@@ -136,6 +137,8 @@ class Options:
     hop: bool  # with the auth hop's setups
     first_runs: int  # fresh Envoys per case of the first-request phase
     first_later: int  # new-token requests after the first two, per algorithm and Envoy
+    footprint_runs: int  # fresh Envoys per setup and worker count in the footprint phase
+    footprint_concurrency: list[int]
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,7 @@ def parse_options(argv: list[str]) -> Options:
     parser.add_argument(
         "--first-later", type=int, default=20, help="requests after the first two, per algorithm, in that phase"
     )
+    parser.add_argument("--footprint-runs", type=int, default=3, help="fresh Envoys per setup and worker count")
     parser.add_argument("--wasm", type=Path, default=DEFAULT_WASM)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
@@ -185,6 +189,7 @@ def parse_options(argv: list[str]) -> Options:
     if args.quick:
         args.rounds, args.seconds, args.warmup_seconds, args.memory_tokens = 1, 1, 0, 2000
         args.first_runs, args.first_later = 1, 5
+        args.footprint_runs = 1
     envoy_cpus, wrk_cpus = (None, None) if args.no_pin else cpu_split()
     return Options(
         rounds=args.rounds,
@@ -200,6 +205,8 @@ def parse_options(argv: list[str]) -> Options:
         hop=not args.no_hop,
         first_runs=args.first_runs,
         first_later=args.first_later,
+        footprint_runs=args.footprint_runs,
+        footprint_concurrency=[footprint.GOAL_CONCURRENCY] if args.quick else [1, 2, 4],
     )
 
 
@@ -514,6 +521,27 @@ def memory_phase(stack: Stack, world: World, cold_rps: float) -> MemoryReport:
     return report
 
 
+# ----- the footprint per Envoy -----
+def footprint_phase(world: World) -> list[str]:
+    """footprint.py with the bench's module, keys, IdP and ES256 configurations."""
+    options = world.options
+    bearer = world.jwt_plugin_config("ES256")
+    # The browser-login configuration, also taking the bench's bearer tokens.
+    login = world.session_configs["ES256"]
+    login = {**login, "jwtRules": [*login["jwtRules"], *bearer["jwtRules"]]}
+    setups = footprint.FootprintSetups(
+        wasm=options.wasm,
+        noop_wasm=world.noop_wasm,
+        bearer_config=bearer,
+        login_config=login,
+        clusters={"idp": world.idp.port},
+        token=world.hot_tokens["ES256"],
+    )
+    say(f"footprint phase: {options.footprint_runs} fresh Envoy(s) per setup at {options.footprint_concurrency} workers")
+    found = footprint.measure(setups, options.footprint_concurrency, options.footprint_runs, options.envoy_cpus, say)
+    return footprint.markdown(found, options.footprint_runs)
+
+
 def say(message: str) -> None:
     print(message, flush=True)
 
@@ -606,7 +634,8 @@ def main(argv: list[str]) -> int:
             first_requests = first_request_phase(stack, world)
             cold_es256 = next(s for s in setups if s.kind == "ours-cold" and s.alg == "ES256")
             memory = memory_phase(stack, world, cold_es256.rps())
-    except (BrokenBench, HopError, FirstRequestError) as broken:
+            footprint_lines = footprint_phase(world)
+    except (BrokenBench, HopError, FirstRequestError, footprint.FootprintError) as broken:
         print(f"BROKEN BENCH: {broken}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -616,7 +645,7 @@ def main(argv: list[str]) -> int:
         stack.close()
     context = context_lines(options, load_before)
     summary = Summary(
-        setups, module_label(options.wasm), options.wasm.stat().st_size, memory, context, first_requests
+        setups, module_label(options.wasm), options.wasm.stat().st_size, memory, context, first_requests, footprint_lines
     )
     if broken_runs(summary):
         print("BROKEN BENCH:\n" + "\n".join(broken_runs(summary)), file=sys.stderr)

@@ -65,6 +65,7 @@ class Summary:
     memory: "MemoryReport"
     context: list[str]  # how the bench ran: machine, load, wrk, Envoy
     first_requests: list["FirstRequests"] = field(default_factory=list)
+    footprint: list[str] = field(default_factory=list)  # footprint.markdown's lines
 
     def find(self, kind: str, alg: str | None = None) -> Measured | None:
         return next((s for s in self.setups if s.kind == kind and (alg is None or s.alg == alg)), None)
@@ -317,6 +318,8 @@ def markdown(summary: Summary) -> str:
     kib = summary.module_bytes / 1024
     parts += [f"- Release module `{summary.module_path}`: {summary.module_bytes:,} bytes ({kib:.0f} KiB)"]
     parts += first_request_lines(summary.first_requests)
+    if summary.footprint:
+        parts += ["", *summary.footprint]
     parts += ["", "## How it ran", ""]
     parts += [f"- {line}" for line in summary.context]
     cpu_note = (
