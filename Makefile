@@ -30,7 +30,13 @@ WASM_OPT      := $(TOOLS)/binaryen-$(BINARYEN_VERSION)/node_modules/.bin/wasm-op
 # request's state when its context is deleted, and is always done). Smaller module,
 # and two VM entries fewer per request.
 UNUSED_EXPORTS := proxy_on_grpc_*,proxy_on_queue_ready,proxy_on_foreign_function,proxy_on_new_connection,proxy_on_downstream_*,proxy_on_upstream_*,proxy_on_response_body,proxy_on_response_trailers,proxy_on_log,proxy_on_done
-WASM_OPT_FLAGS := --remove-exports --pass-arg=remove-exports@$(UNUSED_EXPORTS) -Oz --converge --low-memory-unused --zero-filled-memory --strip-debug --strip-producers \
+# -ocimfs=50: a function with one caller is inlined only if it is small. Envoy's V8
+# compiles the whole module with TurboFan when it loads (Liftoff is off in
+# proxy-wasm-cpp-host), and TurboFan's memory grows with the size of the function it
+# compiles: without the cap, -Oz merged single-caller functions into bodies of up to
+# 22 KB, and each Envoy kept ~13 MiB more resident after loading the module (see
+# docs/performance.md, "Footprint"), for the same module size.
+WASM_OPT_FLAGS := --remove-exports --pass-arg=remove-exports@$(UNUSED_EXPORTS) -Oz -ocimfs=50 --converge --low-memory-unused --zero-filled-memory --strip-debug --strip-producers \
                   --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
                   --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types
 
