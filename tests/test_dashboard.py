@@ -91,7 +91,7 @@ def substituted(expression: str) -> str:
 def plain_names(expression: str) -> set[str]:
     """The metric names an expression spells out (not those in `__name__` regexes)."""
     code = STRING.sub('""', substituted(expression))
-    return set(FILTER_NAME.findall(code)) | set(SELECTOR_NAME.findall(code)) - {"by", "without", "on", "ignoring"}
+    return set(FILTER_NAME.findall(code)) | set(SELECTOR_NAME.findall(code))
 
 
 def name_patterns(expression: str) -> list[tuple[str, str]]:

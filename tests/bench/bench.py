@@ -629,7 +629,7 @@ def main(argv: list[str]) -> int:
     print(f"written to {options.output}")
     # The same numbers as a picture, named after the table (results.md -> results.svg).
     chart_path = options.output.with_suffix(".svg")
-    chart_path.write_text(chart.svg(summary, date=time.strftime("%Y-%m-%d", time.gmtime())))
+    chart_path.write_text(chart.svg(summary, date=time.strftime("%Y-%m-%d", time.gmtime())), encoding="utf-8")
     print(f"written to {chart_path}")
     return 0
 

@@ -158,12 +158,11 @@ def svg(summary: Summary, date: str | None = None) -> str:
     ]
     axis_y = plot_top + plot_height
     # Grid lines and tick labels first, so bars and lines are drawn over them.
-    tick = 0.0
-    while tick <= axis_max + step / 2:
+    for index in range(round(axis_max / step) + 1):
+        tick = index * step  # not a running sum: 0.1 + 0.2 is not 0.3
         x = x_of(tick)
         parts.append(f'<line x1="{x:.1f}" y1="{plot_top}" x2="{x:.1f}" y2="{axis_y}" stroke="#e4e4e4"/>')
         parts.append(text(x, axis_y + 16, tick_label(tick), text_anchor="middle", fill="#444444", **{"class": "tick"}))
-        tick += step
     parts.append(f'<line x1="{plot_left}" y1="{axis_y}" x2="{plot_left + plot_width}" y2="{axis_y}" stroke="#444444"/>')
     parts.append(f'<line x1="{plot_left}" y1="{plot_top}" x2="{plot_left}" y2="{axis_y}" stroke="#444444"/>')
     parts.append(text(plot_left + plot_width / 2, axis_y + 34, "requests/s", text_anchor="middle", fill="#444444"))
@@ -175,7 +174,7 @@ def svg(summary: Summary, date: str | None = None) -> str:
         y += GROUP_HEADER
         for setup in setups:
             value = setup.rps()
-            name, colour = FAMILIES[family(setup.kind)]
+            colour = FAMILIES[family(setup.kind)][1]
             tooltip = f"{setup.name}: {value:,.0f} req/s (median), p99 {setup.p99_ms():.2f} ms"
             parts.append(text(plot_left - 6, y + BAR_HEIGHT - 4, SHORT_NAMES.get(setup.kind, setup.name),
                               text_anchor="end", fill="#222222"))
