@@ -116,7 +116,7 @@ def tick_label(value: float) -> str:
         return f"{value / 1000:,.0f}k"
     if value >= 1000:
         return f"{value / 1000:,.1f}k"
-    return f"{value:,.0f}"
+    return f"{value:g}"
 
 
 def text(x: float, y: float, content: str, **attributes) -> str:
