@@ -53,8 +53,8 @@ def measured(name: str, kind: str, alg: str | None, rps: float) -> Measured:
     return Measured(name, kind, alg, runs=[run(rps)], envoy_cpu=[1.0])
 
 
-def summary(setups: list[Measured]) -> Summary:
-    return Summary(setups, "dist/oidc_filter.wasm", 400_000, MemoryReport(0, {}, {}, None), CONTEXT)
+def summary(setups: list[Measured], context: list[str] = CONTEXT) -> Summary:
+    return Summary(setups, "dist/oidc_filter.wasm", 400_000, MemoryReport(0, {}, {}, None), context)
 
 
 def full_summary() -> Summary:
@@ -113,7 +113,7 @@ def test_bars_are_grouped_by_algorithm_and_path():
 
 def test_names_are_escaped_and_unknown_setups_still_get_a_bar():
     strange = measured('a <b> & "c" \'d\'', "something-new", "ES256", 1234.5)
-    data = summary([measured("no auth filter", "no-auth", None, 9000), strange])
+    data = summary([measured("no auth filter", "no-auth", None, 9000), strange], context=[])
     text = chart.svg(data)
     root = ElementTree.fromstring(text)  # fails on bad escaping
     drawn = bars(root)
