@@ -23,6 +23,8 @@ BAR_HEIGHT = 16
 BAR_GAP = 4
 GROUP_HEADER = 22
 GROUP_GAP = 8
+# A generous width of one bold 12 px character, for the patch under a group title.
+TITLE_CHAR_WIDTH = 7.6
 AXIS_HEIGHT = 40
 LEGEND_COLUMNS = 2
 LEGEND_ROW = 20
@@ -168,9 +170,14 @@ def svg(summary: Summary, date: str | None = None) -> str:
     parts.append(text(plot_left + plot_width / 2, axis_y + 34, "requests/s", text_anchor="middle", fill="#444444"))
 
     y = plot_top
+    # Group titles run into the plot: drawn last, on a white patch, so that
+    # no grid or reference line crosses them.
+    titles = []
     for group_title, setups in drawn:
         y += GROUP_GAP
-        parts.append(text(MARGIN, y + 14, group_title, font_weight="bold", fill="#222222"))
+        titles.append(f'<rect x="{MARGIN - 2}" y="{y + 1}" width="{len(group_title) * TITLE_CHAR_WIDTH + 8:.0f}" '
+                      f'height="{GROUP_HEADER - 4}" fill="#ffffff"/>')
+        titles.append(text(MARGIN, y + 14, group_title, font_weight="bold", fill="#222222"))
         y += GROUP_HEADER
         for setup in setups:
             value = setup.rps()
@@ -197,6 +204,7 @@ def svg(summary: Summary, date: str | None = None) -> str:
             f'stroke-width="1.2" stroke-dasharray="{dashes}" data-reference={quoteattr(kind)}/>'
         )
         legend.append(("line", f"{label}: {reference.rps():,.0f} req/s", dashes))
+    parts += titles
     shown = {family(s.kind) for s in summary.setups}
     legend = [("bar", label, colour) for key, (label, colour) in FAMILIES.items() if key in shown] + legend
 
