@@ -132,7 +132,7 @@ test-e2e: build venv envoys idp browser oci-tools wrk auth-hop ## End-to-end tes
 test: lint test-unit test-wasm fuzz-smoke test-e2e ## Everything: lint, unit, wasm and end-to-end tests
 
 # BENCH_ARGS: e.g. --rounds 5 --seconds 6, or --quick.
-bench: build venv idp wrk auth-hop ## Benchmark vs Envoy's native jwt_authn and the ext_authz hop (one worker, wrk); table to tests/bench/results.md
+bench: build venv idp wrk auth-hop ## Benchmark vs Envoy's native jwt_authn and the ext_authz hop (one worker, wrk); table to tests/bench/results.md, chart to results.svg
 	$(PY) tests/bench/bench.py $(BENCH_ARGS)
 
 run: build venv idp ## Local demo: IdP, app and Envoy on loopback; open the printed URL, Ctrl-C stops

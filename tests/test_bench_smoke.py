@@ -2,7 +2,8 @@
 
 The bench itself exits 1 when any response of any setup is not 2xx (a bench
 measuring an error path is broken); this test runs it with `--quick` (one
-round, one second per setup, a few thousand tokens) and checks the table.
+round, one second per setup, a few thousand tokens) and checks the table,
+and the chart beside it (results.svg: a bar per row of the table).
 The auth hop's rows are in it too (Envoy's ext_authz calling Apache with
 mod_auth_openidc, which `make test-e2e` installs with `make auth-hop`): before
 measuring, the bench has checked that the hop refuses a forged token, another
@@ -14,6 +15,7 @@ inline JWKS.
 import re
 import subprocess
 import sys
+import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,8 @@ SETUP_TITLES = ["no auth filter", "no-op Wasm filter (reference)"] + [
 FIRST_REQUEST_ALGS = ("ES256", "RS256", "EdDSA")
 FIRST_REQUEST_CASES = ("first request after a JWKS fetch", "first request after a configuration load (inline jwks)")
 
+SVG_NAMESPACE = "http://www.w3.org/2000/svg"
+
 pytestmark = pytest.mark.idp
 
 
@@ -50,6 +54,33 @@ def table_rows(markdown: str) -> list[list[str]]:
 def row_of(rows: list[list[str]], title: str) -> list[str] | None:
     """The row of a setup; a cold row may end in "(N repeated tokens)"."""
     return next((row for row in rows if row[0] == title or row[0].startswith(f"{title} (")), None)
+
+
+def setup_rows(rows: list[list[str]]) -> dict[str, float]:
+    """Setup title (without "(N repeated tokens)") -> req/s, for every row under the header."""
+    return {
+        re.sub(r" \(\d+ repeated tokens\)$", "", row[0]): float(row[1].replace(",", ""))
+        for row in rows[1:]  # under the header (table_rows leaves out the |---| line)
+    }
+
+
+def assert_chart_matches_table(chart_path: Path, rows: list[list[str]]) -> None:
+    """results.svg beside results.md: one bar per setup row, of its req/s."""
+    assert chart_path.is_file(), f"no chart {chart_path.name} beside the table"
+    root = ElementTree.parse(chart_path).getroot()
+    assert root.tag == f"{{{SVG_NAMESPACE}}}svg", root.tag
+    bars = [rect for rect in root.iter(f"{{{SVG_NAMESPACE}}}rect") if "data-setup" in rect.attrib]
+    drawn = {}
+    for bar in bars:
+        setup = bar.attrib["data-setup"]
+        assert setup not in drawn, f"two bars for {setup!r}"
+        drawn[setup] = (float(bar.attrib["data-rps"]), float(bar.attrib["width"]))
+    table = setup_rows(rows)
+    assert sorted(drawn) == sorted(table), f"bars {sorted(drawn)}\nrows {sorted(table)}"
+    for setup, rps in table.items():
+        value, width = drawn[setup]
+        # The table rounds to whole requests/s, the bar's data-rps to tenths.
+        assert value > 0 and width > 0 and abs(value - rps) <= 0.55, f"{setup}: bar {value} ({width} px), table {rps}"
 
 
 def test_quick_bench_serves_only_2xx_and_writes_the_table(wasm_path, tmp_path):
@@ -94,3 +125,4 @@ def test_quick_bench_serves_only_2xx_and_writes_the_table(wasm_path, tmp_path):
             line = rf"- {re.escape(case)}, {alg}: [0-9.]+ ms \(later new-token requests: [0-9.]+ ms median; "
             assert re.search(line, text), f"no line for {case}, {alg} in:\n{text}"
     assert "first request after a JWKS fetch, ES256: " in completed.stdout, "the phase prints its lines"
+    assert_chart_matches_table(output.with_suffix(".svg"), rows)

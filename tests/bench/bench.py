@@ -19,7 +19,8 @@ time). A last phase sends 100k distinct tokens to a fresh Envoy and reads the
 Wasm VM's memory gauge.
 
 Every response must be 2xx: anything else means the bench measures an error
-path, and it stops with exit status 1.
+path, and it stops with exit status 1. The table goes to --output (results.md),
+a bar chart of its req/s beside it (results.svg, chart.py).
 
     .venv/bin/python tests/bench/bench.py [--quick] [--rounds N] [--seconds S] [--no-hop]
                                           [--first-runs N] [--first-later N]
@@ -55,6 +56,7 @@ from harness import tokens  # noqa: E402
 from harness.envoy import ENVOY_BIN, WORK_DIR  # noqa: E402
 from harness.oidc_app import oidc_config  # noqa: E402
 from harness.stack import Stack  # noqa: E402
+import chart  # noqa: E402
 from report import FirstRequests, Measured, MemoryReport, Summary, broken_runs, markdown  # noqa: E402
 from wrk import Load, WrkResult, run_wrk  # noqa: E402
 
@@ -654,6 +656,10 @@ def main(argv: list[str]) -> int:
     options.output.write_text(text)
     print("\n" + text)
     print(f"written to {options.output}")
+    # The same numbers as a picture, named after the table (results.md -> results.svg).
+    chart_path = options.output.with_suffix(".svg")
+    chart_path.write_text(chart.svg(summary, date=time.strftime("%Y-%m-%d", time.gmtime())), encoding="utf-8")
+    print(f"written to {chart_path}")
     return 0
 
 
