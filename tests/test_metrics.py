@@ -265,6 +265,36 @@ def test_prometheus_example_scrapes_and_names_real_metrics(env, counted):
             assert any(re.fullmatch(pattern, name) for name in exported), f"{alert['alert']}: {pattern} matches nothing"
 
 
+# A range function straight over a selector of several metric names: the
+# function drops `__name__`, the series are left with equal label sets, and
+# Prometheus refuses the query ("vector cannot contain metrics with the same
+# labelset"). `label_replace` first, inside a subquery, keeps them apart.
+NAME_DROPPING_RANGE = re.compile(r'\b(?:rate|irate|increase|delta|idelta|deriv)\(\s*\{__name__=~"([^"]+)"\}\s*\[')
+
+
+def promql_expressions() -> list[tuple[str, str]]:
+    """(where, expression) of every alert in the example and every PromQL block
+    in the docs."""
+    from harness.markdown import code_blocks, documentation_files
+
+    _, rules, _ = yaml.safe_load_all(PROMETHEUS_EXAMPLE.read_text())
+    found = [(f"alert {alert['alert']}", alert["expr"]) for alert in rules["groups"][0]["rules"]]
+    found += [(block.place, block.text) for path in documentation_files() for block in code_blocks(path) if block.language == "promql"]
+    return found
+
+
+def test_no_expression_takes_a_rate_of_several_names_at_once(env, counted):
+    exported = stats.prometheus_types(stats.prometheus_text(env["envoy"].admin_url))
+    wrong = []
+    for where, expression in promql_expressions():
+        for pattern in NAME_DROPPING_RANGE.findall(expression):
+            names = [name for name in exported if re.fullmatch(pattern, name)]
+            if len(names) > 1:
+                wrong.append(f"{where}: a range function over `{pattern}` ({len(names)} metrics) fails in Prometheus")
+    assert len(promql_expressions()) > 5
+    assert not wrong, "\n".join(wrong)
+
+
 def test_prometheus_example_reason_label(stack, key):
     """The example's optional Envoy fragment (document 3) turns the allow/deny
     counters into two families with a `reason` label."""
