@@ -115,7 +115,9 @@ def defined_metrics() -> tuple[set[str], set[str]]:
     return counters | gauges, per_app
 
 
-MENTION = re.compile(r"oidc_filter([._])([A-Za-z0-9_.<>{}*\-]+)")
+# A name followed by a regex character is part of a pattern (`oidc_filter_requests_denied_(.+)`):
+# not a mention (the quantifier is possessive, so the match is not shortened to dodge it).
+MENTION = re.compile(r"oidc_filter([._])([A-Za-z0-9_.<>{}*\-]++)(?![(\[+?|\\])")
 
 
 def documented_metrics(text: str, defined: set[str], per_app: set[str]) -> tuple[set[str], set[str]]:
