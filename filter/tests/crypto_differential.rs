@@ -639,6 +639,25 @@ fn rsa_case(
     );
 }
 
+/// A signature `s` replaced by special values: 0, 1, n - 1, n, n + 1, s + n, n - s,
+/// s + 2n (those that fit in `len` bytes).
+fn rsa_value_mutations(n: &BigUint, s: &BigUint, len: usize) -> Vec<(String, Vec<u8>)> {
+    let values = [
+        ("0", BigUint::from(0u8)),
+        ("1", BigUint::from(1u8)),
+        ("n - 1", n - 1u8),
+        ("n", n.clone()),
+        ("n + 1", n + 1u8),
+        ("s + n", s + n),
+        ("n - s", n - s),
+        ("s + 2n", s + n + n),
+    ];
+    values
+        .into_iter()
+        .filter_map(|(name, value)| Some((format!("signature = {name}"), be_bytes(&value, len)?)))
+        .collect()
+}
+
 /// Random messages signed with every RSA algorithm by every key, then mutated:
 /// bytes (flips, truncation, extension), values (0, 1, n - 1, n, n + 1, s + n,
 /// n - s), the message, and the algorithm (a signature checked as every other one).
@@ -674,21 +693,7 @@ fn rsa_agrees_with_the_rsa_crate() {
                     assert!(algorithm.rsa_crate_verifies(&fixture.public, &message, &signature));
                 }
                 let mut cases = byte_mutations(&signature, &mut rng, SCALE.random_flips);
-                let values = [
-                    ("0", BigUint::from(0u8)),
-                    ("1", BigUint::from(1u8)),
-                    ("n - 1", n - 1u8),
-                    ("n", n.clone()),
-                    ("n + 1", n + 1u8),
-                    ("s + n", &s + n),
-                    ("n - s", n - &s),
-                    ("s + 2n", &s + n + n),
-                ];
-                for (name, value) in values {
-                    if let Some(bytes) = be_bytes(&value, len) {
-                        cases.push((format!("signature = {name}"), bytes));
-                    }
-                }
+                cases.extend(rsa_value_mutations(n, &s, len));
                 for (what, mutated) in &cases {
                     rsa_case(&mut tally, fixture, algorithm, what, &message, mutated);
                 }
@@ -1731,19 +1736,7 @@ mod jws_cases {
                 let signature = algorithm.sign(&fixture.private, message.as_bytes(), None, rng);
                 let s = big(&signature);
                 let mut cases = byte_mutations(&signature, rng, FLIPS);
-                for (name, value) in [
-                    ("0", BigUint::from(0u8)),
-                    ("1", BigUint::from(1u8)),
-                    ("n - 1", n - 1u8),
-                    ("n", n.clone()),
-                    ("n + 1", n + 1u8),
-                    ("s + n", &s + n),
-                    ("n - s", n - &s),
-                ] {
-                    if let Some(bytes) = be_bytes(&value, len) {
-                        cases.push((format!("signature = {name}"), bytes));
-                    }
-                }
+                cases.extend(rsa_value_mutations(n, &s, len));
                 for (what, mutated) in cases {
                     let ours = algorithm.ours(fixture, message.as_bytes(), &mutated);
                     let reference = algorithm.reference(fixture, message.as_bytes(), &mutated);
