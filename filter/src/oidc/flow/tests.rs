@@ -1047,8 +1047,10 @@ fn one_sign_in_serves_every_host_of_the_domain() {
         body.contains("redirect_uri=http%3A%2F%2Fauth.example.test%2Foauth2%2Fcallback"),
         "{body}"
     );
+    // A large session: its chunks too are the domain's.
+    let claims = json!({"blob": "y".repeat(6000)});
     let reply = json!({"access_token": "at", "token_type": "Bearer", "expires_in": 300,
-        "id_token": fixture.id_token(&nonce, json!({})), "refresh_token": "rt"});
+        "id_token": fixture.id_token(&nonce, claims), "refresh_token": "rt"});
     let done = finish_login(
         &ctx,
         &pending,
@@ -1104,8 +1106,10 @@ fn one_sign_in_serves_every_host_of_the_domain() {
         })
         .map(|(_, v)| v.split('=').next().unwrap())
         .collect();
+    assert!(session.contains("oidc_session_1="), "a chunked session");
     for name in [
-        "oidc_session",
+        "oidc_session_0",
+        "oidc_session_1",
         "oidc_session_login",
         "oidc_session_login_AAAAAAAA",
     ] {
