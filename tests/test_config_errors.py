@@ -22,6 +22,18 @@ def good_rule(**changes):
     return {k: v for k, v in fields.items() if v is not None}
 
 
+COOKIE_KEY = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
+
+
+def domain_sign_in(apps=None, **changes):
+    """A top-level login for example.com with one callback host (docs/one-sign-in.md)."""
+    oidc = {"issuer": ISSUER, "clientId": "c", "clientSecret": "s", "cookieSecrets": [COOKIE_KEY],
+            "cookieDomain": "example.com", "redirectUri": "https://auth.example.com/oauth2/callback"}
+    oidc.update(changes)
+    config = {"oidc": {k: v for k, v in oidc.items() if v is not None}}
+    return config | ({"apps": apps} if apps else {})
+
+
 # id -> (plugin config, substrings that one "invalid plugin configuration" line must hold)
 BAD_CONFIGS = {
     "missing-issuer": ({"jwtRules": [good_rule(issuer=None)]}, ["jwtRules[0].issuer"]),
@@ -36,6 +48,26 @@ BAD_CONFIGS = {
     "bad-cache-duration": ({"jwtRules": [good_rule()], "jwksCacheDuration": "soon"}, ["jwksCacheDuration"]),
     "unknown-top-level-field": ({"jwtRules": [good_rule()], "jwtRulez": []}, ["jwtRulez"]),
     "invalid-json": ('{"jwtRules": [', []),
+    "redirect-uri-without-cookie-domain": (domain_sign_in(cookieDomain=None), ["oidc.redirectUri", "cookieDomain"]),
+    "redirect-uri-outside-cookie-domain": (
+        domain_sign_in(redirectUri="https://auth.example.org/oauth2/callback"), ["oidc.redirectUri", "not within"],
+    ),
+    "redirect-uri-over-http": (
+        domain_sign_in(redirectUri="http://auth.example.com/oauth2/callback"), ["oidc.redirectUri", "https"],
+    ),
+    "redirect-uri-and-callback-path": (domain_sign_in(callbackPath="/cb"), ["oidc.callbackPath", "redirectUri"]),
+    "bad-cookie-domain": (domain_sign_in(cookieDomain="example.com; Secure"), ["oidc.cookieDomain"]),
+    "bad-allowed-redirect-domain": (
+        domain_sign_in(allowedRedirectDomains=["*.example.com"]), ["oidc.allowedRedirectDomains[0]"],
+    ),
+    "allowed-redirect-domains-without-redirect-uri": (
+        domain_sign_in(redirectUri=None, allowedRedirectDomains=[".example.com"]),
+        ["oidc.allowedRedirectDomains", "redirectUri"],
+    ),
+    "app-host-outside-cookie-domain": (
+        domain_sign_in(apps=[{"name": "a", "hosts": ["a.example.com", "a.example.org"]}]),
+        ["apps[0].hosts[1]", "cookieDomain"],
+    ),
 }
 
 

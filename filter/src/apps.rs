@@ -55,6 +55,17 @@ impl HostPattern {
         }
     }
 
+    /// Whether every host this pattern matches is `domain` or one of its
+    /// subdomains (`domain` lowercase, without a leading dot).
+    pub fn lies_within(&self, domain: &str) -> bool {
+        match self {
+            HostPattern::Exact(name) => crate::oidc::domain::within(name, domain),
+            HostPattern::AnySubdomainOf(suffix) => suffix
+                .strip_prefix('.')
+                .is_some_and(|name| crate::oidc::domain::within(name, domain)),
+        }
+    }
+
     /// `host` is the authority without its port, in any case; a trailing dot is
     /// part of it (`example.com.` is not `example.com`, as in Envoy's routes).
     pub fn matches(&self, host: &str) -> bool {
@@ -114,6 +125,11 @@ impl std::fmt::Debug for App {
 /// refused before anything else is consulted.
 pub fn select<'a>(config: &'a Config, headers: &Headers) -> Option<&'a App> {
     let host = authority::of_request(headers)?.host;
+    Some(select_host(config, host))
+}
+
+/// The settings for `host` (without its port), as [`select`] chooses them.
+pub fn select_host<'a>(config: &'a Config, host: &str) -> &'a App {
     let mut best: Option<(&App, usize)> = None;
     for app in &config.apps {
         for pattern in &app.hosts {
@@ -128,7 +144,7 @@ pub fn select<'a>(config: &'a Config, headers: &Headers) -> Option<&'a App> {
             }
         }
     }
-    Some(best.map_or(&config.top_level, |(app, _)| app))
+    best.map_or(&config.top_level, |(app, _)| app)
 }
 
 #[cfg(test)]

@@ -494,6 +494,7 @@ impl Config {
             config.apps.push(app);
         }
         apps::check_cookie_collisions(&config)?;
+        apps::check_domain_sign_ins(&config)?;
         for app in std::iter::once(&config.top_level).chain(&config.apps) {
             if let Some(oidc) = &app.oidc {
                 if !config.login_cookie_names.contains(&oidc.cookie_name) {

@@ -9,7 +9,9 @@
 //! - 3: ID token payload signed by the harness with the Ed25519 test key.
 //! - 4: callback query string (`login::check_callback`) with a valid login cookie.
 //! - 5: login cookie value (`login::check_callback`) with a valid query.
-//! - 6: return path (`login::safe_return_path`, `login::start`): never leaves the origin.
+//! - 6: return path (`login::safe_return_path`, `login::start`): never leaves the origin;
+//!   as the return URL of a sign-in for a domain (`domain::return_location`), it never
+//!   leaves the domain's https hosts, as a browser resolves it.
 //! - 7: token endpoint reply through the whole callback (`pipeline::finish_exchange`).
 #![no_main]
 
@@ -23,6 +25,8 @@ use oidc_filter::fetch::{self, Next, Step};
 use oidc_filter::http_url::HttpUrl;
 use oidc_filter::oidc::id_token::{self, Expectations};
 use oidc_filter::signature_backend::SignatureBackend;
+use oidc_filter::config::Config;
+use oidc_filter::oidc::domain;
 use oidc_filter::oidc::login::{self, LoginRandom, PendingLogin};
 use oidc_filter::oidc::provider;
 use oidc_filter::oidc::token_endpoint;
@@ -169,7 +173,45 @@ fn callback(query: &str, cookie: &str) {
     }
 }
 
+fn domain_config() -> &'static Config {
+    static CONFIG: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
+    CONFIG.get_or_init(|| {
+        let text = format!(
+            r#"{{"oidc":{{"issuer":"{ISSUER}","clientId":"{CLIENT_ID}","clientSecret":"s3cret",
+                "cookieSecrets":["AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="],
+                "cookieDomain":"example.com",
+                "redirectUri":"https://auth.example.com/oauth2/callback"}}}}"#
+        );
+        Config::parse(text.as_bytes()).unwrap()
+    })
+}
+
+/// `text` as the sealed return URL of a sign-in for example.com: wherever a
+/// browser goes with the `Location` given, it is an https host of the domain.
+fn return_url(text: &str) {
+    let oidc = domain_config().top_level.oidc.as_ref().unwrap();
+    let callback = Headers::new(vec![
+        (":scheme".into(), "https".into()),
+        (":authority".into(), "auth.example.com".into()),
+    ]);
+    let base = Url::parse("https://auth.example.com/oauth2/callback").unwrap();
+    for return_to in [text.to_string(), format!("https://a.example.com{text}")] {
+        let location = domain::return_location(oidc, &callback, &return_to);
+        assert_safe_header_value("location", &location);
+        if let Ok(target) = base.join(&location) {
+            let host = target.host_str().unwrap_or_default();
+            assert!(
+                target.scheme() == "https"
+                    && target.port().is_none()
+                    && (host == "example.com" || host.ends_with(".example.com")),
+                "{return_to:?} -> {location:?} -> {target}"
+            );
+        }
+    }
+}
+
 fn return_path(path: &str) {
+    return_url(path);
     let safe = login::safe_return_path(path);
     assert!(safe == "/" || safe == path);
     assert!(
@@ -202,8 +244,10 @@ fn return_path(path: &str) {
     if let Some(redirect) = login::start(oidc, &provider(), &cookie_keys(), &request, &random, NOW)
     {
         assert_safe_header_value("location", &redirect.location);
-        assert_safe_header_value("set-cookie", &redirect.set_cookie);
-        let value = redirect.set_cookie.split(';').next().unwrap();
+        for cookie in &redirect.set_cookies {
+            assert_safe_header_value("set-cookie", cookie);
+        }
+        let value = redirect.set_cookies[0].split(';').next().unwrap();
         let (name, sealed) = value.split_once('=').unwrap();
         let plain = cookie_keys()
             .open(name, sealed)

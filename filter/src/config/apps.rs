@@ -6,6 +6,7 @@ use super::{compile_policies, compile_public_paths, At, Config, ConfigError, Env
 use crate::apps::{App, HostPattern};
 use crate::authz::policy::RawPolicy;
 use crate::session::chunks;
+use std::sync::Arc;
 
 pub(super) struct RawApp {
     name: Option<String>,
@@ -134,6 +135,65 @@ pub(super) fn check_cookie_collisions(config: &Config) -> Result<(), ConfigError
         }
     }
     Ok(())
+}
+
+/// A login with `redirectUri` signs in every host of its cookie domain from one
+/// callback host: each host of an app that uses it must lie within that domain
+/// (its cookies never reach another), and the callback host must be served by
+/// this login, for the filter there to finish it. Hosts no app names are checked
+/// at the request.
+pub(super) fn check_domain_sign_ins(config: &Config) -> Result<(), ConfigError> {
+    for app in std::iter::once(&config.top_level).chain(&config.apps) {
+        let Some(oidc) = &app.oidc else {
+            continue;
+        };
+        let (Some(domain), Some(callback_host)) = (&oidc.domain, &oidc.redirect_host) else {
+            continue;
+        };
+        let login = login_path(oidc.app.as_ref().and(app.index));
+        for (index, host) in app.hosts.iter().enumerate() {
+            if !host.lies_within(domain) {
+                return Err(ConfigError {
+                    path: format!("apps[{}].hosts[{index}]", app.index.unwrap_or_default()),
+                    problem: format!(
+                        "`{}` is not within cookieDomain `{domain}` of {login}, whose \
+                         redirectUri signs in that domain",
+                        host_text(host)
+                    ),
+                });
+            }
+        }
+        let own_block = oidc.app.as_deref() == app.index.map(|_| app.name.as_str());
+        if !own_block {
+            continue;
+        }
+        let serving = crate::apps::select_host(config, callback_host);
+        if !serving
+            .oidc
+            .as_ref()
+            .is_some_and(|other| Arc::ptr_eq(other, oidc))
+        {
+            let by = match serving.index {
+                Some(index) => format!("apps[{index}]"),
+                None => "the top level".to_string(),
+            };
+            return Err(ConfigError {
+                path: format!("{login}.redirectUri"),
+                problem: format!(
+                    "its host `{callback_host}` is served by {by}, with another login: the \
+                     callback host must be one of this login's hosts"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn host_text(host: &HostPattern) -> String {
+    match host {
+        HostPattern::Exact(name) => name.clone(),
+        HostPattern::AnySubdomainOf(suffix) => format!("*{suffix}"),
+    }
 }
 
 /// Whether a browser may send cookies of both scopes to one host: the same

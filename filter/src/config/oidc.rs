@@ -1,7 +1,10 @@
 //! The `oidc` block: browser login with the authorization code flow.
 
 use super::{header_name, http_url, At, Config, ConfigError, Env, Fields, SourceKind};
+use crate::apps::HostPattern;
 use crate::duration;
+use crate::http_url::{HttpUrl, Scheme};
+use crate::oidc::domain::AllowedDomain;
 use crate::session::seal::{CookieKeys, KEY_BYTES, MAX_KEYS};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -80,6 +83,17 @@ pub struct OidcConfig {
     pub session_purpose: String,
     pub login_purpose: String,
     pub cookie_domain: Option<String>,
+    /// `cookieDomain` without its leading dot, lowercase: the hosts a sign-in
+    /// with `redirectUri` spans.
+    pub domain: Option<String>,
+    /// `redirectUri` as written: the one callback of every login of this block,
+    /// from any host of its domain. `None`: each host's own `<origin><callbackPath>`.
+    pub redirect_uri: Option<String>,
+    /// The host of `redirectUri`, lowercase.
+    pub redirect_host: Option<String>,
+    /// `allowedRedirectDomains` (default: the cookie domain and its subdomains):
+    /// where a login that ends on the callback host may return.
+    pub allowed_redirect_domains: Vec<AllowedDomain>,
     pub cookie_secure: bool,
     pub session_ttl_ms: u64,
     /// `refreshBeforeExpiry`, in seconds.
@@ -102,6 +116,16 @@ pub struct OidcConfig {
     pub source: usize,
 }
 
+impl OidcConfig {
+    /// What a cookie named `name` of this block is sealed for (see `session_purpose`).
+    pub fn purpose_of(&self, name: &str) -> String {
+        match &self.app {
+            Some(app) => format!("{name} app={app}"),
+            None => name.to_string(),
+        }
+    }
+}
+
 /// An allowlist of fields: one added later (a secret, perhaps) stays out of every
 /// `{:?}` until someone decides it is safe to print.
 impl std::fmt::Debug for OidcConfig {
@@ -113,6 +137,7 @@ impl std::fmt::Debug for OidcConfig {
             .field("app", &self.app)
             .field("cookie_name", &self.cookie_name)
             .field("cookie_domain", &self.cookie_domain)
+            .field("redirect_uri", &self.redirect_uri)
             .field("cookie_secrets", &self.cookie_secrets.len())
             .field("callback_path", &self.callback_path)
             .field("logout_path", &self.logout_path)
@@ -131,6 +156,8 @@ pub(super) struct RawOidc {
     post_logout_redirect_uri: Option<String>,
     cookie_name: Option<String>,
     cookie_domain: Option<String>,
+    redirect_uri: Option<String>,
+    allowed_redirect_domains: Option<Vec<String>>,
     cookie_secure: Option<bool>,
     session_ttl: Option<String>,
     refresh_before_expiry: Option<String>,
@@ -165,6 +192,8 @@ impl RawOidc {
             post_logout_redirect_uri: f.string("postLogoutRedirectUri"),
             cookie_name: f.string("cookieName"),
             cookie_domain: f.string("cookieDomain"),
+            redirect_uri: f.string("redirectUri"),
+            allowed_redirect_domains: f.optional_strings("allowedRedirectDomains"),
             cookie_secure: f.bool("cookieSecure"),
             session_ttl: f.string("sessionTtl"),
             refresh_before_expiry: f.string("refreshBeforeExpiry"),
@@ -208,6 +237,18 @@ fn local_path(at: &At, value: Option<&str>, default: &str) -> Result<String, Con
         )));
     }
     Ok(value.to_string())
+}
+
+/// `cookieDomain` (the cookies' `Domain` attribute): a host name, with or without
+/// a leading dot; lowercase, without it, for matching hosts against it.
+fn cookie_domain(at: &At, text: &str) -> Result<String, ConfigError> {
+    let name = text.strip_prefix('.').unwrap_or(text);
+    match HostPattern::parse(name) {
+        Ok(HostPattern::Exact(name)) => Ok(name),
+        _ => Err(at.error(format!(
+            "`{text}` is not a domain name (lowercase, no scheme or port), like `example.com`"
+        ))),
+    }
 }
 
 /// A 32-byte key, written in standard or URL-safe base64. The problem never
@@ -339,6 +380,82 @@ impl<'a> Place<'a> {
 }
 
 impl RawOidc {
+    /// `redirectUri`: one absolute callback URL for every host of the block, on a
+    /// host within `cookieDomain` (which it needs: the login cookie set on the host
+    /// where a login starts must reach the callback host). `https`, except where
+    /// the block speaks plain HTTP anyway (`cookieSecure: false`, for local use).
+    /// No query: the callback's query is the IdP's.
+    fn central_callback(
+        &self,
+        place: &Place,
+        domain: Option<&str>,
+        cookie_secure: bool,
+    ) -> Result<Option<HttpUrl>, ConfigError> {
+        let Some(text) = &self.redirect_uri else {
+            return Ok(None);
+        };
+        let at = place.field("redirectUri");
+        if self.callback_path.is_some() {
+            return Err(place.field("callbackPath").error(
+                "set only one of `callbackPath` and `redirectUri` (whose path is the callback path)",
+            ));
+        }
+        let url = http_url(&at, text)?;
+        if url.scheme() == Scheme::Http && cookie_secure {
+            return Err(at.error(format!(
+                "`{text}` must be https (http only with `cookieSecure: false`, for plain-HTTP \
+                 local use)"
+            )));
+        }
+        if url.query().is_some() {
+            return Err(at.error(format!("`{text}` must have no query")));
+        }
+        local_path(&at, Some(url.path()), DEFAULT_CALLBACK_PATH)?;
+        let Some(domain) = domain else {
+            return Err(at.error(
+                "needs `cookieDomain` (the domain of every host it signs in, e.g. \
+                 `example.com`): the login cookie must reach the callback host",
+            ));
+        };
+        if !crate::oidc::domain::within(url.host(), domain) {
+            return Err(at.error(format!(
+                "host `{}` is not within cookieDomain `{domain}`",
+                url.host()
+            )));
+        }
+        Ok(Some(url))
+    }
+
+    /// `allowedRedirectDomains`, only with `redirectUri` (without it a login
+    /// returns to the host it started on); by default the cookie domain.
+    fn allowed_redirect_domains(
+        &self,
+        place: &Place,
+        central: &Option<HttpUrl>,
+        domain: &Option<String>,
+    ) -> Result<Vec<AllowedDomain>, ConfigError> {
+        let at = place.field("allowedRedirectDomains");
+        match (&self.allowed_redirect_domains, central, domain) {
+            (Some(_), None, _) => Err(at.error(
+                "only with `redirectUri`: without it every login returns to the host it \
+                 started on",
+            )),
+            (Some(texts), Some(_), _) => {
+                if texts.is_empty() {
+                    return Err(at.error("at least one host or `.domain`"));
+                }
+                let mut allowed = Vec::with_capacity(texts.len());
+                for (index, text) in texts.iter().enumerate() {
+                    allowed
+                        .push(AllowedDomain::parse(text).map_err(|why| at.item(index).error(why))?);
+                }
+                Ok(allowed)
+            }
+            (None, Some(_), Some(domain)) => Ok(vec![AllowedDomain::domain_and_subdomains(domain)]),
+            _ => Ok(Vec::new()),
+        }
+    }
+
     /// `private_key_jwt`'s key from `clientPrivateKeyFromEnv`, with `clientKeyId`
     /// and `clientAssertionAlg`; these fields belong to that method alone.
     fn client_key(
@@ -449,11 +566,21 @@ impl RawOidc {
         {
             return Err(scopes_at.item(index).error("must be one non-empty word"));
         }
-        let callback_path = local_path(
-            &place.field("callbackPath"),
-            self.callback_path.as_deref(),
-            DEFAULT_CALLBACK_PATH,
-        )?;
+        let cookie_secure = self.cookie_secure.unwrap_or(true);
+        let domain = match &self.cookie_domain {
+            Some(text) => Some(cookie_domain(&place.field("cookieDomain"), text)?),
+            None => None,
+        };
+        let central = self.central_callback(place, domain.as_deref(), cookie_secure)?;
+        let callback_path = match &central {
+            Some(url) => url.path().to_string(),
+            None => local_path(
+                &place.field("callbackPath"),
+                self.callback_path.as_deref(),
+                DEFAULT_CALLBACK_PATH,
+            )?,
+        };
+        let allowed_redirect_domains = self.allowed_redirect_domains(place, &central, &domain)?;
         let logout_at = place.field("logoutPath");
         let logout_path = local_path(&logout_at, self.logout_path.as_deref(), DEFAULT_LOGOUT_PATH)?;
         if callback_path == logout_path {
@@ -585,7 +712,11 @@ impl RawOidc {
             cookie_name,
             login_cookie_name,
             cookie_domain: self.cookie_domain.clone(),
-            cookie_secure: self.cookie_secure.unwrap_or(true),
+            domain,
+            redirect_uri: central.as_ref().and(self.redirect_uri.clone()),
+            redirect_host: central.map(|url| url.host().to_string()),
+            allowed_redirect_domains,
+            cookie_secure,
             session_ttl_ms,
             refresh_before_expiry_seconds: refresh_before_expiry_ms / 1000,
             cookie_keys: CookieKeys::new(&cookie_secrets),

@@ -355,3 +355,176 @@ fn signature_verification_is_auto_host_or_module() {
         "signatureVerification: `boringssl` is not `auto`, `host` or `module`"
     );
 }
+
+/// `redirectUri`, `cookieDomain` and `allowedRedirectDomains` (one sign-in for a domain).
+#[wasm_bindgen_test(unsupported = test)]
+fn one_sign_in_for_a_domain() {
+    let key = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+    let with = |oidc: &str, rest: &str| {
+        format!(
+            r#"{{"oidc":{{"issuer":"https://i","clientId":"c","clientSecret":"s",
+                "cookieSecrets":["{key}"]{oidc}}}{rest}}}"#
+        )
+    };
+    let domain =
+        r#","cookieDomain":".example.com","redirectUri":"https://auth.example.com/sso/cb""#;
+    let config = parse(&with(domain, "")).unwrap();
+    let oidc = config.top_level.oidc.as_ref().unwrap();
+    assert_eq!(
+        oidc.redirect_uri.as_deref(),
+        Some("https://auth.example.com/sso/cb")
+    );
+    assert_eq!(oidc.redirect_host.as_deref(), Some("auth.example.com"));
+    assert_eq!(oidc.callback_path, "/sso/cb");
+    assert_eq!(oidc.domain.as_deref(), Some("example.com"));
+    assert_eq!(oidc.cookie_domain.as_deref(), Some(".example.com"));
+    assert_eq!(
+        oidc.allowed_redirect_domains,
+        [crate::oidc::domain::AllowedDomain::domain_and_subdomains(
+            "example.com"
+        )]
+    );
+    // Apps on hosts of the domain share the top level's sign-in.
+    let apps = r#","apps":[{"name":"a","hosts":["a.example.com"]},{"name":"b","hosts":["*.b.example.com"]}]"#;
+    assert!(parse(&with(domain, apps)).is_ok());
+    let local = r#","cookieDomain":"example.test","cookieSecure":false,
+        "redirectUri":"http://auth.example.test:8080/oauth2/callback",
+        "allowedRedirectDomains":[".example.test:8080","app.other.test"]"#;
+    assert_eq!(
+        parse(&with(local, ""))
+            .unwrap()
+            .top_level
+            .oidc
+            .unwrap()
+            .allowed_redirect_domains
+            .len(),
+        2
+    );
+
+    let cases = [
+        (
+            with(r#","redirectUri":"https://auth.example.com/cb""#, ""),
+            "oidc.redirectUri",
+            "cookieDomain",
+        ),
+        (
+            with(
+                r#","cookieDomain":"example.com","redirectUri":"http://auth.example.com/cb""#,
+                "",
+            ),
+            "oidc.redirectUri",
+            "https",
+        ),
+        (
+            with(
+                r#","cookieDomain":"example.com","redirectUri":"https://auth.example.org/cb""#,
+                "",
+            ),
+            "oidc.redirectUri",
+            "not within",
+        ),
+        (
+            with(
+                r#","cookieDomain":"example.com","redirectUri":"/oauth2/callback""#,
+                "",
+            ),
+            "oidc.redirectUri",
+            "",
+        ),
+        (
+            with(
+                r#","cookieDomain":"example.com","redirectUri":"https://auth.example.com/cb?x=1""#,
+                "",
+            ),
+            "oidc.redirectUri",
+            "query",
+        ),
+        (
+            with(&format!(r#"{domain},"callbackPath":"/cb""#), ""),
+            "oidc.callbackPath",
+            "only one",
+        ),
+        (
+            with(r#","cookieDomain":"example.com; Secure""#, ""),
+            "oidc.cookieDomain",
+            "domain name",
+        ),
+        (
+            with(r#","cookieDomain":"https://example.com""#, ""),
+            "oidc.cookieDomain",
+            "domain name",
+        ),
+        (
+            with(r#","allowedRedirectDomains":[".example.com"]"#, ""),
+            "oidc.allowedRedirectDomains",
+            "only with `redirectUri`",
+        ),
+        (
+            with(&format!(r#"{domain},"allowedRedirectDomains":[]"#), ""),
+            "oidc.allowedRedirectDomains",
+            "at least one",
+        ),
+        (
+            with(
+                &format!(r#"{domain},"allowedRedirectDomains":["a.example.com","*.example.com"]"#),
+                "",
+            ),
+            "oidc.allowedRedirectDomains[1]",
+            "not a host",
+        ),
+        (
+            with(
+                domain,
+                r#","apps":[{"name":"a","hosts":["a.example.com","a.example.org"]}]"#,
+            ),
+            "apps[0].hosts[1]",
+            "not within cookieDomain",
+        ),
+        (
+            with(domain, r#","apps":[{"name":"a","hosts":["*.com"]}]"#),
+            "apps[0].hosts[0]",
+            "not within cookieDomain",
+        ),
+        // The callback host is another login's: the filter there could not finish it.
+        (
+            with(
+                domain,
+                &format!(
+                    r#","apps":[{{"name":"a","hosts":["auth.example.com"],"oidc":{{"issuer":"https://i",
+                    "clientId":"c","clientSecret":"s","cookieSecrets":["{key}"]}}}}]"#
+                ),
+            ),
+            "oidc.redirectUri",
+            "apps[0]",
+        ),
+        (
+            with(
+                "",
+                &format!(
+                    r#","apps":[{{"name":"a","hosts":["a.example.com"],"oidc":{{"issuer":"https://i",
+                    "clientId":"c","clientSecret":"s","cookieSecrets":["{key}"],
+                    "cookieDomain":"example.com","redirectUri":"https://auth.example.com/cb"}}}}]"#
+                ),
+            ),
+            "apps[0].oidc.redirectUri",
+            "the top level",
+        ),
+        (
+            with(&format!(r#"{domain},"redirectUrl":"x""#), ""),
+            "oidc.redirectUrl",
+            "",
+        ),
+    ];
+    for (text, path, problem) in cases {
+        let error = parse(&text).unwrap_err();
+        assert_eq!(error.path, path, "{text}: {error}");
+        assert!(error.problem.contains(problem), "{text}: {error}");
+    }
+    // An app's own login whose callback host is one of its hosts.
+    let own = format!(
+        r#"{{"apps":[{{"name":"a","hosts":["a.example.com","auth.example.com"],"oidc":{{"issuer":"https://i",
+        "clientId":"c","clientSecret":"s","cookieSecrets":["{key}"],
+        "cookieDomain":"example.com","redirectUri":"https://auth.example.com/cb"}}}}]}}"#
+    );
+    assert!(parse(&own).is_ok(), "{:?}", parse(&own).err());
+}

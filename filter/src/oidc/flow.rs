@@ -5,12 +5,14 @@
 //! exchange, refresh). The shell performs the dispatch and calls `finish_login` or
 //! `finish_refresh` with the reply.
 
+use crate::authority;
 use crate::cache::Key;
 use crate::claims;
 use crate::config::{ClientAuth, Config, OidcConfig};
 use crate::fetch::HttpRequest;
 use crate::jwks::KeySet;
 use crate::oidc::callback_memo::{CallbackMemo, Claim};
+use crate::oidc::domain;
 use crate::oidc::id_token::{self, Expectations};
 use crate::oidc::login::{self, cookie_attributes, LoginRandom, PendingLogin};
 use crate::oidc::provider::Provider;
@@ -142,6 +144,13 @@ pub fn begin(
     callbacks: &mut CallbackMemo,
     entropy: &mut dyn HostCrypto,
 ) -> Step {
+    if !within_the_sign_in_domain(ctx) {
+        return Step::Reply(error_page(
+            400,
+            "This host is not within the domain this sign-in covers (its cookieDomain): it \
+             cannot sign you in.",
+        ));
+    }
     if ctx.path() == ctx.oidc.logout_path {
         if !is_same_origin(ctx.headers) {
             return Step::Reply(logout_confirmation(&ctx.oidc.logout_path));
@@ -181,6 +190,18 @@ pub fn begin(
         }
         SessionState::Absent => no_session(ctx, entropy),
     }
+}
+
+/// With `redirectUri`, a block signs in the hosts of its cookie domain only: a
+/// cookie set for that domain never reaches another host, whose logins would loop.
+/// Hosts known at load were checked then; this is for those that are not (a
+/// top-level block serves any host no app claims).
+fn within_the_sign_in_domain(ctx: &Context) -> bool {
+    let (Some(_), Some(sign_in_domain)) = (&ctx.oidc.redirect_uri, &ctx.oidc.domain) else {
+        return true;
+    };
+    authority::of_request(ctx.headers)
+        .is_some_and(|authority| domain::within(authority.host, sign_in_domain))
 }
 
 /// A session due for renewal (its tokens expire soon, or did) with a refresh
@@ -337,7 +358,7 @@ fn unauthenticated(ctx: &Context, entropy: &mut dyn HostCrypto, mut clear: Vec<S
         ctx.now,
     ) {
         Some(redirect) => {
-            clear.push(redirect.set_cookie);
+            clear.extend(redirect.set_cookies);
             Step::LoginRedirect(redirect_reply(&redirect.location, clear))
         }
         None => Step::Reply(error_page(500, "The login could not be started.")),
@@ -394,7 +415,7 @@ fn callback(ctx: &Context, callbacks: &mut CallbackMemo, entropy: &mut dyn HostC
         },
         Claim::InFlight if !ctx.final_attempt => Step::AwaitOtherExchange,
         Claim::InFlight | Claim::Spent => {
-            Step::CallbackReplayed(replayed_callback(&checked.pending))
+            Step::CallbackReplayed(replayed_callback(ctx, &checked.pending))
         }
         Claim::Full => Step::CallbackRejected(error_page(
             503,
@@ -410,8 +431,9 @@ fn callback(ctx: &Context, callbacks: &mut CallbackMemo, entropy: &mut dyn HostC
 /// nothing a replayer could use (no session, no IdP call), and a user whose browser
 /// sent the callback twice is not shown an error. Not a loop: a new login needs a new
 /// trip through the IdP and a new state.
-fn replayed_callback(pending: &PendingLogin) -> LocalReply {
-    redirect_reply(&login::safe_return_path(&pending.return_to), Vec::new())
+fn replayed_callback(ctx: &Context, pending: &PendingLogin) -> LocalReply {
+    let location = domain::return_location(ctx.oidc, ctx.headers, &pending.return_to);
+    redirect_reply(&location, Vec::new())
 }
 
 /// What finishing a login reads of its callback request, kept while the token
@@ -471,16 +493,15 @@ pub fn finish_login(
             "session too large".into(),
         )
     })?;
+    let (login_cookie, _) = login::login_cookie(ctx.oidc, &pending.state);
     cookies.push(chunks::set_cookie(
-        &ctx.oidc.login_cookie_name,
+        &login_cookie,
         "",
         Some(0),
         &cookie_attributes(ctx.oidc),
     ));
-    Ok(redirect_reply(
-        &login::safe_return_path(&pending.return_to),
-        cookies,
-    ))
+    let location = domain::return_location(ctx.oidc, ctx.headers, &pending.return_to);
+    Ok(redirect_reply(&location, cookies))
 }
 
 /// After a refresh: the renewed session, or a fresh login (browsers) / 401 (APIs).
@@ -809,12 +830,19 @@ fn logout(ctx: &Context) -> Step {
         ctx.headers,
     );
     let mut cookies = clear_session(ctx);
+    let attributes = cookie_attributes(ctx.oidc);
     cookies.push(chunks::set_cookie(
         &ctx.oidc.login_cookie_name,
         "",
         Some(0),
-        &cookie_attributes(ctx.oidc),
+        &attributes,
     ));
+    // With `redirectUri`, the logins under way anywhere in the domain end too.
+    if ctx.oidc.redirect_uri.is_some() {
+        for name in login::logins_in_flight(ctx.oidc, ctx.headers) {
+            cookies.push(chunks::set_cookie(&name, "", Some(0), &attributes));
+        }
+    }
     let after_logout = ctx.oidc.post_logout_redirect_uri.as_deref().map(|uri| {
         if uri.starts_with('/') {
             format!("{}{uri}", login::origin(ctx.headers))

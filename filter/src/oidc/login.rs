@@ -34,7 +34,8 @@ pub struct PendingLogin {
     pub state: String,
     pub nonce: String,
     pub verifier: String,
-    /// Path and query on this origin; never a full URL.
+    /// Path and query on this origin; with `redirectUri`, the absolute URL the
+    /// login started at, checked again when it ends (`domain::return_location`).
     pub return_to: String,
     pub expires_at: u64,
 }
@@ -78,7 +79,49 @@ impl PendingLogin {
 
 pub struct Redirect {
     pub location: String,
-    pub set_cookie: String,
+    /// The login cookie first; then expiries of abandoned logins' cookies.
+    pub set_cookies: Vec<String>,
+}
+
+/// How many characters of a login's state name its login cookie (with
+/// `redirectUri`): 48 bits, so that logins in flight in one browser do not meet.
+const LOGIN_ID_CHARS: usize = 8;
+
+/// Logins in flight in one browser (with `redirectUri`) past which a new one
+/// expires the others' cookies: they were abandoned, and each costs every request
+/// to the domain a few hundred bytes of `Cookie` for ten minutes.
+pub const MAX_LOGINS_IN_FLIGHT: usize = 8;
+
+/// The login cookie of the login whose state is `state`, and what it is sealed for.
+/// With `redirectUri` every host of the domain shares the login cookies, so two
+/// logins at once (two tabs on two apps) are to be expected: each gets its own
+/// cookie, `<cookieName>_login_<start of its state>`; otherwise `<cookieName>_login`.
+pub fn login_cookie(oidc: &OidcConfig, state: &str) -> (String, String) {
+    if oidc.redirect_uri.is_none() {
+        return (oidc.login_cookie_name.clone(), oidc.login_purpose.clone());
+    }
+    let id: String = state
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        .take(LOGIN_ID_CHARS)
+        .collect();
+    let name = format!("{}_{id}", oidc.login_cookie_name);
+    let purpose = oidc.purpose_of(&name);
+    (name, purpose)
+}
+
+/// The names of the per-login cookies (`<cookieName>_login_<id>`) the request carries.
+pub fn logins_in_flight(oidc: &OidcConfig, headers: &Headers) -> Vec<String> {
+    let prefix = format!("{}_", oidc.login_cookie_name);
+    let mut names: Vec<String> = headers
+        .cookies()
+        .map(|(name, _)| name)
+        .filter(|name| name.starts_with(&prefix))
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 pub fn cookie_attributes(oidc: &OidcConfig) -> CookieAttributes {
@@ -106,8 +149,12 @@ pub fn origin(headers: &Headers) -> String {
     format!("{scheme}://{host}")
 }
 
+/// `redirectUri` when set (one callback for every host), else this host's callback.
 pub fn redirect_uri(oidc: &OidcConfig, headers: &Headers) -> String {
-    format!("{}{}", origin(headers), oidc.callback_path)
+    match &oidc.redirect_uri {
+        Some(uri) => uri.clone(),
+        None => format!("{}{}", origin(headers), oidc.callback_path),
+    }
 }
 
 /// Only a top-level navigation may be redirected to a login page; anything else
@@ -153,7 +200,11 @@ pub fn start(
         state: b64(&random.state),
         nonce: b64(&random.nonce),
         verifier: b64(&random.verifier),
-        return_to: safe_return_path(headers.path()),
+        return_to: match oidc.redirect_uri {
+            // The login ends on the callback host: where it started must be absolute.
+            Some(_) => format!("{}{}", origin(headers), safe_return_path(headers.path())),
+            None => safe_return_path(headers.path()),
+        },
         expires_at: now.saturating_add(LOGIN_TTL_SECONDS),
     };
     let challenge = b64(&Sha256::digest(pending.verifier.as_bytes()));
@@ -169,15 +220,28 @@ pub fn start(
         ("code_challenge", challenge.as_str()),
         ("code_challenge_method", "S256"),
     ]);
-    let sealed = keys.seal(&oidc.login_purpose, &pending.to_json()?, random.seal_nonce)?;
+    let (name, purpose) = login_cookie(oidc, &pending.state);
+    let sealed = keys.seal(&purpose, &pending.to_json()?, random.seal_nonce)?;
+    let attributes = cookie_attributes(oidc);
+    let mut set_cookies = vec![set_cookie(
+        &name,
+        &sealed,
+        Some(LOGIN_TTL_SECONDS),
+        &attributes,
+    )];
+    if oidc.redirect_uri.is_some() {
+        let in_flight = logins_in_flight(oidc, headers);
+        if in_flight.len() >= MAX_LOGINS_IN_FLIGHT {
+            set_cookies.extend(
+                in_flight
+                    .iter()
+                    .map(|abandoned| set_cookie(abandoned, "", Some(0), &attributes)),
+            );
+        }
+    }
     Some(Redirect {
         location: location.to_string(),
-        set_cookie: set_cookie(
-            &oidc.login_cookie_name,
-            &sealed,
-            Some(LOGIN_TTL_SECONDS),
-            &cookie_attributes(oidc),
-        ),
+        set_cookies,
     })
 }
 
@@ -277,9 +341,10 @@ pub fn check_callback(
     let (Some(code), Some(state)) = (code, state) else {
         return Err(CallbackError::Malformed);
     };
+    let (name, purpose) = login_cookie(oidc, &state);
     let pending: PendingLogin = headers
-        .cookie(&oidc.login_cookie_name)
-        .and_then(|sealed| keys.open(&oidc.login_purpose, sealed))
+        .cookie(&name)
+        .and_then(|sealed| keys.open(&purpose, sealed))
         .and_then(|plain| PendingLogin::from_json(&plain))
         .filter(|pending: &PendingLogin| pending.expires_at >= now)
         .ok_or(CallbackError::NoPendingLogin)?;

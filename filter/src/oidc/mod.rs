@@ -4,6 +4,7 @@
 
 pub mod callback_memo;
 pub mod client_assertion;
+pub mod domain;
 pub mod flow;
 pub mod id_token;
 pub mod login;

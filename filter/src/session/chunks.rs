@@ -17,12 +17,21 @@ pub struct CookieAttributes {
 }
 
 /// Whether a login whose session cookie is `name` sets `cookie`: `name` itself,
-/// its chunks `<name>_<n>`, or its login cookie `<name>_login`.
+/// its chunks `<name>_<n>`, its login cookie `<name>_login`, or (one sign-in for
+/// a domain) the cookie of one login in flight, `<name>_login_<id>`.
 pub fn is_set_by(name: &str, cookie: &str) -> bool {
     match cookie.strip_prefix(name) {
         Some("") => true,
         Some(rest) => rest.strip_prefix('_').is_some_and(|suffix| {
-            suffix == "login" || (!suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()))
+            let login_id = suffix.strip_prefix("login_").is_some_and(|id| {
+                !id.is_empty()
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+            });
+            suffix == "login"
+                || login_id
+                || (!suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()))
         }),
         None => false,
     }
@@ -214,6 +223,26 @@ mod tests {
     fn a_missing_first_chunk_is_no_value() {
         let request = Headers::new(vec![("cookie".into(), "s_1=abc".into())]);
         assert_eq!(read(&request, "s"), None);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn a_login_sets_its_session_chunks_and_login_cookies() {
+        for cookie in ["s", "s_0", "s_12", "s_login", "s_login_AbC-_x9z"] {
+            assert!(is_set_by("s", cookie), "{cookie}");
+        }
+        for cookie in [
+            "",
+            "t",
+            "s_",
+            "s_x",
+            "s_login_",
+            "s_login_a.b",
+            "s_loginx",
+            "ss_0",
+            "s_1a",
+        ] {
+            assert!(!is_set_by("s", cookie), "{cookie}");
+        }
     }
 
     #[wasm_bindgen_test(unsupported = test)]

@@ -80,7 +80,10 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        let config = config();
+        Self::of(config())
+    }
+
+    fn of(config: Config) -> Self {
         let keys = CookieKeys::new(&config.top_level.oidc.as_ref().unwrap().cookie_secrets);
         Self {
             config,
@@ -975,4 +978,224 @@ fn a_client_assertion_needs_a_fresh_jti() {
     };
     let body = String::from_utf8(request.body.unwrap()).unwrap();
     assert!(body.contains("client_assertion=") && !body.contains("0123456789abcdef"));
+}
+
+/// A sign-in for `example.test` with one callback host.
+fn domain_config() -> Config {
+    let text = format!(
+        r#"{{"oidc":{{"issuer":"{ISSUER}","clientId":"app","clientSecret":"s","cookieSecure":false,
+            "cookieSecrets":["AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="],
+            "cookieDomain":"example.test","redirectUri":"http://auth.example.test/oauth2/callback",
+            "outputClaimToHeaders":[{{"header":"x-email","claim":"email"}}]}},
+          "apps":[{{"name":"a","hosts":["a.example.test"]}},{{"name":"b","hosts":["b.example.test"]}}]}}"#
+    );
+    Config::parse(text.as_bytes()).unwrap()
+}
+
+/// `browser` on another host.
+fn on(authority: &str, path: &str, cookie: &str) -> Headers {
+    let mut pairs = vec![
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":authority", authority),
+        (":path", path),
+        ("accept", "text/html"),
+        ("sec-fetch-site", "same-origin"),
+    ];
+    if !cookie.is_empty() {
+        pairs.push(("cookie", cookie));
+    }
+    Headers::of(&pairs)
+}
+
+/// One login on `a` finished on the callback host: `a`'s URL again, and a session
+/// for the whole domain that `b` takes as it is; logout on `b` ends it everywhere.
+#[wasm_bindgen_test(unsupported = test)]
+fn one_sign_in_serves_every_host_of_the_domain() {
+    let fixture = Fixture::of(domain_config());
+    let start = begin(
+        &fixture.context(&on("a.example.test", "/app?x=1", "theme=dark"), NOW),
+        &mut Counter(0),
+    );
+    let Step::LoginRedirect(redirect) = start else {
+        panic!("expected a login redirect, got {start:?}")
+    };
+    assert_eq!(
+        login_parameter(&redirect, "redirect_uri"),
+        "http://auth.example.test/oauth2/callback"
+    );
+    let state = login_parameter(&redirect, "state");
+    let nonce = login_parameter(&redirect, "nonce");
+    let login_cookie = cookie_pairs(&redirect);
+    assert!(
+        login_cookie.starts_with("oidc_session_login_"),
+        "{login_cookie}"
+    );
+
+    let callback = on(
+        "auth.example.test",
+        &format!("/oauth2/callback?code=c&state={state}"),
+        &login_cookie,
+    );
+    let ctx = fixture.context(&callback, NOW + 5);
+    let step = begin(&ctx, &mut Counter(0));
+    let Step::Exchange { pending, request } = step else {
+        panic!("expected an exchange, got {step:?}")
+    };
+    let body = String::from_utf8(request.body.clone().unwrap()).unwrap();
+    assert!(
+        body.contains("redirect_uri=http%3A%2F%2Fauth.example.test%2Foauth2%2Fcallback"),
+        "{body}"
+    );
+    // A large session: its chunks too are the domain's.
+    let claims = json!({"blob": "y".repeat(6000)});
+    let reply = json!({"access_token": "at", "token_type": "Bearer", "expires_in": 300,
+        "id_token": fixture.id_token(&nonce, claims), "refresh_token": "rt"});
+    let done = finish_login(
+        &ctx,
+        &pending,
+        Some(200),
+        reply.to_string().as_bytes(),
+        &key_set_of(&[&fixture.idp_key]),
+        &mut Counter(50),
+    )
+    .unwrap();
+    assert_eq!(header(&done, "location"), "http://a.example.test/app?x=1");
+    let set_cookies: Vec<&str> = done
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "set-cookie")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert!(
+        set_cookies
+            .iter()
+            .all(|c| c.contains("; Domain=example.test")),
+        "{set_cookies:?}"
+    );
+    let login_name = login_cookie.split('=').next().unwrap();
+    assert!(set_cookies
+        .iter()
+        .any(|c| c.starts_with(&format!("{login_name}=;")) && c.contains("Max-Age=0")));
+    let session = cookie_pairs(&done);
+
+    for host in ["a.example.test", "b.example.test", "auth.example.test"] {
+        let step = begin(
+            &fixture.context(&on(host, "/", &session), NOW + 10),
+            &mut Counter(0),
+        );
+        assert!(matches!(step, Step::Allow { .. }), "{host}: {step:?}");
+    }
+
+    // Logout on b: every cookie of the login, for the domain, and one trip to the IdP.
+    let in_flight = "oidc_session_login_AAAAAAAA=x";
+    let request = on(
+        "b.example.test",
+        "/oauth2/logout",
+        &format!("{session}; {in_flight}"),
+    );
+    let Step::Logout(reply) = begin(&fixture.context(&request, NOW + 10), &mut Counter(0)) else {
+        panic!()
+    };
+    assert!(header(&reply, "location").starts_with("http://127.0.0.1:9000/session/end?"));
+    let expired: Vec<&str> = reply
+        .headers
+        .iter()
+        .filter(|(k, v)| {
+            k == "set-cookie" && v.contains("Max-Age=0") && v.contains("; Domain=example.test")
+        })
+        .map(|(_, v)| v.split('=').next().unwrap())
+        .collect();
+    assert!(session.contains("oidc_session_1="), "a chunked session");
+    for name in [
+        "oidc_session_0",
+        "oidc_session_1",
+        "oidc_session_login",
+        "oidc_session_login_AAAAAAAA",
+    ] {
+        assert!(expired.contains(&name), "{name} not expired: {expired:?}");
+    }
+}
+
+/// A host the block serves but outside its cookie domain (a top-level block takes
+/// any host no app claims) gets a page, not a login that could never finish.
+#[wasm_bindgen_test(unsupported = test)]
+fn hosts_outside_the_domain_are_refused() {
+    let fixture = Fixture::of(domain_config());
+    for host in [
+        "evil.test",
+        "example.test.evil.test",
+        "a.example.test.",
+        "xexample.test",
+    ] {
+        let step = begin(&fixture.context(&on(host, "/", ""), NOW), &mut Counter(0));
+        assert!(
+            matches!(step, Step::Reply(ref reply) if reply.status == 400 && reply.body.contains("cookieDomain")),
+            "{host}: {step:?}"
+        );
+    }
+    let step = begin(
+        &fixture.context(&on("example.test", "/", ""), NOW),
+        &mut Counter(0),
+    );
+    assert!(matches!(step, Step::LoginRedirect(_)), "{step:?}");
+}
+
+/// The refresh memo and its backoff are the session's, whichever host asks.
+#[wasm_bindgen_test(unsupported = test)]
+fn the_refresh_backoff_holds_across_hosts() {
+    let fixture = Fixture::of(domain_config());
+    let start = begin(
+        &fixture.context(&on("a.example.test", "/", ""), NOW),
+        &mut Counter(0),
+    );
+    let Step::LoginRedirect(redirect) = start else {
+        panic!()
+    };
+    let state = login_parameter(&redirect, "state");
+    let nonce = login_parameter(&redirect, "nonce");
+    let callback = on(
+        "auth.example.test",
+        &format!("/oauth2/callback?code=c&state={state}"),
+        &cookie_pairs(&redirect),
+    );
+    let ctx = fixture.context(&callback, NOW + 5);
+    let Step::Exchange { pending, .. } = begin(&ctx, &mut Counter(0)) else {
+        panic!()
+    };
+    let reply = json!({"access_token": "at", "token_type": "Bearer", "expires_in": 300,
+        "id_token": fixture.id_token(&nonce, json!({})), "refresh_token": "rt"});
+    let done = finish_login(
+        &ctx,
+        &pending,
+        Some(200),
+        reply.to_string().as_bytes(),
+        &key_set_of(&[&fixture.idp_key]),
+        &mut Counter(50),
+    )
+    .unwrap();
+    let cookie = cookie_pairs(&done);
+    let on_a = on("a.example.test", "/", &cookie);
+    let ctx_a = fixture.context(&on_a, LATER);
+    let mut worker = Worker::new(&ctx_a);
+    let (session, key) = refresh_of(worker.begin(&ctx_a));
+    let (step, _) = finish_refresh(
+        &ctx_a,
+        session,
+        key,
+        &mut worker.refreshes,
+        Some(503),
+        b"",
+        &key_set_of(&[&fixture.idp_key]),
+        &mut Counter(9),
+    );
+    assert!(matches!(step, Step::LoginRedirect(_)), "{step:?}");
+    let on_b = on("b.example.test", "/", &cookie);
+    let step = worker.begin(&fixture.context(&on_b, LATER));
+    assert!(
+        !matches!(step, Step::Refresh { .. }),
+        "b asked the IdP again: {step:?}"
+    );
+    let step = worker.begin(&fixture.context(&on_b, LATER + 2));
+    assert!(matches!(step, Step::Refresh { .. }), "{step:?}");
 }

@@ -66,7 +66,11 @@ fn started(config: &Config, path: &str) -> (HttpUrl, String) {
         NOW,
     )
     .unwrap();
-    let cookie_pair = redirect.set_cookie.split(';').next().unwrap().to_string();
+    let cookie_pair = redirect.set_cookies[0]
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
     (HttpUrl::parse(&redirect.location).unwrap(), cookie_pair)
 }
 
@@ -328,4 +332,161 @@ fn a_pending_login_debug_shows_no_state_nonce_or_verifier() {
     let text = format!("{pending:?}");
     assert!(!text.contains("secret"), "{text}");
     assert!(text.contains("/app"), "{text}");
+}
+
+fn domain_config() -> Config {
+    Config::parse(
+        br#"{"oidc":{"issuer":"http://127.0.0.1:9000","clientId":"app","clientSecret":"s3cret",
+            "cookieSecrets":["AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="],
+            "cookieDomain":".example.test","cookieSecure":false,
+            "redirectUri":"http://auth.example.test:8080/oauth2/callback"}}"#,
+    )
+    .unwrap()
+}
+
+fn on_host(authority: &str, path: &str, cookie: Option<&str>) -> Headers {
+    let mut pairs = vec![
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":authority", authority),
+        (":path", path),
+        ("accept", "text/html"),
+    ];
+    if let Some(cookie) = cookie {
+        pairs.push(("cookie", cookie));
+    }
+    Headers::of(&pairs)
+}
+
+fn random_with_state(first: u8) -> LoginRandom {
+    LoginRandom {
+        state: [first; 32],
+        ..random()
+    }
+}
+
+/// A login from another host of the domain: the one redirect URI, an absolute
+/// return URL, and a login cookie of its own for the whole domain.
+#[wasm_bindgen_test(unsupported = test)]
+fn with_redirect_uri_every_host_sends_the_one_callback() {
+    let config = domain_config();
+    let oidc = config.top_level.oidc.as_ref().unwrap();
+    let keys = keys(&config);
+    let redirect = start(
+        oidc,
+        &provider(),
+        &keys,
+        &on_host("a.example.test:8080", "/reports?id=7", None),
+        &random(),
+        NOW,
+    )
+    .unwrap();
+    let location = HttpUrl::parse(&redirect.location).unwrap();
+    assert_eq!(
+        query_value(&location, "redirect_uri"),
+        "http://auth.example.test:8080/oauth2/callback"
+    );
+    let state = query_value(&location, "state");
+    let cookie = &redirect.set_cookies[0];
+    let name = format!("oidc_session_login_{}", &state[..8]);
+    assert!(cookie.starts_with(&format!("{name}=")), "{cookie}");
+    assert!(cookie.contains("; Domain=.example.test"), "{cookie}");
+    assert_eq!(redirect.set_cookies.len(), 1);
+
+    let pair = cookie.split(';').next().unwrap();
+    let callback = on_host(
+        "auth.example.test:8080",
+        &format!("/oauth2/callback?code=abc&state={state}"),
+        Some(&format!("theme=dark; {pair}")),
+    );
+    let checked = check_callback(oidc, &provider(), &keys, &callback, NOW + 10).unwrap();
+    assert_eq!(
+        checked.pending.return_to,
+        "http://a.example.test:8080/reports?id=7"
+    );
+
+    // The sealed value is bound to its cookie's name: under another login's name
+    // it opens nothing.
+    let renamed = pair.replacen(&name, "oidc_session_login_AAAAAAAA", 1);
+    let other_state = format!("AAAAAAAA{}", &state[8..]);
+    let moved = on_host(
+        "auth.example.test:8080",
+        &format!("/oauth2/callback?code=abc&state={other_state}"),
+        Some(&renamed),
+    );
+    assert_eq!(
+        check_callback(oidc, &provider(), &keys, &moved, NOW + 10),
+        Err(CallbackError::NoPendingLogin)
+    );
+}
+
+/// Two tabs logging in at once (two apps of the domain): each callback finds its
+/// own login, whichever ends first.
+#[wasm_bindgen_test(unsupported = test)]
+fn logins_in_flight_do_not_meet() {
+    let config = domain_config();
+    let oidc = config.top_level.oidc.as_ref().unwrap();
+    let keys = keys(&config);
+    let mut jar = Vec::new();
+    let mut states = Vec::new();
+    for (host, first) in [("a.example.test:8080", 1), ("b.example.test:8080", 2)] {
+        let cookie = (!jar.is_empty()).then(|| jar.join("; "));
+        let redirect = start(
+            oidc,
+            &provider(),
+            &keys,
+            &on_host(host, "/", cookie.as_deref()),
+            &random_with_state(first),
+            NOW,
+        )
+        .unwrap();
+        jar.push(
+            redirect.set_cookies[0]
+                .split(';')
+                .next()
+                .unwrap()
+                .to_string(),
+        );
+        states.push(query_value(
+            &HttpUrl::parse(&redirect.location).unwrap(),
+            "state",
+        ));
+    }
+    let cookie = jar.join("; ");
+    for (state, host) in states.iter().zip(["a", "b"]).rev() {
+        let callback = on_host(
+            "auth.example.test:8080",
+            &format!("/oauth2/callback?code=c&state={state}"),
+            Some(&cookie),
+        );
+        let checked = check_callback(oidc, &provider(), &keys, &callback, NOW + 1).unwrap();
+        assert_eq!(
+            checked.pending.return_to,
+            format!("http://{host}.example.test:8080/")
+        );
+    }
+}
+
+/// Abandoned logins cannot pile up cookies: the one past the bound expires them.
+#[wasm_bindgen_test(unsupported = test)]
+fn abandoned_logins_are_bounded() {
+    let config = domain_config();
+    let oidc = config.top_level.oidc.as_ref().unwrap();
+    let in_flight: Vec<String> = (0..MAX_LOGINS_IN_FLIGHT)
+        .map(|n| format!("oidc_session_login_{n:08}=x"))
+        .collect();
+    let cookie = in_flight.join("; ");
+    let redirect = start(
+        oidc,
+        &provider(),
+        &keys(&config),
+        &on_host("a.example.test", "/", Some(&cookie)),
+        &random(),
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(redirect.set_cookies.len(), 1 + MAX_LOGINS_IN_FLIGHT);
+    assert!(redirect.set_cookies[1..]
+        .iter()
+        .all(|c| c.starts_with("oidc_session_login_0") && c.contains("Max-Age=0")));
 }
