@@ -299,10 +299,14 @@ impl Plugin {
 
     /// Registers a paused request; false when too many already wait.
     pub fn add_waiter(&mut self, context_id: u32, waits: &[KeyWait], now_ms: u64) -> bool {
+        // A wait for another request's introspection lasts as long as its call may.
+        let introspection = self.config.introspection.iter().map(|rule| rule.timeout_ms);
         let timeout = waits
             .iter()
-            .filter_map(|wait| self.config.sources.get(wait.source))
-            .map(|source| source.timeout_ms)
+            .flat_map(|wait| match wait.source {
+                crate::introspection::WAIT => introspection.clone().max(),
+                source => self.config.sources.get(source).map(|s| s.timeout_ms),
+            })
             .max()
             .unwrap_or(0);
         self.note_waits(waits);
