@@ -113,11 +113,6 @@ impl Config {
                 "`{issuer}` is already configured in introspection[{earlier}]"
             )));
         }
-        if self.rules.iter().any(|rule| rule.issuer == issuer) {
-            return Err(at.field("issuer").error(format!(
-                "`{issuer}` is a jwtRules issuer: its JWTs are verified there"
-            )));
-        }
         let endpoint_at = at.field("introspectionEndpoint");
         let endpoint = match &raw.introspection_endpoint {
             Some(text) => http_url(&endpoint_at, text)?,
