@@ -350,6 +350,12 @@ pub fn apply(
                 timeout,
             ) {
                 Ok(token) => {
+                    let refused = introspection.then(|| {
+                        let why = "too many calls in flight";
+                        let denial = response::deny(AuthError::IntrospectionUnavailable, why, &headers);
+                        let line = response::denial_log_line(denial.status, denial.body, why, &headers);
+                        (denial, line)
+                    });
                     let exchange = Exchange {
                         token,
                         context_id,
@@ -364,8 +370,10 @@ pub fn apply(
                         return Outcome::Dispatched;
                     }
                     log(LogLevel::Warn, "too many token endpoint calls in flight");
-                    if introspection {
-                        introspection_unavailable(&headers, "too many calls in flight");
+                    if let Some((denial, line)) = refused {
+                        log(LogLevel::Debug, &line);
+                        let body = denial.body.as_bytes();
+                        let _ = raw::send_reply(denial.status, &denial.headers, body);
                         return Outcome::Responded;
                     }
                     send_reply(&flow::error_page(
