@@ -268,10 +268,7 @@ impl RawConfig {
             test_only_crash_header: f.string("testOnlyCrashHeader"),
             output_claim_to_headers: f.objects("outputClaimToHeaders", RawClaimToHeader::read),
             signature_verification: f.string("signatureVerification"),
-            introspection: f.objects(
-                "introspection",
-                introspection::RawIntrospectionRule::read,
-            ),
+            introspection: f.objects("introspection", introspection::RawIntrospectionRule::read),
             introspection_cache: f.object("introspectionCache", RawCacheLimits::read),
         }
     }

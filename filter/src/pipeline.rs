@@ -9,6 +9,7 @@ use crate::cache::{HashSecret, Key};
 use crate::config::Config;
 use crate::extractor;
 use crate::fetch::HttpRequest;
+use crate::introspection::{self, decision::Answer, state::Next};
 use crate::jwks::KeySet;
 use crate::metrics::{Counter, Counters, GaugeShares};
 use crate::oidc::callback_memo::CallbackMemo;
@@ -17,7 +18,6 @@ use crate::oidc::id_token;
 use crate::oidc::login::{self, PendingLogin};
 use crate::oidc::provider::Provider;
 use crate::oidc::refresh::RefreshMemo;
-use crate::introspection::{self, decision::Answer, state::Next};
 use crate::path;
 use crate::peer::Peer;
 use crate::profile::{self, Phase};
@@ -230,7 +230,8 @@ fn decide_unbounded(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn HostCry
     if let Some((rule, item)) = introspection::route(config, &found) {
         if found.len() > 1 {
             let detail = "a token for introspection with other tokens in one request";
-            vm.counters.add_for(inputs.app.index, Counter::DeniedInvalid);
+            vm.counters
+                .add_for(inputs.app.index, Counter::DeniedInvalid);
             let denial = response::deny(AuthError::VerificationFails, detail, headers);
             return Verdict::Deny(denial);
         }
@@ -760,7 +761,8 @@ fn introspection_verdict(
     let (claims, (rule, found)) = match (answer, rule) {
         (Answer::Active(claims), Some(rule)) => (claims, rule),
         (Answer::Inactive(error, detail), _) => {
-            vm.counters.add_for(inputs.app.index, Counter::denied(error));
+            vm.counters
+                .add_for(inputs.app.index, Counter::denied(error));
             return Verdict::Deny(response::deny(error, detail, headers));
         }
         (Answer::Failed(why), _) => return unavailable(inputs, vm, why),

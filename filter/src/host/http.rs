@@ -352,8 +352,10 @@ pub fn apply(
                 Ok(token) => {
                     let refused = introspection.then(|| {
                         let why = "too many calls in flight";
-                        let denial = response::deny(AuthError::IntrospectionUnavailable, why, &headers);
-                        let line = response::denial_log_line(denial.status, denial.body, why, &headers);
+                        let denial =
+                            response::deny(AuthError::IntrospectionUnavailable, why, &headers);
+                        let line =
+                            response::denial_log_line(denial.status, denial.body, why, &headers);
                         (denial, line)
                     });
                     let exchange = Exchange {

@@ -8,8 +8,8 @@ pub mod state;
 
 use crate::config::{ClaimToHeader, ClientAuth, Config};
 use crate::extractor::Found;
-use crate::http_url::HttpUrl;
 use crate::fetch::HttpRequest;
+use crate::http_url::HttpUrl;
 use crate::oidc::flow::HostCrypto;
 use crate::oidc::token_endpoint::{client_post, Client};
 use serde_json::Value;

@@ -160,7 +160,11 @@ impl State {
 fn value_bytes(value: &Value) -> usize {
     match value {
         Value::String(text) => text.len().saturating_add(24),
-        Value::Array(items) => items.iter().map(value_bytes).sum::<usize>().saturating_add(24),
+        Value::Array(items) => items
+            .iter()
+            .map(value_bytes)
+            .sum::<usize>()
+            .saturating_add(24),
         Value::Object(members) => members
             .iter()
             .map(|(name, value)| name.len().saturating_add(value_bytes(value)))

@@ -105,9 +105,7 @@ pub fn client_post(
     let mut pairs: Vec<(&str, &str)> = form.to_vec();
     let mut headers = Vec::new();
     match client.auth {
-        ClientAuth::Basic => {
-            headers.push(("authorization".to_string(), basic_credentials(client)))
-        }
+        ClientAuth::Basic => headers.push(("authorization".to_string(), basic_credentials(client))),
         ClientAuth::Post => {
             pairs.push(("client_id", client.id));
             pairs.push(("client_secret", client.secret));
