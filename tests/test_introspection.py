@@ -53,13 +53,15 @@ TIMEOUT = 10
 
 
 def rule(idp, **fields) -> dict:
-    return {
+    """A rule for the IdP; a field given as None is left out."""
+    rule = {
         "issuer": idp.issuer,
         "introspectionEndpoint": idp.endpoint("introspection"),
         "clientId": GATEWAY["client_id"],
         "clientSecret": GATEWAY["client_secret"],
         "outputClaimToHeaders": [{"header": "x-client-id", "claim": "client_id"}],
     } | fields
+    return {name: value for name, value in rule.items() if value is not None}
 
 
 def config(idp, rules: list[dict], cluster: str = "idp", **top) -> dict:
@@ -108,6 +110,7 @@ def env(module_stack):
             idp, [rule(idp)], authorizationPolicies=policies(idp.issuer),
             jwtRules=[{"issuer": JWT_ISSUER, "jwks": json.dumps(jwks_of(key)),
                        "outputClaimToHeaders": [{"header": "x-jwt-sub", "claim": "sub"}]}])),
+        "discovered": Listener("discovered", config(idp, [rule(idp, introspectionEndpoint=None)])),
         "relay": Listener("relay", config(idp, [rule(idp, timeout="1s")], cluster="idp_relay")),
     }
     envoy = stack.envoy(*listeners.values(), clusters={"idp": idp.port, "idp_relay": relay.port}, concurrency=1)
@@ -312,3 +315,12 @@ def test_endpoint_down_slow_or_failing_fails_closed_then_recovers(env):
     stats = custom(env["envoy"].admin_url)
     assert stats["introspection.failed"] >= 3
     assert stats["requests_denied.introspection_unavailable"] >= 4
+
+
+def test_the_endpoint_from_the_issuers_discovery_document(env):
+    idp, url = env["idp"], env["urls"]["discovered"]
+    idp.clear_events()
+    seen = echoed(get(f"{url}/x", new_token(idp)))
+    assert seen["headers"]["x-client-id"] == "svc"
+    assert idp.introspection_count() == 1
+    assert get(f"{url}/x", "never-issued").status_code == 401

@@ -9,6 +9,7 @@ use crate::cache::{HashSecret, Key};
 use crate::config::Config;
 use crate::extractor;
 use crate::fetch::HttpRequest;
+use crate::http_url::HttpUrl;
 use crate::introspection::{self, decision::Answer, state::Next};
 use crate::jwks::KeySet;
 use crate::metrics::{Counter, Counters, GaugeShares};
@@ -727,7 +728,26 @@ fn introspect(
             Next::BackingOff => Answer::Failed("the introspection endpoint failed recently".into()),
             Next::Busy => Answer::Failed("too many introspection calls in flight".into()),
             Next::Call => {
-                match introspection::request(rule, &found.token, &config.clusters, now, entropy) {
+                let endpoint = match &rule.endpoint {
+                    introspection::Endpoint::Url(url) => Ok(url),
+                    introspection::Endpoint::Discovered(source) => {
+                        match discovered(inputs, *source) {
+                            Ok(url) => Ok(url),
+                            Err(None) => {
+                                return Verdict::Wait(vec![KeyWait {
+                                    source: *source,
+                                    refetch: false,
+                                }])
+                            }
+                            Err(Some(why)) => Err(why),
+                        }
+                    }
+                };
+                let request = endpoint.and_then(|endpoint| {
+                    let clusters = &config.clusters;
+                    introspection::request(rule, endpoint, &found.token, clusters, now, entropy)
+                });
+                match request {
                     Ok(request) => {
                         let deadline = inputs.now_ms.saturating_add(rule.timeout_ms);
                         vm.introspection.started(key, deadline);
@@ -746,6 +766,20 @@ fn introspect(
         },
     };
     introspection_verdict(inputs, vm, answer, Some((rule_index, found)))
+}
+
+/// A discovered introspection endpoint; `Err(None)`: wait for the document.
+fn discovered<'a>(inputs: &'a Inputs, source: usize) -> Result<&'a HttpUrl, Option<String>> {
+    match inputs.keys.remote_keys(source) {
+        Keys::Pending => Err(None),
+        Keys::Failed => Err(Some(
+            "the issuer's discovery document is unavailable".into(),
+        )),
+        Keys::Ready { .. } => inputs
+            .keys
+            .introspection_endpoint(source)
+            .ok_or_else(|| Some("the discovery document names no introspection_endpoint".into())),
+    }
 }
 
 /// The request's verdict from its token's introspection answer: an active token

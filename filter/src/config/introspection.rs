@@ -3,11 +3,12 @@
 //! output are written as in `jwtRules`; the client credentials as in `oidc`.
 
 use super::oidc::{ClientAuth, MIN_CLIENT_SECRET_JWT_BYTES};
+use super::SourceKind;
 use super::{fetch_timeout, http_url, At, Config, ConfigError, Env, Fields};
 use super::{RawClaimToHeader, RawHeaderLocation, DEFAULT_FETCH_TIMEOUT_MS};
 use crate::duration;
 use crate::introspection::{
-    IntrospectionRule, DEFAULT_CACHE_DURATION_MS, DEFAULT_NEGATIVE_CACHE_DURATION_MS,
+    Endpoint, IntrospectionRule, DEFAULT_CACHE_DURATION_MS, DEFAULT_NEGATIVE_CACHE_DURATION_MS,
 };
 
 /// At most a day: a revoked token is honoured until its entry expires.
@@ -114,14 +115,22 @@ impl Config {
             )));
         }
         let endpoint_at = at.field("introspectionEndpoint");
+        let timeout_ms = match &raw.timeout {
+            None => DEFAULT_FETCH_TIMEOUT_MS,
+            Some(text) => fetch_timeout(&at.field("timeout"), text)?,
+        };
         let endpoint = match &raw.introspection_endpoint {
-            Some(text) => http_url(&endpoint_at, text)?,
+            Some(text) => Endpoint::Url(http_url(&endpoint_at, text)?),
             None => {
-                return Err(endpoint_at.error(
-                    "is required (e.g. Keycloak's \
-                     `<issuer>/protocol/openid-connect/token/introspect`, Okta's \
-                     `<issuer>/v1/introspect`)",
-                ))
+                let url = crate::fetch::parse_http_url(&issuer).map_err(|_| {
+                    endpoint_at
+                        .error("is required: the issuer is not an http(s) URL to discover it from")
+                })?;
+                let kind = SourceKind::Discovery {
+                    issuer: issuer.clone(),
+                    url,
+                };
+                Endpoint::Discovered(self.add_source(kind, timeout_ms))
             }
         };
         let client_id = required(&at.field("clientId"), &raw.client_id)?;
@@ -148,10 +157,6 @@ impl Config {
         if let Some(index) = raw.audiences.iter().position(String::is_empty) {
             return Err(at.field("audiences").item(index).error("must not be empty"));
         }
-        let timeout_ms = match &raw.timeout {
-            None => DEFAULT_FETCH_TIMEOUT_MS,
-            Some(text) => fetch_timeout(&at.field("timeout"), text)?,
-        };
         let cache_duration_ms = cache_duration(
             &at.field("cacheDuration"),
             raw.cache_duration.as_deref(),

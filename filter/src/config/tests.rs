@@ -459,7 +459,7 @@ fn introspection_errors_name_the_field() {
         assert_eq!(error.path, path, "{fields}: {error}");
     }
     let no_endpoint =
-        r#"{"introspection":[{"issuer":"https://idp.test","clientId":"gw","clientSecret":"s"}]}"#;
+        r#"{"introspection":[{"issuer":"urn:idp","clientId":"gw","clientSecret":"s"}]}"#;
     assert_eq!(
         path_of(no_endpoint),
         "introspection[0].introspectionEndpoint"
@@ -491,4 +491,18 @@ fn introspection_secrets_come_from_the_environment() {
     let error = Config::parse_with_env(text.as_bytes(), &|_| Some("  ".into())).unwrap_err();
     assert!(!error.problem.contains("  "), "{error}");
     assert_eq!(error.path, "introspection[0].clientSecretFromEnv");
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn an_introspection_endpoint_may_come_from_discovery_shared_with_jwt_rules() {
+    let config = parse(
+        r#"{"jwtRules":[{"issuer":"https://idp.test"}],
+            "introspection":[{"issuer":"https://idp.test","clientId":"gw","clientSecret":"s"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(config.sources.len(), 1);
+    assert_eq!(
+        config.introspection[0].endpoint,
+        crate::introspection::Endpoint::Discovered(0)
+    );
 }

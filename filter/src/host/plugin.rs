@@ -27,6 +27,8 @@ pub struct LocalSource {
     loaded_version: u64,
     /// A token's unknown `kid` asked for a refetch that has not happened yet.
     pub refetch_wanted: bool,
+    /// For discovery sources: the document's `introspection_endpoint`.
+    pub introspection_endpoint: Option<crate::http_url::HttpUrl>,
 }
 
 pub struct Call {
@@ -63,6 +65,7 @@ impl Plugin {
                 provider: None,
                 loaded_version: 0,
                 refetch_wanted: false,
+                introspection_endpoint: None,
             })
             .collect();
         for rule in &config.rules {
@@ -122,9 +125,11 @@ impl Plugin {
         let Some(local) = self.sources.get_mut(source) else {
             return;
         };
-        if let Some(Ok(parsed)) =
-            shared::read_discovery(&local.id).map(|body| provider::parse(&body, issuer))
-        {
+        let document = shared::read_discovery(&local.id);
+        if let Some(body) = &document {
+            local.introspection_endpoint = crate::introspection::discovered_endpoint(body, issuer);
+        }
+        if let Some(Ok(parsed)) = document.map(|body| provider::parse(&body, issuer)) {
             local.provider = Some(parsed);
         }
     }
@@ -342,6 +347,10 @@ struct Lookup<'a> {
 }
 
 impl KeyLookup for Lookup<'_> {
+    fn introspection_endpoint(&self, source: usize) -> Option<&crate::http_url::HttpUrl> {
+        self.sources.get(source)?.introspection_endpoint.as_ref()
+    }
+
     fn remote_keys(&self, source: usize) -> Keys<'_> {
         let Some(local) = self.sources.get(source) else {
             return Keys::Failed;

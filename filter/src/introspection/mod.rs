@@ -28,7 +28,7 @@ pub const MAX_REPLY_BYTES: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct IntrospectionRule {
     pub issuer: String,
-    pub endpoint: HttpUrl,
+    pub endpoint: Endpoint,
     pub client_id: String,
     pub client_secret: String,
     pub client_auth: ClientAuth,
@@ -46,13 +46,34 @@ impl std::fmt::Debug for IntrospectionRule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IntrospectionRule")
             .field("issuer", &self.issuer)
-            .field("endpoint", &self.endpoint.to_string())
+            .field("endpoint", &self.endpoint)
             .field("client_id", &self.client_id)
             .field("client_secret", &"<redacted>")
             .field("client_auth", &self.client_auth)
             .field("locations", &self.locations)
             .finish_non_exhaustive()
     }
+}
+
+/// Where a rule's introspection endpoint is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `introspectionEndpoint`.
+    Url(HttpUrl),
+    /// The `introspection_endpoint` of the issuer's discovery document: index into
+    /// [`Config::sources`] (shared with `jwtRules` and `oidc` of that issuer).
+    Discovered(usize),
+}
+
+/// The `introspection_endpoint` of a discovery document for `issuer` (which it
+/// must name, as OIDC Discovery requires).
+pub fn discovered_endpoint(body: &[u8], issuer: &str) -> Option<HttpUrl> {
+    let document = crate::strict_json::parse(body).ok()?;
+    if document.get("issuer").and_then(Value::as_str) != Some(issuer) {
+        return None;
+    }
+    let text = document.get("introspection_endpoint")?.as_str()?;
+    crate::fetch::parse_http_url(text).ok()
 }
 
 /// The token of `found` that goes to introspection, and its rule: a token in a
@@ -95,6 +116,7 @@ fn jws_issuer(token: &str, max_bytes: usize) -> Option<String> {
 /// assertion; `Err` when it cannot.
 pub fn request(
     rule: &IntrospectionRule,
+    endpoint: &HttpUrl,
     token: &str,
     clusters: &BTreeMap<String, String>,
     now: u64,
@@ -107,7 +129,7 @@ pub fn request(
             if !host.fill(&mut jti) {
                 return Err("no randomness for the client assertion's jti".into());
             }
-            let audience = rule.endpoint.to_string();
+            let audience = endpoint.to_string();
             Some(assertion::client_secret_jwt(
                 &rule.client_id,
                 &rule.client_secret,
@@ -126,7 +148,7 @@ pub fn request(
     let form = [("token", token), ("token_type_hint", "access_token")];
     Ok(client_post(
         &client,
-        &rule.endpoint,
+        endpoint,
         clusters,
         rule.timeout_ms,
         &form,

@@ -313,3 +313,17 @@ fn its_debug_shows_no_secret() {
     assert!(!text.contains("\"s\""), "{text}");
     assert!(text.contains("redacted"));
 }
+
+#[wasm_bindgen_test(unsupported = test)]
+fn the_endpoint_is_read_from_the_issuers_discovery_document() {
+    let body = br#"{"issuer":"https://idp.test","introspection_endpoint":"https://idp.test/i"}"#;
+    let url = discovered_endpoint(body, ISSUER).unwrap();
+    assert_eq!(url.to_string(), "https://idp.test/i");
+    assert_eq!(discovered_endpoint(body, "https://other.test"), None);
+    assert_eq!(
+        discovered_endpoint(br#"{"issuer":"https://idp.test"}"#, ISSUER),
+        None
+    );
+    let bad = br#"{"issuer":"https://idp.test","introspection_endpoint":"ftp://x"}"#;
+    assert_eq!(discovered_endpoint(bad, ISSUER), None);
+}
