@@ -16,7 +16,7 @@ from harness.idp import Client
 from harness.login import login
 from harness.stats import custom
 from harness.tcp_proxy import TcpProxy
-from harness.tokens import cached_key, claims, jwks_of, sign
+from harness.tokens import cached_key, claims, generate_key, jwks_of, pkcs8_pem, sign
 
 SERVICE = {
     "client_id": "svc",
@@ -87,8 +87,14 @@ def env(module_stack):
     stack = module_stack
     callback = stack.callback_server()
     user_client = USER_CLIENT | {"redirect_uris": [callback.url]}
+    client_key = generate_key("ES256")
+    gateway_pkj = {
+        "client_id": "gateway-pkj", "token_endpoint_auth_method": "private_key_jwt",
+        "jwks": {"keys": [client_key.jwk()]},
+        "grant_types": ["client_credentials"], "response_types": [], "redirect_uris": [],
+    }
     idp = stack.idp(
-        clients=[SERVICE, GATEWAY, GATEWAY_POST, GATEWAY_JWT, user_client],
+        clients=[SERVICE, GATEWAY, GATEWAY_POST, GATEWAY_JWT, gateway_pkj, user_client],
         extra_scopes=["api:read", "api:write"],
         ttl={"ClientCredentials": 600, "AccessToken": 3},
     )
@@ -110,6 +116,9 @@ def env(module_stack):
             idp, [rule(idp)], authorizationPolicies=policies(idp.issuer),
             jwtRules=[{"issuer": JWT_ISSUER, "jwks": json.dumps(jwks_of(key)),
                        "outputClaimToHeaders": [{"header": "x-jwt-sub", "claim": "sub"}]}])),
+        "private_key_jwt": Listener("private_key_jwt", config(idp, [rule(
+            idp, clientId="gateway-pkj", clientSecret=None, tokenEndpointAuthMethod="private_key_jwt",
+            clientPrivateKeyFromEnv="GATEWAY_KEY")]), vm_environment={"key_values": {"GATEWAY_KEY": pkcs8_pem(client_key)}}),
         "discovered": Listener("discovered", config(idp, [rule(idp, introspectionEndpoint=None)])),
         "relay": Listener("relay", config(idp, [rule(idp, timeout="1s")], cluster="idp_relay")),
     }
@@ -261,7 +270,10 @@ def test_client_authentication_methods(env):
     echoed(get(f"{urls['post']}/x", token))
     echoed(get(f"{urls['secret_jwt']}/x", token))
     assert len(idp.assertions()) == 1, "client_secret_jwt sends an assertion, never the secret"
-    assert idp.introspection_count() == 2
+    echoed(get(f"{urls['private_key_jwt']}/x", token))
+    assertions = idp.assertions()
+    assert len(assertions) == 2 and assertions[0] != assertions[1]
+    assert idp.introspection_count() == 3
 
 
 def test_a_jwt_and_an_opaque_token_on_one_route(env):

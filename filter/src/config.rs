@@ -8,7 +8,7 @@ mod fields;
 mod introspection;
 mod oidc;
 
-pub use oidc::{ClientAuth, ForwardToken, OidcConfig};
+pub use oidc::{ClientAuth, ClientKey, ForwardToken, OidcConfig};
 
 use crate::apps::App;
 use crate::authz::pattern::Pattern;

@@ -2,7 +2,7 @@
 //! endpoint (RFC 7662), beside `jwtRules`. Token locations, audiences and header
 //! output are written as in `jwtRules`; the client credentials as in `oidc`.
 
-use super::oidc::{ClientAuth, MIN_CLIENT_SECRET_JWT_BYTES};
+use super::oidc::{ClientAuth, KeyFields, Place, MIN_CLIENT_SECRET_JWT_BYTES};
 use super::SourceKind;
 use super::{fetch_timeout, http_url, At, Config, ConfigError, Env, Fields};
 use super::{RawClaimToHeader, RawHeaderLocation, DEFAULT_FETCH_TIMEOUT_MS};
@@ -21,6 +21,10 @@ pub(super) struct RawIntrospectionRule {
     client_secret: Option<String>,
     client_secret_from_env: Option<String>,
     token_endpoint_auth_method: Option<String>,
+    client_private_key_from_env: Option<String>,
+    client_key_id: Option<String>,
+    client_certificate_from_env: Option<String>,
+    client_assertion_alg: Option<String>,
     audiences: Vec<String>,
     pub(super) from_headers: Vec<RawHeaderLocation>,
     pub(super) from_params: Vec<String>,
@@ -41,6 +45,10 @@ impl RawIntrospectionRule {
             client_secret: f.string("clientSecret"),
             client_secret_from_env: f.string("clientSecretFromEnv"),
             token_endpoint_auth_method: f.string("tokenEndpointAuthMethod"),
+            client_private_key_from_env: f.string("clientPrivateKeyFromEnv"),
+            client_key_id: f.string("clientKeyId"),
+            client_certificate_from_env: f.string("clientCertificateFromEnv"),
+            client_assertion_alg: f.string("clientAssertionAlg"),
             audiences: f.strings("audiences"),
             from_headers: f.objects("fromHeaders", RawHeaderLocation::read),
             from_params: f.strings("fromParams"),
@@ -134,7 +142,12 @@ impl Config {
             }
         };
         let client_id = required(&at.field("clientId"), &raw.client_id)?;
-        let client_secret = client_secret(at, raw, env)?;
+        let private_key_jwt = raw.token_endpoint_auth_method.as_deref() == Some("private_key_jwt");
+        let client_secret = match (&raw.client_secret, &raw.client_secret_from_env) {
+            // The one method without a shared secret.
+            (None, None) if private_key_jwt => String::new(),
+            _ => client_secret(at, raw, env)?,
+        };
         let method_at = at.field("tokenEndpointAuthMethod");
         let client_auth = match raw.token_endpoint_auth_method.as_deref() {
             None | Some("client_secret_basic") => ClientAuth::Basic,
@@ -147,13 +160,22 @@ impl Config {
                 )))
             }
             Some("client_secret_jwt") => ClientAuth::SecretJwt,
+            Some("private_key_jwt") => ClientAuth::PrivateKeyJwt,
             Some(other) => {
                 return Err(method_at.error(format!(
-                    "`{other}`: use client_secret_basic, client_secret_post or \
-                     client_secret_jwt (private_key_jwt is not supported for introspection yet)"
+                    "`{other}`: use client_secret_basic, client_secret_post, client_secret_jwt \
+                     or private_key_jwt"
                 )))
             }
         };
+        let key_fields = KeyFields {
+            private_key_from_env: raw.client_private_key_from_env.as_ref(),
+            key_id: raw.client_key_id.as_ref(),
+            certificate_from_env: raw.client_certificate_from_env.as_ref(),
+            assertion_alg: raw.client_assertion_alg.as_ref(),
+        };
+        let place = Place { at, app: None, env };
+        let client_key = key_fields.client_key(&place, client_auth)?;
         if let Some(index) = raw.audiences.iter().position(String::is_empty) {
             return Err(at.field("audiences").item(index).error("must not be empty"));
         }
@@ -184,6 +206,7 @@ impl Config {
             client_id,
             client_secret,
             client_auth,
+            client_key,
             audiences: raw.audiences.clone(),
             locations,
             forward_original_token: raw.forward_original_token,

@@ -444,6 +444,14 @@ fn introspection_errors_name_the_field() {
             "introspection[0].outputClaimToHeaders[0].header",
         ),
         (r#""extra2":1"#, "introspection[0].extra2"),
+        (
+            r#""tokenEndpointAuthMethod":"private_key_jwt""#,
+            "introspection[0].clientPrivateKeyFromEnv",
+        ),
+        (
+            r#""clientSecret":"s","clientKeyId":"k""#,
+            "introspection[0].clientKeyId",
+        ),
         (r#""audiences":[]"#, "introspection[0].clientSecret"),
         (
             r#""clientSecret":"s","clientSecretFromEnv":"V""#,

@@ -6,7 +6,7 @@
 pub mod decision;
 pub mod state;
 
-use crate::config::{ClaimToHeader, ClientAuth, Config};
+use crate::config::{ClaimToHeader, ClientAuth, ClientKey, Config};
 use crate::extractor::Found;
 use crate::fetch::HttpRequest;
 use crate::http_url::HttpUrl;
@@ -32,6 +32,8 @@ pub struct IntrospectionRule {
     pub client_id: String,
     pub client_secret: String,
     pub client_auth: ClientAuth,
+    /// `private_key_jwt`'s key, which the host signs with.
+    pub client_key: Option<ClientKey>,
     pub audiences: Vec<String>,
     /// Indices into [`Config::locations`].
     pub locations: Vec<usize>,
@@ -123,22 +125,45 @@ pub fn request(
     host: &mut dyn HostCrypto,
 ) -> Result<HttpRequest, String> {
     use crate::oidc::client_assertion as assertion;
-    let assertion = match rule.client_auth {
-        ClientAuth::SecretJwt => {
+    let assertion = match (rule.client_auth, &rule.client_key) {
+        (ClientAuth::Basic | ClientAuth::Post, _) => None,
+        (ClientAuth::PrivateKeyJwt, None) => return Err("private_key_jwt without a key".into()),
+        (method, key) => {
             let mut jti = [0; assertion::JTI_BYTES];
             if !host.fill(&mut jti) {
                 return Err("no randomness for the client assertion's jti".into());
             }
             let audience = endpoint.to_string();
-            Some(assertion::client_secret_jwt(
-                &rule.client_id,
-                &rule.client_secret,
-                &audience,
-                now,
-                &jti,
-            ))
+            match (method, key) {
+                (ClientAuth::PrivateKeyJwt, Some(key)) => {
+                    let hint = assertion::KeyHint {
+                        key_id: key.key_id.as_deref(),
+                        thumbprint: key.thumbprint.as_deref(),
+                    };
+                    let input = assertion::private_key_jwt_signing_input(
+                        key.algorithm,
+                        hint,
+                        &rule.client_id,
+                        &audience,
+                        now,
+                        &jti,
+                    );
+                    let signature = host.sign(&key.pem, "sha256", input.as_bytes())?;
+                    Some(assertion::signed_assertion(
+                        &input,
+                        key.algorithm,
+                        &signature,
+                    )?)
+                }
+                _ => Some(assertion::client_secret_jwt(
+                    &rule.client_id,
+                    &rule.client_secret,
+                    &audience,
+                    now,
+                    &jti,
+                )),
+            }
         }
-        _ => None,
     };
     let client = Client {
         id: &rule.client_id,
