@@ -213,6 +213,9 @@ def test_one_call_per_token_then_the_cache(env):
     assert stats["introspection.calls"] >= 1
     assert stats["introspection.cache_hit"] >= 5
     assert stats["introspection.active"] >= 1
+    assert stats["introspection.cache_entries"] >= 1
+    assert stats["introspection.cache_bytes"] >= 100 * stats["introspection.cache_entries"]
+    assert stats["introspection.in_flight"] == 0
 
 
 def test_revoked_token_is_honoured_until_its_entry_expires(env):

@@ -156,6 +156,9 @@ pub enum Gauge {
     VmMemoryBytes,
     /// 1 from each plugin (in each VM) whose RS*/ES* signatures the host verifies.
     SignatureVerificationHost,
+    IntrospectionCacheEntries,
+    IntrospectionCacheBytes,
+    IntrospectionInFlight,
 }
 
 impl Gauge {
@@ -166,6 +169,9 @@ impl Gauge {
         Gauge::SessionCacheBytes,
         Gauge::VmMemoryBytes,
         Gauge::SignatureVerificationHost,
+        Gauge::IntrospectionCacheEntries,
+        Gauge::IntrospectionCacheBytes,
+        Gauge::IntrospectionInFlight,
     ];
 
     pub fn name(self) -> &'static str {
@@ -176,6 +182,9 @@ impl Gauge {
             Gauge::SessionCacheBytes => "session_cache.bytes",
             Gauge::VmMemoryBytes => "vm_memory_bytes",
             Gauge::SignatureVerificationHost => "signature_verification.host",
+            Gauge::IntrospectionCacheEntries => "introspection.cache_entries",
+            Gauge::IntrospectionCacheBytes => "introspection.cache_bytes",
+            Gauge::IntrospectionInFlight => "introspection.in_flight",
         }
     }
 

@@ -277,6 +277,18 @@ impl Plugin {
                 Gauge::SignatureVerificationHost,
                 u64::from(self.config.signature_backend.uses_host()),
             ),
+            (
+                Gauge::IntrospectionCacheEntries,
+                size(vm.introspection.cache_len()),
+            ),
+            (
+                Gauge::IntrospectionCacheBytes,
+                size(vm.introspection.cache_bytes()),
+            ),
+            (
+                Gauge::IntrospectionInFlight,
+                size(vm.introspection.in_flight()),
+            ),
         ];
         vm.counters.add_many(
             Counter::SignatureHostFailures,
