@@ -322,7 +322,12 @@ def test_endpoint_down_slow_or_failing_fails_closed_then_recovers(env):
     time.sleep(2.2)  # the backoff doubled
     idp.introspection_fault(status=500)
     try:
-        assert get(f"{url}/x", new_token(idp)).status_code == 503
+        tokens = [new_token(idp) for _ in range(6)]
+        idp.clear_events()
+        assert get(f"{url}/x", tokens[0]).status_code == 503
+        # Backing off: the other tokens fail closed without a call.
+        assert [get(f"{url}/x", token).status_code for token in tokens[1:]] == [503] * 5
+        assert idp.introspection_count() == 1
     finally:
         idp.introspection_fault()
     time.sleep(4.2)
@@ -339,3 +344,29 @@ def test_the_endpoint_from_the_issuers_discovery_document(env):
     assert seen["headers"]["x-client-id"] == "svc"
     assert idp.introspection_count() == 1
     assert get(f"{url}/x", "never-issued").status_code == 401
+
+
+BAD_RULE = {
+    "issuer": "https://idp.example.test",
+    "introspectionEndpoint": "http://127.0.0.1:1/introspect",
+    "clientId": "gateway",
+    "clientSecret": "a-secret-never-logged",
+}
+BAD_CONFIGS = {
+    "unknown-field": (BAD_RULE | {"cacheDuraton": "1m"}, ["introspection[0]", "cacheDuraton"]),
+    "missing-client-id": ({k: v for k, v in BAD_RULE.items() if k != "clientId"}, ["introspection[0].clientId"]),
+    "short-secret-for-client-secret-jwt": (
+        BAD_RULE | {"tokenEndpointAuthMethod": "client_secret_jwt"},
+        ["introspection[0].tokenEndpointAuthMethod", "32 bytes"],
+    ),
+    "bad-cache-duration": (BAD_RULE | {"cacheDuration": "soon"}, ["introspection[0].cacheDuration"]),
+}
+
+
+@pytest.mark.parametrize("bad_rule, expected", BAD_CONFIGS.values(), ids=BAD_CONFIGS.keys())
+def test_bad_introspection_rules_prevent_start_and_name_the_field(stack, bad_rule, expected):
+    outcome = stack.envoy_expecting_failure(Listener("main", {"introspection": [bad_rule]}), timeout=20)
+    assert not outcome.became_ready and outcome.exit_code not in (None, 0)
+    lines = [line for line in outcome.log.splitlines() if "invalid plugin configuration" in line]
+    assert any(all(text in line for text in expected) for line in lines), "\n".join(lines) or outcome.log[-2000:]
+    assert "a-secret-never-logged" not in outcome.log
