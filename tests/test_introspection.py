@@ -231,7 +231,8 @@ def test_revoked_token_is_honoured_until_its_entry_expires(env):
     echoed(get(f"{urls['short']}/x", token))
     time.sleep(2.5)
     assert get(f"{urls['short']}/x", token).status_code == 401
-    assert custom(env["envoy"].admin_url)["introspection.inactive"] >= 2
+    stats = custom(env["envoy"].admin_url)
+    assert stats["introspection.inactive"] >= 2 and stats["requests_denied.token_inactive"] >= 2
 
 
 def test_negative_answers_are_cached_briefly(env):
