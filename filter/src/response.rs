@@ -254,6 +254,23 @@ mod tests {
     }
 
     #[wasm_bindgen_test(unsupported = test)]
+    fn introspection_answers_inactive_401_and_unavailable_503_without_a_challenge() {
+        let inactive = deny(AuthError::Inactive, "", &request("/x"));
+        assert_eq!(
+            (inactive.status, inactive.body),
+            (401, "Token is not active")
+        );
+        assert!(inactive.headers[1].1.ends_with("error=\"invalid_token\""));
+        let unavailable = deny(AuthError::IntrospectionUnavailable, "", &request("/x"));
+        assert_eq!(unavailable.status, 503);
+        assert_eq!(unavailable.body, "Token introspection is unavailable");
+        assert_eq!(
+            unavailable.headers[1],
+            ("retry-after".to_string(), "1".to_string())
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
     fn audience_denial_is_403_with_envoys_challenge() {
         let denial = deny(AuthError::AudienceNotAllowed, "", &request("/"));
         assert_eq!(denial.status, 403);

@@ -875,3 +875,45 @@ fn inactive_and_failed_introspections_are_refused() {
     );
     assert_eq!(vm.counters.get(Counter::IntrospectionFailures), 1);
 }
+
+struct PendingRemote;
+
+impl KeyLookup for PendingRemote {
+    fn remote_keys(&self, _source: usize) -> Keys<'_> {
+        Keys::Pending
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_discovered_endpoint_is_waited_for_and_its_absence_fails_closed() {
+    let text =
+        r#"{"introspection":[{"issuer":"https://idp.test","clientId":"gw","clientSecret":"s"}]}"#;
+    let config = Config::parse(text.as_bytes()).unwrap();
+    let headers = Headers::of(&[
+        (":authority", "app.test"),
+        (":path", "/x"),
+        ("authorization", "Bearer opaque"),
+    ]);
+    let decide_with_keys = |keys: &dyn KeyLookup, vm: &mut VmState| {
+        let inputs = Inputs {
+            config: &config,
+            app: config.app_for(&headers).unwrap(),
+            headers: &headers,
+            keys,
+            provider: None,
+            peer: &Peer::default(),
+            now_ms: NOW_MS,
+            final_attempt: false,
+        };
+        decide(&inputs, vm, &mut NoEntropy)
+    };
+    let mut vm = VmState::new(&config, [3; 16]);
+    let Verdict::Wait(waits) = decide_with_keys(&PendingRemote, &mut vm) else {
+        panic!("no wait")
+    };
+    assert_eq!(waits[0].source, 0);
+    // The document could not be fetched (or names no endpoint): 503, no call.
+    let verdict = decide_with_keys(&NoRemote, &mut vm);
+    assert_eq!(status_of(&verdict), 503);
+    assert_eq!(vm.counters.get(Counter::IntrospectionCalls), 0);
+}
