@@ -29,6 +29,11 @@ pub enum Keys<'a> {
 /// The host's view of remote key sets, by index into [`Config::sources`].
 pub trait KeyLookup {
     fn remote_keys(&self, source: usize) -> Keys<'_>;
+
+    /// The `introspection_endpoint` of a discovery source's document, once read.
+    fn introspection_endpoint(&self, _source: usize) -> Option<&crate::http_url::HttpUrl> {
+        None
+    }
 }
 
 /// A request that must wait for a key set.

@@ -5,9 +5,10 @@
 mod apps;
 mod at;
 mod fields;
+mod introspection;
 mod oidc;
 
-pub use oidc::{ClientAuth, ForwardToken, OidcConfig};
+pub use oidc::{ClientAuth, ClientKey, ForwardToken, OidcConfig};
 
 use crate::apps::App;
 use crate::authz::pattern::Pattern;
@@ -184,6 +185,10 @@ pub struct Config {
     /// Who does, once the host has been probed at load (`host::root`); until
     /// then, and in every test, the module.
     pub signature_backend: SignatureBackend,
+    /// `introspection`: rules for tokens checked at an introspection endpoint.
+    pub introspection: Vec<crate::introspection::IntrospectionRule>,
+    /// `introspectionCache`: answers kept per worker.
+    pub introspection_cache: Limits,
 }
 
 struct RawConfig {
@@ -205,6 +210,8 @@ struct RawConfig {
     test_only_crash_header: Option<String>,
     output_claim_to_headers: Vec<RawClaimToHeader>,
     signature_verification: Option<String>,
+    introspection: Vec<introspection::RawIntrospectionRule>,
+    introspection_cache: Option<RawCacheLimits>,
 }
 
 /// `maxEntries: 0` turns a cache off.
@@ -261,6 +268,8 @@ impl RawConfig {
             test_only_crash_header: f.string("testOnlyCrashHeader"),
             output_claim_to_headers: f.objects("outputClaimToHeaders", RawClaimToHeader::read),
             signature_verification: f.string("signatureVerification"),
+            introspection: f.objects("introspection", introspection::RawIntrospectionRule::read),
+            introspection_cache: f.object("introspectionCache", RawCacheLimits::read),
         }
     }
 }
@@ -475,11 +484,17 @@ impl Config {
         if config.jwks_cache_duration_ms < 1_000 {
             return Err(At::top("jwksCacheDuration").error("must be at least 1s"));
         }
+        config.introspection_cache = cache_limits(
+            &At::top("introspectionCache"),
+            raw.introspection_cache.as_ref(),
+            crate::introspection::state::DEFAULT_CACHE_LIMITS,
+        )?;
         let any_oidc = raw.oidc.is_some() || raw.apps.iter().any(apps::RawApp::has_oidc);
-        if raw.jwt_rules.is_empty() && !any_oidc {
-            return Err(
-                At::top("jwtRules").error("at least one rule (or an `oidc` block) is required")
-            );
+        let any_introspection = !raw.introspection.is_empty();
+        if raw.jwt_rules.is_empty() && !any_oidc && !any_introspection {
+            return Err(At::top("jwtRules").error(
+                "at least one rule (or an `oidc` block, or an `introspection` rule) is required",
+            ));
         }
         config.output_claim_to_headers = config.claims_to_headers(
             &At::top("outputClaimToHeaders"),
@@ -555,8 +570,12 @@ impl Config {
                 }
             }
         }
-        if config.rules.is_empty() && !any_oidc {
+        if config.rules.is_empty() && !any_oidc && !any_introspection {
             return Err(rules.error("the RequestAuthentication resources here hold no rule"));
+        }
+        let introspection_at = At::top("introspection");
+        for (index, raw_rule) in raw.introspection.iter().enumerate() {
+            config.add_introspection_rule(&introspection_at.item(index), raw_rule, env)?;
         }
         Ok(config)
     }
@@ -619,7 +638,13 @@ impl Config {
             Some(text) => fetch_timeout(&at.field("timeout"), text)?,
         };
         let keys = self.rule_keys(at, raw, issuer, timeout_ms)?;
-        let locations = self.rule_locations(at, raw)?;
+        let locations = self.locations_of(
+            at,
+            &raw.from_headers,
+            &raw.from_params,
+            &raw.from_cookies,
+            true,
+        )?;
         let output_payload_to_header = match raw.output_payload_to_header.as_deref() {
             None | Some("") => None,
             Some(name) => Some(self.output_header(&at.field("outputPayloadToHeader"), name)?),
@@ -716,12 +741,20 @@ impl Config {
         sources.len() - 1
     }
 
-    /// The rule's token locations, registered in order as each is checked (an
+    /// A rule's token locations, registered in order as each is checked (an
     /// error fails the whole configuration, so none is left half-registered).
-    fn rule_locations(&mut self, at: &At, raw: &RawJwtRule) -> Result<Vec<usize>, ConfigError> {
+    /// Without any: `Authorization: Bearer`, and `?access_token=` for a JWT rule.
+    fn locations_of(
+        &mut self,
+        at: &At,
+        from_headers: &[RawHeaderLocation],
+        from_params: &[String],
+        from_cookies: &[String],
+        default_param: bool,
+    ) -> Result<Vec<usize>, ConfigError> {
         let mut indices = Vec::new();
         let headers_at = at.field("fromHeaders");
-        for (index, header) in raw.from_headers.iter().enumerate() {
+        for (index, header) in from_headers.iter().enumerate() {
             let name = header_name(&headers_at.item(index).field("name"), &header.name)?;
             indices.push(self.add_location(TokenLocation::Header {
                 name,
@@ -729,12 +762,12 @@ impl Config {
             }));
         }
         let params_at = at.field("fromParams");
-        for (index, param) in raw.from_params.iter().enumerate() {
+        for (index, param) in from_params.iter().enumerate() {
             non_empty(&params_at.item(index), param)?;
             indices.push(self.add_location(TokenLocation::Param(param.clone())));
         }
         let cookies_at = at.field("fromCookies");
-        for (index, cookie) in raw.from_cookies.iter().enumerate() {
+        for (index, cookie) in from_cookies.iter().enumerate() {
             cookie_name(&cookies_at.item(index), cookie)?;
             indices.push(self.add_location(TokenLocation::Cookie(cookie.clone())));
         }
@@ -744,7 +777,9 @@ impl Config {
                 name: "authorization".into(),
                 prefix: "Bearer ".into(),
             }));
-            indices.push(self.add_location(TokenLocation::Param("access_token".into())));
+            if default_param {
+                indices.push(self.add_location(TokenLocation::Param("access_token".into())));
+            }
         }
         Ok(indices)
     }

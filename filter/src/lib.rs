@@ -52,6 +52,7 @@ pub mod extractor;
 pub mod fetch;
 pub mod host_calls;
 pub mod http_url;
+pub mod introspection;
 pub mod jwks;
 pub mod key_cache;
 pub mod metrics;

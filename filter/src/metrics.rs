@@ -43,6 +43,13 @@ counters! {
     DeniedUnknownKey => "requests_denied.jwt_unknown_key", "401 Jwks doesn't have key to match kid or alg from Jwt";
     DeniedAudience => "requests_denied.jwt_audience", "403 Audiences in Jwt are not allowed";
     DeniedJwksUnavailable => "requests_denied.jwks_unavailable", "401 Jwks remote fetch is failed";
+    DeniedTokenInactive => "requests_denied.token_inactive", "401 Token is not active (introspection)";
+    DeniedIntrospectionUnavailable => "requests_denied.introspection_unavailable", "503 Token introspection is unavailable (fail closed)";
+    IntrospectionCalls => "introspection.calls", "introspection endpoint called";
+    IntrospectionCacheHits => "introspection.cache_hit", "token answered from the introspection cache";
+    IntrospectionActive => "introspection.active", "introspection answered active (and acceptable)";
+    IntrospectionInactive => "introspection.inactive", "introspection answered not active, or active but not acceptable (audience, issuer, times)";
+    IntrospectionFailures => "introspection.failed", "introspection call failed (unreachable, timeout, non-200, malformed reply)";
     DeniedRbac => "requests_denied.rbac", "403 RBAC: access denied";
     DeniedNoSession => "requests_denied.no_session", "401 for an API request without session or token";
     DeniedInvalidAuthority => "requests_denied.invalid_authority", "400 the Host (:authority) is not host[:port]";
@@ -78,6 +85,8 @@ impl Counter {
             AuthError::KidAlgMismatch => Self::DeniedUnknownKey,
             AuthError::AudienceNotAllowed => Self::DeniedAudience,
             AuthError::JwksFetchFailed => Self::DeniedJwksUnavailable,
+            AuthError::Inactive => Self::DeniedTokenInactive,
+            AuthError::IntrospectionUnavailable => Self::DeniedIntrospectionUnavailable,
             AuthError::BadFormat
             | AuthError::HeaderBadBase64
             | AuthError::HeaderBadJson
@@ -147,6 +156,9 @@ pub enum Gauge {
     VmMemoryBytes,
     /// 1 from each plugin (in each VM) whose RS*/ES* signatures the host verifies.
     SignatureVerificationHost,
+    IntrospectionCacheEntries,
+    IntrospectionCacheBytes,
+    IntrospectionInFlight,
 }
 
 impl Gauge {
@@ -157,6 +169,9 @@ impl Gauge {
         Gauge::SessionCacheBytes,
         Gauge::VmMemoryBytes,
         Gauge::SignatureVerificationHost,
+        Gauge::IntrospectionCacheEntries,
+        Gauge::IntrospectionCacheBytes,
+        Gauge::IntrospectionInFlight,
     ];
 
     pub fn name(self) -> &'static str {
@@ -167,6 +182,9 @@ impl Gauge {
             Gauge::SessionCacheBytes => "session_cache.bytes",
             Gauge::VmMemoryBytes => "vm_memory_bytes",
             Gauge::SignatureVerificationHost => "signature_verification.host",
+            Gauge::IntrospectionCacheEntries => "introspection.cache_entries",
+            Gauge::IntrospectionCacheBytes => "introspection.cache_bytes",
+            Gauge::IntrospectionInFlight => "introspection.in_flight",
         }
     }
 

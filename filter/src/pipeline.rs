@@ -9,6 +9,8 @@ use crate::cache::{HashSecret, Key};
 use crate::config::Config;
 use crate::extractor;
 use crate::fetch::HttpRequest;
+use crate::http_url::HttpUrl;
+use crate::introspection::{self, decision::Answer, state::Next};
 use crate::jwks::KeySet;
 use crate::metrics::{Counter, Counters, GaugeShares};
 use crate::oidc::callback_memo::CallbackMemo;
@@ -34,6 +36,11 @@ pub enum Pending {
     Refresh {
         session: Session,
         key: Key,
+    },
+    /// An introspection of the token hashed to `key`, for `introspection[rule]`.
+    Introspection {
+        key: Key,
+        rule: usize,
     },
 }
 
@@ -73,6 +80,7 @@ pub struct VmState {
     /// Login callbacks whose code is being or was exchanged, by state.
     pub callbacks: CallbackMemo,
     pub streams: Streams,
+    pub introspection: introspection::state::State,
 }
 
 impl VmState {
@@ -86,6 +94,11 @@ impl VmState {
             refreshes: RefreshMemo::default(),
             callbacks: CallbackMemo::new(secret),
             streams: Streams::default(),
+            introspection: introspection::state::State::new(
+                config.introspection_cache,
+                secret,
+                config.introspection.len(),
+            ),
         }
     }
 
@@ -124,6 +137,7 @@ impl VmState {
         match pending {
             Pending::Refresh { key, .. } => self.refreshes.abandon(*key),
             Pending::Login(login) => self.callbacks.spend(&login.state),
+            Pending::Introspection { key, .. } => self.introspection.abandon(*key),
         }
     }
 }
@@ -169,6 +183,10 @@ pub fn decide(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn HostCrypto) -
     match decide_unbounded(inputs, vm, entropy) {
         Verdict::Dispatch { pending, .. } if !vm.streams.has_room_for_an_exchange() => {
             vm.abandon(&pending);
+            if let Pending::Introspection { .. } = pending {
+                let answer = Answer::Failed("too many calls in flight".into());
+                return introspection_verdict(inputs, vm, answer, None);
+            }
             Verdict::Reply(flow::error_page(
                 503,
                 "Too many sign-ins at once. Please try again.",
@@ -209,6 +227,16 @@ fn decide_unbounded(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn HostCry
         }
     } else if found.is_empty() && inputs.app.allow_missing {
         return anonymous(inputs, vm, entropy);
+    }
+    if let Some((rule, item)) = introspection::route(config, &found) {
+        if found.len() > 1 {
+            let detail = "a token for introspection with other tokens in one request";
+            vm.counters
+                .add_for(inputs.app.index, Counter::DeniedInvalid);
+            let denial = response::deny(AuthError::VerificationFails, detail, headers);
+            return Verdict::Deny(denial);
+        }
+        return introspect(inputs, vm, entropy, (rule, item), None);
     }
     match authenticator::authenticate_found(
         config,
@@ -484,6 +512,9 @@ pub fn finish_exchange(
     entropy: &mut dyn HostCrypto,
 ) -> Finished {
     let (status, body) = reply;
+    if let Pending::Introspection { key, rule } = pending {
+        return finish_introspection(inputs, (*key, *rule), reply, vm, entropy);
+    }
     // A token endpoint reply never carries a bearer token of its own.
     let Some(context) = inputs.flow_context(false) else {
         let verdict = Verdict::Reply(flow::error_page(500, "Login is not configured."));
@@ -529,6 +560,11 @@ pub fn finish_exchange(
                 },
             );
             (from_login_step(inputs, step, &mut vm.counters), why)
+        }
+        // Finished above.
+        Pending::Introspection { .. } => {
+            let why = "introspection reply".to_string();
+            (unavailable(inputs, vm, why.clone()), Some(why))
         }
     };
     let refetch_issuer_keys = inputs
@@ -657,6 +693,194 @@ pub fn forbidden_reply() -> LocalReply {
         status: 403,
         headers: vec![("content-type".to_string(), "text/plain".to_string())],
         body: DENIED_BODY.to_string(),
+    }
+}
+
+/// A token for `introspection[rule]`: its answer (`fresh`, just received, or
+/// cached), or a wait for another request's call, or a call to make.
+fn introspect(
+    inputs: &Inputs,
+    vm: &mut VmState,
+    entropy: &mut dyn HostCrypto,
+    (rule_index, found): (usize, &extractor::Found),
+    fresh: Option<(Key, &Answer)>,
+) -> Verdict {
+    let config = inputs.config;
+    let Some(rule) = config.introspection.get(rule_index) else {
+        return introspection_verdict(inputs, vm, Answer::Failed("no rule".into()), None);
+    };
+    let key = vm.introspection.key(&found.token);
+    let now = inputs.now_ms / 1000;
+    let answer = match fresh.filter(|(fresh_key, _)| *fresh_key == key) {
+        Some((_, answer)) => answer.clone(),
+        None => match vm.introspection.next(key, rule_index, inputs.now_ms) {
+            Next::Known(answer) => {
+                vm.counters.add(Counter::IntrospectionCacheHits);
+                introspection::decision::still_valid(&answer, now, config.clock_skew_seconds)
+            }
+            Next::Wait if !inputs.final_attempt => {
+                return Verdict::Wait(vec![KeyWait {
+                    source: introspection::WAIT,
+                    refetch: false,
+                }])
+            }
+            Next::Wait => Answer::Failed("waited too long for this token's introspection".into()),
+            Next::BackingOff => Answer::Failed("the introspection endpoint failed recently".into()),
+            Next::Busy => Answer::Failed("too many introspection calls in flight".into()),
+            Next::Call => {
+                let endpoint = match &rule.endpoint {
+                    introspection::Endpoint::Url(url) => Ok(url),
+                    introspection::Endpoint::Discovered(source) => {
+                        match discovered(inputs, *source) {
+                            Ok(url) => Ok(url),
+                            Err(None) => {
+                                return Verdict::Wait(vec![KeyWait {
+                                    source: *source,
+                                    refetch: false,
+                                }])
+                            }
+                            Err(Some(why)) => Err(why),
+                        }
+                    }
+                };
+                let request = endpoint.and_then(|endpoint| {
+                    let clusters = &config.clusters;
+                    introspection::request(rule, endpoint, &found.token, clusters, now, entropy)
+                });
+                match request {
+                    Ok(request) => {
+                        let deadline = inputs.now_ms.saturating_add(rule.timeout_ms);
+                        vm.introspection.started(key, deadline);
+                        vm.counters.add(Counter::IntrospectionCalls);
+                        return Verdict::Dispatch {
+                            request,
+                            pending: Pending::Introspection {
+                                key,
+                                rule: rule_index,
+                            },
+                        };
+                    }
+                    Err(why) => Answer::Failed(why),
+                }
+            }
+        },
+    };
+    introspection_verdict(inputs, vm, answer, Some((rule_index, found)))
+}
+
+/// A discovered introspection endpoint; `Err(None)`: wait for the document.
+fn discovered<'a>(inputs: &'a Inputs, source: usize) -> Result<&'a HttpUrl, Option<String>> {
+    match inputs.keys.remote_keys(source) {
+        Keys::Pending => Err(None),
+        Keys::Failed => Err(Some(
+            "the issuer's discovery document is unavailable".into(),
+        )),
+        Keys::Ready { .. } => inputs
+            .keys
+            .introspection_endpoint(source)
+            .ok_or_else(|| Some("the discovery document names no introspection_endpoint".into())),
+    }
+}
+
+/// The request's verdict from its token's introspection answer: an active token
+/// is an identity, judged and forwarded as a JWT's would be.
+fn introspection_verdict(
+    inputs: &Inputs,
+    vm: &mut VmState,
+    answer: Answer,
+    found: Option<(usize, &extractor::Found)>,
+) -> Verdict {
+    let (config, headers) = (inputs.config, inputs.headers);
+    let rule = found.and_then(|(index, found)| Some((config.introspection.get(index)?, found)));
+    let (claims, (rule, found)) = match (answer, rule) {
+        (Answer::Active(claims), Some(rule)) => (claims, rule),
+        (Answer::Inactive(error, detail), _) => {
+            vm.counters
+                .add_for(inputs.app.index, Counter::denied(error));
+            return Verdict::Deny(response::deny(error, detail, headers));
+        }
+        (Answer::Failed(why), _) => return unavailable(inputs, vm, why),
+        (Answer::Active(_), None) => return unavailable(inputs, vm, "no rule".into()),
+    };
+    let mut edits = Edits::default();
+    request::remove_identity_headers(&config.output_headers, headers, &mut edits);
+    if !rule.forward_original_token {
+        if let Some(location) = config.locations.get(found.location) {
+            extractor::remove_from(location, headers, &mut edits);
+        }
+    }
+    for output in config
+        .output_claim_to_headers
+        .iter()
+        .chain(&rule.output_claim_to_headers)
+    {
+        let value = crate::claims::lookup(&claims, &output.claim)
+            .and_then(crate::claims::scalar_text)
+            .filter(|value| request::is_safe_header_value(value));
+        if let Some(value) = value {
+            edits.set(&output.header, value);
+        }
+    }
+    flow::strip_filter_cookies(config, headers, &mut edits);
+    let verdict = authorized(inputs, Some(&claims), edits, Vec::new(), &mut vm.counters);
+    vm.counters.add_for(
+        inputs.app.index,
+        allowed_or_forbidden(&verdict, Counter::AllowedToken),
+    );
+    verdict
+}
+
+/// No positive answer: `503 Token introspection is unavailable` (fail closed).
+fn unavailable(inputs: &Inputs, vm: &mut VmState, why: String) -> Verdict {
+    vm.counters
+        .add_for(inputs.app.index, Counter::DeniedIntrospectionUnavailable);
+    let error = AuthError::IntrospectionUnavailable;
+    Verdict::Deny(response::deny(error, why, inputs.headers))
+}
+
+/// The introspection endpoint's reply for the request that made the call.
+fn finish_introspection(
+    inputs: &Inputs,
+    (key, rule_index): (Key, usize),
+    (status, body): (Option<u32>, &[u8]),
+    vm: &mut VmState,
+    entropy: &mut dyn HostCrypto,
+) -> Finished {
+    let config = inputs.config;
+    let answer = match config.introspection.get(rule_index) {
+        Some(rule) => {
+            let now = inputs.now_ms / 1000;
+            let answer = introspection::decision::judge_reply(
+                rule,
+                status,
+                body,
+                now,
+                config.clock_skew_seconds,
+            );
+            vm.introspection
+                .complete(key, rule_index, rule, &answer, inputs.now_ms);
+            answer
+        }
+        None => {
+            vm.introspection.abandon(key);
+            Answer::Failed("no rule".into())
+        }
+    };
+    let (counter, failure) = match &answer {
+        Answer::Active(_) => (Counter::IntrospectionActive, None),
+        Answer::Inactive(..) => (Counter::IntrospectionInactive, None),
+        Answer::Failed(why) => (Counter::IntrospectionFailures, Some(why.clone())),
+    };
+    vm.counters.add(counter);
+    let found = extractor::find_tokens(config, inputs.headers);
+    let verdict = match introspection::route(config, &found) {
+        Some(routed) => introspect(inputs, vm, entropy, routed, Some((key, &answer))),
+        None => introspection_verdict(inputs, vm, Answer::Failed("token gone".into()), None),
+    };
+    Finished {
+        verdict,
+        failure: failure.map(|why| format!("introspection: {why}")),
+        refetch_issuer_keys: None,
     }
 }
 

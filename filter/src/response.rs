@@ -13,6 +13,11 @@ pub enum AuthError {
     KidAlgMismatch,
     AudienceNotAllowed,
     JwksFetchFailed,
+    /// Introspection said the token is not active (RFC 7662 `active: false`).
+    Inactive,
+    /// No positive answer from the introspection endpoint (down, slow, 5xx,
+    /// unreadable, backing off, or too many calls in flight): `503`, fail closed.
+    IntrospectionUnavailable,
     /// The parse failures below have their own texts in Envoy's jwt_verify_lib
     /// (`status.cc`), which jwt_authn sends as the body.
     BadFormat,
@@ -58,6 +63,8 @@ impl AuthError {
             Self::KidAlgMismatch => "Jwks doesn't have key to match kid or alg from Jwt",
             Self::AudienceNotAllowed => "Audiences in Jwt are not allowed",
             Self::JwksFetchFailed => "Jwks remote fetch is failed",
+            Self::Inactive => "Token is not active",
+            Self::IntrospectionUnavailable => "Token introspection is unavailable",
             Self::BadFormat => {
                 "Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections"
             }
@@ -92,6 +99,7 @@ impl AuthError {
     pub fn status(self) -> u32 {
         match self {
             Self::AudienceNotAllowed => 403,
+            Self::IntrospectionUnavailable => 503,
             _ => 401,
         }
     }
@@ -160,14 +168,17 @@ fn loggable(text: &str) -> String {
 const MAX_REALM_BYTES: usize = 1024;
 
 pub fn deny(error: AuthError, detail: impl Into<String>, request: &Headers) -> Denial {
-    // Envoy's jwt_authn sends the challenge with its 403 too; so do we.
-    let headers = vec![
-        ("content-type".to_string(), "text/plain".to_string()),
+    // Envoy's jwt_authn sends the challenge with its 403 too; so do we. A 503
+    // says nothing against the token: no challenge, a hint to retry instead.
+    let last = if error == AuthError::IntrospectionUnavailable {
+        ("retry-after".to_string(), "1".to_string())
+    } else {
         (
             "www-authenticate".to_string(),
             www_authenticate(error, request),
-        ),
-    ];
+        )
+    };
+    let headers = vec![("content-type".to_string(), "text/plain".to_string()), last];
     Denial {
         error,
         status: error.status(),
@@ -239,6 +250,23 @@ mod tests {
         assert_eq!(
             denial.headers[1].1,
             "Bearer realm=\"http://app.test:8080/x\", error=\"invalid_token\""
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn introspection_answers_inactive_401_and_unavailable_503_without_a_challenge() {
+        let inactive = deny(AuthError::Inactive, "", &request("/x"));
+        assert_eq!(
+            (inactive.status, inactive.body),
+            (401, "Token is not active")
+        );
+        assert!(inactive.headers[1].1.ends_with("error=\"invalid_token\""));
+        let unavailable = deny(AuthError::IntrospectionUnavailable, "", &request("/x"));
+        assert_eq!(unavailable.status, 503);
+        assert_eq!(unavailable.body, "Token introspection is unavailable");
+        assert_eq!(
+            unavailable.headers[1],
+            ("retry-after".to_string(), "1".to_string())
         );
     }
 

@@ -323,3 +323,39 @@ class Idp:
 
     def clear_events(self) -> None:
         requests.post(self.url("/__test/events/clear"), timeout=REQUEST_TIMEOUT).raise_for_status()
+
+    # ----- introspection (opaque access tokens) -----
+    def client_credentials_token(self, client_id: str, client_secret: str, scope: str | None = None) -> dict:
+        """An opaque access token of the client_credentials grant: the token response."""
+        form = {"grant_type": "client_credentials"}
+        if scope:
+            form["scope"] = scope
+        reply = requests.post(self.endpoint("token"), data=form, auth=(client_id, client_secret), timeout=REQUEST_TIMEOUT)
+        assert reply.status_code == 200, reply.text
+        return reply.json()
+
+    def revoke(self, token: str, client_id: str, client_secret: str) -> None:
+        reply = requests.post(
+            self.endpoint("revocation"), data={"token": token, "token_type_hint": "access_token"},
+            auth=(client_id, client_secret), timeout=REQUEST_TIMEOUT,
+        )
+        assert reply.status_code == 200, reply.text
+
+    def introspect(self, token: str, client_id: str, client_secret: str) -> dict:
+        reply = requests.post(
+            self.endpoint("introspection"), data={"token": token},
+            auth=(client_id, client_secret), timeout=REQUEST_TIMEOUT,
+        )
+        assert reply.status_code == 200, reply.text
+        return reply.json()
+
+    def introspection_count(self) -> int:
+        """Introspection requests received since the last clear_events()."""
+        reply = requests.get(self.url("/__test/counts"), timeout=REQUEST_TIMEOUT)
+        reply.raise_for_status()
+        return reply.json()["introspection"]
+
+    def introspection_fault(self, delay_ms: int = 0, status: int = 0) -> None:
+        """Delay every introspection reply, or answer it with `status`; no arguments: none."""
+        body = {name: value for name, value in {"delay_ms": delay_ms, "status": status}.items() if value}
+        requests.post(self.url("/__test/introspection_fault"), json=body, timeout=REQUEST_TIMEOUT).raise_for_status()

@@ -45,6 +45,9 @@
 //                        (oidc-provider itself takes client_secret_basic and
 //                        client_secret_post interchangeably)
 //   admin                true (default): the /__test/* endpoints below
+//   extra_scopes         scopes besides the OIDC ones (e.g. "api:read"), which a
+//                        client may ask for with the client_credentials grant
+//                        (its tokens are opaque, as every access token here)
 //
 // Test endpoints (same server, admin: true):
 //   POST /__test/rotate  body {} or {"keep_old": false} or {"jwks": {...}}:
@@ -56,6 +59,11 @@
 //   POST /__test/events/clear
 //   GET  /__test/assertions  the client_assertion of each token, introspection
 //                        or revocation request, oldest first (cleared with the events)
+//   GET  /__test/counts  {introspection: n}: introspection requests received
+//                        (cleared with the events)
+//   POST /__test/introspection_fault  body {"delay_ms": n, "status": s}: delay
+//                        every introspection reply, or answer it with status s
+//                        (a 5xx) instead; {} ends the fault
 
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -96,6 +104,7 @@ const DEFAULTS = {
   clock_tolerance: 0,
   strict_client_auth: true,
   admin: true,
+  extra_scopes: [],
 };
 
 const CLIENT_DEFAULTS = {
@@ -262,7 +271,7 @@ function providerConfiguration(config, state) {
       profile: ['name', 'preferred_username', 'groups'],
       groups: ['groups'],
     },
-    scopes: ['openid', 'offline_access', 'email', 'profile', 'groups'],
+    scopes: ['openid', 'offline_access', 'email', 'profile', 'groups', ...config.extra_scopes],
     conformIdTokenClaims: config.conform_id_token_claims,
     clockTolerance: config.clock_tolerance,
     ttl: config.ttl,
@@ -273,6 +282,7 @@ function providerConfiguration(config, state) {
       userinfo: { enabled: true },
       revocation: { enabled: true },
       introspection: { enabled: true },
+      clientCredentials: { enabled: true },
     },
     findAccount(ctx, sub) {
       return {
@@ -458,9 +468,18 @@ async function handleAdmin(req, res, config, state) {
   if (req.method === 'GET' && path === '/__test/assertions') {
     return sendJson(res, 200, state.assertions);
   }
+  if (req.method === 'GET' && path === '/__test/counts') {
+    return sendJson(res, 200, state.counts);
+  }
+  if (req.method === 'POST' && path === '/__test/introspection_fault') {
+    const text = await readBody(req);
+    state.introspectionFault = text ? JSON.parse(text) : {};
+    return sendJson(res, 200, state.introspectionFault);
+  }
   if (req.method === 'POST' && path === '/__test/events/clear') {
     state.events.length = 0;
     state.assertions.length = 0;
+    state.counts.introspection = 0;
     return sendJson(res, 200, {});
   }
   return sendJson(res, 404, { error: 'no such test endpoint' });
@@ -477,6 +496,8 @@ async function main() {
     adapter: sharedMemoryAdapter(config.clock_tolerance),
     events: [],
     assertions: [],
+    counts: { introspection: 0 },
+    introspectionFault: {},
     provider: null,
     handler: null,
   };
@@ -488,6 +509,18 @@ async function main() {
         if (!res.headersSent) sendJson(res, 500, { error: String(err.message || err) });
       });
       return;
+    }
+    if (req.method === 'POST' && req.url.split('?')[0] === '/token/introspection') {
+      state.counts.introspection += 1;
+      const fault = state.introspectionFault;
+      if (fault.status) {
+        sendJson(res, fault.status, { error: 'server_error' });
+        return;
+      }
+      if (fault.delay_ms) {
+        setTimeout(() => state.handler(req, res), fault.delay_ms);
+        return;
+      }
     }
     state.handler(req, res);
   });

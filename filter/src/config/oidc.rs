@@ -463,20 +463,46 @@ impl RawOidc {
         place: &Place,
         client_auth: ClientAuth,
     ) -> Result<Option<ClientKey>, ConfigError> {
+        let fields = KeyFields {
+            private_key_from_env: self.client_private_key_from_env.as_ref(),
+            key_id: self.client_key_id.as_ref(),
+            certificate_from_env: self.client_certificate_from_env.as_ref(),
+            assertion_alg: self.client_assertion_alg.as_ref(),
+        };
+        fields.client_key(place, client_auth)
+    }
+}
+
+/// `private_key_jwt`'s fields of an `oidc` block or an `introspection` rule.
+pub(super) struct KeyFields<'a> {
+    pub private_key_from_env: Option<&'a String>,
+    pub key_id: Option<&'a String>,
+    pub certificate_from_env: Option<&'a String>,
+    pub assertion_alg: Option<&'a String>,
+}
+
+impl KeyFields<'_> {
+    /// The key from `clientPrivateKeyFromEnv`, with `clientKeyId` and
+    /// `clientAssertionAlg`; these fields belong to `private_key_jwt` alone.
+    pub(super) fn client_key(
+        &self,
+        place: &Place,
+        client_auth: ClientAuth,
+    ) -> Result<Option<ClientKey>, ConfigError> {
         use crate::oidc::client_assertion::{key_algorithm, KeyAlgorithm};
         let key_at = place.field("clientPrivateKeyFromEnv");
         if client_auth != ClientAuth::PrivateKeyJwt {
             for (name, set) in [
                 (
                     "clientPrivateKeyFromEnv",
-                    self.client_private_key_from_env.is_some(),
+                    self.private_key_from_env.is_some(),
                 ),
-                ("clientKeyId", self.client_key_id.is_some()),
+                ("clientKeyId", self.key_id.is_some()),
                 (
                     "clientCertificateFromEnv",
-                    self.client_certificate_from_env.is_some(),
+                    self.certificate_from_env.is_some(),
                 ),
-                ("clientAssertionAlg", self.client_assertion_alg.is_some()),
+                ("clientAssertionAlg", self.assertion_alg.is_some()),
             ] {
                 if set {
                     return Err(place
@@ -486,7 +512,7 @@ impl RawOidc {
             }
             return Ok(None);
         }
-        let Some(variable) = &self.client_private_key_from_env else {
+        let Some(variable) = self.private_key_from_env else {
             return Err(key_at.error(
                 "private_key_jwt needs the client's private key: name the environment \
                  variable that holds it (PEM, PKCS#8)",
@@ -495,7 +521,7 @@ impl RawOidc {
         let pem = place.env_value("clientPrivateKeyFromEnv", variable)?;
         let algorithm = key_algorithm(&pem)
             .map_err(|why| key_at.error(format!("environment variable `{variable}` {why}")))?;
-        match (self.client_assertion_alg.as_deref(), algorithm) {
+        match (self.assertion_alg.map(String::as_str), algorithm) {
             (None | Some("RS256"), KeyAlgorithm::Rs256)
             | (None | Some("ES256"), KeyAlgorithm::Es256) => {}
             (Some(other), _) => {
@@ -505,14 +531,14 @@ impl RawOidc {
                 )))
             }
         }
-        if let Some(key_id) = &self.client_key_id {
+        if let Some(key_id) = self.key_id {
             if key_id.is_empty() || !crate::request::is_safe_header_value(key_id) {
                 return Err(place
                     .field("clientKeyId")
                     .error("must be the key's `kid` at the IdP"));
             }
         }
-        let thumbprint = match &self.client_certificate_from_env {
+        let thumbprint = match self.certificate_from_env {
             None => None,
             Some(variable) => {
                 let certificate = place.env_value("clientCertificateFromEnv", variable)?;
@@ -530,11 +556,13 @@ impl RawOidc {
         Ok(Some(ClientKey {
             pem: pem.trim().to_string(),
             algorithm,
-            key_id: self.client_key_id.clone(),
+            key_id: self.key_id.cloned(),
             thumbprint,
         }))
     }
+}
 
+impl RawOidc {
     /// The validated block. The issuer's discovery and the headers the filter sets
     /// are registered in `config`.
     pub(super) fn compile(

@@ -528,3 +528,162 @@ fn one_sign_in_for_a_domain() {
     );
     assert!(parse(&own).is_ok(), "{:?}", parse(&own).err());
 }
+
+const INTROSPECTION: &str = r#""issuer":"https://idp.test","introspectionEndpoint":"https://idp.test/introspect","clientId":"gw""#;
+
+fn introspection(fields: &str) -> Result<Config, ConfigError> {
+    parse(&format!(
+        r#"{{"introspection":[{{{INTROSPECTION},{fields}}}]}}"#
+    ))
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn introspection_rules_alone_are_a_configuration() {
+    let config = introspection(
+        r#""clientSecret":"s","audiences":["api"],"fromHeaders":[{"name":"X-Token"}],
+           "fromCookies":["at"],"forwardOriginalToken":true,
+           "outputClaimToHeaders":[{"header":"x-client","claim":"client_id"}],
+           "cacheDuration":"2m","negativeCacheDuration":"3s","timeout":"750ms",
+           "tokenEndpointAuthMethod":"client_secret_post""#,
+    )
+    .unwrap();
+    let rule = &config.introspection[0];
+    assert_eq!(rule.cache_duration_ms, 120_000);
+    assert_eq!(rule.negative_cache_duration_ms, 3_000);
+    assert_eq!(rule.timeout_ms, 750);
+    assert_eq!(rule.client_auth, ClientAuth::Post);
+    assert_eq!(rule.locations, [0, 1]);
+    assert_eq!(config.output_headers, ["x-client"]);
+    assert!(config.rules.is_empty());
+    // Defaults: `Authorization: Bearer` only, basic auth, 60 s and 5 s.
+    let config = introspection(r#""clientSecret":"s""#).unwrap();
+    let rule = &config.introspection[0];
+    assert_eq!(
+        config.locations,
+        [TokenLocation::Header {
+            name: "authorization".into(),
+            prefix: "Bearer ".into()
+        }]
+    );
+    assert_eq!(rule.client_auth, ClientAuth::Basic);
+    assert_eq!(
+        (rule.cache_duration_ms, rule.negative_cache_duration_ms),
+        (60_000, 5_000)
+    );
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn introspection_errors_name_the_field() {
+    let cases = [
+        (r#""clientSecret":"s","extra":1"#, "introspection[0].extra"),
+        (
+            r#""clientSecret":"s","cacheDuration":"forever""#,
+            "introspection[0].cacheDuration",
+        ),
+        (
+            r#""clientSecret":"s","cacheDuration":"25h""#,
+            "introspection[0].cacheDuration",
+        ),
+        (
+            r#""clientSecret":"s","negativeCacheDuration":"x""#,
+            "introspection[0].negativeCacheDuration",
+        ),
+        (
+            r#""clientSecret":"s","timeout":"0s""#,
+            "introspection[0].timeout",
+        ),
+        (
+            r#""clientSecret":"s","audiences":[""]"#,
+            "introspection[0].audiences[0]",
+        ),
+        (
+            r#""clientSecret":"s","fromHeaders":[{"name":"a b"}]"#,
+            "introspection[0].fromHeaders[0].name",
+        ),
+        (
+            r#""clientSecret":"s","fromCookies":[""]"#,
+            "introspection[0].fromCookies[0]",
+        ),
+        (
+            r#""clientSecret":"s","tokenEndpointAuthMethod":"none""#,
+            "introspection[0].tokenEndpointAuthMethod",
+        ),
+        (
+            r#""clientSecret":"short","tokenEndpointAuthMethod":"client_secret_jwt""#,
+            "introspection[0].tokenEndpointAuthMethod",
+        ),
+        (
+            r#""clientSecret":"s","outputClaimToHeaders":[{"header":"x y","claim":"c"}]"#,
+            "introspection[0].outputClaimToHeaders[0].header",
+        ),
+        (r#""extra2":1"#, "introspection[0].extra2"),
+        (
+            r#""tokenEndpointAuthMethod":"private_key_jwt""#,
+            "introspection[0].clientPrivateKeyFromEnv",
+        ),
+        (
+            r#""clientSecret":"s","clientKeyId":"k""#,
+            "introspection[0].clientKeyId",
+        ),
+        (r#""audiences":[]"#, "introspection[0].clientSecret"),
+        (
+            r#""clientSecret":"s","clientSecretFromEnv":"V""#,
+            "introspection[0]",
+        ),
+        (
+            r#""clientSecretFromEnv":"UNSET_VARIABLE""#,
+            "introspection[0].clientSecretFromEnv",
+        ),
+    ];
+    for (fields, path) in cases {
+        let error = introspection(fields).unwrap_err();
+        assert_eq!(error.path, path, "{fields}: {error}");
+    }
+    let no_endpoint =
+        r#"{"introspection":[{"issuer":"urn:idp","clientId":"gw","clientSecret":"s"}]}"#;
+    assert_eq!(
+        path_of(no_endpoint),
+        "introspection[0].introspectionEndpoint"
+    );
+    let bad_endpoint = r#"{"introspection":[{"issuer":"https://idp.test","introspectionEndpoint":"ftp://x","clientId":"gw","clientSecret":"s"}]}"#;
+    assert_eq!(
+        path_of(bad_endpoint),
+        "introspection[0].introspectionEndpoint"
+    );
+    let twice = format!(
+        r#"{{"introspection":[{{{INTROSPECTION},"clientSecret":"s"}},{{{INTROSPECTION},"clientSecret":"s"}}]}}"#
+    );
+    assert_eq!(path_of(&twice), "introspection[1].issuer");
+    let no_issuer = r#"{"introspection":[{"introspectionEndpoint":"https://i.test/i","clientId":"gw","clientSecret":"s"}]}"#;
+    assert_eq!(path_of(no_issuer), "introspection[0].issuer");
+    let cache = format!(
+        r#"{{"introspection":[{{{INTROSPECTION},"clientSecret":"s"}}],"introspectionCache":{{"maxBytes":1}}}}"#
+    );
+    assert_eq!(path_of(&cache), "introspectionCache.maxBytes");
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn introspection_secrets_come_from_the_environment() {
+    let text =
+        format!(r#"{{"introspection":[{{{INTROSPECTION},"clientSecretFromEnv":"GW_SECRET"}}]}}"#);
+    let env = |name: &str| (name == "GW_SECRET").then(|| " from-env \n".to_string());
+    let config = Config::parse_with_env(text.as_bytes(), &env).unwrap();
+    assert_eq!(config.introspection[0].client_secret, "from-env");
+    let error = Config::parse_with_env(text.as_bytes(), &|_| Some("  ".into())).unwrap_err();
+    assert!(!error.problem.contains("  "), "{error}");
+    assert_eq!(error.path, "introspection[0].clientSecretFromEnv");
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn an_introspection_endpoint_may_come_from_discovery_shared_with_jwt_rules() {
+    let config = parse(
+        r#"{"jwtRules":[{"issuer":"https://idp.test"}],
+            "introspection":[{"issuer":"https://idp.test","clientId":"gw","clientSecret":"s"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(config.sources.len(), 1);
+    assert_eq!(
+        config.introspection[0].endpoint,
+        crate::introspection::Endpoint::Discovered(0)
+    );
+}

@@ -61,6 +61,7 @@ pub fn finish(
     let verdict = match finished {
         Some(finished) => {
             match &finished.failure {
+                Some(why) if why.starts_with("introspection") => log(LogLevel::Warn, why),
                 Some(why) => log(LogLevel::Warn, &format!("login or refresh failed: {why}")),
                 None => log(LogLevel::Debug, "token endpoint exchange completed"),
             }

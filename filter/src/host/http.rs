@@ -8,7 +8,7 @@ use crate::authenticator::KeyWait;
 use crate::host_calls::{self, HostFailure, Refused, RequestHost};
 use crate::oidc::flow::{self, HostCrypto, LocalReply};
 use crate::peer::{self, Peer, PeerNeeds};
-use crate::pipeline::{forbidden_reply, Verdict};
+use crate::pipeline::{forbidden_reply, Pending, Verdict};
 use crate::profile::{self, Phase};
 use crate::request::{Edits, Headers};
 use crate::response::{self, AuthError, Denial};
@@ -335,6 +335,7 @@ pub fn apply(
         }
         Verdict::Wait(waits) => Outcome::Wait(waits),
         Verdict::Dispatch { request, pending } => {
+            let introspection = matches!(pending, Pending::Introspection { .. });
             let call_headers: Vec<(&str, &str)> = request
                 .headers
                 .iter()
@@ -349,6 +350,14 @@ pub fn apply(
                 timeout,
             ) {
                 Ok(token) => {
+                    let refused = introspection.then(|| {
+                        let why = "too many calls in flight";
+                        let denial =
+                            response::deny(AuthError::IntrospectionUnavailable, why, &headers);
+                        let line =
+                            response::denial_log_line(denial.status, denial.body, why, &headers);
+                        (denial, line)
+                    });
                     let exchange = Exchange {
                         token,
                         context_id,
@@ -363,6 +372,12 @@ pub fn apply(
                         return Outcome::Dispatched;
                     }
                     log(LogLevel::Warn, "too many token endpoint calls in flight");
+                    if let Some((denial, line)) = refused {
+                        log(LogLevel::Debug, &line);
+                        let body = denial.body.as_bytes();
+                        let _ = raw::send_reply(denial.status, &denial.headers, body);
+                        return Outcome::Responded;
+                    }
                     send_reply(&flow::error_page(
                         503,
                         "Too many sign-ins at once. Please try again.",
@@ -376,10 +391,14 @@ pub fn apply(
                     log(
                         LogLevel::Warn,
                         &format!(
-                            "cannot dispatch to token endpoint cluster `{}` ({status:?})",
+                            "cannot dispatch to cluster `{}` ({status:?})",
                             request.cluster
                         ),
                     );
+                    if introspection {
+                        introspection_unavailable(&headers, "cannot dispatch");
+                        return Outcome::Responded;
+                    }
                     send_reply(&flow::error_page(
                         502,
                         "The identity provider could not be reached. Please try again.",
@@ -389,6 +408,12 @@ pub fn apply(
             }
         }
     }
+}
+
+/// An introspection call that could not be made or kept: fail closed.
+fn introspection_unavailable(headers: &Headers, why: &str) {
+    let denial = response::deny(AuthError::IntrospectionUnavailable, why, headers);
+    send_denial(&denial, headers);
 }
 
 /// The request's headers; `None` (and the request refused) when Envoy cannot give

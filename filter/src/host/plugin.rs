@@ -27,6 +27,8 @@ pub struct LocalSource {
     loaded_version: u64,
     /// A token's unknown `kid` asked for a refetch that has not happened yet.
     pub refetch_wanted: bool,
+    /// For discovery sources: the document's `introspection_endpoint`.
+    pub introspection_endpoint: Option<crate::http_url::HttpUrl>,
 }
 
 pub struct Call {
@@ -63,6 +65,7 @@ impl Plugin {
                 provider: None,
                 loaded_version: 0,
                 refetch_wanted: false,
+                introspection_endpoint: None,
             })
             .collect();
         for rule in &config.rules {
@@ -122,9 +125,11 @@ impl Plugin {
         let Some(local) = self.sources.get_mut(source) else {
             return;
         };
-        if let Some(Ok(parsed)) =
-            shared::read_discovery(&local.id).map(|body| provider::parse(&body, issuer))
-        {
+        let document = shared::read_discovery(&local.id);
+        if let Some(body) = &document {
+            local.introspection_endpoint = crate::introspection::discovered_endpoint(body, issuer);
+        }
+        if let Some(Ok(parsed)) = document.map(|body| provider::parse(&body, issuer)) {
             local.provider = Some(parsed);
         }
     }
@@ -272,6 +277,18 @@ impl Plugin {
                 Gauge::SignatureVerificationHost,
                 u64::from(self.config.signature_backend.uses_host()),
             ),
+            (
+                Gauge::IntrospectionCacheEntries,
+                size(vm.introspection.cache_len()),
+            ),
+            (
+                Gauge::IntrospectionCacheBytes,
+                size(vm.introspection.cache_bytes()),
+            ),
+            (
+                Gauge::IntrospectionInFlight,
+                size(vm.introspection.in_flight()),
+            ),
         ];
         vm.counters.add_many(
             Counter::SignatureHostFailures,
@@ -299,10 +316,14 @@ impl Plugin {
 
     /// Registers a paused request; false when too many already wait.
     pub fn add_waiter(&mut self, context_id: u32, waits: &[KeyWait], now_ms: u64) -> bool {
+        // A wait for another request's introspection lasts as long as its call may.
+        let introspection = self.config.introspection.iter().map(|rule| rule.timeout_ms);
         let timeout = waits
             .iter()
-            .filter_map(|wait| self.config.sources.get(wait.source))
-            .map(|source| source.timeout_ms)
+            .flat_map(|wait| match wait.source {
+                crate::introspection::WAIT => introspection.clone().max(),
+                source => self.config.sources.get(source).map(|s| s.timeout_ms),
+            })
             .max()
             .unwrap_or(0);
         self.note_waits(waits);
@@ -338,6 +359,10 @@ struct Lookup<'a> {
 }
 
 impl KeyLookup for Lookup<'_> {
+    fn introspection_endpoint(&self, source: usize) -> Option<&crate::http_url::HttpUrl> {
+        self.sources.get(source)?.introspection_endpoint.as_ref()
+    }
+
     fn remote_keys(&self, source: usize) -> Keys<'_> {
         let Some(local) = self.sources.get(source) else {
             return Keys::Failed;

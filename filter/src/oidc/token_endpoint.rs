@@ -76,29 +76,49 @@ fn authenticated_post(
     form: &[(&str, &str)],
     assertion: Option<&str>,
 ) -> HttpRequest {
+    let client = Client {
+        id: &oidc.client_id,
+        secret: &oidc.client_secret,
+        auth: oidc.client_auth,
+    };
+    let url = &provider.token_endpoint;
+    client_post(&client, url, clusters, timeout_ms, form, assertion)
+}
+
+/// A client of the IdP, as it authenticates at the token endpoint, and at the
+/// introspection endpoint (see `introspection`).
+pub struct Client<'a> {
+    pub id: &'a str,
+    pub secret: &'a str,
+    pub auth: ClientAuth,
+}
+
+/// A form POST to `url`, authenticated as `client` with its method.
+pub fn client_post(
+    client: &Client,
+    url: &crate::http_url::HttpUrl,
+    clusters: &BTreeMap<String, String>,
+    timeout_ms: u64,
+    form: &[(&str, &str)],
+    assertion: Option<&str>,
+) -> HttpRequest {
     let mut pairs: Vec<(&str, &str)> = form.to_vec();
     let mut headers = Vec::new();
-    match oidc.client_auth {
-        ClientAuth::Basic => headers.push(("authorization".to_string(), basic_credentials(oidc))),
+    match client.auth {
+        ClientAuth::Basic => headers.push(("authorization".to_string(), basic_credentials(client))),
         ClientAuth::Post => {
-            pairs.push(("client_id", &oidc.client_id));
-            pairs.push(("client_secret", &oidc.client_secret));
+            pairs.push(("client_id", client.id));
+            pairs.push(("client_secret", client.secret));
         }
         ClientAuth::SecretJwt | ClientAuth::PrivateKeyJwt => {
             // Without an assertion (the caller could not make one), an empty one:
             // the IdP refuses the request; the secret is never the fallback.
-            pairs.push(("client_id", &oidc.client_id));
+            pairs.push(("client_id", client.id));
             pairs.push(("client_assertion_type", client_assertion::ASSERTION_TYPE));
             pairs.push(("client_assertion", assertion.unwrap_or_default()));
         }
     }
-    fetch::post_form(
-        &provider.token_endpoint,
-        clusters,
-        timeout_ms,
-        &pairs,
-        headers,
-    )
+    fetch::post_form(url, clusters, timeout_ms, &pairs, headers)
 }
 
 /// A client assertion's `aud`: the token endpoint URL, which Entra ID, Okta,
@@ -111,13 +131,9 @@ pub fn audience(oidc: &OidcConfig, provider: &Provider) -> String {
 }
 
 /// RFC 6749 2.3.1: the id and secret are form-encoded before Basic encoding.
-fn basic_credentials(oidc: &OidcConfig) -> String {
+fn basic_credentials(client: &Client) -> String {
     let encode = |text: &str| form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
-    let pair = format!(
-        "{}:{}",
-        encode(&oidc.client_id),
-        encode(&oidc.client_secret)
-    );
+    let pair = format!("{}:{}", encode(client.id), encode(client.secret));
     format!("Basic {}", STANDARD.encode(pair))
 }
 

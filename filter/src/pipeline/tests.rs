@@ -699,3 +699,221 @@ fn audit_and_dry_run_policies_are_counted_and_noted() {
     );
     assert!(vm.counters.take_notes().is_empty());
 }
+
+fn introspection_config() -> Config {
+    let text = r#"{"introspection":[{"issuer":"https://idp.test",
+        "introspectionEndpoint":"https://idp.test/introspect","clientId":"gw","clientSecret":"s",
+        "outputClaimToHeaders":[{"header":"x-client","claim":"client_id"}]}],
+        "clusters":{"idp.test":"idp"},
+        "authorizationPolicies":[{"rules":[{"when":[{"key":"request.auth.claims[scope]","values":["read"]}]}]}]}"#;
+    Config::parse(text.as_bytes()).unwrap()
+}
+
+fn decide_with(
+    config: &Config,
+    vm: &mut VmState,
+    headers: &Headers,
+    final_attempt: bool,
+) -> Verdict {
+    let inputs = Inputs {
+        config,
+        app: config.app_for(headers).unwrap(),
+        headers,
+        keys: &NoRemote,
+        provider: None,
+        peer: &Peer::default(),
+        now_ms: NOW_MS,
+        final_attempt,
+    };
+    decide(&inputs, vm, &mut NoEntropy)
+}
+
+fn finish_with(
+    config: &Config,
+    vm: &mut VmState,
+    headers: &Headers,
+    pending: &Pending,
+    body: &[u8],
+) -> Verdict {
+    let inputs = Inputs {
+        config,
+        app: config.app_for(headers).unwrap(),
+        headers,
+        keys: &NoRemote,
+        provider: None,
+        peer: &Peer::default(),
+        now_ms: NOW_MS,
+        final_attempt: true,
+    };
+    let reply = (Some(200), body);
+    finish_exchange(
+        &inputs,
+        pending,
+        reply,
+        &KeySet::default(),
+        vm,
+        &mut NoEntropy,
+    )
+    .verdict
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn an_opaque_token_is_introspected_once_and_its_answer_judged() {
+    let config = introspection_config();
+    let mut vm = VmState::new(&config, [3; 16]);
+    let headers = Headers::of(&[
+        (":authority", "app.test"),
+        (":path", "/x"),
+        ("authorization", "Bearer opaque-1"),
+        ("x-client", "spoof"),
+    ]);
+    let Verdict::Dispatch { request, pending } = decide_with(&config, &mut vm, &headers, false)
+    else {
+        panic!("no call")
+    };
+    assert_eq!(request.cluster, "idp");
+    let body = String::from_utf8(request.body.clone().unwrap()).unwrap();
+    assert_eq!(body, "token=opaque-1&token_type_hint=access_token");
+    assert!(request
+        .headers
+        .iter()
+        .any(|(name, value)| name == "authorization" && value.starts_with("Basic ")));
+    // Another request with the token waits; when it may wait no longer, 503.
+    assert!(matches!(
+        decide_with(&config, &mut vm, &headers, false),
+        Verdict::Wait(_)
+    ));
+    assert_eq!(
+        status_of(&decide_with(&config, &mut vm, &headers, true)),
+        503
+    );
+    let answer = br#"{"active":true,"client_id":"svc","scope":"read write"}"#;
+    let Verdict::Allow { edits, .. } = finish_with(&config, &mut vm, &headers, &pending, answer)
+    else {
+        panic!("not allowed")
+    };
+    let text = format!("{edits:?}");
+    // The token goes, and the client's copy of the claim header is replaced.
+    assert_eq!(
+        text,
+        r#"Edits { remove: ["x-client", "authorization"], set: ["x-client"] }"#
+    );
+    // From the cache now, without a call.
+    assert!(matches!(
+        decide_with(&config, &mut vm, &headers, false),
+        Verdict::Allow { .. }
+    ));
+    assert_eq!(vm.counters.get(Counter::IntrospectionCalls), 1);
+    assert_eq!(vm.counters.get(Counter::IntrospectionCacheHits), 1);
+    assert_eq!(vm.counters.get(Counter::IntrospectionActive), 1);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn inactive_and_failed_introspections_are_refused() {
+    let config = introspection_config();
+    let mut vm = VmState::new(&config, [3; 16]);
+    let headers = |token: &str| {
+        Headers::new(vec![
+            (":authority".into(), "app.test".into()),
+            (":path".into(), "/x".into()),
+            ("authorization".into(), format!("Bearer {token}")),
+        ])
+    };
+    let call =
+        |vm: &mut VmState, token: &str| match decide_with(&config, vm, &headers(token), false) {
+            Verdict::Dispatch { pending, .. } => pending,
+            other => panic!("{other:?}"),
+        };
+    let pending = call(&mut vm, "revoked");
+    let Verdict::Deny(denial) = finish_with(
+        &config,
+        &mut vm,
+        &headers("revoked"),
+        &pending,
+        br#"{"active":false}"#,
+    ) else {
+        panic!("not denied")
+    };
+    assert_eq!((denial.status, denial.body), (401, "Token is not active"));
+    assert!(format!("{:?}", denial.headers).contains("invalid_token"));
+    // Active, but the policies want scope `read`.
+    let pending = call(&mut vm, "no-scope");
+    let verdict = finish_with(
+        &config,
+        &mut vm,
+        &headers("no-scope"),
+        &pending,
+        br#"{"active":true}"#,
+    );
+    assert_eq!(status_of(&verdict), 403);
+    // The endpoint failed: 503, then the rule backs off (no call for another token).
+    let pending = call(&mut vm, "t3");
+    let inputs_headers = headers("t3");
+    let inputs = Inputs {
+        config: &config,
+        app: config.app_for(&inputs_headers).unwrap(),
+        headers: &inputs_headers,
+        keys: &NoRemote,
+        provider: None,
+        peer: &Peer::default(),
+        now_ms: NOW_MS,
+        final_attempt: true,
+    };
+    let finished = finish_exchange(
+        &inputs,
+        &pending,
+        (Some(502), b"bad gateway"),
+        &KeySet::default(),
+        &mut vm,
+        &mut NoEntropy,
+    );
+    assert_eq!(status_of(&finished.verdict), 503);
+    assert!(finished.failure.is_some());
+    assert_eq!(
+        status_of(&decide_with(&config, &mut vm, &headers("t4"), false)),
+        503
+    );
+    assert_eq!(vm.counters.get(Counter::IntrospectionFailures), 1);
+}
+
+struct PendingRemote;
+
+impl KeyLookup for PendingRemote {
+    fn remote_keys(&self, _source: usize) -> Keys<'_> {
+        Keys::Pending
+    }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_discovered_endpoint_is_waited_for_and_its_absence_fails_closed() {
+    let text =
+        r#"{"introspection":[{"issuer":"https://idp.test","clientId":"gw","clientSecret":"s"}]}"#;
+    let config = Config::parse(text.as_bytes()).unwrap();
+    let headers = Headers::of(&[
+        (":authority", "app.test"),
+        (":path", "/x"),
+        ("authorization", "Bearer opaque"),
+    ]);
+    let decide_with_keys = |keys: &dyn KeyLookup, vm: &mut VmState| {
+        let inputs = Inputs {
+            config: &config,
+            app: config.app_for(&headers).unwrap(),
+            headers: &headers,
+            keys,
+            provider: None,
+            peer: &Peer::default(),
+            now_ms: NOW_MS,
+            final_attempt: false,
+        };
+        decide(&inputs, vm, &mut NoEntropy)
+    };
+    let mut vm = VmState::new(&config, [3; 16]);
+    let Verdict::Wait(waits) = decide_with_keys(&PendingRemote, &mut vm) else {
+        panic!("no wait")
+    };
+    assert_eq!(waits[0].source, 0);
+    // The document could not be fetched (or names no endpoint): 503, no call.
+    let verdict = decide_with_keys(&NoRemote, &mut vm);
+    assert_eq!(status_of(&verdict), 503);
+    assert_eq!(vm.counters.get(Counter::IntrospectionCalls), 0);
+}
