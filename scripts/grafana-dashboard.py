@@ -44,6 +44,8 @@ DENIED_REASONS = (
     "rbac",
     "no_session",
     "invalid_authority",
+    "token_inactive",
+    "introspection_unavailable",
 )
 
 # The per-app counters are `oidc_filter_app_<app>_requests_allowed|denied`, the app's
@@ -257,6 +259,23 @@ def panels() -> list[dict]:
                           "Bytes the caches account for, summed over the filter's VMs.",
                           [target(gauge("token_cache.bytes"), "token cache"),
                            target(gauge("session_cache.bytes"), "session cache")], "bytes"), 8, 8)
+
+    layout.row("Token introspection")
+    layout.add(timeseries("Introspection calls/s",
+                          "Opaque tokens checked at the introspection endpoint (RFC 7662). active: answered "
+                          "active and acceptable; inactive: not active, or active but not acceptable; "
+                          "failed: unreachable, timeout, non-200 or malformed (the request gets 503); "
+                          "cache_hit: answered from the cache without a call.",
+                          per_second(["introspection.calls", "introspection.active", "introspection.inactive",
+                                      "introspection.failed", "introspection.cache_hit"]), "ops"), 12, 8)
+    layout.add(timeseries("Introspection cache and calls in flight",
+                          "Answers cached (entries), summed over the filter's VMs, and calls waiting for "
+                          "their reply (at most 64 per worker).",
+                          [target(gauge("introspection.cache_entries"), "cache entries"),
+                           target(gauge("introspection.in_flight"), "calls in flight")], "short"), 6, 8)
+    layout.add(timeseries("Introspection cache bytes",
+                          "Bytes the introspection cache accounts for, summed over the filter's VMs.",
+                          [target(gauge("introspection.cache_bytes"), "introspection cache")], "bytes"), 6, 8)
 
     layout.row("Wasm VM and signature verification")
     layout.add(timeseries("Wasm VM memory by instance",

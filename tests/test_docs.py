@@ -159,11 +159,7 @@ def test_every_metric_in_the_docs_exists_and_every_metric_is_documented():
         unknown += [f"{path.relative_to(REPO_ROOT)}: per-app {a}" for a in sorted(apps - per_app)]
     assert not unknown, "metrics the code does not define:\n" + "\n".join(unknown)
 
-    # The operations page documents every metric; a feature's own page may
-    # document its metrics instead (docs/introspection.md).
-    operations = "\n".join(
-        (REPO_ROOT / "docs" / name).read_text() for name in ("operations.md", "introspection.md")
-    )
+    operations = (REPO_ROOT / "docs" / "operations.md").read_text()
     names, apps = documented_metrics(operations, defined, per_app)
     missing = [f"oidc_filter.{n}" for n in sorted(defined - names)]
     missing += [f"oidc_filter.app.<name>.{a}" for a in sorted(per_app - apps)]
