@@ -21,7 +21,11 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parent / "bench" / "bench.py"
-SETUP_TITLES = ["no auth filter", "no-op Wasm filter (reference)"] + [
+SETUP_TITLES = [
+    "no auth filter",
+    "no-op Wasm filter (reference)",
+    "ours, opaque token by introspection, hot (same token)",
+] + [
     f"{kind} {alg}"
     for alg in ("ES256", "RS256")
     for kind in (
@@ -114,6 +118,9 @@ def test_quick_bench_serves_only_2xx_and_writes_the_table(wasm_path, tmp_path):
         # The session path against the no-op filter given the same cookie.
         assert f"- goal: session {alg} vs the no-op Wasm filter (same cookie): " in text
     assert "what mod_auth_openidc caches" in text
+    # Opaque tokens: the cached path beside the hot JWT path, and a new token's one call.
+    assert "- goal: hot opaque token (introspection cached) vs hot ES256 JWT: " in text
+    assert re.search(r"opaque token, first request .*; (\d+) tokens made \1 introspection calls", text), text
     # The footprint table: every setup at the goal's worker count, and the goal lines.
     footprint = text.split("## Footprint per Envoy", 1)[1]
     for setup in ("no filter", "no-op Wasm filter", "ours, bearer tokens", "ours, browser login"):

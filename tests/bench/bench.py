@@ -32,6 +32,7 @@ import math
 import os
 import platform
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -83,6 +84,9 @@ KINDS = (
     "ours-module-cold",
     "ours-session",
 )
+# An opaque access token (not a JWT) checked by token introspection: the same one on
+# every request, so after the first the filter's introspection cache answers.
+OPAQUE_KIND = "ours-opaque-hot"
 KIND_TITLES = {
     "no-auth": "no auth filter",
     "noop-wasm": "no-op Wasm filter (reference)",
@@ -97,6 +101,7 @@ KIND_TITLES = {
     # has the default (`auto`: Envoy's BoringSSL for RS* and ES256 after the probe).
     "ours-module-cold": "ours, cold (new token each request), module crypto only",
     "ours-session": "ours, session cookie",
+    OPAQUE_KIND: "ours, opaque token by introspection, hot (same token)",
     # `make profile` only (profile.py): floor.wat, not a row of the bench.
     "floor-wasm": "a Wasm filter that only reads the headers and removes the token (reference)",
 }
@@ -158,7 +163,7 @@ class Setup:
 
 
 def all_setups(hop: bool = True) -> list[Setup]:
-    plain = [Setup(kind, None) for kind in UNAUTHENTICATED]
+    plain = [Setup(kind, None) for kind in UNAUTHENTICATED] + [Setup(OPAQUE_KIND, None)]
     kinds = [kind for kind in KINDS if kind not in UNAUTHENTICATED and (hop or kind not in HOP_KINDS)]
     return plain + [Setup(kind, alg) for alg in ALGS for kind in kinds]
 
@@ -233,6 +238,18 @@ def assemble_wat(work: Path, wat: Path = NOOP_WAT) -> Path:
 
 
 # ----- the world: keys, IdP, plugin configurations, header values -----
+# The client that gets opaque access tokens (client credentials), and the one the
+# filter introspects them as (oidc-provider's access tokens are opaque).
+OPAQUE_SERVICE = {
+    "client_id": "bench-service",
+    "client_secret": "bench-service-secret-0123456789abcdef",
+    "grant_types": ["client_credentials"],
+    "response_types": [],
+    "redirect_uris": [],
+}
+OPAQUE_GATEWAY = OPAQUE_SERVICE | {"client_id": "bench-gateway", "client_secret": "bench-gateway-secret-0123456789abcdef"}
+
+
 class World:
     """Everything that lives across rounds: keys, the IdP, the auth hop's
     JWKS server, listener ports, plugin configurations and the header values
@@ -253,6 +270,7 @@ class World:
             alg: FreshTokens(work / f"cold-{alg}.txt", self.keys[alg], ISSUER, AUDIENCE, mint_workers()) for alg in ALGS
         }
         self.sessions: dict[str, FixedValue] = {}
+        self.opaque = FixedValue.write(work / "opaque.txt", bearer(self.opaque_token()))
         self.noop_wasm = assemble_wat(work)
         self.hop = stack.own(self._auth_hop(work).start()) if options.hop else None
 
@@ -267,7 +285,7 @@ class World:
         return f"http://127.0.0.1:{self.ports[setup.listener]}"
 
     def _start_idp(self, stack: Stack):
-        clients = [self._session_client(alg) for alg in ALGS]
+        clients = [self._session_client(alg) for alg in ALGS] + [OPAQUE_SERVICE, OPAQUE_GATEWAY]
         # Long-lived ID tokens: a session whose tokens expire would be
         # refreshed at the token endpoint, which is not the path measured.
         return stack.idp(clients=clients, ttl={"IdToken": 3600, "AccessToken": 3600}, name="bench-idp")
@@ -282,6 +300,21 @@ class World:
         # this rule; the bench sends none here, only the session cookie.
         rule = {"issuer": self.idp.issuer, "audiences": [client.client_id]}
         return oidc_config(self.idp, oidc_fields, jwtRules=[rule])
+
+    def opaque_token(self) -> str:
+        """A fresh opaque access token of the service client."""
+        reply = self.idp.client_credentials_token(OPAQUE_SERVICE["client_id"], OPAQUE_SERVICE["client_secret"])
+        return reply["access_token"]
+
+    def opaque_plugin_config(self) -> dict:
+        """Our filter with one introspection rule for the IdP's opaque tokens."""
+        rule = {
+            "issuer": self.idp.issuer,
+            "introspectionEndpoint": self.idp.endpoint("introspection"),
+            "clientId": OPAQUE_GATEWAY["client_id"],
+            "clientSecret": OPAQUE_GATEWAY["client_secret"],
+        }
+        return {"introspection": [rule], "clusters": {self.idp.authority: "idp"}}
 
     def jwt_plugin_config(self, alg: str, **top_level) -> dict:
         """Our filter as the same RequestAuthentication: one rule, inline JWKS."""
@@ -300,6 +333,8 @@ class World:
             return [self.hop.ext_authz_filter(setup.alg)]
         if setup.kind == "ours-session":
             return [our_filter(self.options.wasm, self.session_configs[setup.alg])]
+        if setup.kind == OPAQUE_KIND:
+            return [our_filter(self.options.wasm, self.opaque_plugin_config())]
         if setup.kind == "ours-module-cold":
             config = self.jwt_plugin_config(setup.alg, signatureVerification="module")
             return [our_filter(self.options.wasm, config)]
@@ -336,6 +371,8 @@ class World:
     def fixed_values(self, setup: Setup) -> FixedValue:
         if setup.kind in SESSION_KINDS:
             return self.sessions[setup.alg]
+        if setup.kind == OPAQUE_KIND:
+            return self.opaque
         # No auth sends a token too, so every setup's requests are as large.
         return self.hot[setup.alg or ALGS[0]]
 
@@ -408,7 +445,12 @@ def check_setups_authenticate(world: World) -> None:
             continue
         header = world.header_for(setup)
         good = world.fixed_values(setup).path.read_text().strip()
-        forged = "" if setup.kind == "ours-session" else bearer(tokens.flip_signature_bit(world.hot_tokens[setup.alg]))
+        if setup.kind == "ours-session":
+            forged = ""
+        elif setup.kind == OPAQUE_KIND:
+            forged = bearer("an-opaque-token-the-idp-never-issued")
+        else:
+            forged = bearer(tokens.flip_signature_bit(world.hot_tokens[setup.alg]))
         cases = [("valid", good, 200), ("forged", forged, 401)]
         if setup.kind in HOP_KINDS:
             key = world.keys[setup.alg]
@@ -521,6 +563,48 @@ def memory_phase(stack: Stack, world: World, cold_rps: float) -> MemoryReport:
     )
     envoy.stop()
     return report
+
+
+# ----- an opaque token's first request -----
+def timed_request(url: str, token: str) -> float:
+    """Seconds from connect to the last byte of one request on a new connection."""
+    started = time.perf_counter()
+    reply = requests.get(url, headers={"Authorization": bearer(token), "Connection": "close"}, timeout=10)
+    elapsed = time.perf_counter() - started
+    if reply.status_code != 200:
+        raise BrokenBench(f"opaque token: {reply.status_code} {reply.text[:200]!r}")
+    return elapsed
+
+
+def opaque_phase(stack: Stack, world: World) -> list[str]:
+    """Fresh opaque tokens, one at a time: the first request of each costs one
+    introspection call to the loopback IdP, the second is answered from the cache."""
+    setup = Setup(OPAQUE_KIND, None)
+    count = world.options.first_later + 2
+    say(f"opaque-token phase: {count} fresh tokens, each sent twice")
+    fresh = [world.opaque_token() for _ in range(count)]
+    envoy = world.new_envoy(stack, [setup])
+    try:
+        url = world.url(setup) + "/"
+        timed_request(url, world.opaque_token())  # the VM's first request, not measured
+        calls_before = world.idp.introspection_count()
+        first, again = [], []
+        for token in fresh:
+            first.append(timed_request(url, token))
+            again.append(timed_request(url, token))
+        calls = world.idp.introspection_count() - calls_before
+    finally:
+        envoy.stop()
+    return [
+        "",
+        "## Opaque tokens (introspection)",
+        "",
+        f"- opaque token, first request (one introspection call to the loopback IdP): "
+        f"{statistics.median(first) * 1000:.2f} ms median; the same token again (from the "
+        f"introspection cache): {statistics.median(again) * 1000:.2f} ms; {count} tokens made "
+        f"{calls} introspection calls (each on a new connection, timed by the client from connect "
+        "to the last byte)",
+    ]
 
 
 # ----- the footprint per Envoy -----
@@ -637,6 +721,7 @@ def main(argv: list[str]) -> int:
             cold_es256 = next(s for s in setups if s.kind == "ours-cold" and s.alg == "ES256")
             memory = memory_phase(stack, world, cold_es256.rps())
             footprint_lines = footprint_phase(world)
+            opaque_lines = opaque_phase(stack, world)
     except (BrokenBench, HopError, FirstRequestError, footprint.FootprintError) as broken:
         print(f"BROKEN BENCH: {broken}", file=sys.stderr)
         return 1
@@ -647,7 +732,8 @@ def main(argv: list[str]) -> int:
         stack.close()
     context = context_lines(options, load_before)
     summary = Summary(
-        setups, module_label(options.wasm), options.wasm.stat().st_size, memory, context, first_requests, footprint_lines
+        setups, module_label(options.wasm), options.wasm.stat().st_size, memory, context, first_requests,
+        footprint_lines, opaque_lines,
     )
     if broken_runs(summary):
         print("BROKEN BENCH:\n" + "\n".join(broken_runs(summary)), file=sys.stderr)

@@ -66,6 +66,7 @@ class Summary:
     context: list[str]  # how the bench ran: machine, load, wrk, Envoy
     first_requests: list["FirstRequests"] = field(default_factory=list)
     footprint: list[str] = field(default_factory=list)  # footprint.markdown's lines
+    opaque: list[str] = field(default_factory=list)  # an opaque token's first and cached request
 
     def find(self, kind: str, alg: str | None = None) -> Measured | None:
         return next((s for s in self.setups if s.kind == kind and (alg is None or s.alg == alg)), None)
@@ -195,6 +196,8 @@ EARLIER_COLD_VS_NATIVE = {"ES256": 0.75, "RS256": 0.5}
 EARLIER_COLD_VS_HOP = 1.5
 HOT_VS_NOOP = 0.85
 SESSION_VS_NOOP = 0.75
+# A cached opaque token "within noise" of the hot JWT path.
+OPAQUE_VS_JWT_HOT = 0.9
 
 
 def goals(summary: Summary) -> list[Goal]:
@@ -237,6 +240,9 @@ def goals(summary: Summary) -> list[Goal]:
                 Goal(f"session {alg} vs the no-op Wasm filter with a bearer token's request", ratio(session, noop), SESSION_VS_NOOP, reference=True),
                 Goal(f"session {alg} vs no auth", ratio(session, no_auth), 0.8, reference=True),
             ]
+    opaque, hot_es256 = summary.find("ours-opaque-hot"), summary.find("ours-hot", "ES256")
+    if opaque and hot_es256:
+        found.append(Goal("hot opaque token (introspection cached) vs hot ES256 JWT", ratio(opaque, hot_es256), OPAQUE_VS_JWT_HOT))
     return found + references
 
 
@@ -318,6 +324,7 @@ def markdown(summary: Summary) -> str:
     kib = summary.module_bytes / 1024
     parts += [f"- Release module `{summary.module_path}`: {summary.module_bytes:,} bytes ({kib:.0f} KiB)"]
     parts += first_request_lines(summary.first_requests)
+    parts += summary.opaque
     if summary.footprint:
         parts += ["", *summary.footprint]
     parts += ["", "## How it ran", ""]

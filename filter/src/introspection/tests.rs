@@ -129,6 +129,42 @@ fn endpoint_failures_fail_closed() {
     ));
 }
 
+/// A reply of exactly the bound is read; one byte more is not.
+#[wasm_bindgen_test(unsupported = test)]
+fn a_reply_of_the_bound_is_read_one_byte_more_is_not() {
+    let rule = rule();
+    let mut reply = br#"{"active":true,"aud":"api"}"#.to_vec();
+    reply.resize(MAX_REPLY_BYTES, b' ');
+    assert!(matches!(
+        judge_reply(&rule, Some(200), &reply, NOW, 60),
+        Answer::Active(_)
+    ));
+    reply.push(b' ');
+    assert!(matches!(
+        judge_reply(&rule, Some(200), &reply, NOW, 60),
+        Answer::Failed(_)
+    ));
+}
+
+/// The documented default bounds of `introspectionCache`.
+#[wasm_bindgen_test(unsupported = test)]
+fn the_cache_defaults_are_the_documented_ones() {
+    assert_eq!(DEFAULT_CACHE_LIMITS.max_entries, 4096);
+    assert_eq!(DEFAULT_CACHE_LIMITS.max_bytes, 2_097_152);
+}
+
+/// A call whose reply never came stops blocking its token one second after its
+/// deadline, not later.
+#[wasm_bindgen_test(unsupported = test)]
+fn a_lost_call_stops_blocking_its_token_a_second_after_its_deadline() {
+    let mut state = state();
+    let key = state.key("opaque");
+    state.started(key, MS + 5_000);
+    assert_eq!(state.in_flight(), 1);
+    assert_eq!(state.next(key, 0, MS + 5_999), Next::Wait);
+    assert_eq!(state.next(key, 0, MS + 6_000), Next::Call);
+}
+
 #[wasm_bindgen_test(unsupported = test)]
 fn a_cached_identity_expires_with_its_token() {
     let answer = judge(&format!(
@@ -268,6 +304,40 @@ fn the_cache_is_bounded() {
     }
     assert_eq!(state.cache_len(), 3);
     assert!(state.cache_bytes() <= 64 * 1024);
+}
+
+/// Large answers are counted by their size, whatever shape holds the bytes (a
+/// string, in a list, in an object), so the byte bound holds fewer of them.
+#[wasm_bindgen_test(unsupported = test)]
+fn answers_are_counted_by_their_size_in_every_shape() {
+    let rule = rule();
+    let big = "a".repeat(3_000);
+    for member in [
+        format!(r#""name":"{big}""#),
+        format!(r#""groups":["{big}"]"#),
+        format!(r#""extra":{{"k":"{big}"}}"#),
+    ] {
+        // An entry may take an eighth of the bound at most (crate::cache).
+        let limits = Limits {
+            max_entries: 100,
+            max_bytes: 160_000,
+        };
+        let mut state = State::new(limits, [1; 16], 1);
+        let answer = judge(&format!(r#"{{"active":true,"aud":"api",{member}}}"#));
+        state.complete(state.key("t0"), 0, &rule, &answer, MS);
+        let one = state.cache_bytes();
+        assert!((6_000..20_000).contains(&one), "{member}: {one}");
+        for index in 1..40 {
+            let key = state.key(&format!("t{index}"));
+            state.complete(key, 0, &rule, &answer, MS);
+        }
+        assert!(
+            state.cache_len() <= 160_000 / one,
+            "{member}: {}",
+            state.cache_len()
+        );
+        assert!(state.cache_bytes() <= 160_000);
+    }
 }
 
 fn found(token: &str, location: usize) -> crate::extractor::Found {
