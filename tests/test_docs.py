@@ -3,7 +3,6 @@
 Pure file checks: no Envoy, no build.
 """
 
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -67,10 +66,6 @@ def anchors(path: Path) -> set[str]:
     return found
 
 
-# Written by `make bench` (beside tests/bench/results.md); absent until it has run.
-WRITTEN_BY_MAKE = {"tests/bench/results.svg"}
-
-
 def test_every_relative_link_and_anchor_resolves():
     broken = []
     anchor_cache: dict[Path, set[str]] = {}
@@ -83,8 +78,7 @@ def test_every_relative_link_and_anchor_resolves():
                 destination = (path.parent / file_part).resolve() if file_part else path
                 where = f"{path.relative_to(REPO_ROOT)}:{number}: {target}"
                 if not destination.exists():
-                    if os.path.relpath(destination, REPO_ROOT) not in WRITTEN_BY_MAKE:
-                        broken.append(f"{where} (no such file)")
+                    broken.append(f"{where} (no such file)")
                     continue
                 if anchor and destination.suffix == ".md":
                     if destination not in anchor_cache:
