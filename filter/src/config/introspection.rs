@@ -2,7 +2,7 @@
 //! endpoint (RFC 7662), beside `jwtRules`. Token locations, audiences and header
 //! output are written as in `jwtRules`; the client credentials as in `oidc`.
 
-use super::oidc::{ClientAuth, KeyFields, Place, MIN_CLIENT_SECRET_JWT_BYTES};
+use super::oidc::{KeyFields, Place};
 use super::SourceKind;
 use super::{fetch_timeout, http_url, At, Config, ConfigError, Env, Fields};
 use super::{RawClaimToHeader, RawHeaderLocation, DEFAULT_FETCH_TIMEOUT_MS};
@@ -148,26 +148,11 @@ impl Config {
             (None, None) if private_key_jwt => String::new(),
             _ => client_secret(at, raw, env)?,
         };
-        let method_at = at.field("tokenEndpointAuthMethod");
-        let client_auth = match raw.token_endpoint_auth_method.as_deref() {
-            None | Some("client_secret_basic") => ClientAuth::Basic,
-            Some("client_secret_post") => ClientAuth::Post,
-            Some("client_secret_jwt") if client_secret.len() < MIN_CLIENT_SECRET_JWT_BYTES => {
-                return Err(method_at.error(format!(
-                    "client_secret_jwt signs with HS256, which needs a client secret of at \
-                     least {MIN_CLIENT_SECRET_JWT_BYTES} bytes (RFC 7518 3.2); this one has {}",
-                    client_secret.len()
-                )))
-            }
-            Some("client_secret_jwt") => ClientAuth::SecretJwt,
-            Some("private_key_jwt") => ClientAuth::PrivateKeyJwt,
-            Some(other) => {
-                return Err(method_at.error(format!(
-                    "`{other}`: use client_secret_basic, client_secret_post, client_secret_jwt \
-                     or private_key_jwt"
-                )))
-            }
-        };
+        let client_auth = super::oidc::client_auth_method(
+            &at.field("tokenEndpointAuthMethod"),
+            raw.token_endpoint_auth_method.as_deref(),
+            &client_secret,
+        )?;
         let key_fields = KeyFields {
             private_key_from_env: raw.client_private_key_from_env.as_ref(),
             key_id: raw.client_key_id.as_ref(),

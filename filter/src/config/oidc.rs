@@ -643,26 +643,11 @@ impl RawOidc {
         if refresh_before_expiry_ms > 3_600_000 {
             return Err(ahead_at.error("must be at most 1h"));
         }
-        let method_at = place.field("tokenEndpointAuthMethod");
-        let client_auth = match self.token_endpoint_auth_method.as_deref() {
-            None | Some("client_secret_basic") => ClientAuth::Basic,
-            Some("client_secret_post") => ClientAuth::Post,
-            Some("client_secret_jwt") if client_secret.len() < MIN_CLIENT_SECRET_JWT_BYTES => {
-                return Err(method_at.error(format!(
-                    "client_secret_jwt signs with HS256, which needs a client secret of at \
-                     least {MIN_CLIENT_SECRET_JWT_BYTES} bytes (RFC 7518 3.2); this one has {}",
-                    client_secret.len()
-                )))
-            }
-            Some("client_secret_jwt") => ClientAuth::SecretJwt,
-            Some("private_key_jwt") => ClientAuth::PrivateKeyJwt,
-            Some(other) => {
-                return Err(method_at.error(format!(
-                    "`{other}`: use client_secret_basic, client_secret_post, client_secret_jwt \
-                     or private_key_jwt"
-                )))
-            }
-        };
+        let client_auth = client_auth_method(
+            &place.field("tokenEndpointAuthMethod"),
+            self.token_endpoint_auth_method.as_deref(),
+            &client_secret,
+        )?;
         let client_key = self.client_key(place, client_auth)?;
         let audience_at = place.field("clientAssertionAudience");
         let client_assertion_audience = match &self.client_assertion_audience {
@@ -776,4 +761,29 @@ fn compile_forward(at: &At, raw: &RawForwardToken) -> Result<ForwardToken, Confi
         raw.header.as_deref().unwrap_or("authorization"),
     )?;
     Ok(ForwardToken { id_token, header })
+}
+
+/// `tokenEndpointAuthMethod` (of an `oidc` block or an introspection rule), at `at`:
+/// `client_secret_jwt` needs a secret HS256 can use.
+pub(crate) fn client_auth_method(
+    at: &At,
+    method: Option<&str>,
+    client_secret: &str,
+) -> Result<ClientAuth, ConfigError> {
+    match method {
+        None | Some("client_secret_basic") => Ok(ClientAuth::Basic),
+        Some("client_secret_post") => Ok(ClientAuth::Post),
+        Some("client_secret_jwt") if client_secret.len() < MIN_CLIENT_SECRET_JWT_BYTES => Err(at
+            .error(format!(
+                "client_secret_jwt signs with HS256, which needs a client secret of at \
+                 least {MIN_CLIENT_SECRET_JWT_BYTES} bytes (RFC 7518 3.2); this one has {}",
+                client_secret.len()
+            ))),
+        Some("client_secret_jwt") => Ok(ClientAuth::SecretJwt),
+        Some("private_key_jwt") => Ok(ClientAuth::PrivateKeyJwt),
+        Some(other) => Err(at.error(format!(
+            "`{other}`: use client_secret_basic, client_secret_post, client_secret_jwt \
+             or private_key_jwt"
+        ))),
+    }
 }

@@ -11,7 +11,7 @@ use crate::extractor::Found;
 use crate::fetch::HttpRequest;
 use crate::http_url::HttpUrl;
 use crate::oidc::flow::HostCrypto;
-use crate::oidc::token_endpoint::{client_post, Client};
+use crate::oidc::token_endpoint::{client_assertion, client_post, Client};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -124,52 +124,13 @@ pub fn request(
     now: u64,
     host: &mut dyn HostCrypto,
 ) -> Result<HttpRequest, String> {
-    use crate::oidc::client_assertion as assertion;
-    let assertion = match (rule.client_auth, &rule.client_key) {
-        (ClientAuth::Basic | ClientAuth::Post, _) => None,
-        (ClientAuth::PrivateKeyJwt, None) => return Err("private_key_jwt without a key".into()),
-        (method, key) => {
-            let mut jti = [0; assertion::JTI_BYTES];
-            if !host.fill(&mut jti) {
-                return Err("no randomness for the client assertion's jti".into());
-            }
-            let audience = endpoint.to_string();
-            match (method, key) {
-                (ClientAuth::PrivateKeyJwt, Some(key)) => {
-                    let hint = assertion::KeyHint {
-                        key_id: key.key_id.as_deref(),
-                        thumbprint: key.thumbprint.as_deref(),
-                    };
-                    let input = assertion::private_key_jwt_signing_input(
-                        key.algorithm,
-                        hint,
-                        &rule.client_id,
-                        &audience,
-                        now,
-                        &jti,
-                    );
-                    let signature = host.sign(&key.pem, "sha256", input.as_bytes())?;
-                    Some(assertion::signed_assertion(
-                        &input,
-                        key.algorithm,
-                        &signature,
-                    )?)
-                }
-                _ => Some(assertion::client_secret_jwt(
-                    &rule.client_id,
-                    &rule.client_secret,
-                    &audience,
-                    now,
-                    &jti,
-                )),
-            }
-        }
-    };
     let client = Client {
         id: &rule.client_id,
         secret: &rule.client_secret,
         auth: rule.client_auth,
     };
+    let audience = endpoint.to_string();
+    let assertion = client_assertion(&client, rule.client_key.as_ref(), &audience, now, host)?;
     let form = [("token", token), ("token_type_hint", "access_token")];
     Ok(client_post(
         &client,

@@ -8,7 +8,7 @@
 use crate::authority;
 use crate::cache::Key;
 use crate::claims;
-use crate::config::{ClientAuth, Config, OidcConfig};
+use crate::config::{Config, OidcConfig};
 use crate::fetch::HttpRequest;
 use crate::jwks::KeySet;
 use crate::oidc::callback_memo::{CallbackMemo, Claim};
@@ -262,45 +262,14 @@ fn client_assertion(
     provider: &Provider,
     host: &mut dyn HostCrypto,
 ) -> Result<Option<String>, String> {
-    use crate::oidc::client_assertion as assertion;
     let oidc = ctx.oidc;
-    if !matches!(
-        oidc.client_auth,
-        ClientAuth::SecretJwt | ClientAuth::PrivateKeyJwt
-    ) {
-        return Ok(None);
-    }
-    let mut jti = [0; assertion::JTI_BYTES];
-    if !host.fill(&mut jti) {
-        return Err("no randomness for the client assertion's jti".into());
-    }
+    let client = token_endpoint::Client {
+        id: &oidc.client_id,
+        secret: &oidc.client_secret,
+        auth: oidc.client_auth,
+    };
     let audience = token_endpoint::audience(oidc, provider);
-    match (oidc.client_auth, &oidc.client_key) {
-        (ClientAuth::PrivateKeyJwt, Some(key)) => {
-            let hint = assertion::KeyHint {
-                key_id: key.key_id.as_deref(),
-                thumbprint: key.thumbprint.as_deref(),
-            };
-            let input = assertion::private_key_jwt_signing_input(
-                key.algorithm,
-                hint,
-                &oidc.client_id,
-                &audience,
-                ctx.now,
-                &jti,
-            );
-            let signature = host.sign(&key.pem, "sha256", input.as_bytes())?;
-            assertion::signed_assertion(&input, key.algorithm, &signature).map(Some)
-        }
-        (ClientAuth::PrivateKeyJwt, None) => Err("private_key_jwt without a key".into()),
-        _ => Ok(Some(assertion::client_secret_jwt(
-            &oidc.client_id,
-            &oidc.client_secret,
-            &audience,
-            ctx.now,
-            &jti,
-        ))),
-    }
+    token_endpoint::client_assertion(&client, oidc.client_key.as_ref(), &audience, ctx.now, host)
 }
 
 fn no_session(ctx: &Context, entropy: &mut dyn HostCrypto) -> Step {

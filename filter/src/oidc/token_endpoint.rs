@@ -1,6 +1,6 @@
 //! Requests to the token endpoint (code exchange, refresh) and their replies.
 
-use crate::config::{ClientAuth, OidcConfig};
+use crate::config::{ClientAuth, ClientKey, OidcConfig};
 use crate::fetch::{self, HttpRequest};
 use crate::oidc::client_assertion;
 use crate::oidc::provider::Provider;
@@ -91,6 +91,53 @@ pub struct Client<'a> {
     pub id: &'a str,
     pub secret: &'a str,
     pub auth: ClientAuth,
+}
+
+/// The `client_assertion` a request to the IdP sends for the client's method
+/// (`client_secret_jwt`, `private_key_jwt`, with `aud` = `audience`): `Ok(None)`
+/// for the methods that send none; `Err` when it cannot be made (no key, no
+/// randomness for its `jti`, or the host would not sign).
+pub fn client_assertion(
+    client: &Client,
+    key: Option<&ClientKey>,
+    audience: &str,
+    now: u64,
+    host: &mut dyn crate::oidc::flow::HostCrypto,
+) -> Result<Option<String>, String> {
+    match (client.auth, key) {
+        (ClientAuth::Basic | ClientAuth::Post, _) => return Ok(None),
+        (ClientAuth::PrivateKeyJwt, None) => return Err("private_key_jwt without a key".into()),
+        _ => {}
+    }
+    let mut jti = [0; client_assertion::JTI_BYTES];
+    if !host.fill(&mut jti) {
+        return Err("no randomness for the client assertion's jti".into());
+    }
+    match (client.auth, key) {
+        (ClientAuth::PrivateKeyJwt, Some(key)) => {
+            let hint = client_assertion::KeyHint {
+                key_id: key.key_id.as_deref(),
+                thumbprint: key.thumbprint.as_deref(),
+            };
+            let input = client_assertion::private_key_jwt_signing_input(
+                key.algorithm,
+                hint,
+                client.id,
+                audience,
+                now,
+                &jti,
+            );
+            let signature = host.sign(&key.pem, "sha256", input.as_bytes())?;
+            client_assertion::signed_assertion(&input, key.algorithm, &signature).map(Some)
+        }
+        _ => Ok(Some(client_assertion::client_secret_jwt(
+            client.id,
+            client.secret,
+            audience,
+            now,
+            &jti,
+        ))),
+    }
 }
 
 /// A form POST to `url`, authenticated as `client` with its method.
