@@ -418,77 +418,16 @@ impl Config {
     /// by one, so every early return drops the same two values: one shared clean-up,
     /// not one per field (which was about 5 KB of the module). The rules, `oidc`
     /// blocks and apps are compiled from borrowed raw values for the same reason.
-    #[allow(clippy::field_reassign_with_default)] // deliberate, see above
+    ///
+    /// Each step is a function of its own that is never inlined: Envoy's V8 compiles
+    /// the whole module with TurboFan when it loads it, and its memory and time grow
+    /// faster than a function's size (see docs/performance.md, "Footprint"). Inlined
+    /// into one body, this was the module's largest function.
+    #[inline(never)]
     fn from_raw(mut raw: RawConfig, env: Env) -> Result<Config, ConfigError> {
         let mut config = Config::default();
-        config.clusters = validate_clusters(take(&mut raw.clusters))?;
-        config.clock_skew_seconds = bounded(
-            &At::top("clockSkewSeconds"),
-            raw.clock_skew_seconds.unwrap_or(DEFAULT_CLOCK_SKEW_SECONDS),
-            0,
-            MAX_CLOCK_SKEW_SECONDS,
-        )?;
-        config.jwks_cache_duration_ms = optional_duration(
-            &At::top("jwksCacheDuration"),
-            raw.jwks_cache_duration.as_deref(),
-            DEFAULT_JWKS_CACHE_DURATION_MS,
-        )?;
-        config.jwks_min_refetch_interval_ms = optional_duration(
-            &At::top("jwksMinRefetchInterval"),
-            raw.jwks_min_refetch_interval.as_deref(),
-            DEFAULT_JWKS_MIN_REFETCH_INTERVAL_MS,
-        )?;
-        config.max_token_bytes = bounded_size(
-            &At::top("maxTokenBytes"),
-            raw.max_token_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES),
-            TOKEN_BYTES_RANGE,
-        )?;
-        config.max_jwks_bytes = bounded_size(
-            &At::top("maxJwksBytes"),
-            raw.max_jwks_bytes.unwrap_or(DEFAULT_MAX_JWKS_BYTES),
-            JWKS_BYTES_RANGE,
-        )?;
-        config.top_level.policies = compile_policies(
-            &At::top("authorizationPolicies"),
-            &raw.authorization_policies,
-        )?;
-        config.top_level.public_paths =
-            compile_public_paths(&At::top("publicPaths"), &raw.public_paths)?;
-        config.top_level.allow_missing = raw.allow_missing;
-        config.bypass_cors_preflight = raw.bypass_cors_preflight;
-        config.token_cache = cache_limits(
-            &At::top("verifiedTokenCache"),
-            raw.verified_token_cache.as_ref(),
-            DEFAULT_TOKEN_CACHE,
-        )?;
-        config.session_cache = cache_limits(
-            &At::top("sessionCache"),
-            raw.session_cache.as_ref(),
-            DEFAULT_SESSION_CACHE,
-        )?;
-        config.test_only_crash_header = match take(&mut raw.test_only_crash_header) {
-            Some(name) if name.is_empty() || name.starts_with(':') => {
-                return Err(At::top("testOnlyCrashHeader").error("must be a plain header name"));
-            }
-            name => name.map(|name| name.to_ascii_lowercase()),
-        };
-        config.signature_verification = match raw.signature_verification.as_deref() {
-            None | Some("auto") => SignatureVerification::Auto,
-            Some("host") => SignatureVerification::Host,
-            Some("module") => SignatureVerification::Module,
-            Some(other) => {
-                return Err(At::top("signatureVerification")
-                    .error(format!("`{other}` is not `auto`, `host` or `module`")))
-            }
-        };
-        if config.jwks_cache_duration_ms < 1_000 {
-            return Err(At::top("jwksCacheDuration").error("must be at least 1s"));
-        }
-        config.introspection_cache = cache_limits(
-            &At::top("introspectionCache"),
-            raw.introspection_cache.as_ref(),
-            crate::introspection::state::DEFAULT_CACHE_LIMITS,
-        )?;
+        config.read_limits(&mut raw)?;
+        config.read_top_level(&mut raw)?;
         let any_oidc = raw.oidc.is_some() || raw.apps.iter().any(apps::RawApp::has_oidc);
         let any_introspection = !raw.introspection.is_empty();
         if raw.jwt_rules.is_empty() && !any_oidc && !any_introspection {
@@ -500,33 +439,138 @@ impl Config {
             &At::top("outputClaimToHeaders"),
             &raw.output_claim_to_headers,
         )?;
+        config.compile_logins_and_apps(&raw, env)?;
+        config.collect_policy_needs();
+        config.compile_jwt_rules(&raw.jwt_rules)?;
+        if config.rules.is_empty() && !any_oidc && !any_introspection {
+            return Err(
+                At::top("jwtRules").error("the RequestAuthentication resources here hold no rule")
+            );
+        }
+        let introspection_at = At::top("introspection");
+        for (index, raw_rule) in raw.introspection.iter().enumerate() {
+            config.add_introspection_rule(&introspection_at.item(index), raw_rule, env)?;
+        }
+        Ok(config)
+    }
+
+    /// The clusters, the clock skew and the JWKS and size limits.
+    #[inline(never)]
+    fn read_limits(&mut self, raw: &mut RawConfig) -> Result<(), ConfigError> {
+        self.clusters = validate_clusters(take(&mut raw.clusters))?;
+        self.clock_skew_seconds = bounded(
+            &At::top("clockSkewSeconds"),
+            raw.clock_skew_seconds.unwrap_or(DEFAULT_CLOCK_SKEW_SECONDS),
+            0,
+            MAX_CLOCK_SKEW_SECONDS,
+        )?;
+        self.jwks_cache_duration_ms = optional_duration(
+            &At::top("jwksCacheDuration"),
+            raw.jwks_cache_duration.as_deref(),
+            DEFAULT_JWKS_CACHE_DURATION_MS,
+        )?;
+        self.jwks_min_refetch_interval_ms = optional_duration(
+            &At::top("jwksMinRefetchInterval"),
+            raw.jwks_min_refetch_interval.as_deref(),
+            DEFAULT_JWKS_MIN_REFETCH_INTERVAL_MS,
+        )?;
+        self.max_token_bytes = bounded_size(
+            &At::top("maxTokenBytes"),
+            raw.max_token_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES),
+            TOKEN_BYTES_RANGE,
+        )?;
+        self.max_jwks_bytes = bounded_size(
+            &At::top("maxJwksBytes"),
+            raw.max_jwks_bytes.unwrap_or(DEFAULT_MAX_JWKS_BYTES),
+            JWKS_BYTES_RANGE,
+        )?;
+        Ok(())
+    }
+
+    /// The top level's policies and paths, the caches, and the switches.
+    #[inline(never)]
+    fn read_top_level(&mut self, raw: &mut RawConfig) -> Result<(), ConfigError> {
+        self.top_level.policies = compile_policies(
+            &At::top("authorizationPolicies"),
+            &raw.authorization_policies,
+        )?;
+        self.top_level.public_paths =
+            compile_public_paths(&At::top("publicPaths"), &raw.public_paths)?;
+        self.top_level.allow_missing = raw.allow_missing;
+        self.bypass_cors_preflight = raw.bypass_cors_preflight;
+        self.token_cache = cache_limits(
+            &At::top("verifiedTokenCache"),
+            raw.verified_token_cache.as_ref(),
+            DEFAULT_TOKEN_CACHE,
+        )?;
+        self.session_cache = cache_limits(
+            &At::top("sessionCache"),
+            raw.session_cache.as_ref(),
+            DEFAULT_SESSION_CACHE,
+        )?;
+        self.test_only_crash_header = match take(&mut raw.test_only_crash_header) {
+            Some(name) if name.is_empty() || name.starts_with(':') => {
+                return Err(At::top("testOnlyCrashHeader").error("must be a plain header name"));
+            }
+            name => name.map(|name| name.to_ascii_lowercase()),
+        };
+        self.signature_verification = match raw.signature_verification.as_deref() {
+            None | Some("auto") => SignatureVerification::Auto,
+            Some("host") => SignatureVerification::Host,
+            Some("module") => SignatureVerification::Module,
+            Some(other) => {
+                return Err(At::top("signatureVerification")
+                    .error(format!("`{other}` is not `auto`, `host` or `module`")))
+            }
+        };
+        if self.jwks_cache_duration_ms < 1_000 {
+            return Err(At::top("jwksCacheDuration").error("must be at least 1s"));
+        }
+        self.introspection_cache = cache_limits(
+            &At::top("introspectionCache"),
+            raw.introspection_cache.as_ref(),
+            crate::introspection::state::DEFAULT_CACHE_LIMITS,
+        )?;
+        Ok(())
+    }
+
+    /// The top level's `oidc` block and the apps, with the checks across them.
+    #[inline(never)]
+    fn compile_logins_and_apps(&mut self, raw: &RawConfig, env: Env) -> Result<(), ConfigError> {
         if let Some(raw_oidc) = &raw.oidc {
             let at = At::top("oidc");
-            config.top_level.oidc = Some(config.compile_oidc(raw_oidc, &at, None, env)?);
+            self.top_level.oidc = Some(self.compile_oidc(raw_oidc, &at, None, env)?);
         }
         for (index, raw_app) in raw.apps.iter().enumerate() {
-            let app = apps::compile(&mut config, index, raw_app, env)?;
-            config.apps.push(app);
+            let app = apps::compile(self, index, raw_app, env)?;
+            self.apps.push(app);
         }
-        apps::check_cookie_collisions(&config)?;
-        apps::check_domain_sign_ins(&config)?;
-        for app in std::iter::once(&config.top_level).chain(&config.apps) {
+        apps::check_cookie_collisions(self)?;
+        apps::check_domain_sign_ins(self)?;
+        for app in std::iter::once(&self.top_level).chain(&self.apps) {
             if let Some(oidc) = &app.oidc {
-                if !config.login_cookie_names.contains(&oidc.cookie_name) {
-                    config.login_cookie_names.push(oidc.cookie_name.clone());
+                if !self.login_cookie_names.contains(&oidc.cookie_name) {
+                    self.login_cookie_names.push(oidc.cookie_name.clone());
                 }
             }
         }
-        for app in std::iter::once(&config.top_level).chain(&config.apps) {
+        Ok(())
+    }
+
+    /// What every app's policies need from the peer and the metadata, and the
+    /// warnings about principals that never match.
+    #[inline(never)]
+    fn collect_policy_needs(&mut self) {
+        for app in std::iter::once(&self.top_level).chain(&self.apps) {
             let at = match app.index {
                 Some(index) => format!("apps[{index}].authorizationPolicies"),
                 None => "authorizationPolicies".to_string(),
             };
             for policy in app.policies.iter() {
-                config.peer_needs = config.peer_needs.union(policy.peer_needs());
+                self.peer_needs = self.peer_needs.union(policy.peer_needs());
                 for key in policy.metadata_keys() {
-                    if !config.metadata_keys.contains(&key) {
-                        config.metadata_keys.push(key);
+                    if !self.metadata_keys.contains(&key) {
+                        self.metadata_keys.push(key);
                     }
                 }
                 for principal in policy.principals_with_a_scheme() {
@@ -535,20 +579,25 @@ impl Config {
                         "{at}: principal `{principal}` never matches: Istio's principals \
                          have no `spiffe://`; write `{bare}`"
                     );
-                    if !config.warnings.contains(&warning) {
-                        config.warnings.push(warning);
+                    if !self.warnings.contains(&warning) {
+                        self.warnings.push(warning);
                     }
                 }
             }
         }
+    }
+
+    /// `jwtRules`: rules and pasted `RequestAuthentication` resources.
+    #[inline(never)]
+    fn compile_jwt_rules(&mut self, entries: &[RawJwtEntry]) -> Result<(), ConfigError> {
         let rules = At::top("jwtRules");
         // Where each rule was written, for the duplicate-issuer message.
         let mut written_at: Vec<String> = Vec::new();
-        for (index, entry) in raw.jwt_rules.iter().enumerate() {
+        for (index, entry) in entries.iter().enumerate() {
             let at = rules.item(index);
             match entry {
                 RawJwtEntry::Rule(raw_rule) => {
-                    config.add_jwt_rule(&at, raw_rule, &mut written_at)?;
+                    self.add_jwt_rule(&at, raw_rule, &mut written_at)?;
                 }
                 RawJwtEntry::Resource {
                     api_version,
@@ -565,19 +614,12 @@ impl Config {
                     let spec = at.field("spec");
                     let inner = spec.field("jwtRules");
                     for (index, raw_rule) in resource_rules.iter().enumerate() {
-                        config.add_jwt_rule(&inner.item(index), raw_rule, &mut written_at)?;
+                        self.add_jwt_rule(&inner.item(index), raw_rule, &mut written_at)?;
                     }
                 }
             }
         }
-        if config.rules.is_empty() && !any_oidc && !any_introspection {
-            return Err(rules.error("the RequestAuthentication resources here hold no rule"));
-        }
-        let introspection_at = At::top("introspection");
-        for (index, raw_rule) in raw.introspection.iter().enumerate() {
-            config.add_introspection_rule(&introspection_at.item(index), raw_rule, env)?;
-        }
-        Ok(config)
+        Ok(())
     }
 
     /// A rule of `jwtRules` (or of a pasted resource's), at `at`.
@@ -625,6 +667,7 @@ impl Config {
 
     /// A rule, read from `raw` without taking it apart: moving its fields out added
     /// clean-up code for the rest on every early return.
+    #[inline(never)]
     fn add_rule(&mut self, at: &At, raw: &RawJwtRule) -> Result<JwtRule, ConfigError> {
         let issuer = match &raw.issuer {
             Some(issuer) if !issuer.is_empty() => issuer,
@@ -687,6 +730,7 @@ impl Config {
         Ok(claims)
     }
 
+    #[inline(never)]
     fn rule_keys(
         &mut self,
         at: &At,
@@ -835,6 +879,7 @@ fn compile_public_paths(at: &At, raw: &[String]) -> Result<Arc<[Pattern]>, Confi
 /// map instead sorts the entries and bulk-builds the tree: 6.7 KB of the module
 /// (with the sort, instantiated for this map alone) for a handful of entries. (A
 /// key that lowercases to an earlier one replaces its value, as with `collect`.)
+#[inline(never)]
 fn validate_clusters(
     clusters: BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, ConfigError> {

@@ -173,6 +173,7 @@ fn split_scheme(text: &str) -> Option<(Scheme, &str)> {
     Some((scheme, rest))
 }
 
+#[inline(never)]
 fn parse_authority(authority: &str) -> Result<(String, Option<u16>), String> {
     if !authority.is_ascii() || authority.contains('%') {
         return Err("has a host name that is not ASCII (write IDNs in punycode)".into());
@@ -200,6 +201,7 @@ fn parse_authority(authority: &str) -> Result<(String, Option<u16>), String> {
 
 /// A bracketed IPv6 host in its canonical form (RFC 5952, as browsers print it).
 /// An embedded dotted IPv4 tail (`::ffff:1.2.3.4`) is refused: write it in hex.
+#[inline(never)]
 fn ipv6_host(address: &str) -> Result<String, String> {
     let invalid = || format!("has an invalid IPv6 host `[{address}]`");
     let pieces = ipv6_pieces(address).ok_or_else(invalid)?;
@@ -286,6 +288,7 @@ fn ipv6_text(pieces: &[u16; 8]) -> String {
 /// host whose last label is a number as IPv4 in any of its old forms (`127.1`,
 /// `0x7f.0.0.1`, `2130706433`); only the plain form is accepted, so the filter and
 /// a browser always mean the same address.
+#[inline(never)]
 fn name_or_ipv4(host: &str) -> Result<String, String> {
     let valid = !host.is_empty()
         && host

@@ -166,6 +166,7 @@ pub fn parse_jwks(bytes: &[u8], max_bytes: usize) -> Result<KeySet, String> {
     Ok(set)
 }
 
+#[inline(never)]
 fn parse_jwk(jwk: &Map<String, Value>) -> Result<Jwk, String> {
     if jwk.get("use").is_some_and(|usage| usage != "sig") {
         return Err("`use` is not `sig`".into());
@@ -230,12 +231,14 @@ fn bytes_member(jwk: &Map<String, Value>, name: &str) -> Result<Vec<u8>, String>
 /// The key and its SubjectPublicKeyInfo.
 type KeyWithSpki = (PublicKey, Option<Vec<u8>>);
 
+#[inline(never)]
 fn rsa_key(jwk: &Map<String, Value>) -> Result<KeyWithSpki, String> {
     let (n, e) = (bytes_member(jwk, "n")?, bytes_member(jwk, "e")?);
     let key = RsaPublicKey::new(&n, &e).map_err(|error| error.to_string())?;
     Ok((PublicKey::Rsa(key), Some(der::rsa_spki(&n, &e))))
 }
 
+#[inline(never)]
 fn ec_key(jwk: &Map<String, Value>) -> Result<KeyWithSpki, String> {
     let curve = text_member(jwk, "crv")?;
     let (coordinate_len, named) = match curve {
@@ -259,6 +262,7 @@ fn ec_key(jwk: &Map<String, Value>) -> Result<KeyWithSpki, String> {
     Ok((key, Some(der::ec_spki(named, &x, &y))))
 }
 
+#[inline(never)]
 fn okp_key(jwk: &Map<String, Value>) -> Result<PublicKey, String> {
     let curve = text_member(jwk, "crv")?;
     if curve != "Ed25519" {

@@ -406,6 +406,7 @@ pub(crate) fn compile_all(at: &At, raw: &[RawPolicy]) -> Result<Vec<Policy>, Con
     compile_each(at, raw, compile)
 }
 
+#[inline(never)]
 fn compile(outer: &At, raw: &RawPolicy) -> Result<Policy, ConfigError> {
     let (at, name, dry_run) = match &raw.resource {
         Some(resource) => {
@@ -442,6 +443,7 @@ fn compile(outer: &At, raw: &RawPolicy) -> Result<Policy, ConfigError> {
 
 /// A pasted resource's `apiVersion` and `kind`, its name for the log, and
 /// whether it is a dry run.
+#[inline(never)]
 fn check_resource(at: &At, resource: &RawResource) -> Result<(String, bool), ConfigError> {
     check_istio_resource(
         at,
@@ -549,6 +551,7 @@ fn compile_rule(at: &At, raw: &RawRule) -> Result<Rule, ConfigError> {
 /// Each field with its own matcher: Istio reads each differently (principals
 /// split into issuer and subject, namespaces anywhere in the identity); the two
 /// address fields from a table.
+#[inline(never)]
 fn compile_source(at: &At, raw: &RawSource) -> Result<Source, ConfigError> {
     let mut source = Source {
         request_principals: matchers(
@@ -600,6 +603,7 @@ fn compile_source(at: &At, raw: &RawSource) -> Result<Source, ConfigError> {
 }
 
 /// As [`compile_source`], from a table.
+#[inline(never)]
 fn compile_operation(at: &At, raw: &RawOperation) -> Result<Operation, ConfigError> {
     let mut operation = Operation::default();
     for (slot, values, not_values) in [
@@ -635,6 +639,7 @@ fn compile_operation(at: &At, raw: &RawOperation) -> Result<Operation, ConfigErr
     Ok(operation)
 }
 
+#[inline(never)]
 fn compile_condition(at: &At, raw: &RawCondition) -> Result<Condition, ConfigError> {
     let key = parse_key(&raw.key).map_err(|why| at.field("key").error(why))?;
     if raw.values.is_empty() && raw.not_values.is_empty() {

@@ -35,6 +35,7 @@ impl RawApp {
 }
 
 /// `apps[index]`, over the top-level settings already in `config`.
+#[inline(never)]
 pub(super) fn compile(
     config: &mut Config,
     index: usize,
@@ -102,6 +103,7 @@ fn app_name(config: &Config, at: &At, name: Option<&str>) -> Result<String, Conf
 
 /// Two logins whose cookies a browser would mix up: the same `cookieDomain` and a
 /// cookie name equal to the other's, or to one of its chunks or its login cookie.
+#[inline(never)]
 pub(super) fn check_cookie_collisions(config: &Config) -> Result<(), ConfigError> {
     // Each login with its app's index (`None`: the top level's), named only in an error.
     let mut logins = Vec::new();
@@ -142,6 +144,7 @@ pub(super) fn check_cookie_collisions(config: &Config) -> Result<(), ConfigError
 /// (its cookies never reach another), and the callback host must be served by
 /// this login, for the filter there to finish it. Hosts no app names are checked
 /// at the request.
+#[inline(never)]
 pub(super) fn check_domain_sign_ins(config: &Config) -> Result<(), ConfigError> {
     for app in std::iter::once(&config.top_level).chain(&config.apps) {
         let Some(oidc) = &app.oidc else {

@@ -106,6 +106,7 @@ fn client_secret(at: &At, raw: &RawIntrospectionRule, env: Env) -> Result<String
 
 impl Config {
     /// `introspection[index]`, at `at`.
+    #[inline(never)]
     pub(super) fn add_introspection_rule(
         &mut self,
         at: &At,

@@ -241,6 +241,7 @@ fn local_path(at: &At, value: Option<&str>, default: &str) -> Result<String, Con
 
 /// `cookieDomain` (the cookies' `Domain` attribute): a host name, with or without
 /// a leading dot; lowercase, without it, for matching hosts against it.
+#[inline(never)]
 fn cookie_domain(at: &At, text: &str) -> Result<String, ConfigError> {
     let name = text.strip_prefix('.').unwrap_or(text);
     match HostPattern::parse(name) {
@@ -308,6 +309,7 @@ impl<'a> Place<'a> {
     }
 
     /// `clientSecret` or `clientSecretFromEnv`: exactly one.
+    #[inline(never)]
     fn client_secret(
         &self,
         inline: &Option<String>,
@@ -326,6 +328,7 @@ impl<'a> Place<'a> {
 
     /// `cookieSecrets` or `cookieSecretsFromEnv` (keys separated by commas or
     /// whitespace): exactly one, with 1 to 8 keys.
+    #[inline(never)]
     fn cookie_secrets(
         &self,
         inline: &Option<Vec<String>>,
@@ -385,6 +388,7 @@ impl RawOidc {
     /// where a login starts must reach the callback host). `https`, except where
     /// the block speaks plain HTTP anyway (`cookieSecure: false`, for local use).
     /// No query: the callback's query is the IdP's.
+    #[inline(never)]
     fn central_callback(
         &self,
         place: &Place,
@@ -428,6 +432,7 @@ impl RawOidc {
 
     /// `allowedRedirectDomains`, only with `redirectUri` (without it a login
     /// returns to the host it started on); by default the cookie domain.
+    #[inline(never)]
     fn allowed_redirect_domains(
         &self,
         place: &Place,
@@ -746,6 +751,7 @@ impl RawOidc {
     }
 }
 
+#[inline(never)]
 fn compile_forward(at: &At, raw: &RawForwardToken) -> Result<ForwardToken, ConfigError> {
     let id_token = match raw.token.as_str() {
         "id_token" => true,
