@@ -567,38 +567,27 @@ impl KeyFields<'_> {
     }
 }
 
+/// The half of an `oidc` block about the session (see [`RawOidc::cookie_settings`]).
+struct CookieSettings {
+    cookie_secure: bool,
+    domain: Option<String>,
+    central: Option<HttpUrl>,
+    callback_path: String,
+    allowed_redirect_domains: Vec<AllowedDomain>,
+    logout_path: String,
+    cookie_name: String,
+    cookie_secrets: Vec<[u8; 32]>,
+    session_ttl_ms: u64,
+    refresh_before_expiry_ms: u64,
+}
+
 impl RawOidc {
-    /// The validated block. The issuer's discovery and the headers the filter sets
-    /// are registered in `config`.
-    pub(super) fn compile(
-        &self,
-        place: &Place,
-        config: &mut Config,
-    ) -> Result<OidcConfig, ConfigError> {
-        let issuer_at = place.field("issuer");
-        let issuer = required(&issuer_at, &self.issuer)?;
-        let issuer_url = http_url(&issuer_at, &issuer)?;
-        let client_id = required(&place.field("clientId"), &self.client_id)?;
-        let private_key_jwt = self.token_endpoint_auth_method.as_deref() == Some("private_key_jwt");
-        let client_secret = match (&self.client_secret, &self.client_secret_from_env) {
-            // The one method without a shared secret.
-            (None, None) if private_key_jwt => String::new(),
-            (inline, from_env) => place.client_secret(inline, from_env)?,
-        };
-        let scopes = match &self.scopes {
-            Some(scopes) => scopes.clone(),
-            None => DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
-        };
-        let scopes_at = place.field("scopes");
-        if !scopes.iter().any(|scope| scope == "openid") {
-            return Err(scopes_at.error("must include `openid`"));
-        }
-        if let Some(index) = scopes
-            .iter()
-            .position(|s| s.is_empty() || s.chars().any(char::is_whitespace))
-        {
-            return Err(scopes_at.item(index).error("must be one non-empty word"));
-        }
+    /// Where the session lives: the cookies, their paths and domain, the redirect
+    /// URI and the session's lifetime. A function of its own, never inlined into
+    /// `compile`, so that neither body is large for Envoy's TurboFan (see
+    /// docs/performance.md, "Footprint").
+    #[inline(never)]
+    fn cookie_settings(&self, place: &Place) -> Result<CookieSettings, ConfigError> {
         let cookie_secure = self.cookie_secure.unwrap_or(true);
         let domain = match &self.cookie_domain {
             Some(text) => Some(cookie_domain(&place.field("cookieDomain"), text)?),
@@ -648,6 +637,52 @@ impl RawOidc {
         if refresh_before_expiry_ms > 3_600_000 {
             return Err(ahead_at.error("must be at most 1h"));
         }
+        Ok(CookieSettings {
+            cookie_secure,
+            domain,
+            central,
+            callback_path,
+            allowed_redirect_domains,
+            logout_path,
+            cookie_name,
+            cookie_secrets,
+            session_ttl_ms,
+            refresh_before_expiry_ms,
+        })
+    }
+
+    /// The validated block. The issuer's discovery and the headers the filter sets
+    /// are registered in `config`.
+    pub(super) fn compile(
+        &self,
+        place: &Place,
+        config: &mut Config,
+    ) -> Result<OidcConfig, ConfigError> {
+        let issuer_at = place.field("issuer");
+        let issuer = required(&issuer_at, &self.issuer)?;
+        let issuer_url = http_url(&issuer_at, &issuer)?;
+        let client_id = required(&place.field("clientId"), &self.client_id)?;
+        let private_key_jwt = self.token_endpoint_auth_method.as_deref() == Some("private_key_jwt");
+        let client_secret = match (&self.client_secret, &self.client_secret_from_env) {
+            // The one method without a shared secret.
+            (None, None) if private_key_jwt => String::new(),
+            (inline, from_env) => place.client_secret(inline, from_env)?,
+        };
+        let scopes = match &self.scopes {
+            Some(scopes) => scopes.clone(),
+            None => DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
+        };
+        let scopes_at = place.field("scopes");
+        if !scopes.iter().any(|scope| scope == "openid") {
+            return Err(scopes_at.error("must include `openid`"));
+        }
+        if let Some(index) = scopes
+            .iter()
+            .position(|s| s.is_empty() || s.chars().any(char::is_whitespace))
+        {
+            return Err(scopes_at.item(index).error("must be one non-empty word"));
+        }
+        let cookies = self.cookie_settings(place)?;
         let client_auth = client_auth_method(
             &place.field("tokenEndpointAuthMethod"),
             self.token_endpoint_auth_method.as_deref(),
@@ -712,7 +747,7 @@ impl RawOidc {
             },
             timeout_ms,
         );
-        let login_cookie_name = format!("{cookie_name}_login");
+        let login_cookie_name = format!("{}_login", cookies.cookie_name);
         let purpose = |name: &str| match place.app {
             Some(app) => format!("{name} app={app}"),
             None => name.to_string(),
@@ -722,23 +757,23 @@ impl RawOidc {
             client_id,
             client_secret,
             scopes,
-            callback_path,
-            logout_path,
+            callback_path: cookies.callback_path,
+            logout_path: cookies.logout_path,
             post_logout_redirect_uri: self.post_logout_redirect_uri.clone(),
-            session_purpose: purpose(&cookie_name),
+            session_purpose: purpose(&cookies.cookie_name),
             login_purpose: purpose(&login_cookie_name),
-            cookie_name,
+            cookie_name: cookies.cookie_name,
             login_cookie_name,
             cookie_domain: self.cookie_domain.clone(),
-            domain,
-            redirect_uri: central.as_ref().and(self.redirect_uri.clone()),
-            redirect_host: central.map(|url| url.host().to_string()),
-            allowed_redirect_domains,
-            cookie_secure,
-            session_ttl_ms,
-            refresh_before_expiry_seconds: refresh_before_expiry_ms / 1000,
-            cookie_keys: CookieKeys::new(&cookie_secrets),
-            cookie_secrets,
+            domain: cookies.domain,
+            redirect_uri: cookies.central.as_ref().and(self.redirect_uri.clone()),
+            redirect_host: cookies.central.map(|url| url.host().to_string()),
+            allowed_redirect_domains: cookies.allowed_redirect_domains,
+            cookie_secure: cookies.cookie_secure,
+            session_ttl_ms: cookies.session_ttl_ms,
+            refresh_before_expiry_seconds: cookies.refresh_before_expiry_ms / 1000,
+            cookie_keys: CookieKeys::new(&cookies.cookie_secrets),
+            cookie_secrets: cookies.cookie_secrets,
             app: place.app.map(str::to_string),
             client_auth,
             client_assertion_audience,
