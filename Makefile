@@ -40,7 +40,7 @@ WASM_OPT_FLAGS := --remove-exports --pass-arg=remove-exports@$(UNUSED_EXPORTS) -
                   --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
                   --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types
 
-.PHONY: help run build test test-unit test-wasm test-e2e lint fmt toolchain venv envoys idp idp-run browser wrk auth-hop bench bench-crypto profile clean
+.PHONY: help run build function-sizes test test-unit test-wasm test-e2e lint fmt toolchain venv envoys idp idp-run browser wrk auth-hop bench bench-crypto profile clean
 
 help: ## Show the available targets
 	@echo "Targets:"
@@ -65,6 +65,12 @@ WASM_RUSTFLAGS = CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="$$(for dir in $(CARGO_HOM
 $(WASM_OPT):
 	npm install --silent --no-audit --no-fund --prefix $(TOOLS)/binaryen-$(BINARYEN_VERSION) binaryen@$(BINARYEN_VERSION)
 	@test -x $@
+
+# The same build with its names kept (in target/names), then its largest bodies.
+function-sizes: toolchain $(WASM_OPT) ## List the module's largest function bodies by name (each Envoy's compile cost grows with them)
+	$(WASM_RUSTFLAGS) CARGO_PROFILE_RELEASE_STRIP=false cargo build --release --locked --target $(WASM_TARGET) -p oidc-filter --target-dir target/names
+	$(WASM_OPT) $(filter-out --strip-debug,$(WASM_OPT_FLAGS)) -g target/names/$(WASM_TARGET)/release/oidc_filter.wasm -o target/names/oidc_filter.wasm
+	python3 scripts/function-sizes.py target/names/oidc_filter.wasm
 
 venv: $(VENV)/.installed ## Create the Python venv with Envoy 1.40 and the test libraries
 
