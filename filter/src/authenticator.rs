@@ -167,6 +167,19 @@ fn several_principals(valid: &[(&Found, Verified, Rc<str>)]) -> Option<String> {
 
 /// A token seen before with the same key set skips parsing and its signature
 /// check; its times are checked again, and its location, as for a new token.
+/// Whether the verified-token cache holds `token`: a JWT of a `jwtRules` issuer
+/// that passed every check (for a reading that needs only to know that, such as
+/// introspection's routing). The lookup neither counts as a hit nor a miss.
+pub fn is_verified_jwt(config: &Config, cache: &mut TokenCache, token: &str, now: u64) -> bool {
+    if !cache.enabled() {
+        return false;
+    }
+    let key = cache.key_of(b"jwt", token.as_bytes());
+    cache
+        .get(&key, now)
+        .is_some_and(|entry| config.rules.get(entry.rule).is_some())
+}
+
 fn judge(
     config: &Config,
     found: &Found,

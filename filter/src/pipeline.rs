@@ -228,7 +228,12 @@ fn decide_unbounded(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn HostCry
     } else if found.is_empty() && inputs.app.allow_missing {
         return anonymous(inputs, vm, entropy);
     }
-    if let Some((rule, item)) = introspection::route(config, &found) {
+    let now_seconds = inputs.now_ms / 1000;
+    let tokens = &mut vm.tokens;
+    let routed = introspection::route(config, &found, &mut |token| {
+        authenticator::is_verified_jwt(config, tokens, token, now_seconds)
+    });
+    if let Some((rule, item)) = routed {
         if found.len() > 1 {
             let detail = "a token for introspection with other tokens in one request";
             vm.counters
@@ -873,7 +878,12 @@ fn finish_introspection(
     };
     vm.counters.add(counter);
     let found = extractor::find_tokens(config, inputs.headers);
-    let verdict = match introspection::route(config, &found) {
+    let now_seconds = inputs.now_ms / 1000;
+    let tokens = &mut vm.tokens;
+    let routed = introspection::route(config, &found, &mut |token| {
+        authenticator::is_verified_jwt(config, tokens, token, now_seconds)
+    });
+    let verdict = match routed {
         Some(routed) => introspect(inputs, vm, entropy, routed, Some((key, &answer))),
         None => introspection_verdict(inputs, vm, Answer::Failed("token gone".into()), None),
     };

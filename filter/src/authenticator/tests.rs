@@ -347,6 +347,60 @@ fn a_verified_token_is_served_from_the_cache_with_the_same_result() {
 }
 
 #[wasm_bindgen_test(unsupported = test)]
+fn the_cache_says_which_tokens_are_verified_jwts_without_counting() {
+    let key = TestKey::new(Algorithm::Es256, "k1");
+    let config = inline_config(&[&key], "");
+    let token = key.mint(&claims());
+    let mut cache = TokenCache::new(config.token_cache, [1; 16]);
+    assert!(!super::is_verified_jwt(&config, &mut cache, &token, NOW));
+    let _ = edits(super::authenticate(
+        &config,
+        &with_bearer(&token),
+        &NoRemote,
+        &mut cache,
+        NOW,
+    ));
+    assert!(super::is_verified_jwt(&config, &mut cache, &token, NOW));
+    assert!(!super::is_verified_jwt(&config, &mut cache, "other", NOW));
+    assert_eq!((cache.misses, cache.hits), (1, 0));
+    // An entry past its expiry is not a verified token any more.
+    assert!(!super::is_verified_jwt(
+        &config,
+        &mut cache,
+        &token,
+        NOW + 3600
+    ));
+    // Under a configuration without that rule, not one of its JWTs.
+    let mut fresh = TokenCache::new(config.token_cache, [1; 16]);
+    let _ = edits(super::authenticate(
+        &config,
+        &with_bearer(&token),
+        &NoRemote,
+        &mut fresh,
+        NOW,
+    ));
+    let mut no_rules = config.clone();
+    no_rules.rules.clear();
+    assert!(!super::is_verified_jwt(&no_rules, &mut fresh, &token, NOW));
+    // A cache that is off holds nothing.
+    let mut off = TokenCache::new(
+        crate::cache::Limits {
+            max_entries: 0,
+            max_bytes: 1 << 20,
+        },
+        [1; 16],
+    );
+    let _ = edits(super::authenticate(
+        &config,
+        &with_bearer(&token),
+        &NoRemote,
+        &mut off,
+        NOW,
+    ));
+    assert!(!super::is_verified_jwt(&config, &mut off, &token, NOW));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
 fn a_cached_token_still_expires() {
     let key = TestKey::new(Algorithm::Es256, "k1");
     let config = inline_config(&[&key], "");

@@ -81,11 +81,23 @@ pub fn discovered_endpoint(body: &[u8], issuer: &str) -> Option<HttpUrl> {
 /// The token of `found` that goes to introspection, and its rule: a token in a
 /// rule's location that is not a JWS whose `iss` is a `jwtRules` issuer (those go
 /// to `jwtRules`). A JWS of an introspection rule's own issuer goes to that rule.
-pub fn route<'f>(config: &Config, found: &'f [Found]) -> Option<(usize, &'f Found)> {
+///
+/// `verified_jwt` says whether the verified-token cache holds a token: such a token
+/// is a JWT of a `jwtRules` issuer already, and is not parsed again to learn it
+/// (the cached path of a JWT must not pay for a parse because introspection rules
+/// exist).
+pub fn route<'f>(
+    config: &Config,
+    found: &'f [Found],
+    verified_jwt: &mut dyn FnMut(&str) -> bool,
+) -> Option<(usize, &'f Found)> {
     if config.introspection.is_empty() {
         return None;
     }
     found.iter().find_map(|item| {
+        if verified_jwt(&item.token) {
+            return None;
+        }
         let issuer = jws_issuer(&item.token, config.max_token_bytes);
         if let Some(issuer) = &issuer {
             if config.rules.iter().any(|rule| &rule.issuer == issuer) {

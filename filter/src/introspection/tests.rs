@@ -364,17 +364,60 @@ fn jwts_of_jwt_rule_issuers_go_there_and_every_other_token_to_introspection() {
     check_routes(&config, &jws);
 }
 
+/// `route` with an empty verified-token cache.
+fn uncached<'f>(config: &Config, found: &'f [Found]) -> Option<(usize, &'f Found)> {
+    route(config, found, &mut |_| false)
+}
+
 fn check_routes(config: &Config, jws: &dyn Fn(&str) -> String) {
     // `Authorization: Bearer` is location 0 for every rule.
-    assert_eq!(route(config, &[found(&jws("https://jwt.test"), 0)]), None);
+    assert_eq!(
+        uncached(config, &[found(&jws("https://jwt.test"), 0)]),
+        None
+    );
     let opaque = [found("opaque-token", 0)];
-    assert_eq!(route(config, &opaque).map(|(rule, _)| rule), Some(0));
+    assert_eq!(uncached(config, &opaque).map(|(rule, _)| rule), Some(0));
     let b = [found(&jws("https://b.test"), 0)];
-    assert_eq!(route(config, &b).map(|(rule, _)| rule), Some(1));
+    assert_eq!(uncached(config, &b).map(|(rule, _)| rule), Some(1));
     let unknown = [found(&jws("https://other.test"), 0)];
-    assert_eq!(route(config, &unknown).map(|(rule, _)| rule), Some(0));
+    assert_eq!(uncached(config, &unknown).map(|(rule, _)| rule), Some(0));
     // `?access_token=` is a jwtRules default, not an introspection one.
-    assert_eq!(route(config, &[found("opaque", 1)]), None);
+    assert_eq!(uncached(config, &[found("opaque", 1)]), None);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_token_the_verified_token_cache_holds_is_asked_about_first_and_not_parsed() {
+    let text = r#"{"jwtRules":[{"issuer":"https://jwt.test","jwksUri":"https://jwt.test/jwks"}],
+        "introspection":[{"issuer":"https://a.test","introspectionEndpoint":"https://a.test/i",
+          "clientId":"c","clientSecret":"s"}]}"#;
+    let config = Config::parse(text.as_bytes()).unwrap();
+    // Not a JWS: parsed, it would go to introspection. The cache's word that it is
+    // a verified JWT is taken without a parse.
+    let items = [found("not-a-jws-but-cached", 0), found("opaque-token", 0)];
+    let mut asked = Vec::new();
+    let routed = route(&config, &items, &mut |token| {
+        asked.push(token.to_string());
+        token == "not-a-jws-but-cached"
+    });
+    assert_eq!(
+        routed.map(|(_, item)| item.token.as_str()),
+        Some("opaque-token")
+    );
+    assert_eq!(asked, ["not-a-jws-but-cached", "opaque-token"]);
+    // Without introspection rules the cache is not asked at all.
+    let jwt_only = Config::parse(
+        br#"{"jwtRules":[{"issuer":"https://jwt.test","jwksUri":"https://jwt.test/jwks"}]}"#,
+    )
+    .unwrap();
+    let mut asked_at_all = false;
+    assert_eq!(
+        route(&jwt_only, &items, &mut |_| {
+            asked_at_all = true;
+            true
+        }),
+        None
+    );
+    assert!(!asked_at_all);
 }
 
 #[wasm_bindgen_test(unsupported = test)]
