@@ -17,6 +17,7 @@ from harness.login import login
 from harness.stats import custom
 from harness.tcp_proxy import TcpProxy
 from harness.tokens import cached_key, claims, generate_key, jwks_of, pkcs8_pem, sign
+from harness.waiting import wait_until
 
 SERVICE = {
     "client_id": "svc",
@@ -121,6 +122,8 @@ def env(module_stack):
             clientPrivateKeyFromEnv="GATEWAY_KEY")]), vm_environment={"key_values": {"GATEWAY_KEY": pkcs8_pem(client_key)}}),
         "discovered": Listener("discovered", config(idp, [rule(idp, introspectionEndpoint=None)])),
         "relay": Listener("relay", config(idp, [rule(idp, timeout="1s")], cluster="idp_relay")),
+        # A cluster Envoy does not have: every call is refused at dispatch.
+        "nocluster": Listener("nocluster", config(idp, [rule(idp)], cluster="no_such_cluster")),
     }
     envoy = stack.envoy(*listeners.values(), clusters={"idp": idp.port, "idp_relay": relay.port}, concurrency=1)
     urls = {name: envoy.url(name) for name in listeners}
@@ -336,6 +339,22 @@ def test_endpoint_down_slow_or_failing_fails_closed_then_recovers(env):
     stats = custom(env["envoy"].admin_url)
     assert stats["introspection.failed"] >= 3
     assert stats["requests_denied.introspection_unavailable"] >= 4
+
+
+def test_a_call_envoy_refuses_to_dispatch_fails_closed_and_is_counted(env):
+    before = custom(env["envoy"].admin_url)
+    refused = get(f"{env['urls']['nocluster']}/x", new_token(env["idp"]))
+    assert refused.status_code == 503 and refused.text == "Token introspection is unavailable"
+    assert refused.headers.get("retry-after") == "1"
+    names = ("introspection.calls", "introspection.failed", "requests_denied.introspection_unavailable")
+
+    def counted() -> dict[str, int]:
+        after = custom(env["envoy"].admin_url)
+        return {name: after.get(name, 0) - before.get(name, 0) for name in names}
+
+    # The VMs report their counters on their timer; other listeners' may come too.
+    assert wait_until(lambda: min(counted().values()) >= 1, timeout=10), counted()
+    assert "cannot dispatch to cluster `no_such_cluster`" in env["envoy"].log_text()
 
 
 def test_the_endpoint_from_the_issuers_discovery_document(env):

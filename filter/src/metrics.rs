@@ -49,7 +49,7 @@ counters! {
     IntrospectionCacheHits => "introspection.cache_hit", "token answered from the introspection cache";
     IntrospectionActive => "introspection.active", "introspection answered active (and acceptable)";
     IntrospectionInactive => "introspection.inactive", "introspection answered not active, or active but not acceptable (audience, issuer, times)";
-    IntrospectionFailures => "introspection.failed", "introspection call failed (unreachable, timeout, non-200, malformed reply)";
+    IntrospectionFailures => "introspection.failed", "introspection call failed (unreachable, timeout, non-200, malformed reply, refused at dispatch, no room)";
     DeniedRbac => "requests_denied.rbac", "403 RBAC: access denied";
     DeniedNoSession => "requests_denied.no_session", "401 for an API request without session or token";
     DeniedInvalidAuthority => "requests_denied.invalid_authority", "400 the Host (:authority) is not host[:port]";

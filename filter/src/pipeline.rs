@@ -126,8 +126,28 @@ impl VmState {
             Ok(()) => true,
             Err(refused) => {
                 self.abandon(&refused.pending);
+                self.count_call_not_made(config, &refused.headers, &refused.pending);
                 false
             }
+        }
+    }
+
+    /// A call Envoy refused to dispatch: forgotten, so that the next request with
+    /// the same token or session may ask again, and counted.
+    pub fn dispatch_refused(&mut self, config: &Config, headers: &Headers, pending: &Pending) {
+        self.abandon(pending);
+        self.count_call_not_made(config, headers, pending);
+    }
+
+    /// An introspection call that was counted when it was asked for and then not
+    /// made or not kept is a failed call, and its request is answered `503 Token
+    /// introspection is unavailable`: counted as the decision counts its own.
+    fn count_call_not_made(&mut self, config: &Config, headers: &Headers, pending: &Pending) {
+        if let Pending::Introspection { .. } = pending {
+            let app = config.app_for(headers).and_then(|app| app.index);
+            self.counters.add(Counter::IntrospectionFailures);
+            self.counters
+                .add_for(app, Counter::DeniedIntrospectionUnavailable);
         }
     }
 
@@ -184,6 +204,8 @@ pub fn decide(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn HostCrypto) -
         Verdict::Dispatch { pending, .. } if !vm.streams.has_room_for_an_exchange() => {
             vm.abandon(&pending);
             if let Pending::Introspection { .. } = pending {
+                // Counted among the calls when it was asked for: a failed one.
+                vm.counters.add(Counter::IntrospectionFailures);
                 let answer = Answer::Failed("too many calls in flight".into());
                 return introspection_verdict(inputs, vm, answer, None);
             }

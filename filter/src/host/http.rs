@@ -386,7 +386,8 @@ pub fn apply(
                 }
                 Err(status) => {
                     if let Ok(mut state) = plugin.try_borrow_mut() {
-                        state.vm.abandon(&pending);
+                        let state = &mut *state;
+                        state.vm.dispatch_refused(&state.config, &headers, &pending);
                     }
                     log(
                         LogLevel::Warn,

@@ -758,6 +758,66 @@ fn finish_with(
 }
 
 #[wasm_bindgen_test(unsupported = test)]
+fn an_introspection_call_not_made_or_not_kept_is_a_failed_call_and_a_counted_503() {
+    let config = introspection_config();
+    let mut vm = VmState::new(&config, [3; 16]);
+    let headers = Headers::of(&[
+        (":authority", "app.test"),
+        (":path", "/x"),
+        ("authorization", "Bearer opaque-1"),
+    ]);
+    let counts = |vm: &VmState| {
+        (
+            vm.counters.get(Counter::IntrospectionCalls),
+            vm.counters.get(Counter::IntrospectionFailures),
+            vm.counters.get(Counter::DeniedIntrospectionUnavailable),
+        )
+    };
+    // Envoy refuses the dispatch (an unknown cluster, say).
+    let Verdict::Dispatch { pending, .. } = decide_with(&config, &mut vm, &headers, false) else {
+        panic!("no call")
+    };
+    vm.dispatch_refused(&config, &headers, &pending);
+    assert_eq!(counts(&vm), (1, 1, 1));
+    // Forgotten: the next request asks again instead of waiting for it.
+    let Verdict::Dispatch { pending, .. } = decide_with(&config, &mut vm, &headers, false) else {
+        panic!("no second call")
+    };
+    // Made, but with no room left to keep it.
+    let filler = |token: u32| crate::streams::Exchange {
+        token,
+        context_id: token,
+        pending: Pending::Introspection {
+            key: u128::from(token),
+            rule: 0,
+        },
+        headers: Headers::of(&[]),
+        peer: Peer::default(),
+    };
+    for token in 0..crate::streams::MAX_EXCHANGES as u32 {
+        assert!(vm.streams.add_exchange(filler(token)).is_ok());
+    }
+    let refused = crate::streams::Exchange {
+        headers: headers.clone(),
+        pending,
+        ..filler(9999)
+    };
+    assert!(!vm.keep_exchange(&config, refused));
+    assert_eq!(counts(&vm), (2, 2, 2));
+    // And with no room before the call: decided at once, counted alike.
+    let other = Headers::of(&[
+        (":authority", "app.test"),
+        (":path", "/x"),
+        ("authorization", "Bearer opaque-2"),
+    ]);
+    assert_eq!(
+        status_of(&decide_with(&config, &mut vm, &other, false)),
+        503
+    );
+    assert_eq!(counts(&vm), (3, 3, 3));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
 fn an_opaque_token_is_introspected_once_and_its_answer_judged() {
     let config = introspection_config();
     let mut vm = VmState::new(&config, [3; 16]);
