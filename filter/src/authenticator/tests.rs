@@ -79,6 +79,17 @@ fn edits(decision: Decision) -> Edits {
     }
 }
 
+/// Authenticates `token` once (it must be allowed), so that `cache` holds it.
+fn allow_into(config: &Config, token: &str, cache: &mut TokenCache) {
+    let _ = edits(super::authenticate(
+        config,
+        &with_bearer(token),
+        &NoRemote,
+        cache,
+        NOW,
+    ));
+}
+
 #[wasm_bindgen_test(unsupported = test)]
 fn a_valid_token_of_every_algorithm_is_allowed_and_removed() {
     for key in TestKey::all() {
@@ -353,13 +364,7 @@ fn the_cache_says_which_tokens_are_verified_jwts_without_counting() {
     let token = key.mint(&claims());
     let mut cache = TokenCache::new(config.token_cache, [1; 16]);
     assert!(!super::is_verified_jwt(&config, &mut cache, &token, NOW));
-    let _ = edits(super::authenticate(
-        &config,
-        &with_bearer(&token),
-        &NoRemote,
-        &mut cache,
-        NOW,
-    ));
+    allow_into(&config, &token, &mut cache);
     assert!(super::is_verified_jwt(&config, &mut cache, &token, NOW));
     assert!(!super::is_verified_jwt(&config, &mut cache, "other", NOW));
     assert_eq!((cache.misses, cache.hits), (1, 0));
@@ -372,13 +377,7 @@ fn the_cache_says_which_tokens_are_verified_jwts_without_counting() {
     ));
     // Under a configuration without that rule, not one of its JWTs.
     let mut fresh = TokenCache::new(config.token_cache, [1; 16]);
-    let _ = edits(super::authenticate(
-        &config,
-        &with_bearer(&token),
-        &NoRemote,
-        &mut fresh,
-        NOW,
-    ));
+    allow_into(&config, &token, &mut fresh);
     let mut no_rules = config.clone();
     no_rules.rules.clear();
     assert!(!super::is_verified_jwt(&no_rules, &mut fresh, &token, NOW));
@@ -390,13 +389,7 @@ fn the_cache_says_which_tokens_are_verified_jwts_without_counting() {
         },
         [1; 16],
     );
-    let _ = edits(super::authenticate(
-        &config,
-        &with_bearer(&token),
-        &NoRemote,
-        &mut off,
-        NOW,
-    ));
+    allow_into(&config, &token, &mut off);
     assert!(!super::is_verified_jwt(&config, &mut off, &token, NOW));
 }
 
@@ -454,13 +447,7 @@ fn a_cached_token_in_a_location_its_issuer_does_not_accept_is_denied() {
     let config = Config::parse(text.as_bytes()).unwrap();
     let token = key.mint(&claims());
     let mut cache = TokenCache::new(config.token_cache, [1; 16]);
-    let _ = edits(super::authenticate(
-        &config,
-        &with_bearer(&token),
-        &NoRemote,
-        &mut cache,
-        NOW,
-    ));
+    allow_into(&config, &token, &mut cache);
     let in_query = Headers::new(vec![(":path".into(), format!("/data?token={token}"))]);
     let result = denial(super::authenticate(
         &config, &in_query, &NoRemote, &mut cache, NOW,

@@ -757,15 +757,21 @@ fn finish_with(
     .verdict
 }
 
+/// A request to `app.test` with an opaque bearer token.
+fn opaque_request(token: &str) -> Headers {
+    let bearer = format!("Bearer {token}");
+    Headers::of(&[
+        (":authority", "app.test"),
+        (":path", "/x"),
+        ("authorization", bearer.as_str()),
+    ])
+}
+
 #[wasm_bindgen_test(unsupported = test)]
 fn an_introspection_call_not_made_or_not_kept_is_a_failed_call_and_a_counted_503() {
     let config = introspection_config();
     let mut vm = VmState::new(&config, [3; 16]);
-    let headers = Headers::of(&[
-        (":authority", "app.test"),
-        (":path", "/x"),
-        ("authorization", "Bearer opaque-1"),
-    ]);
+    let headers = opaque_request("opaque-1");
     let counts = |vm: &VmState| {
         (
             vm.counters.get(Counter::IntrospectionCalls),
@@ -805,11 +811,7 @@ fn an_introspection_call_not_made_or_not_kept_is_a_failed_call_and_a_counted_503
     assert!(!vm.keep_exchange(&config, refused));
     assert_eq!(counts(&vm), (2, 2, 2));
     // And with no room before the call: decided at once, counted alike.
-    let other = Headers::of(&[
-        (":authority", "app.test"),
-        (":path", "/x"),
-        ("authorization", "Bearer opaque-2"),
-    ]);
+    let other = opaque_request("opaque-2");
     assert_eq!(
         status_of(&decide_with(&config, &mut vm, &other, false)),
         503
