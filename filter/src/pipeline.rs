@@ -188,6 +188,7 @@ impl Inputs<'_> {
             cookie_keys: &oidc.cookie_keys,
             headers: self.headers,
             now: self.now_ms / 1000,
+            now_ms: self.now_ms,
             allow_missing: self.app.allow_missing,
             bearer_token_present,
             final_attempt: self.final_attempt,

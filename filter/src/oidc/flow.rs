@@ -117,7 +117,11 @@ pub struct Context<'a> {
     pub provider: Option<&'a Provider>,
     pub cookie_keys: &'a CookieKeys,
     pub headers: &'a Headers,
+    /// Seconds since the epoch, for tokens and cookies (whose times are seconds).
     pub now: u64,
+    /// The same instant in milliseconds, for the worker's memos: a backoff of 1 s
+    /// measured in whole seconds could end a millisecond after it began.
+    pub now_ms: u64,
     /// The app's `allowMissing`: no session and no token is an anonymous request.
     pub allow_missing: bool,
     /// A token sits in some `jwtRules` location (extracted once, by the caller).
@@ -217,7 +221,7 @@ fn refresh(
     refreshes: &mut RefreshMemo,
     entropy: &mut dyn HostCrypto,
 ) -> Step {
-    let now_ms = ctx.now.saturating_mul(1000);
+    let now_ms = ctx.now_ms;
     match refreshes.state(key, now_ms) {
         Some(Refresh::InFlight | Refresh::BackingOff) if tokens_valid => {
             allow(ctx, session, Vec::new())
@@ -367,7 +371,7 @@ fn callback(ctx: &Context, callbacks: &mut CallbackMemo, entropy: &mut dyn HostC
                 return Step::CallbackRejected(error_page(error.status(), &error.message()))
             }
         };
-    let now_ms = ctx.now.saturating_mul(1000);
+    let now_ms = ctx.now_ms;
     match callbacks.claim(&checked.pending.state, checked.pending.expires_at, now_ms) {
         Claim::Granted => Step::Exchange {
             request: token_endpoint::code_exchange(
@@ -495,7 +499,7 @@ pub fn finish_refresh(
     keys: &KeySet,
     entropy: &mut dyn HostCrypto,
 ) -> (Step, Option<String>) {
-    let now_ms = ctx.now.saturating_mul(1000);
+    let now_ms = ctx.now_ms;
     // A refresh made ahead of expiry that cannot be made now leaves the current
     // tokens to serve until they expire.
     let still_valid = ctx.now

@@ -101,6 +101,7 @@ impl Fixture {
             cookie_keys: &self.keys,
             headers,
             now,
+            now_ms: now * 1000,
             allow_missing: self.config.top_level.allow_missing,
             bearer_token_present: !crate::extractor::find_tokens(&self.config, headers).is_empty(),
             final_attempt: false,
@@ -731,6 +732,46 @@ fn while_the_idp_cannot_answer_a_session_backs_off() {
     // After it: one more attempt.
     let after = fixture.context(&request, later + 2);
     assert!(matches!(worker.begin(&after), Step::Refresh { .. }));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_backoff_lasts_its_second_wherever_in_a_second_the_failure_fell() {
+    let fixture = Fixture::new();
+    let cookie = fixture.logged_in_cookie(json!({}), Some("rt-1"));
+    let request = api("/data", &cookie);
+    let at_ms = |ms: u64| {
+        let mut ctx = fixture.context(&request, ms / 1000);
+        ctx.now_ms = ms;
+        ctx
+    };
+    // The IdP fails a refresh in the last millisecond of a second.
+    let failed_at = LATER * 1000 + 999;
+    let ctx = at_ms(failed_at);
+    let mut worker = Worker::new(&ctx);
+    let (session, key) = refresh_of(worker.begin(&ctx));
+    let keys = key_set_of(&[&fixture.idp_key]);
+    let _ = finish_refresh(
+        &ctx,
+        session,
+        key,
+        &mut worker.refreshes,
+        Some(503),
+        b"",
+        &keys,
+        &mut Counter(9),
+    );
+    // 43 ms later the clock's second has changed, but the backoff still holds.
+    for later_ms in [43, 500, 999] {
+        let step = worker.begin(&at_ms(failed_at + later_ms));
+        assert!(
+            matches!(step, Step::Reply(ref reply) if reply.status == 401),
+            "{later_ms} ms after the failure: {step:?}"
+        );
+    }
+    assert!(matches!(
+        worker.begin(&at_ms(failed_at + 1_000)),
+        Step::Refresh { .. }
+    ));
 }
 
 fn with(headers: Headers, name: &str, value: &str) -> Headers {
