@@ -132,8 +132,9 @@ impl VmState {
         }
     }
 
-    /// A call Envoy refused to dispatch: forgotten, so that the next request with
-    /// the same token or session may ask again, and counted.
+    /// A call that was not made (Envoy refused to dispatch it, or there was no
+    /// room for it): forgotten, so that the next request with the same token or
+    /// session may ask again, and counted.
     pub fn dispatch_refused(&mut self, config: &Config, headers: &Headers, pending: &Pending) {
         self.abandon(pending);
         self.count_call_not_made(config, headers, pending);
@@ -203,12 +204,11 @@ impl Inputs<'_> {
 pub fn decide(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn HostCrypto) -> Verdict {
     match decide_unbounded(inputs, vm, entropy) {
         Verdict::Dispatch { pending, .. } if !vm.streams.has_room_for_an_exchange() => {
-            vm.abandon(&pending);
+            vm.dispatch_refused(inputs.config, inputs.headers, &pending);
             if let Pending::Introspection { .. } = pending {
-                // Counted among the calls when it was asked for: a failed one.
-                vm.counters.add(Counter::IntrospectionFailures);
-                let answer = Answer::Failed("too many calls in flight".into());
-                return introspection_verdict(inputs, vm, answer, None);
+                let why = "too many calls in flight";
+                let error = AuthError::IntrospectionUnavailable;
+                return Verdict::Deny(response::deny(error, why, inputs.headers));
             }
             Verdict::Reply(flow::error_page(
                 503,
@@ -251,12 +251,7 @@ fn decide_unbounded(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn HostCry
     } else if found.is_empty() && inputs.app.allow_missing {
         return anonymous(inputs, vm, entropy);
     }
-    let now_seconds = inputs.now_ms / 1000;
-    let tokens = &mut vm.tokens;
-    let routed = introspection::route(config, &found, &mut |token| {
-        authenticator::is_verified_jwt(config, tokens, token, now_seconds)
-    });
-    if let Some((rule, item)) = routed {
+    if let Some((rule, item)) = for_introspection(inputs, &mut vm.tokens, &found) {
         if found.len() > 1 {
             let detail = "a token for introspection with other tokens in one request";
             vm.counters
@@ -304,6 +299,20 @@ fn decide_unbounded(inputs: &Inputs, vm: &mut VmState, entropy: &mut dyn HostCry
         }
         Decision::Wait(waits) => Verdict::Wait(waits),
     }
+}
+
+/// The token of `found` that goes to introspection, and its rule
+/// ([`introspection::route`]); a token the verified-token cache holds is a JWT
+/// already, and is not parsed again to tell.
+fn for_introspection<'f>(
+    inputs: &Inputs,
+    tokens: &mut TokenCache,
+    found: &'f [extractor::Found],
+) -> Option<(usize, &'f extractor::Found)> {
+    let (config, now_seconds) = (inputs.config, inputs.now_ms / 1000);
+    introspection::route(config, found, &mut |token| {
+        authenticator::is_verified_jwt(config, tokens, token, now_seconds)
+    })
 }
 
 /// Envoy's `jwt_authn` test for a CORS preflight: `OPTIONS` with a non-empty
@@ -901,12 +910,7 @@ fn finish_introspection(
     };
     vm.counters.add(counter);
     let found = extractor::find_tokens(config, inputs.headers);
-    let now_seconds = inputs.now_ms / 1000;
-    let tokens = &mut vm.tokens;
-    let routed = introspection::route(config, &found, &mut |token| {
-        authenticator::is_verified_jwt(config, tokens, token, now_seconds)
-    });
-    let verdict = match routed {
+    let verdict = match for_introspection(inputs, &mut vm.tokens, &found) {
         Some(routed) => introspect(inputs, vm, entropy, routed, Some((key, &answer))),
         None => introspection_verdict(inputs, vm, Answer::Failed("token gone".into()), None),
     };

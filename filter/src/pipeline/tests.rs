@@ -709,23 +709,37 @@ fn introspection_config() -> Config {
     Config::parse(text.as_bytes()).unwrap()
 }
 
+/// A request's inputs at `NOW_MS`, with no remote keys or provider.
+fn inputs_of<'a>(
+    config: &'a Config,
+    headers: &'a Headers,
+    peer: &'a Peer,
+    final_attempt: bool,
+) -> Inputs<'a> {
+    Inputs {
+        config,
+        app: config.app_for(headers).unwrap(),
+        headers,
+        keys: &NoRemote,
+        provider: None,
+        peer,
+        now_ms: NOW_MS,
+        final_attempt,
+    }
+}
+
 fn decide_with(
     config: &Config,
     vm: &mut VmState,
     headers: &Headers,
     final_attempt: bool,
 ) -> Verdict {
-    let inputs = Inputs {
-        config,
-        app: config.app_for(headers).unwrap(),
-        headers,
-        keys: &NoRemote,
-        provider: None,
-        peer: &Peer::default(),
-        now_ms: NOW_MS,
-        final_attempt,
-    };
-    decide(&inputs, vm, &mut NoEntropy)
+    let peer = Peer::default();
+    decide(
+        &inputs_of(config, headers, &peer, final_attempt),
+        vm,
+        &mut NoEntropy,
+    )
 }
 
 fn finish_with(
@@ -735,16 +749,8 @@ fn finish_with(
     pending: &Pending,
     body: &[u8],
 ) -> Verdict {
-    let inputs = Inputs {
-        config,
-        app: config.app_for(headers).unwrap(),
-        headers,
-        keys: &NoRemote,
-        provider: None,
-        peer: &Peer::default(),
-        now_ms: NOW_MS,
-        final_attempt: true,
-    };
+    let peer = Peer::default();
+    let inputs = inputs_of(config, headers, &peer, true);
     let reply = (Some(200), body);
     finish_exchange(
         &inputs,

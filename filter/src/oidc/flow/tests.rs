@@ -108,6 +108,20 @@ impl Fixture {
         }
     }
 
+    /// The login `pending` finished by the token endpoint's 200 `reply`, whose ID
+    /// token this IdP signed.
+    fn finish(&self, ctx: &Context, pending: &PendingLogin, reply: &Value) -> LocalReply {
+        finish_login(
+            ctx,
+            pending,
+            Some(200),
+            reply.to_string().as_bytes(),
+            &key_set_of(&[&self.idp_key]),
+            &mut Counter(50),
+        )
+        .unwrap()
+    }
+
     fn id_token(&self, nonce: &str, extra: Value) -> String {
         let mut claims = json!({"iss": ISSUER, "aud": "app", "sub": "alice", "email": "alice@example.test",
             "nonce": nonce, "iat": NOW, "exp": NOW + 300});
@@ -139,15 +153,7 @@ impl Fixture {
         };
         let reply = json!({"access_token": "at", "token_type": "Bearer", "expires_in": 300,
             "id_token": self.id_token(&nonce, extra_claims), "refresh_token": refresh_token});
-        let done = finish_login(
-            &ctx,
-            &pending,
-            Some(200),
-            reply.to_string().as_bytes(),
-            &key_set_of(&[&self.idp_key]),
-            &mut Counter(50),
-        )
-        .unwrap();
+        let done = self.finish(&ctx, &pending, &reply);
         assert_eq!(done.status, 302);
         assert_eq!(header(&done, "location"), "/app?x=1");
         cookie_pairs(&done)
@@ -586,6 +592,22 @@ impl Worker {
             &mut Counter(0),
         )
     }
+
+    /// A request that starts its session's refresh, which the IdP answers 503.
+    fn refresh_failing(&mut self, ctx: &Context) -> Step {
+        let (session, key) = refresh_of(self.begin(ctx));
+        let (step, _) = finish_refresh(
+            ctx,
+            session,
+            key,
+            &mut self.refreshes,
+            Some(503),
+            b"",
+            &KeySet::default(),
+            &mut Counter(9),
+        );
+        step
+    }
 }
 
 #[wasm_bindgen_test(unsupported = test)]
@@ -714,18 +736,7 @@ fn while_the_idp_cannot_answer_a_session_backs_off() {
     let request = api("/data", &cookie);
     let ctx = fixture.context(&request, later);
     let mut worker = Worker::new(&ctx);
-    let (session, key) = refresh_of(worker.begin(&ctx));
-    let keys = key_set_of(&[&fixture.idp_key]);
-    let (step, _) = finish_refresh(
-        &ctx,
-        session,
-        key,
-        &mut worker.refreshes,
-        Some(503),
-        b"",
-        &keys,
-        &mut Counter(9),
-    );
+    let step = worker.refresh_failing(&ctx);
     assert!(matches!(step, Step::Reply(ref reply) if reply.status == 401));
     // Within the backoff: no call to the IdP.
     assert!(matches!(worker.begin(&ctx), Step::Reply(ref reply) if reply.status == 401));
@@ -748,18 +759,7 @@ fn a_backoff_lasts_its_second_wherever_in_a_second_the_failure_fell() {
     let failed_at = LATER * 1000 + 999;
     let ctx = at_ms(failed_at);
     let mut worker = Worker::new(&ctx);
-    let (session, key) = refresh_of(worker.begin(&ctx));
-    let keys = key_set_of(&[&fixture.idp_key]);
-    let _ = finish_refresh(
-        &ctx,
-        session,
-        key,
-        &mut worker.refreshes,
-        Some(503),
-        b"",
-        &keys,
-        &mut Counter(9),
-    );
+    let _ = worker.refresh_failing(&ctx);
     // 43 ms later the clock's second has changed, but the backoff still holds.
     for later_ms in [43, 500, 999] {
         let step = worker.begin(&at_ms(failed_at + later_ms));
@@ -890,15 +890,7 @@ fn a_callback_is_exchanged_once_and_its_replays_never_reach_the_idp() {
     worker.callbacks.spend(&pending.state);
     let reply = json!({"access_token": "at", "token_type": "Bearer",
         "id_token": fixture.id_token(&nonce, json!({}))});
-    let done = finish_login(
-        &ctx,
-        &pending,
-        Some(200),
-        reply.to_string().as_bytes(),
-        &key_set_of(&[&fixture.idp_key]),
-        &mut Counter(50),
-    )
-    .unwrap();
+    let done = fixture.finish(&ctx, &pending, &reply);
     assert_eq!(done.status, 302);
     // Those that waited, and any later replay while the login cookie lasts, go back
     // where the login started, with no session and no call.
@@ -1092,15 +1084,7 @@ fn one_sign_in_serves_every_host_of_the_domain() {
     let claims = json!({"blob": "y".repeat(6000)});
     let reply = json!({"access_token": "at", "token_type": "Bearer", "expires_in": 300,
         "id_token": fixture.id_token(&nonce, claims), "refresh_token": "rt"});
-    let done = finish_login(
-        &ctx,
-        &pending,
-        Some(200),
-        reply.to_string().as_bytes(),
-        &key_set_of(&[&fixture.idp_key]),
-        &mut Counter(50),
-    )
-    .unwrap();
+    let done = fixture.finish(&ctx, &pending, &reply);
     assert_eq!(header(&done, "location"), "http://a.example.test/app?x=1");
     let set_cookies: Vec<&str> = done
         .headers
@@ -1206,15 +1190,7 @@ fn the_refresh_backoff_holds_across_hosts() {
     };
     let reply = json!({"access_token": "at", "token_type": "Bearer", "expires_in": 300,
         "id_token": fixture.id_token(&nonce, json!({})), "refresh_token": "rt"});
-    let done = finish_login(
-        &ctx,
-        &pending,
-        Some(200),
-        reply.to_string().as_bytes(),
-        &key_set_of(&[&fixture.idp_key]),
-        &mut Counter(50),
-    )
-    .unwrap();
+    let done = fixture.finish(&ctx, &pending, &reply);
     let cookie = cookie_pairs(&done);
     let on_a = on("a.example.test", "/", &cookie);
     let ctx_a = fixture.context(&on_a, LATER);
